@@ -1,0 +1,473 @@
+/* bridge_http.c - the webhook listener: runs DESIGN §3's checks in order, publishes
+ * what passes, and answers from the delivery report. A request waiting for Kafka is
+ * suspended, never parked on a thread (see bridge.h). */
+#include "bridge.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "dlog.h"
+#include "dnet.h"
+#include "dpayload.h"
+#include "dsig.h"
+#include "dtime.h"
+
+#define BRIDGE_SIG_HEADER  "X-Duro-Signature"
+#define BRIDGE_RETRY_AFTER "5"
+
+const unsigned bridge_statuses[BRIDGE_NSTATUS] = {200, 202, 400, 401, 404, 405,
+                                                  413, 415, 422, 500, 503, 0};
+
+static void bridge_req_free(struct bridge_req *req)
+{
+        dbuf_free(&req->body);
+        free(req->event_id);
+        free(req);
+}
+
+void bridge_req_release(struct bridge_req *req)
+{
+        if (atomic_fetch_sub(&req->refcnt, 1) == 1)
+                bridge_req_free(req);
+}
+
+static void bridge_peer(struct MHD_Connection *conn, char *out, size_t outsize)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+        snprintf(out, outsize, "?");
+        if (!ci || !ci->client_addr)
+                return;
+        getnameinfo(ci->client_addr,
+                    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                           : sizeof(struct sockaddr_in),
+                    out, (socklen_t)outsize, NULL, 0, NI_NUMERICHOST);
+}
+
+/* Queues a JSON response and counts it. body is copied. */
+static enum MHD_Result bridge_respond(struct bridge *br, struct MHD_Connection *conn,
+                                      unsigned status, const char *body)
+{
+        struct MHD_Response *r = MHD_create_response_from_buffer(
+            strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+        enum MHD_Result ret;
+
+        bridge_metrics_count(&br->m, status);
+        if (!r)
+                return MHD_NO;
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER,
+                                        BRIDGE_RETRY_AFTER);
+        if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
+        if (atomic_load(&br->draining))
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+        ret = MHD_queue_response(conn, status, r);
+        MHD_destroy_response(r);
+        return ret;
+}
+
+/* Answers {"status":"error","error":why} and logs the refusal. */
+static enum MHD_Result bridge_refuse(struct bridge *br, struct MHD_Connection *conn,
+                                     unsigned status, const char *why)
+{
+        char esc[512], body[600], peer[64];
+
+        bridge_peer(conn, peer, sizeof(peer));
+        dlog_info("refused %u from %s: %s", status, peer, why);
+        dlog_json_escape(esc, sizeof(esc), why, strlen(why));
+        snprintf(body, sizeof(body), "{\"status\":\"error\",\"error\":\"%s\"}\n", esc);
+        return bridge_respond(br, conn, status, body);
+}
+
+/* 1 when the media type is application/json or application/<x>+json. */
+static int bridge_json_media_type(const char *ct)
+{
+        size_t n = strcspn(ct, ";");
+
+        while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+                n--;
+        while (n && (*ct == ' ' || *ct == '\t'))
+                ct++, n--;
+        if (n == 16 && !strncasecmp(ct, "application/json", 16))
+                return 1;
+        return n > 17 && !strncasecmp(ct, "application/", 12) &&
+               !strncasecmp(ct + n - 5, "+json", 5) && !memchr(ct, ' ', n);
+}
+
+/* The header-time checks (path, method, content type, declared size, signature
+ * shape). Returns 0 to go on, else the status already answered. */
+static unsigned bridge_check_headers(struct bridge *br, struct MHD_Connection *conn,
+                                     const char *url, const char *method,
+                                     enum MHD_Result *ret)
+{
+        const char *ct, *cl, *sig;
+        unsigned char digest[DSIG_LEN];
+        enum dsig_result sr;
+
+        if (strcmp(url, br->cfg.webhook_path) != 0) {
+                *ret = bridge_refuse(br, conn, MHD_HTTP_NOT_FOUND, "no such path");
+                return MHD_HTTP_NOT_FOUND;
+        }
+        if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
+                *ret = bridge_refuse(br, conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                     "method not allowed (use POST)");
+                return MHD_HTTP_METHOD_NOT_ALLOWED;
+        }
+        ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (ct && !bridge_json_media_type(ct)) {
+                *ret = bridge_refuse(br, conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                     "Content-Type must be application/json");
+                return MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
+        }
+        cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+                char *end;
+                unsigned long long n;
+                errno = 0;
+                n     = strtoull(cl, &end, 10);
+                if (errno || end == cl || *end ||
+                    n > (unsigned long long)br->cfg.max_body) {
+                        char why[96];
+                        snprintf(why, sizeof(why),
+                                 "body larger than the limit of %lld bytes",
+                                 br->cfg.max_body);
+                        *ret = bridge_refuse(br, conn, MHD_HTTP_CONTENT_TOO_LARGE, why);
+                        return MHD_HTTP_CONTENT_TOO_LARGE;
+                }
+        }
+        sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, BRIDGE_SIG_HEADER);
+        sr  = dsig_parse(sig, digest);
+        if (sr != DSIG_OK) {
+                *ret =
+                    bridge_refuse(br, conn, MHD_HTTP_UNAUTHORIZED, dsig_result_str(sr));
+                return MHD_HTTP_UNAUTHORIZED;
+        }
+        return 0;
+}
+
+static void bridge_hdr(rd_kafka_headers_t *h, const char *name, const char *value)
+{
+        if (value)
+                rd_kafka_header_add(h, name, -1, value, -1);
+}
+
+/* The body is complete: verify, validate, publish (suspending the request). */
+static enum MHD_Result bridge_process(struct bridge *br, struct bridge_req *req)
+{
+        struct MHD_Connection *conn = req->conn;
+        const char *sig, *ct, *key;
+        char hashkey[DPAYLOAD_HASHKEY_SIZE], received[40];
+        struct dsecrets_set *set;
+        enum dsig_result sr;
+        struct dpayload p;
+        rd_kafka_headers_t *h;
+
+        sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, BRIDGE_SIG_HEADER);
+        set = dsecrets_acquire(br->secrets);
+        sr  = dsig_verify(set, sig, req->body.data, req->body.len);
+        dsecrets_release(set);
+        if (sr != DSIG_OK) {
+                atomic_store(&req->state, BRIDGE_REQ_DONE);
+                return bridge_refuse(br, conn, MHD_HTTP_UNAUTHORIZED,
+                                     dsig_result_str(sr));
+        }
+
+        dpayload_parse(&p, req->body.data ? req->body.data : "", req->body.len);
+        if (p.valid && br->cfg.max_event_age_s > 0 &&
+            req->received_ms - p.created_at_ms > br->cfg.max_event_age_s * 1000) {
+                char why[160];
+                snprintf(why, sizeof(why),
+                         "event too old: created_at is more than %lld s ago",
+                         br->cfg.max_event_age_s);
+                dpayload_free(&p);
+                atomic_store(&req->state, BRIDGE_REQ_DONE);
+                return bridge_refuse(br, conn, MHD_HTTP_UNPROCESSABLE_CONTENT, why);
+        }
+
+        key = dpayload_key(&p, req->body.data ? req->body.data : "", req->body.len,
+                           hashkey);
+        ct  = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                          MHD_HTTP_HEADER_CONTENT_TYPE);
+        dtime_format_ms(received, sizeof(received), req->received_ms);
+        h = rd_kafka_headers_new(8);
+        bridge_hdr(h, "duro-event", p.event);
+        bridge_hdr(h, "duro-event-id", p.id);
+        bridge_hdr(h, "duro-webhook-id", p.webhook_id);
+        bridge_hdr(h, "duro-signature", sig);
+        bridge_hdr(h, "received-at", received);
+        bridge_hdr(h, "content-type", ct ? ct : "application/json");
+        if (!p.valid) {
+                bridge_hdr(h, "duro-invalid", p.reason);
+                req->invalid = 1;
+                snprintf(req->reason, sizeof(req->reason), "%s", p.reason);
+                atomic_fetch_add(&br->m.captured_invalid, 1);
+        }
+        if (p.id)
+                req->event_id = strdup(p.id);
+
+        /* Suspend first, then produce: the report may arrive at once on the poll
+         * thread and resume the connection. */
+        MHD_suspend_connection(conn);
+        atomic_store(&req->state, BRIDGE_REQ_WAITING);
+        if (bridge_kafka_produce(br, req, key, h)) {
+                dlog_warn("%s", req->error);
+                bridge_req_answer(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL);
+        }
+        dpayload_free(&p);
+        return MHD_YES;
+}
+
+/* Called again after the connection was resumed: queue the answer. */
+static enum MHD_Result bridge_answer(struct bridge *br, struct bridge_req *req)
+{
+        char body[1024], esc[512], eid[300];
+
+        atomic_store(&req->state, BRIDGE_REQ_DONE);
+        if (req->status == MHD_HTTP_OK) {
+                const char *id = req->event_id ? req->event_id : "";
+                dlog_json_escape(eid, sizeof(eid), id, strlen(id));
+                snprintf(body, sizeof(body),
+                         "{\"status\":\"accepted\",\"event_id\":\"%s\","
+                         "\"topic\":\"%s\",\"partition\":%d,\"offset\":%lld}\n",
+                         eid, br->cfg.raw_topic, (int)req->partition,
+                         (long long)req->offset);
+                return bridge_respond(br, req->conn, MHD_HTTP_OK, body);
+        }
+        if (req->status == MHD_HTTP_ACCEPTED) {
+                dlog_json_escape(esc, sizeof(esc), req->reason, strlen(req->reason));
+                snprintf(body, sizeof(body),
+                         "{\"status\":\"captured\",\"reason\":\"%s\","
+                         "\"topic\":\"%s\",\"partition\":%d,\"offset\":%lld}\n",
+                         esc, br->cfg.raw_topic, (int)req->partition,
+                         (long long)req->offset);
+                dlog_info("captured invalid signed payload at %s/%d@%lld: %s",
+                          br->cfg.raw_topic, (int)req->partition,
+                          (long long)req->offset, req->reason);
+                return bridge_respond(br, req->conn, MHD_HTTP_ACCEPTED, body);
+        }
+        return bridge_refuse(br, req->conn, req->status,
+                             req->error[0] ? req->error : "Kafka unavailable");
+}
+
+static enum MHD_Result bridge_access(void *cls, struct MHD_Connection *conn,
+                                     const char *url, const char *method,
+                                     const char *version, const char *upload_data,
+                                     size_t *upload_data_size, void **con_cls)
+{
+        struct bridge *br      = cls;
+        struct bridge_req *req = *con_cls;
+        (void)version;
+
+        if (!req) {
+                enum MHD_Result ret = MHD_YES;
+                req                 = calloc(1, sizeof(*req));
+                if (!req)
+                        return MHD_NO;
+                atomic_init(&req->refcnt, 1);
+                atomic_init(&req->state, BRIDGE_REQ_RECEIVING);
+                req->br          = br;
+                req->conn        = conn;
+                req->start_ms    = dtime_mono_ms();
+                req->received_ms = dtime_now_ms();
+                dbuf_init(&req->body, (size_t)br->cfg.max_body);
+                *con_cls = req;
+                atomic_fetch_add(&br->m.inflight, 1);
+                if (bridge_check_headers(br, conn, url, method, &ret))
+                        atomic_store(&req->state, BRIDGE_REQ_DONE);
+                return ret;
+        }
+
+        switch (atomic_load(&req->state)) {
+        case BRIDGE_REQ_RECEIVING:
+                if (*upload_data_size) {
+                        if (dtime_mono_ms() - req->start_ms >
+                            br->cfg.request_timeout_ms) {
+                                atomic_fetch_add(&br->m.cut_deadline, 1);
+                                dlog_info("closing a connection: request not "
+                                          "received within %lld ms",
+                                          br->cfg.request_timeout_ms);
+                                return MHD_NO;
+                        }
+                        if (dbuf_append(&req->body, upload_data, *upload_data_size)) {
+                                atomic_fetch_add(&br->m.cut_too_large, 1);
+                                bridge_metrics_count(&br->m,
+                                                     MHD_HTTP_CONTENT_TOO_LARGE);
+                                dlog_info("closing a connection: body larger "
+                                          "than %lld bytes",
+                                          br->cfg.max_body);
+                                return MHD_NO;
+                        }
+                        *upload_data_size = 0;
+                        return MHD_YES;
+                }
+                return bridge_process(br, req);
+        case BRIDGE_REQ_ANSWERED:
+                return bridge_answer(br, req);
+        default:
+                /* Already answered (or waiting): swallow any further body. */
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+}
+
+static void bridge_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                             enum MHD_RequestTerminationCode toe)
+{
+        struct bridge *br      = cls;
+        struct bridge_req *req = *con_cls;
+        (void)conn;
+        (void)toe;
+
+        if (!req)
+                return;
+        *con_cls = NULL;
+        atomic_fetch_sub(&br->m.inflight, 1);
+        bridge_req_release(req);
+}
+
+static void bridge_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+        char msg[512];
+        size_t n;
+        (void)cls;
+
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        n = strlen(msg);
+        while (n && msg[n - 1] == '\n')
+                msg[--n] = '\0';
+        dlog_debug("libmicrohttpd: %s", msg);
+}
+
+/* Reads a PEM file for TLS. Returns a malloc'd NUL-terminated string or NULL. */
+static char *bridge_read_pem(const char *path, char *err, size_t errsize)
+{
+        FILE *f = fopen(path, "rb");
+        struct dbuf b;
+        char chunk[4096];
+        size_t n;
+
+        if (!f) {
+                snprintf(err, errsize, "cannot open %s: %s", path, strerror(errno));
+                return NULL;
+        }
+        dbuf_init(&b, 1024 * 1024);
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+                if (dbuf_append(&b, chunk, n)) {
+                        snprintf(err, errsize, "%s: larger than 1 MiB", path);
+                        fclose(f);
+                        dbuf_free(&b);
+                        return NULL;
+                }
+        }
+        fclose(f);
+        if (b.len == 0) {
+                snprintf(err, errsize, "%s is empty", path);
+                dbuf_free(&b);
+                return NULL;
+        }
+        return dbuf_take(&b, NULL);
+}
+
+int bridge_http_start(struct bridge *br, char *err, size_t errsize)
+{
+        struct sockaddr_storage ss;
+        socklen_t sslen;
+        char why[200];
+        unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                         MHD_USE_ERROR_LOG;
+        const union MHD_DaemonInfo *info;
+        struct MHD_OptionItem opts[12];
+        size_t o = 0;
+
+        if (dnet_resolve_listen(br->cfg.listen, &ss, &sslen, why, sizeof(why))) {
+                snprintf(err, errsize, "DURO_BRIDGE_LISTEN=%s: %s", br->cfg.listen,
+                         why);
+                return -1;
+        }
+        if (ss.ss_family == AF_INET6)
+                flags |= MHD_USE_IPv6;
+        if (br->cfg.tls_cert || br->cfg.tls_key) {
+                if (!br->cfg.tls_cert || !br->cfg.tls_key) {
+                        snprintf(err, errsize,
+                                 "%s: TLS needs both "
+                                 "DURO_BRIDGE_TLS_CERT and DURO_BRIDGE_TLS_KEY",
+                                 br->cfg.tls_cert ? "DURO_BRIDGE_TLS_KEY"
+                                                  : "DURO_BRIDGE_TLS_CERT");
+                        return -1;
+                }
+                if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+                        snprintf(err, errsize,
+                                 "DURO_BRIDGE_TLS_CERT: this "
+                                 "libmicrohttpd has no TLS support");
+                        return -1;
+                }
+                br->tls_cert_pem = bridge_read_pem(br->cfg.tls_cert, why, sizeof(why));
+                if (!br->tls_cert_pem) {
+                        snprintf(err, errsize, "DURO_BRIDGE_TLS_CERT: %s", why);
+                        return -1;
+                }
+                br->tls_key_pem = bridge_read_pem(br->cfg.tls_key, why, sizeof(why));
+                if (!br->tls_key_pem) {
+                        snprintf(err, errsize, "DURO_BRIDGE_TLS_KEY: %s", why);
+                        return -1;
+                }
+                flags |= MHD_USE_TLS;
+                opts[o++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+                                                    br->tls_cert_pem};
+                opts[o++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
+                                                    br->tls_key_pem};
+        }
+        opts[o++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+        br->httpd = MHD_start_daemon(
+            flags, 0, NULL, NULL, bridge_access, br, MHD_OPTION_SOCK_ADDR,
+            (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+            (unsigned int)br->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned int)br->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned int)br->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
+            bridge_completed, br, MHD_OPTION_EXTERNAL_LOGGER, bridge_mhd_log, br,
+            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+        if (!br->httpd) {
+                snprintf(err, errsize,
+                         "DURO_BRIDGE_LISTEN=%s: cannot listen (address in use, "
+                         "or a bad TLS certificate or key)",
+                         br->cfg.listen);
+                return -1;
+        }
+        info          = MHD_get_daemon_info(br->httpd, MHD_DAEMON_INFO_BIND_PORT);
+        br->http_port = info ? info->port : dnet_listen_port(br->cfg.listen);
+        return 0;
+}
+
+void bridge_http_quiesce(struct bridge *br)
+{
+        MHD_socket s = MHD_quiesce_daemon(br->httpd);
+
+        if (s != MHD_INVALID_SOCKET)
+                close(s);
+}
+
+void bridge_http_stop(struct bridge *br)
+{
+        if (br->httpd)
+                MHD_stop_daemon(br->httpd);
+        br->httpd = NULL;
+        free(br->tls_cert_pem);
+        if (br->tls_key_pem) {
+                memset(br->tls_key_pem, 0, strlen(br->tls_key_pem));
+                free(br->tls_key_pem);
+        }
+        br->tls_cert_pem = br->tls_key_pem = NULL;
+}

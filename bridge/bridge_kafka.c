@@ -1,0 +1,418 @@
+/* bridge_kafka.c - the bridge's idempotent producer: produce without blocking the HTTP
+ * thread, answer each suspended request from its delivery report or its ack deadline,
+ * and watch broker health for /readyz (see bridge.h). */
+#include "bridge.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dkafka.h"
+#include "dlog.h"
+#include "dtime.h"
+
+#define BRIDGE_HEALTH_INTERVAL_MS  1000
+#define BRIDGE_METADATA_TIMEOUT_MS 2000
+
+/* Pending list: requests waiting for their report, in ack-deadline order (all
+ * deadlines are now + the same timeout, so appending keeps the order). */
+static void bridge_pending_add(struct bridge *br, struct bridge_req *req)
+{
+        pthread_mutex_lock(&br->pending_lock);
+        req->prev = br->pending_tail;
+        req->next = NULL;
+        if (br->pending_tail)
+                br->pending_tail->next = req;
+        else
+                br->pending_head = req;
+        br->pending_tail = req;
+        req->in_pending  = 1;
+        pthread_mutex_unlock(&br->pending_lock);
+}
+
+static void bridge_pending_remove_locked(struct bridge *br, struct bridge_req *req)
+{
+        if (!req->in_pending)
+                return;
+        if (req->prev)
+                req->prev->next = req->next;
+        else
+                br->pending_head = req->next;
+        if (req->next)
+                req->next->prev = req->prev;
+        else
+                br->pending_tail = req->prev;
+        req->prev = req->next = NULL;
+        req->in_pending       = 0;
+}
+
+static void bridge_pending_remove(struct bridge *br, struct bridge_req *req)
+{
+        pthread_mutex_lock(&br->pending_lock);
+        bridge_pending_remove_locked(br, req);
+        pthread_mutex_unlock(&br->pending_lock);
+}
+
+int bridge_req_answer(struct bridge_req *req, unsigned status, const char *error)
+{
+        int expected = BRIDGE_REQ_WAITING;
+
+        if (!atomic_compare_exchange_strong(&req->state, &expected,
+                                            BRIDGE_REQ_ANSWERED))
+                return 0;
+        req->status = status;
+        if (error)
+                snprintf(req->error, sizeof(req->error), "%s", error);
+        MHD_resume_connection(req->conn);
+        return 1;
+}
+
+/* Answers every pending request whose ack deadline has passed with 503. */
+static void bridge_expire_pending(struct bridge *br)
+{
+        int64_t now = dtime_mono_ms();
+        char why[160];
+
+        snprintf(why, sizeof(why), "no acknowledgement from Kafka within %lld ms",
+                 br->cfg.ack_timeout_ms);
+        pthread_mutex_lock(&br->pending_lock);
+        while (br->pending_head && br->pending_head->deadline_ms <= now) {
+                struct bridge_req *req = br->pending_head;
+                bridge_pending_remove_locked(br, req);
+                bridge_req_answer(req, MHD_HTTP_SERVICE_UNAVAILABLE, why);
+        }
+        pthread_mutex_unlock(&br->pending_lock);
+}
+
+static void bridge_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+        struct bridge *br      = opaque;
+        struct bridge_req *req = msg->_private;
+        (void)rk;
+
+        if (!req)
+                return;
+        dmetrics_hist_observe_us(
+            &br->m.ack_latency,
+            (unsigned long long)(dtime_mono_us() - req->produced_us));
+        bridge_pending_remove(br, req);
+        if (msg->err) {
+                char why[200];
+                atomic_fetch_add(&br->m.producer_errors, 1);
+                snprintf(why, sizeof(why), "Kafka delivery failed: %s",
+                         rd_kafka_err2str(msg->err));
+                dlog_warn("delivery to %s failed: %s (persisted: %d)",
+                          br->cfg.raw_topic, rd_kafka_err2str(msg->err),
+                          (int)rd_kafka_message_status(msg));
+                if (!bridge_req_answer(req, MHD_HTTP_SERVICE_UNAVAILABLE, why))
+                        atomic_fetch_add(&br->m.late_reports, 1);
+        } else {
+                int expected = BRIDGE_REQ_WAITING;
+                /* Write the position before the state flips, so that the answer
+                 * never shows a stale one. Only the winner of the flip uses it. */
+                if (atomic_load(&req->state) == expected) {
+                        req->partition = msg->partition;
+                        req->offset    = msg->offset;
+                }
+                if (!bridge_req_answer(
+                        req, req->invalid ? MHD_HTTP_ACCEPTED : MHD_HTTP_OK, NULL))
+                        atomic_fetch_add(&br->m.late_reports, 1);
+        }
+        bridge_req_release(req);
+}
+
+static void bridge_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+        struct bridge *br = opaque;
+
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                char fatal[256];
+                rd_kafka_resp_err_t ferr =
+                    rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+                dlog_error("fatal producer error: %s: %s", rd_kafka_err2name(ferr),
+                           fatal);
+                atomic_store(&br->fatal, 1);
+                return;
+        }
+        if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+                atomic_store(&br->broker_ok, 0);
+        dlog_warn("producer: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err),
+                  reason);
+}
+
+static void *bridge_poll_main(void *arg)
+{
+        struct bridge *br = arg;
+
+        while (atomic_load(&br->poll_run)) {
+                rd_kafka_poll(br->rk, 50);
+                bridge_expire_pending(br);
+        }
+        return NULL;
+}
+
+/* Reads min.insync.replicas of the raw topic through the Admin API. Returns the value,
+ * or -1 when it could not be read. */
+static int bridge_topic_min_isr(struct bridge *br)
+{
+        rd_kafka_ConfigResource_t *res =
+            rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, br->cfg.raw_topic);
+        rd_kafka_queue_t *q = rd_kafka_queue_new(br->rk);
+        rd_kafka_AdminOptions_t *opts =
+            rd_kafka_AdminOptions_new(br->rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+        rd_kafka_event_t *ev;
+        int isr = -1;
+
+        rd_kafka_AdminOptions_set_request_timeout(opts, BRIDGE_METADATA_TIMEOUT_MS,
+                                                  NULL, 0);
+        rd_kafka_DescribeConfigs(br->rk, &res, 1, opts, q);
+        ev = rd_kafka_queue_poll(q, BRIDGE_METADATA_TIMEOUT_MS + 1000);
+        if (ev && !rd_kafka_event_error(ev)) {
+                const rd_kafka_DescribeConfigs_result_t *r =
+                    rd_kafka_event_DescribeConfigs_result(ev);
+                size_t nres = 0, ncfg = 0;
+                const rd_kafka_ConfigResource_t **rs =
+                    r ? rd_kafka_DescribeConfigs_result_resources(r, &nres) : NULL;
+                if (rs && nres == 1 && !rd_kafka_ConfigResource_error(rs[0])) {
+                        const rd_kafka_ConfigEntry_t **ce =
+                            rd_kafka_ConfigResource_configs(rs[0], &ncfg);
+                        for (size_t i = 0; i < ncfg; i++) {
+                                const char *v = rd_kafka_ConfigEntry_value(ce[i]);
+                                if (!strcmp(rd_kafka_ConfigEntry_name(ce[i]),
+                                            "min.insync.replicas") &&
+                                    v)
+                                        isr = atoi(v);
+                        }
+                }
+        }
+        if (ev)
+                rd_kafka_event_destroy(ev);
+        rd_kafka_AdminOptions_destroy(opts);
+        rd_kafka_ConfigResource_destroy(res);
+        rd_kafka_queue_destroy(q);
+        return isr;
+}
+
+/* One health probe: a metadata request for the raw topic. */
+static void bridge_health_probe(struct bridge *br)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err;
+        char reason[200] = "";
+        int ok = 0, replicas = -1;
+
+        err = rd_kafka_metadata(br->rk, 0, br->rkt, &md, BRIDGE_METADATA_TIMEOUT_MS);
+        if (err) {
+                snprintf(reason, sizeof(reason), "Kafka unreachable: %s",
+                         rd_kafka_err2str(err));
+        } else if (md->topic_cnt != 1 || md->topics[0].err) {
+                snprintf(reason, sizeof(reason), "raw topic %s: %s", br->cfg.raw_topic,
+                         md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err)
+                                            : "no metadata");
+        } else if (md->topics[0].partition_cnt < 1) {
+                snprintf(reason, sizeof(reason), "raw topic %s has no partitions",
+                         br->cfg.raw_topic);
+        } else {
+                ok       = 1;
+                replicas = md->topics[0].partitions[0].replica_cnt;
+        }
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        pthread_mutex_lock(&br->health_lock);
+        snprintf(br->health_reason, sizeof(br->health_reason), "%s", reason);
+        pthread_mutex_unlock(&br->health_lock);
+        if (ok != atomic_exchange(&br->broker_ok, ok)) {
+                if (ok)
+                        dlog_info("Kafka reachable, raw topic %s present",
+                                  br->cfg.raw_topic);
+                else
+                        dlog_warn("not ready: %s", reason);
+        }
+        if (ok && !br->replication_checked) {
+                int isr                 = bridge_topic_min_isr(br);
+                br->replication_checked = 1;
+                if (replicas < 3 || (isr >= 0 && isr < 2))
+                        dlog_warn("raw topic %s has replication factor %d and "
+                                  "min.insync.replicas %d: an acknowledged "
+                                  "webhook is only as durable as that (want at "
+                                  "least 3 and 2)",
+                                  br->cfg.raw_topic, replicas, isr);
+        }
+}
+
+static void *bridge_health_main(void *arg)
+{
+        struct bridge *br = arg;
+
+        pthread_mutex_lock(&br->health_lock);
+        while (atomic_load(&br->poll_run)) {
+                struct timespec ts;
+                pthread_mutex_unlock(&br->health_lock);
+                bridge_health_probe(br);
+                pthread_mutex_lock(&br->health_lock);
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += BRIDGE_HEALTH_INTERVAL_MS / 1000;
+                if (atomic_load(&br->poll_run))
+                        pthread_cond_timedwait(&br->health_cond, &br->health_lock, &ts);
+        }
+        pthread_mutex_unlock(&br->health_lock);
+        return NULL;
+}
+
+int bridge_kafka_ready(struct bridge *br, char *reason, size_t reasonsize)
+{
+        if (atomic_load(&br->fatal)) {
+                snprintf(reason, reasonsize, "fatal producer error");
+                return 0;
+        }
+        if (!atomic_load(&br->broker_ok)) {
+                pthread_mutex_lock(&br->health_lock);
+                snprintf(reason, reasonsize, "%s",
+                         br->health_reason[0] ? br->health_reason
+                                              : "Kafka not yet reached");
+                pthread_mutex_unlock(&br->health_lock);
+                return 0;
+        }
+        return 1;
+}
+
+int bridge_kafka_produce(struct bridge *br, struct bridge_req *req, const char *key,
+                         rd_kafka_headers_t *hdrs)
+{
+        rd_kafka_resp_err_t err;
+
+        req->produced_us = dtime_mono_us();
+        req->deadline_ms = dtime_mono_ms() + br->cfg.ack_timeout_ms;
+        atomic_fetch_add(&req->refcnt, 1); /* librdkafka's reference */
+        bridge_pending_add(br, req);
+        err = rd_kafka_producev(br->rk, RD_KAFKA_V_RKT(br->rkt),
+                                RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                                RD_KAFKA_V_KEY(key, strlen(key)),
+                                RD_KAFKA_V_VALUE(req->body.data, req->body.len),
+                                RD_KAFKA_V_TIMESTAMP(req->received_ms),
+                                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(req),
+                                RD_KAFKA_V_END);
+        if (err) {
+                bridge_pending_remove(br, req);
+                atomic_fetch_sub(&req->refcnt, 1);
+                atomic_fetch_add(&br->m.producer_errors, 1);
+                rd_kafka_headers_destroy(hdrs);
+                snprintf(req->error, sizeof(req->error), "Kafka produce failed: %s",
+                         err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? "producer queue full"
+                                                              : rd_kafka_err2str(err));
+                return -1;
+        }
+        return 0;
+}
+
+int bridge_kafka_start(struct bridge *br, char *err, size_t errsize)
+{
+        char rderr[512], num[32];
+        rd_kafka_conf_t *conf;
+        long long mto;
+
+        conf = dkafka_conf_new(br->cfg.bootstrap, "duro-bridge", &br->props,
+                               DCONF_SCOPE_PRODUCER, err, errsize);
+        if (!conf)
+                return -1;
+        /* message.timeout.ms stays below the ack timeout, so that the report of a
+         * record that cannot be delivered comes back before the request times out. */
+        mto = br->cfg.ack_timeout_ms > 2000 ? br->cfg.ack_timeout_ms - 1000
+                                            : br->cfg.ack_timeout_ms / 2;
+        if (mto < 1)
+                mto = 1;
+        if (dkafka_props_has(&br->props, DCONF_SCOPE_PRODUCER, "message.timeout.ms") ||
+            dkafka_props_has(&br->props, DCONF_SCOPE_PRODUCER, "delivery.timeout.ms")) {
+                size_t sz = sizeof(num);
+                if (rd_kafka_conf_get(conf, "message.timeout.ms", num, &sz) ==
+                        RD_KAFKA_CONF_OK &&
+                    atoll(num) >= br->cfg.ack_timeout_ms) {
+                        snprintf(err, errsize,
+                                 "message.timeout.ms=%s: must be below "
+                                 "DURO_BRIDGE_ACK_TIMEOUT_MS (%lld)",
+                                 num, br->cfg.ack_timeout_ms);
+                        rd_kafka_conf_destroy(conf);
+                        return -1;
+                }
+        } else {
+                snprintf(num, sizeof(num), "%lld", mto);
+                if (dkafka_conf_set(conf, "message.timeout.ms", num, err, errsize))
+                        goto fail;
+        }
+        if (!dkafka_props_has(&br->props, DCONF_SCOPE_PRODUCER, "linger.ms") &&
+            !dkafka_props_has(&br->props, DCONF_SCOPE_PRODUCER,
+                              "queue.buffering.max.ms") &&
+            dkafka_conf_set(conf, "linger.ms", "2", err, errsize))
+                goto fail;
+        if (!dkafka_props_has(&br->props, DCONF_SCOPE_PRODUCER,
+                              "socket.nagle.disable") &&
+            dkafka_conf_set(conf, "socket.nagle.disable", "true", err, errsize))
+                goto fail;
+        if (dkafka_conf_set(conf, "enable.idempotence", "true", err, errsize) ||
+            dkafka_conf_set(conf, "acks", "all", err, errsize) ||
+            dkafka_conf_set(conf, "partitioner", "murmur2_random", err, errsize))
+                goto fail;
+        rd_kafka_conf_set_dr_msg_cb(conf, bridge_dr_cb);
+        rd_kafka_conf_set_error_cb(conf, bridge_error_cb);
+        rd_kafka_conf_set_opaque(conf, br);
+
+        br->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
+        if (!br->rk) {
+                snprintf(err, errsize, "cannot create Kafka producer: %s", rderr);
+                goto fail;
+        }
+        br->rkt = rd_kafka_topic_new(br->rk, br->cfg.raw_topic, NULL);
+        if (!br->rkt) {
+                snprintf(err, errsize, "raw topic %s: %s", br->cfg.raw_topic,
+                         rd_kafka_err2str(rd_kafka_last_error()));
+                rd_kafka_destroy(br->rk);
+                br->rk = NULL;
+                return -1;
+        }
+        pthread_mutex_init(&br->pending_lock, NULL);
+        pthread_mutex_init(&br->health_lock, NULL);
+        pthread_cond_init(&br->health_cond, NULL);
+        atomic_store(&br->poll_run, 1);
+        if (pthread_create(&br->poll_thread, NULL, bridge_poll_main, br) ||
+            pthread_create(&br->health_thread, NULL, bridge_health_main, br)) {
+                snprintf(err, errsize, "cannot start threads: %s", strerror(errno));
+                return -1;
+        }
+        return 0;
+fail:
+        rd_kafka_conf_destroy(conf);
+        return -1;
+}
+
+void bridge_kafka_stop(struct bridge *br)
+{
+        int left;
+
+        if (!br->rk)
+                return;
+        /* The poll thread keeps serving reports while flush waits. */
+        if (rd_kafka_flush(br->rk, 5000))
+                dlog_warn("%d records still unacknowledged at exit",
+                          rd_kafka_outq_len(br->rk));
+        pthread_mutex_lock(&br->health_lock);
+        atomic_store(&br->poll_run, 0);
+        pthread_cond_broadcast(&br->health_cond);
+        pthread_mutex_unlock(&br->health_lock);
+        pthread_join(br->health_thread, NULL);
+        pthread_join(br->poll_thread, NULL);
+        /* Any report still queued releases its request here. */
+        rd_kafka_poll(br->rk, 0);
+        left = rd_kafka_outq_len(br->rk);
+        if (left)
+                rd_kafka_purge(br->rk,
+                               RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(br->rk, 0);
+        rd_kafka_topic_destroy(br->rkt);
+        rd_kafka_destroy(br->rk);
+        br->rk = NULL;
+        pthread_cond_destroy(&br->health_cond);
+        pthread_mutex_destroy(&br->health_lock);
+        pthread_mutex_destroy(&br->pending_lock);
+}

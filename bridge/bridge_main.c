@@ -1,0 +1,253 @@
+/* bridge_main.c - duro-bridge: start-up (configuration table, secrets, producer,
+ * listeners), the signal loop (SIGHUP and secrets-file changes reload the secrets),
+ * and the graceful shutdown of DESIGN §3. */
+#include "bridge.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "dadmin.h"
+#include "dkafka.h"
+#include "dlog.h"
+#include "dtime.h"
+
+extern char **environ;
+
+#define BRIDGE_OPT(env, flag, type, def, min, max, field, help)                        \
+        {                                                                              \
+                env, flag, type, def, min, max, offsetof(struct bridge_config, field), \
+                    0, help                                                            \
+        }
+
+static const struct dconf_opt bridge_opts[] = {
+    BRIDGE_OPT("KAFKA_BOOTSTRAP_SERVERS", "bootstrap-servers", DCONF_STRING,
+               "127.0.0.1:9092", 0, 0, bootstrap, "Kafka bootstrap servers"),
+    BRIDGE_OPT("DURO_RAW_TOPIC", "raw-topic", DCONF_STRING, "duro.webhooks.raw", 0, 0,
+               raw_topic, "topic the webhooks are published to"),
+    BRIDGE_OPT("DURO_BRIDGE_LISTEN", "listen", DCONF_LISTEN, "0.0.0.0:8080", 0, 0,
+               listen, "webhook listener address"),
+    BRIDGE_OPT("DURO_BRIDGE_ADMIN_LISTEN", "admin-listen", DCONF_LISTEN, "0.0.0.0:9090",
+               0, 0, admin_listen, "admin listener (/healthz, /readyz, /metrics)"),
+    BRIDGE_OPT("DURO_WEBHOOK_PATH", "webhook-path", DCONF_STRING, "/webhooks/duro", 0,
+               0, webhook_path, "webhook URL path"),
+    {"DURO_WEBHOOK_SECRET", NULL, DCONF_STRING, NULL, 0, 0,
+     offsetof(struct bridge_config, secret), DCONF_F_SECRET, "webhook signing secret"},
+    BRIDGE_OPT("DURO_WEBHOOK_SECRETS_FILE", "secrets-file", DCONF_STRING, NULL, 0, 0,
+               secrets_file,
+               "file of active secrets, one per line (re-read on SIGHUP and "
+               "when it changes)"),
+    BRIDGE_OPT("DURO_BRIDGE_MAX_BODY", "max-body", DCONF_INT, "65536", 1,
+               16 * 1024 * 1024, max_body, "largest body accepted, bytes"),
+    BRIDGE_OPT("DURO_BRIDGE_ACK_TIMEOUT_MS", "ack-timeout-ms", DCONF_INT, "10000", 100,
+               300000, ack_timeout_ms, "longest wait for the broker's acknowledgement"),
+    BRIDGE_OPT("DURO_BRIDGE_MAX_EVENT_AGE_S", "max-event-age-s", DCONF_INT, "86400", 0,
+               365LL * 86400, max_event_age_s,
+               "refuse events whose created_at is older (0 disables)"),
+    BRIDGE_OPT("DURO_BRIDGE_MAX_CONNECTIONS", "max-connections", DCONF_INT, "1024", 1,
+               65536, max_connections, "connection limit"),
+    BRIDGE_OPT("DURO_BRIDGE_DRAIN_DELAY_MS", "drain-delay-ms", DCONF_INT, "5000", 0,
+               600000, drain_delay_ms,
+               "on SIGTERM, time between readiness going false and closing "
+               "the listener"),
+    BRIDGE_OPT("DURO_BRIDGE_IDLE_TIMEOUT_S", "idle-timeout-s", DCONF_INT, "30", 1, 3600,
+               idle_timeout_s, "idle connection timeout"),
+    BRIDGE_OPT("DURO_BRIDGE_REQUEST_TIMEOUT_MS", "request-timeout-ms", DCONF_INT,
+               "15000", 100, 600000, request_timeout_ms,
+               "deadline to receive a whole request body"),
+    BRIDGE_OPT("DURO_BRIDGE_THREADS", "threads", DCONF_INT, "0", 0, 64, threads,
+               "HTTP worker threads (0 = one per CPU, at most 8)"),
+    BRIDGE_OPT("DURO_BRIDGE_TLS_CERT", "tls-cert", DCONF_STRING, NULL, 0, 0, tls_cert,
+               "TLS certificate file (PEM) for the webhook listener"),
+    BRIDGE_OPT("DURO_BRIDGE_TLS_KEY", "tls-key", DCONF_STRING, NULL, 0, 0, tls_key,
+               "TLS private key file (PEM)"),
+    BRIDGE_OPT("DURO_LOG_LEVEL", "log-level", DCONF_LOGLEVEL, "info", 0, 0, log_level,
+               "debug, info, warn or error"),
+};
+#define BRIDGE_NOPTS (sizeof(bridge_opts) / sizeof(bridge_opts[0]))
+
+/* Re-reads the secrets file when forced (SIGHUP) or when it changed. */
+static void bridge_reload_secrets(struct bridge *br, int force)
+{
+        char err[300];
+        int r = dsecrets_reload(br->secrets, force, err, sizeof(err));
+
+        if (r > 0) {
+                atomic_fetch_add(&br->m.secrets_reloads, 1);
+                dlog_info("webhook secrets reloaded: %zu active",
+                          dsecrets_count(br->secrets));
+        } else if (r < 0) {
+                atomic_fetch_add(&br->m.secrets_reload_errors, 1);
+                dlog_error("webhook secrets not reloaded, the previous ones stay "
+                           "active: %s",
+                           err);
+        }
+}
+
+/* Waits up to ms for a signal in set; returns it, or 0 on timeout. */
+static int bridge_wait_signal(const sigset_t *set, long long ms)
+{
+        struct timespec ts = {.tv_sec  = (time_t)(ms / 1000),
+                              .tv_nsec = (long)(ms % 1000) * 1000000};
+        int sig            = sigtimedwait(set, NULL, &ts);
+
+        return sig < 0 ? 0 : sig;
+}
+
+static void bridge_shutdown(struct bridge *br, const sigset_t *set)
+{
+        int64_t start = dtime_mono_ms(), deadline;
+        long long left;
+
+        atomic_store(&br->draining, 1);
+        dlog_info("shutting down: not ready; closing the listener in %lld ms",
+                  br->cfg.drain_delay_ms);
+        while ((left = br->cfg.drain_delay_ms - (dtime_mono_ms() - start)) > 0) {
+                int sig = bridge_wait_signal(set, left);
+                if (sig == SIGTERM || sig == SIGINT) {
+                        dlog_info("second signal: skipping the drain delay");
+                        break;
+                }
+                if (sig == SIGHUP)
+                        bridge_reload_secrets(br, 1);
+        }
+        bridge_http_quiesce(br);
+        deadline = dtime_mono_ms() + br->cfg.ack_timeout_ms +
+                   br->cfg.request_timeout_ms + 1000;
+        while (atomic_load(&br->m.inflight) > 0 && dtime_mono_ms() < deadline) {
+                struct timespec ts = {0, 10 * 1000000};
+                nanosleep(&ts, NULL);
+        }
+        if (atomic_load(&br->m.inflight) > 0)
+                dlog_error("%lld requests still open at shutdown",
+                           (long long)atomic_load(&br->m.inflight));
+        bridge_http_stop(br);
+        bridge_kafka_stop(br);
+}
+
+static int bridge_setup_threads(struct bridge *br)
+{
+        long n;
+
+        if (br->cfg.threads > 0)
+                return 0;
+        n               = sysconf(_SC_NPROCESSORS_ONLN);
+        br->cfg.threads = n < 1 ? 1 : n > 8 ? 8 : n;
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        static struct bridge br;
+        struct dadmin *admin = NULL;
+        char err[512];
+        const char **unknown;
+        sigset_t set;
+        int exit_code = 0;
+
+        dlog_init("duro-bridge", DLOG_INFO);
+        switch (dconf_load(bridge_opts, BRIDGE_NOPTS, &br.cfg, argc, argv, environ,
+                           "duro-bridge [options]", &br.props, err, sizeof(err))) {
+        case DCONF_HELP:
+                return 0;
+        case DCONF_ERROR:
+                dlog_error("bad setting: %s", err);
+                return 2;
+        case DCONF_OK:
+                break;
+        }
+        dlog_init("duro-bridge", (enum dlog_level)br.cfg.log_level);
+        if (dkafka_check_props(&br.props, err, sizeof(err))) {
+                dlog_error("bad setting: %s", err);
+                return 2;
+        }
+        if (br.cfg.webhook_path[0] != '/') {
+                dlog_error("bad setting: DURO_WEBHOOK_PATH=%s: must start with /",
+                           br.cfg.webhook_path);
+                return 2;
+        }
+        unknown = dconf_unknown_env(bridge_opts, BRIDGE_NOPTS, environ);
+        for (size_t i = 0; unknown && unknown[i]; i++)
+                dlog_warn("ignoring unknown setting %.*s",
+                          (int)strcspn(unknown[i], "="), unknown[i]);
+        free(unknown);
+
+        br.secrets = dsecrets_new(br.cfg.secret, br.cfg.secrets_file, err, sizeof(err));
+        if (br.cfg.secret) {
+                memset(br.cfg.secret, 0, strlen(br.cfg.secret));
+                free(br.cfg.secret);
+                br.cfg.secret = NULL;
+        }
+        if (!br.secrets) {
+                dlog_error("bad setting: %s", err);
+                return 2;
+        }
+        bridge_setup_threads(&br);
+
+        /* Signals are taken synchronously by this thread; every thread started
+         * from here on inherits the mask. */
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        json_object_seed(0);
+
+        bridge_metrics_init(&br.m);
+        if (bridge_kafka_start(&br, err, sizeof(err))) {
+                dlog_error("bad setting: %s", err);
+                return 2;
+        }
+        admin = dadmin_start(br.cfg.admin_listen, bridge_ready, bridge_metrics_render,
+                             &br, err, sizeof(err));
+        if (!admin) {
+                dlog_error("DURO_BRIDGE_ADMIN_LISTEN: %s", err);
+                bridge_kafka_stop(&br);
+                return 2;
+        }
+        if (bridge_http_start(&br, err, sizeof(err))) {
+                dlog_error("%s", err);
+                dadmin_stop(admin);
+                bridge_kafka_stop(&br);
+                return 2;
+        }
+        dlog_info("listening: webhooks on port %d%s at %s, admin on port %d; "
+                  "publishing to %s via %s; %zu secret(s) active; %lld threads",
+                  br.http_port, br.tls_cert_pem ? " (TLS)" : "", br.cfg.webhook_path,
+                  dadmin_port(admin), br.cfg.raw_topic, br.cfg.bootstrap,
+                  dsecrets_count(br.secrets), br.cfg.threads);
+
+        for (;;) {
+                int sig = bridge_wait_signal(&set, 1000);
+                if (sig == SIGTERM || sig == SIGINT) {
+                        dlog_info("received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                        break;
+                }
+                if (sig == SIGHUP)
+                        bridge_reload_secrets(&br, 1);
+                else
+                        bridge_reload_secrets(&br, 0);
+                if (atomic_load(&br.fatal)) {
+                        dlog_error("exiting after a fatal producer error; the "
+                                   "orchestrator restarts the bridge");
+                        exit_code = 1;
+                        break;
+                }
+        }
+        bridge_shutdown(&br, &set);
+        dadmin_stop(admin);
+        dsecrets_destroy(br.secrets);
+        dconf_props_free(&br.props);
+        dconf_free(bridge_opts, BRIDGE_NOPTS, &br.cfg);
+        rd_kafka_wait_destroyed(5000);
+        dlog_info("stopped");
+        return exit_code;
+}

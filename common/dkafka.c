@@ -1,0 +1,118 @@
+/* dkafka.c - librdkafka configuration and logging (see dkafka.h). */
+#include "dkafka.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "dlog.h"
+
+/* Properties that would break the delivery guarantees (DESIGN §5), with aliases. */
+static const char *const dkafka_refused[] = {
+    "enable.idempotence",
+    "acks",
+    "request.required.acks",
+    "isolation.level",
+    "enable.auto.commit",
+    "transactional.id",
+    "partitioner",
+    "allow.auto.create.topics",
+    "enable.auto.offset.store",
+    "enable.gapless.guarantee",
+    NULL,
+};
+
+int dkafka_prop_is_secret(const char *name)
+{
+        return strstr(name, "password") || strstr(name, "secret") ||
+               !strcmp(name, "ssl.key.pem") || !strcmp(name, "ssl_key") ||
+               !strcmp(name, "sasl.oauthbearer.config") ||
+               !strcmp(name, "sasl.oauthbearer.extensions");
+}
+
+int dkafka_check_props(const struct dconf_props *props, char *err, size_t errsize)
+{
+        for (size_t i = 0; i < props->n; i++) {
+                const struct dconf_prop *p = &props->v[i];
+                for (const char *const *r = dkafka_refused; *r; r++) {
+                        if (!strcmp(p->name, *r)) {
+                                snprintf(err, errsize,
+                                         "%s %s: refused, the bridge sets it to "
+                                         "keep its delivery guarantees",
+                                         p->origin, p->name);
+                                return -1;
+                        }
+                }
+                if (p->from_flag && dkafka_prop_is_secret(p->name)) {
+                        snprintf(err, errsize,
+                                 "-X %s: secret properties are refused on the "
+                                 "command line; use DURO_RDKAFKA_%s",
+                                 p->name, "<PROP> in the environment");
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+int dkafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                    char *err, size_t errsize)
+{
+        char rderr[256];
+
+        if (rd_kafka_conf_set(conf, name, value, rderr, sizeof(rderr)) ==
+            RD_KAFKA_CONF_OK)
+                return 0;
+        if (dkafka_prop_is_secret(name))
+                snprintf(err, errsize, "librdkafka property %s: rejected", name);
+        else
+                snprintf(err, errsize, "librdkafka property %s=%s: %s", name, value,
+                         rderr);
+        return -1;
+}
+
+static void dkafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                          const char *buf)
+{
+        enum dlog_level l = level <= LOG_ERR       ? DLOG_ERROR
+                            : level <= LOG_WARNING ? DLOG_WARN
+                            : level <= LOG_INFO    ? DLOG_INFO
+                                                   : DLOG_DEBUG;
+        DLOG(l, "librdkafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+int dkafka_props_has(const struct dconf_props *props, enum dconf_scope scope,
+                     const char *name)
+{
+        for (size_t i = 0; i < props->n; i++)
+                if ((props->v[i].scope == DCONF_SCOPE_ALL ||
+                     props->v[i].scope == scope) &&
+                    !strcmp(props->v[i].name, name))
+                        return 1;
+        return 0;
+}
+
+rd_kafka_conf_t *dkafka_conf_new(const char *bootstrap, const char *client_id,
+                                 const struct dconf_props *props,
+                                 enum dconf_scope scope, char *err, size_t errsize)
+{
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+        rd_kafka_conf_set_log_cb(conf, dkafka_log_cb);
+        if (dkafka_conf_set(conf, "bootstrap.servers", bootstrap, err, errsize) ||
+            dkafka_conf_set(conf, "client.id", client_id, err, errsize))
+                goto fail;
+        for (size_t i = 0; i < props->n; i++) {
+                const struct dconf_prop *p = &props->v[i];
+                if (p->scope != DCONF_SCOPE_ALL && p->scope != scope)
+                        continue;
+                if (dkafka_conf_set(conf, p->name, p->value, err, errsize)) {
+                        size_t l = strlen(err);
+                        snprintf(err + l, errsize - l, " (from %s)", p->origin);
+                        goto fail;
+                }
+        }
+        return conf;
+fail:
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+}

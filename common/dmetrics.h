@@ -1,0 +1,38 @@
+/* dmetrics.h - Prometheus text exposition helpers: counters, gauges, histograms.
+ *
+ * Counters and histograms are lock-free (atomics) so that hot paths can update them
+ * from any thread. Each program keeps its own metrics and renders them with these
+ * helpers into a dbuf when /metrics is asked for. */
+#ifndef DMETRICS_H
+#define DMETRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "dbuf.h"
+
+#define DMETRICS_MAX_BUCKETS 16
+
+struct dmetrics_hist {
+        size_t n;                                       /* bucket bounds used */
+        double bounds[DMETRICS_MAX_BUCKETS];            /* upper bounds, seconds */
+        atomic_ullong counts[DMETRICS_MAX_BUCKETS + 1]; /* last one is +Inf */
+        atomic_ullong sum_us;
+        atomic_ullong count;
+};
+
+/* Initialises h with the given upper bounds (ascending, at most 16). */
+void dmetrics_hist_init(struct dmetrics_hist *h, const double *bounds, size_t n);
+void dmetrics_hist_observe_us(struct dmetrics_hist *h, unsigned long long us);
+
+/* Writes "# HELP", "# TYPE" and the samples. labels may be NULL or like
+ * "status=\"200\"". Return 0 or -1 (buffer cap). */
+int dmetrics_counter(struct dbuf *b, const char *name, const char *help,
+                     unsigned long long value);
+int dmetrics_gauge(struct dbuf *b, const char *name, const char *help, double value);
+int dmetrics_head(struct dbuf *b, const char *name, const char *help, const char *type);
+int dmetrics_sample(struct dbuf *b, const char *name, const char *labels, double value);
+int dmetrics_hist_render(struct dbuf *b, const char *name, const char *help,
+                         struct dmetrics_hist *h);
+
+#endif

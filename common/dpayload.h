@@ -1,0 +1,56 @@
+/* dpayload.h - Duro webhook payload: validation and the raw record's key.
+ *
+ * Shared by the bridge (what to publish and how to mark it) and the enricher (how to
+ * read a raw record). The payload is {"id","webhook_id","event","created_at","data"};
+ * DESIGN §3 lists what makes it invalid. */
+#ifndef DPAYLOAD_H
+#define DPAYLOAD_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Deepest nesting accepted (a signed body nested deeper is captured as invalid). */
+#define DPAYLOAD_MAX_DEPTH 64
+
+enum dpayload_kind {
+        DPAYLOAD_KIND_UNKNOWN      = 0,
+        DPAYLOAD_KIND_ITEM         = 1, /* ITEM_* */
+        DPAYLOAD_KIND_CHANGE_ORDER = 2, /* CO_* */
+};
+
+struct dpayload {
+        json_t *root;     /* owned; NULL when the body is not JSON */
+        int valid;        /* 1 when every check passed */
+        char reason[160]; /* why it is invalid (empty when valid) */
+        /* Borrowed from root (valid while root lives); NULL when absent. */
+        const char *id;
+        const char *event;
+        const char *webhook_id;
+        const char *created_at;
+        const char *item_id;         /* data.item_id when a non-empty string */
+        const char *change_order_id; /* data.change_order_id likewise */
+        enum dpayload_kind kind;
+        int64_t created_at_ms; /* when created_at parsed */
+};
+
+/* Parses and validates body (len bytes, need not be NUL-terminated). Always fills p;
+ * call dpayload_free() afterwards. Returns 0 when valid, -1 when invalid. */
+int dpayload_parse(struct dpayload *p, const char *body, size_t len);
+void dpayload_free(struct dpayload *p);
+
+/* The raw record's key (DESIGN §3): item id for ITEM_*, change order id for CO_*, else
+ * the first of those present, else the event id, else "sha256:<hex of body>".
+ * Returns a string borrowed from p, or, for the hash form, written into buf. */
+#define DPAYLOAD_HASHKEY_SIZE 72
+const char *dpayload_key(const struct dpayload *p, const char *body, size_t len,
+                         char buf[DPAYLOAD_HASHKEY_SIZE]);
+
+/* Classifies an event name by prefix. */
+enum dpayload_kind dpayload_kind_of(const char *event);
+
+/* Returns the maximum nesting depth of JSON text, counting brackets outside strings.
+ * Stops counting (and returns limit+1) once limit is exceeded. */
+int dpayload_depth(const char *body, size_t len, int limit);
+
+#endif

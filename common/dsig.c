@@ -1,0 +1,112 @@
+/* dsig.c - HMAC-SHA256 webhook signatures (see dsig.h). */
+#include "dsig.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <string.h>
+
+static int dsig_hexval(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+enum dsig_result dsig_parse(const char *header, unsigned char out[DSIG_LEN])
+{
+        static const char prefix[] = "sha256=";
+        const char *hex;
+
+        if (!header)
+                return DSIG_MISSING;
+        if (strncmp(header, prefix, sizeof(prefix) - 1) != 0)
+                return DSIG_MALFORMED;
+        hex = header + sizeof(prefix) - 1;
+        if (strlen(hex) != DSIG_LEN * 2)
+                return DSIG_MALFORMED;
+        for (size_t i = 0; i < DSIG_LEN; i++) {
+                int hi = dsig_hexval(hex[2 * i]), lo = dsig_hexval(hex[2 * i + 1]);
+                if (hi < 0 || lo < 0)
+                        return DSIG_MALFORMED;
+                out[i] = (unsigned char)(hi << 4 | lo);
+        }
+        return DSIG_OK;
+}
+
+int dsig_hmac(const unsigned char *key, size_t keylen, const void *body, size_t bodylen,
+              unsigned char out[DSIG_LEN])
+{
+        unsigned int outlen              = 0;
+        static const unsigned char empty = 0;
+
+        if (keylen > (size_t)0x7fffffff)
+                return -1;
+        if (!HMAC(EVP_sha256(), key, (int)keylen,
+                  bodylen ? (const unsigned char *)body : &empty, bodylen, out,
+                  &outlen) ||
+            outlen != DSIG_LEN)
+                return -1;
+        return 0;
+}
+
+enum dsig_result dsig_verify(const struct dsecrets_set *set, const char *header,
+                             const void *body, size_t bodylen)
+{
+        unsigned char want[DSIG_LEN], got[DSIG_LEN];
+        enum dsig_result r = dsig_parse(header, want);
+        int match          = 0;
+
+        if (r != DSIG_OK)
+                return r;
+        if (!set)
+                return DSIG_MISMATCH;
+        for (size_t i = 0; i < set->n; i++) {
+                if (dsig_hmac(set->secret[i].key, set->secret[i].len, body, bodylen,
+                              got))
+                        continue;
+                match |= CRYPTO_memcmp(got, want, DSIG_LEN) == 0;
+        }
+        return match ? DSIG_OK : DSIG_MISMATCH;
+}
+
+void dsig_sign(const unsigned char *key, size_t keylen, const void *body,
+               size_t bodylen, char *out, size_t outsize)
+{
+        unsigned char mac[DSIG_LEN];
+        size_t o;
+
+        if (outsize < 8 + DSIG_LEN * 2) {
+                if (outsize)
+                        out[0] = '\0';
+                return;
+        }
+        if (dsig_hmac(key, keylen, body, bodylen, mac)) {
+                out[0] = '\0';
+                return;
+        }
+        o = (size_t)snprintf(out, outsize, "sha256=");
+        for (size_t i = 0; i < DSIG_LEN; i++)
+                o += (size_t)snprintf(out + o, outsize - o, "%02x", mac[i]);
+}
+
+const char *dsig_result_str(enum dsig_result r)
+{
+        switch (r) {
+        case DSIG_OK:
+                return "ok";
+        case DSIG_MISSING:
+                return "missing X-Duro-Signature header";
+        case DSIG_MALFORMED:
+                return "malformed X-Duro-Signature (want sha256= and 64 hex "
+                       "digits)";
+        case DSIG_MISMATCH:
+                return "signature does not match any active secret";
+        }
+        return "?";
+}
