@@ -337,7 +337,8 @@ static void bridge_completed(void *cls, struct MHD_Connection *conn, void **con_
         bridge_req_release(req);
 }
 
-static void bridge_mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void
+bridge_mhd_log(void *cls, const char *fmt, va_list ap)
 {
         char msg[512];
         size_t n;

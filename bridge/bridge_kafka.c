@@ -281,19 +281,35 @@ int bridge_kafka_ready(struct bridge *br, char *reason, size_t reasonsize)
 int bridge_kafka_produce(struct bridge *br, struct bridge_req *req, const char *key,
                          rd_kafka_headers_t *hdrs)
 {
+        rd_kafka_vu_t vu[7];
+        rd_kafka_error_t *error;
         rd_kafka_resp_err_t err;
 
+        memset(vu, 0, sizeof(vu));
         req->produced_us = dtime_mono_us();
         req->deadline_ms = dtime_mono_ms() + br->cfg.ack_timeout_ms;
         atomic_fetch_add(&req->refcnt, 1); /* librdkafka's reference */
         bridge_pending_add(br, req);
-        err = rd_kafka_producev(br->rk, RD_KAFKA_V_RKT(br->rkt),
-                                RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-                                RD_KAFKA_V_KEY(key, strlen(key)),
-                                RD_KAFKA_V_VALUE(req->body.data, req->body.len),
-                                RD_KAFKA_V_TIMESTAMP(req->received_ms),
-                                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(req),
-                                RD_KAFKA_V_END);
+        vu[0].vtype      = RD_KAFKA_VTYPE_RKT;
+        vu[0].u.rkt      = br->rkt;
+        vu[1].vtype      = RD_KAFKA_VTYPE_PARTITION;
+        vu[1].u.i32      = RD_KAFKA_PARTITION_UA;
+        vu[2].vtype      = RD_KAFKA_VTYPE_KEY;
+        vu[2].u.mem.ptr  = (void *)key;
+        vu[2].u.mem.size = strlen(key);
+        vu[3].vtype      = RD_KAFKA_VTYPE_VALUE;
+        vu[3].u.mem.ptr  = req->body.data;
+        vu[3].u.mem.size = req->body.len;
+        vu[4].vtype      = RD_KAFKA_VTYPE_TIMESTAMP;
+        vu[4].u.i64      = req->received_ms;
+        vu[5].vtype      = RD_KAFKA_VTYPE_HEADERS;
+        vu[5].u.headers  = hdrs;
+        vu[6].vtype      = RD_KAFKA_VTYPE_OPAQUE;
+        vu[6].u.ptr      = req;
+        error            = rd_kafka_produceva(br->rk, vu, 7);
+        err = error ? rd_kafka_error_code(error) : RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (error)
+                rd_kafka_error_destroy(error);
         if (err) {
                 bridge_pending_remove(br, req);
                 atomic_fetch_sub(&req->refcnt, 1);

@@ -26,7 +26,7 @@ int dbuf_append(struct dbuf *b, const void *p, size_t n)
 int dbuf_appendf(struct dbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), warn_unused_result));
 int dbuf_vappendf(struct dbuf *b, const char *fmt, va_list ap)
-    __attribute__((warn_unused_result));
+    __attribute__((format(printf, 2, 0), warn_unused_result));
 
 /* Returns the contents as a NUL-terminated string ("" when empty, never NULL). */
 const char *dbuf_cstr(struct dbuf *b);
