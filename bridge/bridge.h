@@ -52,6 +52,7 @@ struct bridge_metrics {
         atomic_ullong captured_invalid;   /* signed-but-invalid bodies published */
         atomic_ullong cut_too_large;      /* connections closed: chunked body too big */
         atomic_ullong cut_deadline;       /* connections closed: request deadline */
+        atomic_ullong cut_idle;           /* connections closed: idle too long */
         atomic_ullong secrets_reloads;
         atomic_ullong secrets_reload_errors;
         atomic_llong inflight; /* requests not yet completed */
@@ -78,6 +79,10 @@ struct bridge {
         char health_reason[200]; /* under health_lock */
         int replication_checked;
 
+        /* slow-client guard (bridge_guard.c) */
+        pthread_mutex_t guard_lock;
+        struct bridge_conn *guard_head;
+
         /* HTTP (bridge_http.c) */
         struct MHD_Daemon *httpd;
         int http_port;
@@ -102,7 +107,6 @@ struct bridge_req {
         struct bridge *br;
         struct MHD_Connection *conn;
         struct dbuf body;
-        int64_t start_ms;    /* monotonic, first handler call */
         int64_t received_ms; /* wall clock, for the record timestamp */
         int64_t produced_us; /* monotonic, when produced */
         int64_t deadline_ms; /* monotonic ack deadline */
@@ -124,6 +128,21 @@ int bridge_http_start(struct bridge *br, char *err, size_t errsize);
 void bridge_http_quiesce(struct bridge *br);
 void bridge_http_stop(struct bridge *br);
 void bridge_req_release(struct bridge_req *req);
+
+/* bridge_guard.c: per-connection phase deadlines */
+enum bridge_phase {
+        BRIDGE_PHASE_IDLE      = 0, /* before a request line */
+        BRIDGE_PHASE_REQUEST   = 1, /* receiving headers and body */
+        BRIDGE_PHASE_WAITING   = 2, /* suspended for Kafka */
+        BRIDGE_PHASE_ANSWERING = 3, /* response queued */
+};
+void bridge_guard_phase(struct MHD_Connection *conn, enum bridge_phase phase);
+void *bridge_guard_uri_cb(void *cls, const char *uri, struct MHD_Connection *conn);
+void bridge_guard_notify_cb(void *cls, struct MHD_Connection *conn,
+                            void **socket_context,
+                            enum MHD_ConnectionNotificationCode toe);
+/* Shuts down connections past their phase deadline. Call a few times a second. */
+void bridge_guard_sweep(struct bridge *br);
 
 /* bridge_kafka.c */
 int bridge_kafka_start(struct bridge *br, char *err, size_t errsize);

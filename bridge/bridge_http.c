@@ -61,6 +61,7 @@ static enum MHD_Result bridge_respond(struct bridge *br, struct MHD_Connection *
         enum MHD_Result ret;
 
         bridge_metrics_count(&br->m, status);
+        bridge_guard_phase(conn, BRIDGE_PHASE_ANSWERING);
         if (!r)
                 return MHD_NO;
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
@@ -219,6 +220,7 @@ static enum MHD_Result bridge_process(struct bridge *br, struct bridge_req *req)
 
         /* Suspend first, then produce: the report may arrive at once on the poll
          * thread and resume the connection. */
+        bridge_guard_phase(conn, BRIDGE_PHASE_WAITING);
         MHD_suspend_connection(conn);
         atomic_store(&req->state, BRIDGE_REQ_WAITING);
         if (bridge_kafka_produce(br, req, key, h)) {
@@ -279,7 +281,6 @@ static enum MHD_Result bridge_access(void *cls, struct MHD_Connection *conn,
                 atomic_init(&req->state, BRIDGE_REQ_RECEIVING);
                 req->br          = br;
                 req->conn        = conn;
-                req->start_ms    = dtime_mono_ms();
                 req->received_ms = dtime_now_ms();
                 dbuf_init(&req->body, (size_t)br->cfg.max_body);
                 *con_cls = req;
@@ -292,14 +293,6 @@ static enum MHD_Result bridge_access(void *cls, struct MHD_Connection *conn,
         switch (atomic_load(&req->state)) {
         case BRIDGE_REQ_RECEIVING:
                 if (*upload_data_size) {
-                        if (dtime_mono_ms() - req->start_ms >
-                            br->cfg.request_timeout_ms) {
-                                atomic_fetch_add(&br->m.cut_deadline, 1);
-                                dlog_info("closing a connection: request not "
-                                          "received within %lld ms",
-                                          br->cfg.request_timeout_ms);
-                                return MHD_NO;
-                        }
                         if (dbuf_append(&req->body, upload_data, *upload_data_size)) {
                                 atomic_fetch_add(&br->m.cut_too_large, 1);
                                 bridge_metrics_count(&br->m,
@@ -327,9 +320,9 @@ static void bridge_completed(void *cls, struct MHD_Connection *conn, void **con_
 {
         struct bridge *br      = cls;
         struct bridge_req *req = *con_cls;
-        (void)conn;
         (void)toe;
 
+        bridge_guard_phase(conn, BRIDGE_PHASE_IDLE);
         if (!req)
                 return;
         *con_cls = NULL;
@@ -438,8 +431,10 @@ int bridge_http_start(struct bridge *br, char *err, size_t errsize)
             (unsigned int)br->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
             (unsigned int)br->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
             (unsigned int)br->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
-            bridge_completed, br, MHD_OPTION_EXTERNAL_LOGGER, bridge_mhd_log, br,
-            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+            bridge_completed, br, MHD_OPTION_NOTIFY_CONNECTION, bridge_guard_notify_cb,
+            br, MHD_OPTION_URI_LOG_CALLBACK, bridge_guard_uri_cb, br,
+            MHD_OPTION_EXTERNAL_LOGGER, bridge_mhd_log, br, MHD_OPTION_ARRAY, opts,
+            MHD_OPTION_END);
         if (!br->httpd) {
                 snprintf(err, errsize,
                          "DURO_BRIDGE_LISTEN=%s: cannot listen (address in use, "

@@ -146,9 +146,15 @@ static void *bridge_poll_main(void *arg)
 {
         struct bridge *br = arg;
 
+        int64_t next_sweep = 0;
+
         while (atomic_load(&br->poll_run)) {
                 rd_kafka_poll(br->rk, 50);
                 bridge_expire_pending(br);
+                if (dtime_mono_ms() >= next_sweep) {
+                        bridge_guard_sweep(br);
+                        next_sweep = dtime_mono_ms() + 250;
+                }
         }
         return NULL;
 }

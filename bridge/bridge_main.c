@@ -202,6 +202,7 @@ int main(int argc, char **argv)
         json_object_seed(0);
 
         bridge_metrics_init(&br.m);
+        pthread_mutex_init(&br.guard_lock, NULL);
         if (bridge_kafka_start(&br, err, sizeof(err))) {
                 dlog_error("bad setting: %s", err);
                 return 2;

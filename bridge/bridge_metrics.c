@@ -18,6 +18,7 @@ void bridge_metrics_init(struct bridge_metrics *m)
         atomic_init(&m->captured_invalid, 0);
         atomic_init(&m->cut_too_large, 0);
         atomic_init(&m->cut_deadline, 0);
+        atomic_init(&m->cut_idle, 0);
         atomic_init(&m->secrets_reloads, 0);
         atomic_init(&m->secrets_reload_errors, 0);
         atomic_init(&m->inflight, 0);
@@ -78,6 +79,8 @@ int bridge_metrics_render(void *opaque, struct dbuf *b)
         rc |= dmetrics_sample(b, "duro_bridge_connections_cut_total",
                               "reason=\"request_deadline\"",
                               (double)atomic_load(&m->cut_deadline));
+        rc |= dmetrics_sample(b, "duro_bridge_connections_cut_total", "reason=\"idle\"",
+                              (double)atomic_load(&m->cut_idle));
         rc |= dmetrics_gauge(b, "duro_bridge_producer_queue_depth",
                              "Records in the producer queue, not yet "
                              "acknowledged.",
