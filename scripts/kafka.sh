@@ -218,7 +218,6 @@ group.min.session.timeout.ms=1000
 broker.heartbeat.interval.ms=500
 broker.session.timeout.ms=3000
 group.initial.rebalance.delay.ms=0
-transaction.max.timeout.ms=900000
 
 num.network.threads=2
 num.io.threads=4
@@ -306,6 +305,8 @@ launch_jvm() {
   done
   pid=$(cat "$tmp")
   mv "$tmp" "$PIDFILE"
+  # interrupted before readiness: do not leave a half-started broker behind
+  trap 'stop_failed_start; exit 130' INT TERM HUP
   log "broker pid $pid, log $SERVER_LOG"
 }
 
@@ -327,7 +328,7 @@ stop_failed_start() {
 # metadata answered by the broker, via kcat (system librdkafka)
 metadata_ok() {
   local out
-  out=$(kcat -L -b "$1" -m 5 -q 2>&1) || return 1
+  out=$(timeout 20 kcat -L -b "$1" -m 5 -q 2>&1) || return 1
   grep -q "broker 1 at $1" <<<"$out"
 }
 
@@ -350,7 +351,7 @@ wait_ready() {
   if ! pid_is_broker "$pid"; then
     WAIT_ERROR="broker process ${pid:-?} exited during startup"; return 1
   fi
-  log "kafka $KAFKA_VERSION ready on $bootstrap (pid $pid, $((SECONDS - start))s after launch)"
+  log "kafka $KAFKA_VERSION ready on $bootstrap (pid $pid, waited $((SECONDS - start))s)"
 }
 
 # wait_ready, or print the reason + log tail, kill the broker, exit 1
@@ -436,6 +437,7 @@ cmd_start() {
     stop_failed_start
     exit 1
   done
+  trap - INT TERM HUP
   echo "$KAFKA_HOST:$port" >"$BOOTFILE"
   echo "$KAFKA_HOST:$port"
 }
@@ -453,12 +455,13 @@ cmd_restart() {
   command -v kcat >/dev/null || die "kcat not found (apt-get install kcat)"
   launch_jvm
   wait_ready_or_fail "$KAFKA_HOST:$PORT" "$PORT"
+  trap - INT TERM HUP
   echo "$KAFKA_HOST:$PORT" >"$BOOTFILE"
   echo "$KAFKA_HOST:$PORT"
 }
 
-cmd_stop() { lock_work; do_stop TERM; }
-cmd_kill() { lock_work; do_stop KILL; }
+cmd_stop() { [ -d "$KAFKA_WORK" ] || return 0; lock_work; do_stop TERM; }
+cmd_kill() { [ -d "$KAFKA_WORK" ] || return 0; lock_work; do_stop KILL; }
 
 cmd_status() {
   local PORT CPORT
