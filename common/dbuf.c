@@ -1,6 +1,7 @@
 /* dbuf.c - capped growable byte buffer (see dbuf.h). */
 #include "dbuf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,12 +37,19 @@ static int dbuf_reserve(struct dbuf *b, size_t n)
 
         if (b->max && (n > b->max || b->len > b->max - n))
                 return -1;
+        if (n >= SIZE_MAX - b->len)
+                return -1;
         need = b->len + n + 1;
         if (need <= b->cap)
                 return 0;
         ncap = b->cap ? b->cap : 256;
-        while (ncap < need)
+        while (ncap < need) {
+                if (ncap > SIZE_MAX / 2) {
+                        ncap = need;
+                        break;
+                }
                 ncap *= 2;
+        }
         p = realloc(b->data, ncap);
         if (!p)
                 return -1;

@@ -243,6 +243,11 @@ enum dconf_result dconf_load(const struct dconf_opt *tab, size_t n, void *cfg, i
                 const struct dconf_opt *o = NULL;
                 size_t namelen;
 
+                if (!strcmp(arg, "--version")) {
+                        printf("%.*s %s\n", (int)strcspn(usage, " "), usage,
+                               DURO_VERSION);
+                        return DCONF_HELP;
+                }
                 if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
                         dconf_help(tab, n, usage);
                         return DCONF_HELP;

@@ -19,6 +19,9 @@ static const char *const dkafka_refused[] = {
     "allow.auto.create.topics",
     "enable.auto.offset.store",
     "enable.gapless.guarantee",
+    "partition.assignment.strategy",
+    "group.id",
+    "group.instance.id",
     NULL,
 };
 

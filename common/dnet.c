@@ -43,7 +43,7 @@ static int dnet_split(const char *s, char *host, size_t hostsize, long *port, ch
         memcpy(host, h, hl);
         host[hl] = '\0';
         *port    = strtol(colon + 1, &end, 10);
-        if (!colon[1] || *end || *port < 0 || *port > 65535) {
+        if (colon[1] < '0' || colon[1] > '9' || *end || *port < 0 || *port > 65535) {
                 snprintf(why, whysize, "port must be a number from 0 to 65535");
                 return -1;
         }

@@ -121,7 +121,7 @@ int dpayload_parse(struct dpayload *p, const char *body, size_t len)
                     p, "field event ",
                     bad_event || p->event ? "is not a non-empty string" : "is missing");
         if (bad_wh)
-                return dpayload_invalid(p, "field webhook_id ", "is not a string");
+                p->webhook_id = NULL; /* optional; only a string is used */
         if (bad_ca || !p->created_at)
                 return dpayload_invalid(p, "field created_at ",
                                         bad_ca ? "is not a string" : "is missing");

@@ -19,6 +19,7 @@ struct dsecrets {
         struct dsecrets_set *cur;
         char *path;       /* NULL when from the environment */
         struct stat seen; /* identity of the file last loaded */
+        int failing;      /* the last reload failed */
 };
 
 static void dsecrets_set_free(struct dsecrets_set *set)
@@ -147,9 +148,13 @@ int dsecrets_reload(struct dsecrets *s, int force, char *err, size_t errsize)
                 return 0;
         if (!force && stat(s->path, &st) == 0 && dsecrets_same_file(&st, &s->seen))
                 return 0;
+        if (!force && s->failing && stat(s->path, &st) != 0)
+                return 0; /* still missing: said once already */
         buf = dsecrets_read_file(s->path, &len, &st, err, errsize);
-        if (!buf)
+        if (!buf) {
+                s->failing = 1;
                 return -1;
+        }
         set = dsecrets_parse(buf, len);
         OPENSSL_cleanse(buf, len);
         free(buf);
@@ -159,9 +164,10 @@ int dsecrets_reload(struct dsecrets *s, int force, char *err, size_t errsize)
                 return -1;
         }
         pthread_mutex_lock(&s->lock);
-        old     = s->cur;
-        s->cur  = set;
-        s->seen = st;
+        s->failing = 0;
+        old        = s->cur;
+        s->cur     = set;
+        s->seen    = st;
         pthread_mutex_unlock(&s->lock);
         dsecrets_release(old);
         return 1;
