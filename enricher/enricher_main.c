@@ -280,7 +280,8 @@ static int enricher_kafka_start(struct enricher *e, char *err, size_t errsize)
         if (dkafka_conf_set(rc, "group.id", e->cfg.group, err, errsize) ||
             dkafka_conf_set(rc, "isolation.level", "read_committed", err, errsize) ||
             dkafka_conf_set(rc, "enable.auto.commit", "false", err, errsize) ||
-            dkafka_conf_set(rc, "enable.partition.eof", "true", err, errsize)) {
+            dkafka_conf_set(rc, "enable.partition.eof", "true", err, errsize) ||
+            dkafka_conf_set(rc, "fetch.wait.max.ms", "10", err, errsize)) {
                 rd_kafka_conf_destroy(rc);
                 return -1;
         }
