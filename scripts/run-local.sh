@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Runs the product on this machine: a local Kafka broker (KRaft, one node), the raw
-# topic, and duro-bridge in the foreground; sends one signed demo webhook and shows the
-# record it produced. Ctrl-C stops everything.
+# Runs the whole product on this machine: a local Kafka broker (KRaft, one node), the
+# topics, duro-bridge and duro-enricher; against Duro's real API when DURO_API_KEY or
+# DURO_API_KEY_FILE is given, else against the Duro test double (tests/duro_double),
+# which also plays Duro's webhook sender. Sends signed demo webhooks through the bridge
+# and prints the enriched documents from the output topics. Ctrl-C stops everything.
 #
-# Environment: KAFKA_PORT (default 9092), DURO_WEBHOOK_SECRET (default: a random secret
-# kept in $DURO_CACHE/local/webhook-secret), any other duro-bridge setting.
+# Environment: KAFKA_PORT (9092), DURO_API_URL/DURO_API_KEY[_FILE] (real Duro),
+# DURO_WEBHOOK_SECRET[S_FILE] (default: a random secret in $DURO_CACHE/local),
+# DURO_DEMO_EVENTS (20), and any duro-bridge / duro-enricher setting.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,13 +17,15 @@ export DURO_CACHE=${DURO_CACHE:-$HOME/.cache/duro-kafka-bridge}
 cmake -S . -B build -G Ninja >/dev/null
 ninja -C build >&2
 
+py="$DURO_CACHE/venv/bin/python"
 local_dir="$DURO_CACHE/local"
 mkdir -p "$local_dir"
 export KAFKA_WORK="$local_dir/kafka" KAFKA_PORT=${KAFKA_PORT:-9092}
-bridge_pid=""
+pids=()
 cleanup() {
   trap '' INT TERM
-  [ -n "$bridge_pid" ] && kill -TERM "$bridge_pid" 2>/dev/null && wait "$bridge_pid" 2>/dev/null
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   "$root/scripts/kafka.sh" stop >&2 || true
 }
 trap cleanup EXIT
@@ -28,36 +33,75 @@ trap 'exit 130' INT TERM
 
 bootstrap=$("$root/scripts/kafka.sh" start | tail -n1)
 raw=${DURO_RAW_TOPIC:-duro.webhooks.raw}
-"$DURO_CACHE/venv/bin/python" "$root/scripts/create-topics.py" "$bootstrap" "$raw:12"
+dlq=${DURO_DLQ_TOPIC:-duro.webhooks.dlq}
+events="item_create item_update item_delete co_open co_update co_delete co_stage_transition co_stage_reviewer_decision co_resolution"
+outputs=()
+for ev in $events; do outputs+=("duro.events.$ev:3"); done
+"$py" "$root/scripts/create-topics.py" "$bootstrap" "$raw:12" "$dlq:3" "${outputs[@]}"
 
 if [ -z "${DURO_WEBHOOK_SECRET:-}" ] && [ -z "${DURO_WEBHOOK_SECRETS_FILE:-}" ]; then
   secret_file="$local_dir/webhook-secret"
   [ -s "$secret_file" ] || (umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$secret_file")
   export DURO_WEBHOOK_SECRETS_FILE="$secret_file"
 fi
+simulated=0
+if [ -z "${DURO_API_KEY:-}" ] && [ -z "${DURO_API_KEY_FILE:-}" ]; then
+  simulated=1
+  key_file="$local_dir/api-key"
+  [ -s "$key_file" ] || (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$key_file")
+  export DURO_API_KEY_FILE="$key_file"
+  PYTHONPATH="$root/tests" "$py" -m duro_double serve --port "${DURO_DOUBLE_PORT:-8070}" \
+    --api-key-file "$key_file" --seed 7 --latency-ms 20 >"$local_dir/double.out" 2>"$local_dir/double.err" &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q listening "$local_dir/double.out" 2>/dev/null && break; sleep 0.1; done
+  export DURO_API_URL=$(sed -n 's/^listening on //p' "$local_dir/double.out")
+  echo "run-local: no Duro credentials given: using the Duro test double at $DURO_API_URL" >&2
+fi
+
 export KAFKA_BOOTSTRAP_SERVERS="$bootstrap"
 export DURO_BRIDGE_LISTEN=${DURO_BRIDGE_LISTEN:-127.0.0.1:8080}
 export DURO_BRIDGE_ADMIN_LISTEN=${DURO_BRIDGE_ADMIN_LISTEN:-127.0.0.1:9090}
+export DURO_ENRICHER_ADMIN_LISTEN=${DURO_ENRICHER_ADMIN_LISTEN:-127.0.0.1:9091}
 export DURO_BRIDGE_DRAIN_DELAY_MS=${DURO_BRIDGE_DRAIN_DELAY_MS:-500}
-
 "$root/build/duro-bridge" &
-bridge_pid=$!
-admin="http://$DURO_BRIDGE_ADMIN_LISTEN"
-for _ in $(seq 100); do
-  curl -sf "$admin/readyz" >/dev/null && break
-  kill -0 "$bridge_pid" 2>/dev/null || { echo "run-local: duro-bridge exited" >&2; exit 1; }
-  sleep 0.1
+pids+=($!)
+"$root/build/duro-enricher" &
+pids+=($!)
+for admin in "$DURO_BRIDGE_ADMIN_LISTEN" "$DURO_ENRICHER_ADMIN_LISTEN"; do
+  for _ in $(seq 200); do curl -sf "http://$admin/readyz" >/dev/null && break; sleep 0.1; done
 done
 export DURO_BRIDGE_URL="http://$DURO_BRIDGE_LISTEN/webhooks/duro"
-echo "run-local: demo webhook:" >&2
-"$root/scripts/send-webhook.sh" ITEM_UPDATE comp_demo >&2
-echo "run-local: the raw topic now holds:" >&2
-kcat -C -b "$bootstrap" -t "$raw" -e -q -f 'partition %p offset %o key %k headers %h\n  %s\n' >&2 || true
+
+n=${DURO_DEMO_EVENTS:-20}
+if [ "$simulated" = 1 ]; then
+  echo "run-local: Duro (the double) sends $n signed webhooks, some twice:" >&2
+  PYTHONPATH="$root/tests" "$py" -m duro_double send --url "$DURO_BRIDGE_URL" \
+    --secret-file "$DURO_WEBHOOK_SECRETS_FILE" --count "$n" --rate 20 --seed 7 \
+    --scale 0.01 --repeat-probability 0.3 >&2
+else
+  "$root/scripts/send-webhook.sh" ITEM_UPDATE "${DURO_DEMO_ITEM:-comp_demo}" >&2
+fi
+# Wait (bounded) until the enricher has caught up with the raw topic.
+for _ in $(seq 300); do
+  m=$(curl -sf "http://$DURO_ENRICHER_ADMIN_LISTEN/metrics" || true)
+  if echo "$m" | grep -q '^duro_enricher_consumer_lag' &&
+     ! echo "$m" | grep '^duro_enricher_consumer_lag' | grep -vq ' 0$'; then
+    break
+  fi
+  sleep 0.1
+done
+echo "run-local: enriched documents (read_committed):" >&2
+for ev in $events; do
+  kcat -C -b "$bootstrap" -t "duro.events.$ev" -X isolation.level=read_committed -e -q \
+    -f "duro.events.$ev key %k: %s\n" 2>/dev/null | cut -c1-300 >&2 || true
+done
 cat >&2 <<EOT
 
-duro-bridge is running (webhooks $DURO_BRIDGE_URL, admin $admin/metrics).
-Send a signed webhook:   DURO_WEBHOOK_SECRETS_FILE=${DURO_WEBHOOK_SECRETS_FILE:-<your file>} scripts/send-webhook.sh CO_RESOLUTION co_42
-Read the raw topic:      kcat -C -b $bootstrap -t $raw -f '%k %h %s\n'
-Ctrl-C stops the bridge and the broker.
+Running: duro-bridge ($DURO_BRIDGE_URL, admin http://$DURO_BRIDGE_ADMIN_LISTEN/metrics),
+duro-enricher (admin http://$DURO_ENRICHER_ADMIN_LISTEN/metrics), Kafka on $bootstrap.
+Send a webhook:   DURO_WEBHOOK_SECRETS_FILE=$DURO_WEBHOOK_SECRETS_FILE scripts/send-webhook.sh CO_RESOLUTION co_000042
+Read the outputs: kcat -C -b $bootstrap -t duro.events.co_resolution -X isolation.level=read_committed
+Dead letters:     kcat -C -b $bootstrap -t $dlq -f '%h %s\n'
+Ctrl-C stops everything.
 EOT
-wait "$bridge_pid"
+wait "${pids[@]}"
