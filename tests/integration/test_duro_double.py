@@ -1,0 +1,734 @@
+"""Tests of the Duro test double (tests/duro_double): the GraphQL API stand-in and the
+webhook sender. No Kafka needed. Everything runs on 127.0.0.1, every wait is bounded, and
+an autouse fixture checks that each test leaves no thread behind."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from socketserver import ThreadingMixIn
+
+import pytest
+from graphql import build_schema, parse, validate
+
+TESTS_DIR = Path(__file__).resolve().parents[1]
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+from duro_double import (SCHEDULE_S, DuroData, DuroDouble, WebhookSender, co_event,  # noqa: E402
+                         item_event, random_events)
+
+REPO_ROOT = TESTS_DIR.parent
+SDL = REPO_ROOT / "schemas" / "duro-api.graphql"
+COMPONENTS_Q = (REPO_ROOT / "schemas" / "graphql" / "components.graphql").read_text()
+CHANGE_ORDERS_Q = (REPO_ROOT / "schemas" / "graphql" / "change_orders.graphql").read_text()
+KEY = "test-api-key-0123456789"
+
+pytestmark = pytest.mark.timeout_s(30)
+
+
+# ---------------------------------------------------------------- helpers
+
+def wait_until(pred, timeout: float, what: str, interval: float = 0.01):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)  # polling interval of a bounded wait, not synchronisation
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left():
+    before = set(threading.enumerate())
+    yield
+    wait_until(lambda: not [t for t in threading.enumerate() if t not in before and t.is_alive()],
+               5.0, "every thread started by the test to end")
+
+
+@pytest.fixture
+def double():
+    d = DuroDouble(api_key=KEY, seed=7, components=60, change_orders=20).start()
+    yield d
+    d.close()
+
+
+class Client:
+    """One keep-alive connection to the double; a fresh one after any failure."""
+
+    def __init__(self, double: DuroDouble, timeout: float = 5.0):
+        self.port, self.timeout = double.port, timeout
+        self.conn: http.client.HTTPConnection | None = None
+
+    def raw(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+            timeout: float | None = None):
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout or self.timeout)
+        try:
+            self.conn.request(method, path, body=body, headers=headers or {})
+            r = self.conn.getresponse()
+            data = r.read()
+        except Exception:
+            self.close()
+            raise
+        if r.will_close:
+            self.close()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
+    def gql(self, query: str, variables: dict | None = None, key: str | None = KEY,
+            headers: dict | None = None, timeout: float | None = None, op: str | None = None):
+        h = {"Content-Type": "application/json", **(headers or {})}
+        if key is not None:
+            h["x-api-key"] = key
+        body = json.dumps({"query": query, "variables": variables or {}, "operationName": op}).encode()
+        status, hdrs, data = self.raw("POST", "/graphql", body, h, timeout)
+        return status, hdrs, json.loads(data)
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+@pytest.fixture
+def client(double):
+    c = Client(double)
+    yield c
+    c.close()
+
+
+def nodes(body, ns="components"):
+    return [e["node"] for e in body["data"][ns]["get"]["connection"]["edges"]]
+
+
+def comp_ids(double, n):
+    return double.data.component_ids()[:n]
+
+
+# ---------------------------------------------------------------- schema and queries
+
+def test_enricher_queries_validate_against_sdl():
+    schema = build_schema(SDL.read_text())
+    for q in (COMPONENTS_Q, CHANGE_ORDERS_Q):
+        assert validate(schema, parse(q)) == []
+    assert set(schema.type_map["WebhookEvent"].values) == {
+        "ITEM_CREATE", "ITEM_UPDATE", "ITEM_DELETE", "CO_OPEN", "CO_UPDATE", "CO_DELETE",
+        "CO_STAGE_TRANSITION", "CO_STAGE_REVIEWER_DECISION", "CO_RESOLUTION"}
+    assert "subset" in SDL.read_text().splitlines()[0]
+    # a field the SDL does not have is refused
+    assert validate(schema, parse("{ components { get { connection { edges { node { bogus } } } } } }"))
+
+
+def test_components_query_returns_existing_ids_in_order(double, client):
+    c = comp_ids(double, 10)
+    asked = [c[5], "comp_999999", c[2], c[9], "co_000001", c[2]]
+    status, _, body = client.gql(COMPONENTS_Q, {"ids": asked})
+    assert status == 200 and "errors" not in body
+    got = nodes(body)
+    assert [n["id"] for n in got] == [c[5], c[2], c[9]]
+    conn = body["data"]["components"]["get"]["connection"]
+    assert conn["pageInfo"] == {"hasNextPage": False, "endCursor": conn["pageInfo"]["endCursor"]}
+    doc = double.data.component(c[5])
+    assert got[0] == {k: doc[k] for k in ("id", "cpn", "name", "description", "revision",
+                                           "status", "category")}
+    assert doc["cpn"][:3].isdigit() and doc["cpn"][3] == "-" and len(doc["cpn"]) == 9
+    assert set(doc["category"]) == {"name", "code"}
+
+
+def test_change_orders_query(double, client):
+    cos = double.data.change_order_ids()[:4]
+    status, _, body = client.gql(CHANGE_ORDERS_Q, {"ids": [cos[3], "co_424242", cos[0]]})
+    assert status == 200 and "errors" not in body
+    got = nodes(body, "changeOrders")
+    assert [n["id"] for n in got] == [cos[3], cos[0]]
+    for n in got:
+        assert 1 <= len(n["stages"]) <= 3
+        for st in n["stages"]:
+            assert st["decisionState"] in ("pending", "approved", "rejected")
+            assert 1 <= len(st["reviewers"]) <= 3
+            assert all("@" in r["user"]["primaryEmail"] for r in st["reviewers"])
+        assert n["resolution"] in ("pending", "approved", "rejected", "withdrawn")
+
+
+def test_data_is_deterministic_and_editable():
+    a, b = DuroData(seed=3, components=30, change_orders=5), DuroData(seed=3, components=30, change_orders=5)
+    ids = a.component_ids()
+    assert ids[0] == "comp_000001" and ids == b.component_ids()
+    assert a.get("component", ids) == b.get("component", ids)
+    assert a.change_order_ids()[0] == "co_000001"
+    assert DuroData(seed=4, components=30).component(ids[0]) != a.component(ids[0])
+    now = [1000.0]
+    d = DuroData(seed=1, components=5, change_orders=2, clock=lambda: now[0])
+    new = d.add_component(name="Late part", visible_at=1010.0)
+    assert d.component(new) is None and d.exists(new)
+    now[0] = 1010.0
+    assert d.component(new)["name"] == "Late part"
+    d.appear_later("comp_000001", delay_s=5)
+    assert d.component("comp_000001") is None
+    now[0] += 5
+    assert d.component("comp_000001") is not None
+    old = d.component("comp_000002")
+    before = dict(old)
+    d.update("comp_000002", status="ARCHIVED")
+    assert d.component("comp_000002")["status"] == "ARCHIVED" and old == before  # copy on write
+    assert d.delete("comp_000002") and d.component("comp_000002") is None
+
+
+def test_appear_later_and_delete_through_the_api(double, client):
+    c = comp_ids(double, 3)
+    double.data.appear_later(c[0], delay_s=3600)
+    double.data.delete(c[1])
+    _, _, body = client.gql(COMPONENTS_Q, {"ids": c})
+    assert [n["id"] for n in nodes(body)] == [c[2]]
+    double.data.show(c[0])
+    _, _, body = client.gql(COMPONENTS_Q, {"ids": c})
+    assert [n["id"] for n in nodes(body)] == [c[0], c[2]]
+
+
+def test_pagination_first_after(double, client):
+    c = comp_ids(double, 5)
+    pages, after = [], None
+    for _ in range(10):
+        status, _, body = client.gql(COMPONENTS_Q, {"ids": c, "first": 2, "after": after})
+        assert status == 200 and "errors" not in body
+        conn = body["data"]["components"]["get"]["connection"]
+        pages.append([e["node"]["id"] for e in conn["edges"]])
+        if not conn["pageInfo"]["hasNextPage"]:
+            break
+        after = conn["pageInfo"]["endCursor"]
+    assert pages == [c[0:2], c[2:4], c[4:5]]
+    q = "query($ids:[ID!]!){components{get(filter:{ids:$ids}){connection(first:2){totalCount edges{cursor}}}}}"
+    _, _, body = client.gql(q, {"ids": c + ["comp_999999"]})
+    conn = body["data"]["components"]["get"]["connection"]
+    assert conn["totalCount"] == 5 and all(isinstance(e["cursor"], str) for e in conn["edges"])
+    status, _, body = client.gql(COMPONENTS_Q, {"ids": c, "first": 2, "after": "not-a-cursor"})
+    assert status == 200 and body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+# ---------------------------------------------------------------- auth and headers
+
+def test_api_key_required(double, client, tmp_path):
+    for key in (None, "wrong-key"):
+        status, hdrs, body = client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]}, key=key)
+        assert status == 401 and hdrs["content-type"] == "application/json"
+        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED" and "data" not in body
+    double.api_key = "rotated"
+    assert client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]})[0] == 401
+    assert client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]}, key="rotated")[0] == 200
+    f = tmp_path / "key"
+    f.write_text("from-file\n")
+    double.api_key_file = f
+    assert client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]}, key="from-file")[0] == 200
+    f.write_text("changed\n")  # re-read per request
+    assert client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]}, key="from-file")[0] == 401
+    assert client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]}, key="changed")[0] == 200
+    assert double.requests_by_status[401] == 4
+
+
+def test_organization_and_library_headers_recorded(double, client):
+    client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]},
+               headers={"x-organization": "@acme", "x-library": "@acme/parts"})
+    client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]})
+    assert double.organizations == {"@acme": 1} and double.libraries == {"@acme/parts": 1}
+    assert double.request_log[-2]["organization"] == "@acme"
+
+
+def test_bad_requests(double, client):
+    status, _, body = client.gql("{ components { nope } }")
+    assert status == 400 and body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    status, _, body = client.gql("{ components {")
+    assert status == 400 and body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    status, _, body = client.gql(COMPONENTS_Q, {"ids": "comp_000001x", "first": "two"})
+    assert status == 400 and body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    status, _, _ = client.raw("POST", "/graphql", b"not json",
+                              {"x-api-key": KEY, "Content-Type": "application/json"})
+    assert status == 400
+    assert client.raw("GET", "/graphql")[0] == 405
+    assert client.raw("GET", "/nowhere")[0] == 404
+
+
+# ---------------------------------------------------------------- knobs
+
+def test_knob_error_rate_500(double, client):
+    double.error_rate_500 = 1.0
+    for _ in range(3):
+        status, _, body = client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]})
+        assert status == 500 and body["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    double.error_rate_500 = 0.0
+    assert client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]})[0] == 200
+
+
+def test_knob_rate_limit_429(double, client):
+    double.configure(rate_limit_429=2, retry_after_s=7)
+    for _ in range(2):
+        status, hdrs, body = client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]})
+        assert status == 429 and hdrs["retry-after"] == "7"
+        assert body["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]})[0] == 200
+    assert double.rate_limit_429 == 0
+
+
+def test_knob_graphql_rate_limited(double, client):
+    double.configure(graphql_rate_limited=1, retry_after_s=60)
+    status, _, body = client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]})
+    assert status == 200 and "data" not in body
+    assert body == {"errors": [{"message": "Rate limit exceeded",
+                                "extensions": {"code": "RATE_LIMITED", "retryAfter": 60}}]}
+    status, _, body = client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]})
+    assert status == 200 and nodes(body)[0]["id"] == "comp_000001"
+
+
+@pytest.mark.parametrize("code", ["INTERNAL_SERVER_ERROR", "FORBIDDEN"])
+def test_knob_per_id_errors_partial_data(double, client, code):
+    c = comp_ids(double, 4)
+    double.configure(per_id_errors={c[2]}, per_id_error_code=code)
+    status, _, body = client.gql(COMPONENTS_Q, {"ids": c})
+    assert status == 200
+    edges = body["data"]["components"]["get"]["connection"]["edges"]
+    assert [e["node"] and e["node"]["id"] for e in edges] == [c[0], c[1], None, c[3]]
+    (err,) = body["errors"]
+    assert c[2] in err["message"] and err["extensions"]["code"] == code
+    assert err["path"] == ["components", "get", "connection", "edges", 2, "node"]
+    double.per_id_errors = {c[0]: "FORBIDDEN"}  # a code per id
+    _, _, body = client.gql(COMPONENTS_Q, {"ids": c[:2]})
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert nodes(body)[1]["id"] == c[1]
+
+
+def test_knob_poison_ids(double, client):
+    c = comp_ids(double, 3)
+    double.poison_ids = {c[1]}
+    status, _, body = client.gql(COMPONENTS_Q, {"ids": c})
+    assert status == 500 and "data" not in body
+    status, _, body = client.gql(COMPONENTS_Q, {"ids": [c[0], c[2]]})
+    assert status == 200 and len(nodes(body)) == 2
+
+
+def test_knob_hang_makes_the_client_time_out(double, client):
+    c = comp_ids(double, 2)
+    double.configure(timeout_ids={c[0]}, hang_ms=5000)
+    t0 = time.monotonic()
+    with pytest.raises((TimeoutError, socket.timeout)):
+        client.gql(COMPONENTS_Q, {"ids": c}, timeout=0.3)
+    assert time.monotonic() - t0 < 3
+    status, _, _ = client.gql(COMPONENTS_Q, {"ids": [c[1]]})  # without the id: at once
+    assert status == 200
+    # closing the double does not wait for the hang (fixture teardown; checked here too)
+    t0 = time.monotonic()
+    double.close()
+    assert time.monotonic() - t0 < 3
+
+
+def test_knob_outage_and_latency(double, client):
+    double.outage = True
+    for _ in range(2):
+        status, _, body = client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]})
+        assert status == 503 and body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    double.outage = False
+    assert client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]})[0] == 200
+    double.latency_ms = 150
+    t0 = time.monotonic()
+    assert client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]})[0] == 200
+    assert time.monotonic() - t0 >= 0.15
+
+
+def test_knob_max_ids_and_forbidden(double, client):
+    c = comp_ids(double, 5)
+    double.max_ids_per_request = 4
+    status, _, body = client.gql(COMPONENTS_Q, {"ids": c})
+    assert status == 200 and body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and "5" in body["errors"][0]["message"]
+    assert len(nodes(client.gql(COMPONENTS_Q, {"ids": c[:4]})[2])) == 4
+    double.forbidden = True
+    status, _, body = client.gql(COMPONENTS_Q, {"ids": c[:1]})
+    assert status == 403 and body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_control_and_stats_over_http(double, client):
+    status, _, data = client.raw("POST", "/_control", json.dumps(
+        {"outage": True, "poison_ids": ["comp_000002"], "api_key": "k2"}).encode())
+    knobs = json.loads(data)
+    assert status == 200 and knobs["outage"] is True and knobs["poison_ids"] == ["comp_000002"]
+    assert double.outage and double.poison_ids == {"comp_000002"} and double.api_key == "k2"
+    assert client.gql(COMPONENTS_Q, {"ids": ["comp_000001"]}, key="k2")[0] == 503
+    client.raw("POST", "/_control", json.dumps({"reset_knobs": True, "reset_stats": True}).encode())
+    assert not double.outage and double.requests_total == 0
+    status, _, data = client.raw("POST", "/_data", json.dumps(
+        {"op": "add", "kind": "component", "fields": {"name": "Added over HTTP"}}).encode())
+    new_id = json.loads(data)["id"]
+    _, _, body = client.gql(COMPONENTS_Q, {"ids": [new_id]}, key="k2")
+    assert nodes(body)[0]["name"] == "Added over HTTP"
+    stats = json.loads(client.raw("GET", "/_stats")[2])
+    assert stats["requests_total"] == 1 and stats["id_log"] == [[new_id]]
+
+
+def test_counters(double, client):
+    c = comp_ids(double, 6)
+    cos = double.data.change_order_ids()[:2]
+    client.gql(COMPONENTS_Q, {"ids": c[:3]})
+    client.gql(COMPONENTS_Q, {"ids": c})
+    client.gql(CHANGE_ORDERS_Q, {"ids": cos})
+    client.gql(COMPONENTS_Q, {"ids": c[:1]}, key="bad")
+    assert double.requests_total == 4
+    assert double.requests_by_operation == {"DuroComponents": 3, "DuroChangeOrders": 1}
+    assert double.requests_by_status == {200: 3, 401: 1}
+    assert double.ids_total == 3 + 6 + 2
+    assert double.ids_histogram == {3: 1, 6: 1, 2: 1}
+    assert double.id_log == [c[:3], c, cos]
+    assert double.ids_requested() == c[:3] + c + cos
+    double.reset_stats()
+    assert double.requests_total == 0 and double.id_log == [] and double.stats()["ids_total"] == 0
+
+
+def test_keep_alive_and_clean_close_with_idle_connections(double):
+    conns = [Client(double) for _ in range(3)]
+    for cl in conns:
+        for _ in range(3):
+            assert cl.gql(COMPONENTS_Q, {"ids": ["comp_000001"]})[0] == 200
+    assert double.requests_total == 9
+    t0 = time.monotonic()
+    double.close()  # three idle keep-alive connections are open: close still returns at once
+    assert time.monotonic() - t0 < 2
+    for cl in conns:
+        cl.close()
+
+
+# ---------------------------------------------------------------- webhooks API
+
+CREATE = """mutation Create($in: CreateWebhookInput!) { webhooks { create(input: $in) {
+  id name description url events isEnabled createdAt secret } } }"""
+LIST = "query { webhooks { get { id name description url events isEnabled createdAt secret } } }"
+UPDATE = """mutation Update($ids: [ID!]) { webhooks { update(filter: { ids: $ids }, input: {
+  events: [ITEM_CREATE, ITEM_UPDATE, ITEM_DELETE], isEnabled: false }) { id events isEnabled } } }"""
+LOGS = """query Logs($id: ID!, $after: String, $dir: SortDirection) { webhooks { getLogs(webhookID: $id,
+  orderBy: [{ createdAt: $dir }]) { connection(first: 20, after: $after) {
+  edges { cursor node { id event metadata responseCode isAcknowledged createdAt } }
+  pageInfo { hasNextPage endCursor } } } } }"""
+
+
+def test_webhooks_create_get_update(double, client):
+    status, _, body = client.gql(CREATE, {"in": {"name": "Sync", "description": "ERP",
+                                                  "url": "https://example.com/hook",
+                                                  "events": ["ITEM_CREATE", "CO_RESOLUTION"]}})
+    assert status == 200 and "errors" not in body
+    hook = body["data"]["webhooks"]["create"]
+    assert hook["id"] == "webhook_1" and len(hook["secret"]) >= 32 and hook["isEnabled"] is True
+    assert hook["events"] == ["ITEM_CREATE", "CO_RESOLUTION"]
+    assert double.webhook_secret("webhook_1") == hook["secret"]
+    _, _, body = client.gql(CREATE, {"in": {"name": "Two", "url": "https://e.com/2",
+                                            "events": ["ITEM_DELETE"], "isEnabled": False}})
+    assert body["data"]["webhooks"]["create"]["id"] == "webhook_2"
+    _, _, body = client.gql(LIST)
+    listed = body["data"]["webhooks"]["get"]
+    assert [h["id"] for h in listed] == ["webhook_1", "webhook_2"]
+    assert all(h["secret"] is None for h in listed)
+    _, _, body = client.gql(UPDATE, {"ids": ["webhook_2", "webhook_9"]})
+    assert body["data"]["webhooks"]["update"] == [
+        {"id": "webhook_2", "events": ["ITEM_CREATE", "ITEM_UPDATE", "ITEM_DELETE"], "isEnabled": False}]
+    _, _, body = client.gql(CREATE, {"in": {"name": "Bad", "url": "u", "events": ["NOPE"]}})
+    assert "errors" in body
+
+
+def test_webhook_logs_paginated_newest_first(double, client):
+    for i in range(25):
+        double.record_delivery("webhook_1", "ITEM_UPDATE", {"event_id": f"evt_{i}"},
+                               200 if i % 2 else 503, bool(i % 2))
+    double.record_delivery("webhook_other", "CO_OPEN", {}, 200, True)
+    seen, after = [], None
+    for _ in range(5):
+        status, _, body = client.gql(LOGS, {"id": "webhook_1", "after": after})
+        assert status == 200 and "errors" not in body
+        conn = body["data"]["webhooks"]["getLogs"]["connection"]
+        seen.append([e["node"]["metadata"]["event_id"] for e in conn["edges"]])
+        if not conn["pageInfo"]["hasNextPage"]:
+            break
+        after = conn["pageInfo"]["endCursor"]
+    assert [len(p) for p in seen] == [20, 5]
+    assert sum(seen, []) == [f"evt_{i}" for i in reversed(range(25))]
+    _, _, body = client.gql(LOGS, {"id": "webhook_1", "dir": "ASC"})
+    first = body["data"]["webhooks"]["getLogs"]["connection"]["edges"][0]["node"]
+    assert first["metadata"] == {"event_id": "evt_0"} and first["responseCode"] == 503
+    assert first["isAcknowledged"] is False and first["event"] == "ITEM_UPDATE"
+
+
+# ---------------------------------------------------------------- webhook sender
+
+class Receiver:
+    """A tiny webhook endpoint on 127.0.0.1 that verifies X-Duro-Signature with hmac itself.
+    ``answer(event_id, n)`` gives the status of the n-th (1-based) delivery of an event."""
+
+    def __init__(self, secret: str, answer=None):
+        self.secret = secret.encode()
+        self.answer = answer or (lambda eid, n: 200)
+        self.lock = threading.Lock()
+        self.hits: list[dict] = []
+        self.bad_signatures = 0
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                sig = self.headers.get("X-Duro-Signature", "")
+                want = "sha256=" + hmac.new(outer.secret, body, hashlib.sha256).hexdigest()
+                ok = hmac.compare_digest(sig, want)
+                eid = json.loads(body).get("id") if ok else None
+                with outer.lock:
+                    if not ok:
+                        outer.bad_signatures += 1
+                    n = 1 + sum(1 for h in outer.hits if h["id"] == eid)
+                    status = outer.answer(eid, n) if ok else 401
+                    outer.hits.append({"id": eid, "t": time.monotonic(), "body": body, "status": status,
+                                       "content_type": self.headers.get("Content-Type")})
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        class S(ThreadingMixIn, HTTPServer):
+            daemon_threads = True
+            block_on_close = False
+
+        self.server = S(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/duro"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
+        self.thread.start()
+
+    def hits_of(self, eid):
+        with self.lock:
+            return [h for h in self.hits if h["id"] == eid]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def receiver_factory():
+    made = []
+
+    def make(secret, answer=None):
+        r = Receiver(secret, answer)
+        made.append(r)
+        return r
+    yield make
+    for r in made:
+        r.close()
+
+
+def test_sender_signs_as_duro(receiver_factory):
+    secret = "whsec-test-secret"
+    rx = receiver_factory(secret)
+    data = DuroData(seed=2, components=20, change_orders=5)
+    events = [item_event("update", "comp_000001"), co_event("CO_RESOLUTION", "co_000002"),
+              co_event("stage_transition", "co_000003", data=data)]
+    with WebhookSender(rx.url, secret, webhook_id="webhook_7", scale=0.001, workers=2) as s:
+        ids = s.send_many(events)
+        assert s.wait(10)
+        summary = s.summary()
+    assert rx.bad_signatures == 0 and len(rx.hits) == 3
+    assert summary["sent"] == summary["acknowledged"] == 3 and summary["balanced"]
+    bodies = {h["id"]: json.loads(h["body"]) for h in rx.hits}
+    assert all(h["content_type"] == "application/json" for h in rx.hits)
+    b = bodies[ids[0]]
+    assert list(b) == ["id", "webhook_id", "event", "created_at", "data"]
+    assert b["id"].startswith("evt_") and b["webhook_id"] == "webhook_7"
+    assert b["event"] == "ITEM_UPDATE" and b["data"] == {"item_id": "comp_000001"}
+    assert b["created_at"].endswith("Z") and "T" in b["created_at"]
+    assert bodies[ids[1]]["data"]["resolution"] in ("approved", "rejected", "withdrawn")
+    st = bodies[ids[2]]["data"]
+    assert st["stage_id"] in [x["id"] for x in data.change_order("co_000003")["stages"]]
+    assert st["decision"] in ("approved", "rejected")
+    # a wrong secret is refused by the receiver, and the sender retries
+    with WebhookSender(rx.url, "not-the-secret", scale=0.0001, schedule=(1, 1), workers=1) as s:
+        eid = s.send(item_event("ITEM_DELETE", "comp_000002"))
+        assert s.wait(10)
+        assert s.ledger.get(eid)["statuses"] == [401, 401, 401] and s.summary()["gave_up"] == 1
+
+
+def test_sender_retries_on_the_scaled_schedule(receiver_factory):
+    secret = "s3cret"
+    rx = receiver_factory(secret, lambda eid, n: 503 if n <= 2 else 200)
+    with WebhookSender(rx.url, secret, scale=0.001, workers=4) as s:
+        ids = s.send_many(item_event("ITEM_CREATE", f"comp_{i:06d}") for i in range(1, 6))
+        assert s.wait(10)
+        summary = s.summary()
+    assert summary == dict(summary, sent=5, acknowledged=5, gave_up=0, attempts=15, balanced=True)
+    for eid in ids:
+        e = rx.hits_of(eid)
+        assert [h["status"] for h in e] == [503, 503, 200]
+        assert len({h["body"] for h in e}) == 1
+        gaps = [b["t"] - a["t"] for a, b in zip(e, e[1:])]
+        assert gaps[0] >= 5 * 0.001 and gaps[1] >= 30 * 0.001, gaps
+    led = s.ledger.get(ids[0])
+    assert led["attempts"] == 3 and led["statuses"] == [503, 503, 200] and led["acknowledged"]
+    assert led["first_ack_at"] is not None
+
+
+def test_sender_gives_up_after_the_schedule(receiver_factory):
+    secret = "s3cret"
+    scale = 0.0001  # the 8 retries take 2.78 s in all
+    rx = receiver_factory(secret, lambda eid, n: 500)
+    with WebhookSender(rx.url, secret, scale=scale, workers=2) as s:
+        eid = s.send(item_event("ITEM_UPDATE", "comp_000009"))
+        assert s.wait(15)
+        led = s.ledger.get(eid)
+        summary = s.summary()
+    assert led["attempts"] == 1 + len(SCHEDULE_S) == 9 and led["gave_up"] and not led["acknowledged"]
+    assert summary["gave_up"] == 1 and summary["acknowledged"] == 0 and summary["balanced"]
+    times = [h["t"] for h in rx.hits_of(eid)]
+    assert len(times) == 9
+    for gap, delay in zip([b - a for a, b in zip(times, times[1:])], SCHEDULE_S):
+        assert gap >= delay * scale
+    # connection refused counts as a failure too
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    dead = f"http://127.0.0.1:{sock.getsockname()[1]}/x"
+    sock.close()
+    with WebhookSender(dead, secret, scale=0.00002, workers=1, timeout_s=1) as s:
+        eid = s.send(item_event("ITEM_UPDATE", "comp_000001"))
+        assert s.wait(10)
+        led = s.ledger.get(eid)
+    assert led["statuses"] == [None] * 9 and led["gave_up"] and led["errors"]
+
+
+def test_sender_repeats_deliveries(receiver_factory):
+    secret = "s3cret"
+    rx = receiver_factory(secret)
+    with WebhookSender(rx.url, secret, scale=0.001, repeat_probability=1.0, seed=5, workers=4) as s:
+        ids = s.send_many(item_event("ITEM_UPDATE", f"comp_{i:06d}") for i in range(1, 11))
+        assert s.wait(10)
+        s.repeat(ids[0], times=2)
+        assert s.wait(10)
+        summary = s.summary()
+        ledger = s.ledger.entries()
+    for eid in ids:
+        hits = rx.hits_of(eid)
+        assert 2 <= len(hits) <= 3 + (2 if eid == ids[0] else 0)
+        assert len({h["body"] for h in hits}) == 1
+        assert ledger[eid]["deliveries"] == len(hits) == ledger[eid]["acks"]
+    assert summary["sent"] == summary["acknowledged"] == 10 and summary["balanced"]
+    assert summary["deliveries"] == len(rx.hits) == 10 + summary["repeats"]
+    assert summary["repeats"] >= 12
+
+
+def test_sender_fills_the_doubles_webhook_log_and_streams(double, client, receiver_factory):
+    secret = "s3cret"
+    rx = receiver_factory(secret, lambda eid, n: 503 if n == 1 else 200)
+    data = double.data
+    events = random_events(20, data, rng=11, webhook_id=None)
+    assert len({e["id"] for e in events}) == 20
+    assert random_events(20, data, rng=11)[5]["data"] == events[5]["data"]
+    with WebhookSender(rx.url, secret, webhook_id="webhook_1", scale=0.001, workers=4,
+                       delivery_log=double) as s:
+        t0 = time.monotonic()
+        ids = s.send_stream(events, rate_per_s=200)
+        assert time.monotonic() - t0 >= 19 / 200
+        assert s.wait(10)
+        summary = s.summary()
+    assert summary["acknowledged"] == 20 and summary["attempts"] == 40 and summary["balanced"]
+    _, _, body = client.gql(LOGS, {"id": "webhook_1"})
+    conn = body["data"]["webhooks"]["getLogs"]["connection"]
+    assert len(conn["edges"]) == 20 and conn["pageInfo"]["hasNextPage"]
+    logged = double.webhook_logs("webhook_1")
+    assert len(logged) == 40 and {l["metadata"]["event_id"] for l in logged} == set(ids)
+    assert sorted(l["responseCode"] for l in logged) == [200] * 20 + [503] * 20
+
+
+# ---------------------------------------------------------------- command line
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DURO_")}
+    env["PYTHONPATH"] = str(TESTS_DIR)
+    return env
+
+
+def _read_line(proc, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or proc.poll() is not None:
+            raise AssertionError(f"no line from the double (got {buf!r})")
+        r, _, _ = select.select([proc.stdout], [], [], left)
+        if r:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                continue
+            buf += chunk
+    return buf.decode().splitlines()[0]
+
+
+@pytest.mark.timeout_s(40)
+def test_cli_serve_and_send(tmp_path, receiver_factory):
+    keyf = tmp_path / "key"
+    keyf.write_text("cli-key\n")
+    proc = subprocess.Popen([sys.executable, "-m", "duro_double", "serve", "--port", "0",
+                             "--api-key-file", str(keyf), "--seed", "3", "--components", "40"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=REPO_ROOT)
+    try:
+        line = _read_line(proc, 15)
+        assert line.startswith("listening on http://127.0.0.1:") and line.endswith("/graphql")
+        port = int(line.rsplit(":", 1)[1].split("/")[0])
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("POST", "/graphql", json.dumps({"query": COMPONENTS_Q,
+                                                  "variables": {"ids": ["comp_000002"]}}),
+                  {"x-api-key": "cli-key", "Content-Type": "application/json"})
+        r = c.getresponse()
+        body = json.loads(r.read())
+        c.close()
+        assert r.status == 200
+        assert body["data"]["components"]["get"]["connection"]["edges"][0]["node"] == {
+            k: v for k, v in DuroData(3, 40, 200).component("comp_000002").items()
+            if k not in ("createdAt", "updatedAt")}
+
+        secret = "cli-secret"
+        secf = tmp_path / "secret"
+        secf.write_text(secret + "\n")
+        rx = receiver_factory(secret, lambda eid, n: 500 if n == 1 else 200)
+        ledger = tmp_path / "ledger.json"
+        out = subprocess.run([sys.executable, "-m", "duro_double", "send", "--url", rx.url,
+                              "--secret-file", str(secf), "--count", "8", "--rate", "400",
+                              "--scale", "0.001", "--ledger", str(ledger), "--seed", "3",
+                              "--components", "40", "--double-url", f"http://127.0.0.1:{port}"],
+                             capture_output=True, env=_env(), cwd=REPO_ROOT, timeout=30)
+        assert out.returncode == 0, out.stderr.decode()
+        summary = json.loads(out.stdout.decode().strip().splitlines()[-1])
+        assert summary["sent"] == summary["acknowledged"] == 8 and summary["attempts"] == 16
+        full = json.loads(ledger.read_text())
+        assert len(full["events"]) == 8 and rx.bad_signatures == 0
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("POST", "/graphql", json.dumps({"query": LOGS, "variables": {"id": "webhook_test"}}),
+                  {"x-api-key": "cli-key", "Content-Type": "application/json"})
+        logs = json.loads(c.getresponse().read())["data"]["webhooks"]["getLogs"]["connection"]
+        c.close()
+        assert len(logs["edges"]) == 16 and not logs["pageInfo"]["hasNextPage"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+            proc.stdout.close()
+            proc.stderr.close()
+    assert rc == 0
