@@ -136,11 +136,13 @@ void dgql_classify(struct dgql_result *res, long http_status, const char *body,
                                  "GraphQL error%s%s%s%s", code ? " " : "",
                                  code ? code : "", msg ? ": " : "", msg ? msg : "");
                 if (code && !strcmp(code, "RATE_LIMITED")) {
-                        json_t *ra          = json_object_get(ext, "retryAfter");
-                        res->outcome        = DGQL_RATE_LIMITED;
-                        res->retry_after_ms = json_is_number(ra)
-                                                  ? (long)(json_number_value(ra) * 1000)
-                                                  : -1;
+                        json_t *ra   = json_object_get(ext, "retryAfter");
+                        double secs  = json_number_value(ra);
+                        res->outcome = DGQL_RATE_LIMITED;
+                        /* Duro's answer sets this: clamp it, as the header is. */
+                        res->retry_after_ms = !json_is_number(ra) || !(secs >= 0) ? -1
+                                              : secs > 3600 ? 3600 * 1000L
+                                                            : (long)(secs * 1000);
                         return;
                 }
                 if (code && !strcmp(code, "UNAUTHENTICATED"))
