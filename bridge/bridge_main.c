@@ -153,6 +153,8 @@ int main(int argc, char **argv)
         int exit_code = 0;
 
         dlog_init("duro-bridge", DLOG_INFO);
+        if (argc > 1 && !strcmp(argv[1], "webhooks"))
+                return bridge_webhooks_main(argc - 1, argv + 1);
         switch (dconf_load(bridge_opts, BRIDGE_NOPTS, &br.cfg, argc, argv, environ,
                            "duro-bridge [options]", &br.props, err, sizeof(err))) {
         case DCONF_HELP:

@@ -442,6 +442,34 @@ int dgql_run(struct dgql *c, long timeout_ms)
         }
 }
 
+struct dgql_call_ctx {
+        struct dgql_result *res;
+        int done;
+};
+
+static void dgql_call_done(void *opaque, struct dgql_result *res)
+{
+        struct dgql_call_ctx *cc = opaque;
+
+        *cc->res    = *res;
+        res->data   = NULL; /* moved to the caller */
+        res->errors = NULL;
+        cc->done    = 1;
+}
+
+int dgql_call(struct dgql *c, const char *query, const char *opname, json_t *variables,
+              struct dgql_result *res)
+{
+        struct dgql_call_ctx cc = {res, 0};
+
+        memset(res, 0, sizeof(*res));
+        if (dgql_submit(c, query, opname, variables, dgql_call_done, &cc))
+                return -1;
+        while (!cc.done)
+                dgql_run(c, 1000);
+        return 0;
+}
+
 int dgql_pending(const struct dgql *c)
 {
         int n = c->running;

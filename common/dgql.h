@@ -72,6 +72,12 @@ int dgql_submit(struct dgql *c, const char *query, const char *opname,
 int dgql_run(struct dgql *c, long timeout_ms);
 int dgql_pending(const struct dgql *c);
 
+/* Runs one request to completion (for command-line tools). On return *res holds the
+ * answer (the caller clears it with dgql_result_clear()). Returns 0, or -1 when the
+ * request could not even be queued. */
+int dgql_call(struct dgql *c, const char *query, const char *opname, json_t *variables,
+              struct dgql_result *res);
+
 const struct dgql_stats *dgql_stats(const struct dgql *c);
 const char *dgql_outcome_name(enum dgql_outcome o);
 
