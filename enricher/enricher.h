@@ -232,6 +232,9 @@ struct enricher_part *enricher_part_find(struct enricher *e, int32_t partition);
 struct enricher_part *enricher_part_get(struct enricher *e, int32_t partition);
 void enricher_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
 
+/* enricher_dlq.c: `duro-enricher dlq ...` (argv[0] is "dlq"). */
+int enricher_dlq_main(int argc, char **argv);
+
 /* enricher_metrics.c */
 void enricher_metrics_init(struct enricher_metrics *m);
 void enricher_metrics_produced(struct enricher_metrics *m, const char *topic);

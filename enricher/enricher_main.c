@@ -366,6 +366,8 @@ int main(int argc, char **argv)
         int exit_code = 0;
 
         dlog_init("duro-enricher", DLOG_INFO);
+        if (argc > 1 && !strcmp(argv[1], "dlq"))
+                return enricher_dlq_main(argc - 1, argv + 1);
         switch (dconf_load(enricher_opts, ENRICHER_NOPTS, &e.cfg, argc, argv, environ,
                            "duro-enricher [options]", &e.props, err, sizeof(err))) {
         case DCONF_HELP:
