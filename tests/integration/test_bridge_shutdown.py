@@ -1,0 +1,161 @@
+"""SIGTERM under load (DESIGN §3): readiness goes false at once, the listener
+closes after the drain delay, every request in flight is answered (with
+``Connection: close``), nothing acknowledged is lost, and the exit code is 0."""
+
+import http.client
+import signal
+import threading
+import time
+
+import pytest
+
+from bridgetest import WEBHOOK_PATH, body_of, event, sign, wait_until
+from kafkatest import read_all
+
+CLIENTS = 8
+DRAIN_MS = 300
+
+
+class Outcome:
+    def __init__(self, kind, t, event_id=None, status=None, connection=None, error=None,
+                 t_connect=None, nth=0):
+        self.kind = kind  # "answered", "refused", "failed"
+        self.t = t
+        self.t_connect = t_connect  # when this connection was opened
+        self.nth = nth  # requests sent on this connection before this one
+        self.event_id = event_id
+        self.status = status
+        self.connection = connection
+        self.error = error
+
+    def __repr__(self):
+        return (f"Outcome({self.kind}, t={self.t:.3f}, connected at {self.t_connect}, "
+                f"request #{self.nth} on it, status={self.status}, "
+                f"connection={self.connection}, error={self.error!r})")
+
+
+def _client(port, secret, stop, out, lock):
+    conn = None
+    t_connect, nth = None, 0
+    while not stop.is_set():
+        p = event("ITEM_UPDATE")
+        body = body_of(p)
+        headers = {"Content-Type": "application/json", "X-Duro-Signature": sign(secret, body)}
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            t_connect, nth = time.monotonic(), 0
+            try:
+                conn.connect()
+            except (ConnectionRefusedError, ConnectionResetError) as e:
+                # failed to connect (a reset inside connect() too): nothing was sent
+                with lock:
+                    out.append(Outcome("refused", time.monotonic(), error=e))
+                return
+            except OSError as e:
+                with lock:
+                    out.append(Outcome("failed", time.monotonic(), error=f"connect: {e!r}"))
+                return
+        try:
+            conn.request("POST", WEBHOOK_PATH, body=body, headers=headers)
+            r = conn.getresponse()
+            r.read()
+        except Exception as e:  # a reset, an empty reply, a timeout: all failures
+            with lock:
+                out.append(Outcome("failed", time.monotonic(), event_id=p["id"], error=e,
+                                   t_connect=t_connect, nth=nth))
+            conn.close()
+            return
+        with lock:
+            out.append(Outcome("answered", time.monotonic(), p["id"], r.status,
+                               r.getheader("Connection"), t_connect=t_connect, nth=nth))
+        nth += 1
+        if r.will_close:
+            conn.close()
+            conn = None
+    if conn is not None:
+        conn.close()
+
+
+def _readyz_watch(b, stop, seen):
+    while not stop.is_set():
+        try:
+            r = b.readyz()
+            seen.append((time.monotonic(), r.status, r.body.decode(errors="replace")))
+        except OSError:
+            seen.append((time.monotonic(), None, "unreachable"))
+            if b.proc.poll() is not None:
+                return
+        stop.wait(0.01)  # bounded probe interval
+
+
+@pytest.mark.timeout_s(180)
+def test_sigterm_under_load_answers_everything(broker, bridges, topic):
+    b = bridges(topic, DURO_BRIDGE_DRAIN_DELAY_MS=DRAIN_MS)
+    stop = threading.Event()
+    lock = threading.Lock()
+    out: list[Outcome] = []
+    ready_seen: list = []
+    threads = [threading.Thread(target=_client, args=(b.port, b.secrets_[0], stop, out, lock),
+                                daemon=True) for _ in range(CLIENTS)]
+    watcher = threading.Thread(target=_readyz_watch, args=(b, stop, ready_seen), daemon=True)
+    try:
+        for t in threads:
+            t.start()
+        wait_until(lambda: sum(o.kind == "answered" for o in out) >= 100, 60,
+                   "100 answered webhooks before SIGTERM")
+        watcher.start()
+        wait_until(lambda: ready_seen, 10, "a first /readyz probe")
+        t_term = time.monotonic()
+        b.signal(signal.SIGTERM)
+        rc = b.wait_exit(60)
+        t_exit = time.monotonic()
+        for t in threads:
+            t.join(timeout=40)
+        assert not any(t.is_alive() for t in threads), "a client thread is still running"
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=40)
+        if watcher.is_alive():
+            watcher.join(timeout=20)
+
+    assert rc == 0, (f"exit code {rc}" + (f" (killed by signal {-rc})" if rc < 0 else "")
+                     + f"; stderr tail:\n{b.stderr_text()[-3000:]}")
+
+    answered = [o for o in out if o.kind == "answered"]
+    refused = [o for o in out if o.kind == "refused"]
+    failed = [o for o in out if o.kind == "failed"]
+    if failed:
+        t_closed = min((o.t for o in refused), default=float("nan"))
+        rel = lambda x: None if x is None else round(x - t_term, 3)  # noqa: E731
+        detail = [f"{o.error!r} at +{rel(o.t)}s (connected at +{rel(o.t_connect)}s, "
+                  f"request #{o.nth} on that connection)" for o in failed]
+        pytest.fail(f"{len(failed)} request(s) got no HTTP answer (times after SIGTERM; first "
+                    f"refused connect at +{rel(t_closed)}s, exit at +{rel(t_exit)}s): {detail}")
+    assert len(refused) == CLIENTS, f"each client should end on a refused connection: {out[-20:]}"
+    assert all(o.status in (200, 503) for o in answered), \
+        {o.status for o in answered}
+
+    # requests answered while draining: Connection: close
+    draining = [o for o in answered if o.t > t_term + 0.05]
+    assert draining, "no request was answered during the drain delay"
+    assert all((o.connection or "").lower() == "close" for o in draining[-CLIENTS:]), draining[-CLIENTS:]
+
+    # readiness went false before the listener closed, and about at once
+    t_closed = min((o.t for o in refused if isinstance(o.error, ConnectionRefusedError)),
+                   default=min(o.t for o in refused))
+    assert t_closed <= t_exit
+    first_unready = next((t for t, st, _ in ready_seen if t >= t_term and st == 503), None)
+    assert first_unready is not None, ready_seen[-10:]
+    assert first_unready < t_closed, (first_unready - t_term, t_closed - t_term)
+    assert first_unready - t_term < DRAIN_MS / 1000, first_unready - t_term
+    assert t_closed - t_term >= DRAIN_MS / 1000 - 0.05, \
+        f"listener closed {t_closed - t_term:.3f}s after SIGTERM, drain delay is {DRAIN_MS} ms"
+    bodies = [body for t, st, body in ready_seen if t >= t_term and st == 503]
+    assert all("shutting down" in x for x in bodies), bodies
+
+    # nothing acknowledged is lost
+    acked = {o.event_id for o in answered if 200 <= o.status < 300}
+    on_topic = {r.header("duro-event-id").decode() for r in read_all(broker.bootstrap, topic, timeout=30)}
+    assert acked - on_topic == set()
+    assert b.wait_log(lambda r: "SIGTERM" in r.get("msg", ""), 1, "the SIGTERM log line")
