@@ -38,6 +38,11 @@ struct bridge_config {
         long long request_timeout_ms;
         long long threads;
         int log_level;
+        int create_topics;
+        long long topic_partitions;
+        long long topic_replication;
+        long long raw_retention_ms;
+        char *topic_configs;
 };
 
 /* HTTP answers counted by status; BRIDGE_STATUS_OTHER catches the rest. */

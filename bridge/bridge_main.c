@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "dkafka.h"
 #include "dlog.h"
 #include "dtime.h"
+#include "dtopics.h"
 
 extern char **environ;
 
@@ -68,6 +70,16 @@ static const struct dconf_opt bridge_opts[] = {
                "TLS certificate file (PEM) for the webhook listener"),
     BRIDGE_OPT("DURO_BRIDGE_TLS_KEY", "tls-key", DCONF_STRING, NULL, 0, 0, tls_key,
                "TLS private key file (PEM)"),
+    BRIDGE_OPT("DURO_CREATE_TOPICS", "create-topics", DCONF_BOOL, "false", 0, 0,
+               create_topics, "create the raw topic at start when missing"),
+    BRIDGE_OPT("DURO_TOPIC_PARTITIONS", "topic-partitions", DCONF_INT, "12", 1, 100000,
+               topic_partitions, "partitions of created topics"),
+    BRIDGE_OPT("DURO_TOPIC_REPLICATION", "topic-replication", DCONF_INT, "-1", -1, 100,
+               topic_replication, "replication of created topics (-1: broker default)"),
+    BRIDGE_OPT("DURO_RAW_RETENTION_MS", "raw-retention-ms", DCONF_INT, "604800000", 1,
+               INT64_MAX / 2, raw_retention_ms, "retention.ms of a created raw topic"),
+    BRIDGE_OPT("DURO_TOPIC_CONFIGS", "topic-configs", DCONF_STRING, NULL, 0, 0,
+               topic_configs, "k=v,... topic configs of created topics"),
     BRIDGE_OPT("DURO_LOG_LEVEL", "log-level", DCONF_LOGLEVEL, "info", 0, 0, log_level,
                "debug, info, warn or error"),
 };
@@ -168,6 +180,10 @@ int main(int argc, char **argv)
         dlog_init("duro-bridge", (enum dlog_level)br.cfg.log_level);
         if (dkafka_check_props(&br.props, err, sizeof(err))) {
                 dlog_error("bad setting: %s", err);
+                return 2;
+        }
+        if (dtopics_check_configs(br.cfg.topic_configs, err, sizeof(err))) {
+                dlog_error("bad setting: DURO_TOPIC_CONFIGS: %s", err);
                 return 2;
         }
         if (br.cfg.webhook_path[0] != '/') {

@@ -45,6 +45,11 @@ struct enricher_config {
         long long gql_max_attempts;
         long long not_found_grace_ms;
         int log_level;
+        int create_topics;
+        long long topic_partitions;
+        long long topic_replication;
+        long long raw_retention_ms;
+        char *topic_configs;
 };
 
 /* The dedupe set of one input partition: 128-bit digests of dedupe keys with the raw
@@ -231,6 +236,10 @@ struct enricher_part *enricher_part_find(struct enricher *e, int32_t partition);
 /* Finds or adds it. */
 struct enricher_part *enricher_part_get(struct enricher *e, int32_t partition);
 void enricher_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
+
+/* enricher_main.c: creates topic when missing (provisioning on). Returns 0 or -1. */
+int enricher_create_topic(struct enricher *e, const char *topic, long long retention_ms,
+                          char *err, size_t errsize);
 
 /* enricher_dlq.c: `duro-enricher dlq ...` (argv[0] is "dlq"). */
 int enricher_dlq_main(int argc, char **argv);

@@ -509,6 +509,13 @@ static int batch_topic_exists(struct enricher *e, const char *topic)
         }
         if (rkt)
                 rd_kafka_topic_destroy(rkt);
+        if (!exists && e->cfg.create_topics) {
+                char err[300];
+                if (enricher_create_topic(e, topic, 0, err, sizeof(err)))
+                        dlog_error("%s", err);
+                else
+                        exists = 1;
+        }
         if (i == e->ntopics && i < sizeof(e->topics) / sizeof(e->topics[0])) {
                 e->topics[i].topic = strdup(topic);
                 if (!e->topics[i].topic)

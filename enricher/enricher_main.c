@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "dlog.h"
 #include "dnet.h"
 #include "dtime.h"
+#include "dtopics.h"
 
 extern char **environ;
 
@@ -85,6 +87,19 @@ static const struct dconf_opt enricher_opts[] = {
     ENRICHER_OPT("DURO_NOT_FOUND_GRACE_MS", "not-found-grace-ms", DCONF_INT, "2000", 0,
                  600000, not_found_grace_ms,
                  "wait before asking again for a missing resource"),
+    ENRICHER_OPT("DURO_CREATE_TOPICS", "create-topics", DCONF_BOOL, "false", 0, 0,
+                 create_topics,
+                 "create missing topics (raw, DLQ, outputs) at start and on demand"),
+    ENRICHER_OPT("DURO_TOPIC_PARTITIONS", "topic-partitions", DCONF_INT, "12", 1,
+                 100000, topic_partitions, "partitions of created topics"),
+    ENRICHER_OPT("DURO_TOPIC_REPLICATION", "topic-replication", DCONF_INT, "-1", -1,
+                 100, topic_replication,
+                 "replication of created topics (-1: broker default)"),
+    ENRICHER_OPT("DURO_RAW_RETENTION_MS", "raw-retention-ms", DCONF_INT, "604800000", 1,
+                 INT64_MAX / 2, raw_retention_ms,
+                 "retention.ms of a created raw topic"),
+    ENRICHER_OPT("DURO_TOPIC_CONFIGS", "topic-configs", DCONF_STRING, NULL, 0, 0,
+                 topic_configs, "k=v,... topic configs of created topics"),
     ENRICHER_OPT("DURO_LOG_LEVEL", "log-level", DCONF_LOGLEVEL, "info", 0, 0, log_level,
                  "debug, info, warn or error"),
 };
@@ -193,6 +208,23 @@ static int enricher_default_ids(struct enricher *e, char *err, size_t errsize)
         return 0;
 }
 
+int enricher_create_topic(struct enricher *e, const char *topic, long long retention_ms,
+                          char *err, size_t errsize)
+{
+        struct dtopics_config tc = {(int)e->cfg.topic_partitions,
+                                    (int)e->cfg.topic_replication,
+                                    e->cfg.topic_configs};
+        int created              = 0;
+
+        if (dtopics_ensure(e->producer, topic, &tc, retention_ms, &created, err,
+                           errsize))
+                return -1;
+        if (created)
+                dlog_info("created topic %s (%lld partitions)", topic,
+                          e->cfg.topic_partitions);
+        return 0;
+}
+
 static int enricher_kafka_start(struct enricher *e, char *err, size_t errsize)
 {
         rd_kafka_conf_t *pc, *cc, *rc;
@@ -244,6 +276,25 @@ static int enricher_kafka_start(struct enricher *e, char *err, size_t errsize)
                          rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
                 return -1;
+        }
+        if (e->cfg.create_topics) {
+                static const char *const events[] = {
+                    "ITEM_CREATE",         "ITEM_UPDATE",
+                    "ITEM_DELETE",         "CO_OPEN",
+                    "CO_UPDATE",           "CO_DELETE",
+                    "CO_STAGE_TRANSITION", "CO_STAGE_REVIEWER_DECISION",
+                    "CO_RESOLUTION"};
+                if (enricher_create_topic(e, e->cfg.raw_topic, e->cfg.raw_retention_ms,
+                                          err, errsize) ||
+                    enricher_create_topic(e, e->cfg.dlq_topic, 0, err, errsize))
+                        return -1;
+                for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+                        char *t = enricher_out_topic(e->cfg.topic_template, events[i]);
+                        int r   = t ? enricher_create_topic(e, t, 0, err, errsize) : -1;
+                        free(t);
+                        if (r)
+                                return -1;
+                }
         }
 
         cc = dkafka_conf_new(e->cfg.bootstrap, "duro-enricher", &e->props,
@@ -383,6 +434,10 @@ int main(int argc, char **argv)
             enricher_default_ids(&e, err, sizeof(err)) ||
             enricher_load_queries(&e, err, sizeof(err))) {
                 dlog_error("bad setting: %s", err);
+                return 2;
+        }
+        if (dtopics_check_configs(e.cfg.topic_configs, err, sizeof(err))) {
+                dlog_error("bad setting: DURO_TOPIC_CONFIGS: %s", err);
                 return 2;
         }
         if (!strstr(e.cfg.topic_template, "{event}")) {
