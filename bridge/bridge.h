@@ -11,6 +11,7 @@
 #include <librdkafka/rdkafka.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -92,6 +93,9 @@ struct bridge {
         struct MHD_Daemon *httpd;
         int http_port;
         atomic_int draining;
+        atomic_int refusing; /* shutting down: answer 503 instead of producing */
+        struct sockaddr_storage listen_ss;
+        socklen_t listen_len;
         char *tls_cert_pem, *tls_key_pem;
 };
 
@@ -128,6 +132,8 @@ struct bridge_req {
 };
 
 /* bridge_http.c */
+/* Resolves the listen address and reads the TLS files (before anything starts). */
+int bridge_http_prepare(struct bridge *br, char *err, size_t errsize);
 int bridge_http_start(struct bridge *br, char *err, size_t errsize);
 /* Stops accepting connections (closes the listening socket). */
 void bridge_http_quiesce(struct bridge *br);

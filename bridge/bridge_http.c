@@ -374,49 +374,54 @@ static char *bridge_read_pem(const char *path, char *err, size_t errsize)
         return dbuf_take(&b, NULL);
 }
 
-int bridge_http_start(struct bridge *br, char *err, size_t errsize)
+int bridge_http_prepare(struct bridge *br, char *err, size_t errsize)
 {
-        struct sockaddr_storage ss;
-        socklen_t sslen;
         char why[200];
-        unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                         MHD_USE_ERROR_LOG;
-        const union MHD_DaemonInfo *info;
-        struct MHD_OptionItem opts[12];
-        size_t o = 0;
 
-        if (dnet_resolve_listen(br->cfg.listen, &ss, &sslen, why, sizeof(why))) {
+        if (dnet_resolve_listen(br->cfg.listen, &br->listen_ss, &br->listen_len, why,
+                                sizeof(why))) {
                 snprintf(err, errsize, "DURO_BRIDGE_LISTEN=%s: %s", br->cfg.listen,
                          why);
                 return -1;
         }
-        if (ss.ss_family == AF_INET6)
+        if (!br->cfg.tls_cert && !br->cfg.tls_key)
+                return 0;
+        if (!br->cfg.tls_cert || !br->cfg.tls_key) {
+                snprintf(
+                    err, errsize,
+                    "%s: TLS needs both DURO_BRIDGE_TLS_CERT and DURO_BRIDGE_TLS_KEY",
+                    br->cfg.tls_cert ? "DURO_BRIDGE_TLS_KEY" : "DURO_BRIDGE_TLS_CERT");
+                return -1;
+        }
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+                snprintf(err, errsize,
+                         "DURO_BRIDGE_TLS_CERT: this libmicrohttpd has no TLS support");
+                return -1;
+        }
+        br->tls_cert_pem = bridge_read_pem(br->cfg.tls_cert, why, sizeof(why));
+        if (!br->tls_cert_pem) {
+                snprintf(err, errsize, "DURO_BRIDGE_TLS_CERT: %s", why);
+                return -1;
+        }
+        br->tls_key_pem = bridge_read_pem(br->cfg.tls_key, why, sizeof(why));
+        if (!br->tls_key_pem) {
+                snprintf(err, errsize, "DURO_BRIDGE_TLS_KEY: %s", why);
+                return -1;
+        }
+        return 0;
+}
+
+int bridge_http_start(struct bridge *br, char *err, size_t errsize)
+{
+        unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                         MHD_USE_ERROR_LOG;
+        const union MHD_DaemonInfo *info;
+        struct MHD_OptionItem opts[4];
+        size_t o = 0;
+
+        if (br->listen_ss.ss_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
-        if (br->cfg.tls_cert || br->cfg.tls_key) {
-                if (!br->cfg.tls_cert || !br->cfg.tls_key) {
-                        snprintf(err, errsize,
-                                 "%s: TLS needs both "
-                                 "DURO_BRIDGE_TLS_CERT and DURO_BRIDGE_TLS_KEY",
-                                 br->cfg.tls_cert ? "DURO_BRIDGE_TLS_KEY"
-                                                  : "DURO_BRIDGE_TLS_CERT");
-                        return -1;
-                }
-                if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-                        snprintf(err, errsize,
-                                 "DURO_BRIDGE_TLS_CERT: this "
-                                 "libmicrohttpd has no TLS support");
-                        return -1;
-                }
-                br->tls_cert_pem = bridge_read_pem(br->cfg.tls_cert, why, sizeof(why));
-                if (!br->tls_cert_pem) {
-                        snprintf(err, errsize, "DURO_BRIDGE_TLS_CERT: %s", why);
-                        return -1;
-                }
-                br->tls_key_pem = bridge_read_pem(br->cfg.tls_key, why, sizeof(why));
-                if (!br->tls_key_pem) {
-                        snprintf(err, errsize, "DURO_BRIDGE_TLS_KEY: %s", why);
-                        return -1;
-                }
+        if (br->tls_cert_pem) {
                 flags |= MHD_USE_TLS;
                 opts[o++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
                                                     br->tls_cert_pem};
@@ -425,16 +430,17 @@ int bridge_http_start(struct bridge *br, char *err, size_t errsize)
         }
         opts[o++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
+        /* The logger goes first, so that even the earliest messages reach dlog. */
         br->httpd = MHD_start_daemon(
-            flags, 0, NULL, NULL, bridge_access, br, MHD_OPTION_SOCK_ADDR,
-            (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-            (unsigned int)br->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
-            (unsigned int)br->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned int)br->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
-            bridge_completed, br, MHD_OPTION_NOTIFY_CONNECTION, bridge_guard_notify_cb,
-            br, MHD_OPTION_URI_LOG_CALLBACK, bridge_guard_uri_cb, br,
-            MHD_OPTION_EXTERNAL_LOGGER, bridge_mhd_log, br, MHD_OPTION_ARRAY, opts,
-            MHD_OPTION_END);
+            flags, 0, NULL, NULL, bridge_access, br, MHD_OPTION_EXTERNAL_LOGGER,
+            bridge_mhd_log, br, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&br->listen_ss,
+            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)br->cfg.threads,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)br->cfg.max_connections,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)br->cfg.idle_timeout_s,
+            MHD_OPTION_NOTIFY_COMPLETED, bridge_completed, br,
+            MHD_OPTION_NOTIFY_CONNECTION, bridge_guard_notify_cb, br,
+            MHD_OPTION_URI_LOG_CALLBACK, bridge_guard_uri_cb, br, MHD_OPTION_ARRAY,
+            opts, MHD_OPTION_END);
         if (!br->httpd) {
                 snprintf(err, errsize,
                          "DURO_BRIDGE_LISTEN=%s: cannot listen (address in use, "

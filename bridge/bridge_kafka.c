@@ -409,9 +409,6 @@ int bridge_kafka_start(struct bridge *br, char *err, size_t errsize)
                 br->rk = NULL;
                 return -1;
         }
-        pthread_mutex_init(&br->pending_lock, NULL);
-        pthread_mutex_init(&br->health_lock, NULL);
-        pthread_cond_init(&br->health_cond, NULL);
         atomic_store(&br->poll_run, 1);
         if (pthread_create(&br->poll_thread, NULL, bridge_poll_main, br) ||
             pthread_create(&br->health_thread, NULL, bridge_health_main, br)) {

@@ -162,7 +162,7 @@ int main(int argc, char **argv)
         char err[512];
         const char **unknown;
         sigset_t set;
-        int exit_code = 0;
+        int exit_code = 0, from_file;
 
         dlog_init("duro-bridge", DLOG_INFO);
         if (argc > 1 && !strcmp(argv[1], "webhooks"))
@@ -197,6 +197,7 @@ int main(int argc, char **argv)
                           (int)strcspn(unknown[i], "="), unknown[i]);
         free(unknown);
 
+        from_file  = br.cfg.secrets_file && !(br.cfg.secret && *br.cfg.secret);
         br.secrets = dsecrets_new(br.cfg.secret, br.cfg.secrets_file, err, sizeof(err));
         if (br.cfg.secret) {
                 memset(br.cfg.secret, 0, strlen(br.cfg.secret));
@@ -204,7 +205,12 @@ int main(int argc, char **argv)
                 br.cfg.secret = NULL;
         }
         if (!br.secrets) {
-                dlog_error("bad setting: %s", err);
+                if (from_file)
+                        dlog_error("bad setting: DURO_WEBHOOK_SECRETS_FILE: %s", err);
+                else if (br.cfg.secrets_file || getenv("DURO_WEBHOOK_SECRET"))
+                        dlog_error("bad setting: DURO_WEBHOOK_SECRET: %s", err);
+                else
+                        dlog_error("bad setting: %s", err);
                 return 2;
         }
         bridge_setup_threads(&br);
@@ -221,19 +227,27 @@ int main(int argc, char **argv)
 
         bridge_metrics_init(&br.m);
         pthread_mutex_init(&br.guard_lock, NULL);
-        if (bridge_kafka_start(&br, err, sizeof(err))) {
+        pthread_mutex_init(&br.pending_lock, NULL);
+        pthread_mutex_init(&br.health_lock, NULL);
+        pthread_cond_init(&br.health_cond, NULL);
+        /* Everything that can fail on a bad setting is checked before Kafka starts. */
+        if (bridge_http_prepare(&br, err, sizeof(err))) {
                 dlog_error("bad setting: %s", err);
                 return 2;
         }
         admin = dadmin_start(br.cfg.admin_listen, bridge_ready, bridge_metrics_render,
                              &br, err, sizeof(err));
         if (!admin) {
-                dlog_error("DURO_BRIDGE_ADMIN_LISTEN: %s", err);
-                bridge_kafka_stop(&br);
+                dlog_error("bad setting: DURO_BRIDGE_ADMIN_LISTEN: %s", err);
+                return 2;
+        }
+        if (bridge_kafka_start(&br, err, sizeof(err))) {
+                dlog_error("bad setting: %s", err);
+                dadmin_stop(admin);
                 return 2;
         }
         if (bridge_http_start(&br, err, sizeof(err))) {
-                dlog_error("%s", err);
+                dlog_error("bad setting: %s", err);
                 dadmin_stop(admin);
                 bridge_kafka_stop(&br);
                 return 2;

@@ -186,7 +186,8 @@ struct dsecrets *dsecrets_new(const char *env_secret, const char *path, char *er
         if (env_secret && *env_secret) {
                 s->cur = dsecrets_parse(env_secret, strlen(env_secret));
                 if (!s->cur) {
-                        snprintf(err, errsize, "DURO_WEBHOOK_SECRET is blank");
+                        snprintf(err, errsize,
+                                 "the secret given in the environment is blank");
                         dsecrets_destroy(s);
                         return NULL;
                 }

@@ -457,10 +457,13 @@ int main(int argc, char **argv)
                 e.cfg.api_key = NULL;
         }
         if (!e.api_key) {
-                dlog_error("bad setting: %s", strstr(err, "WEBHOOK")
-                                                  ? "no Duro API key: set DURO_API_KEY "
-                                                    "or DURO_API_KEY_FILE"
-                                                  : err);
+                if (getenv("DURO_API_KEY"))
+                        dlog_error("bad setting: DURO_API_KEY: %s", err);
+                else if (e.cfg.api_key_file)
+                        dlog_error("bad setting: DURO_API_KEY_FILE: %s", err);
+                else
+                        dlog_error("bad setting: no Duro API key: set DURO_API_KEY or "
+                                   "DURO_API_KEY_FILE");
                 return 2;
         }
         e.window_ms = e.cfg.dedupe_window_s * 1000;
