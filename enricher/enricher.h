@@ -177,6 +177,7 @@ struct enricher {
         size_t ntopics;
         struct enricher_metrics m;
         atomic_int run;
+        atomic_int reload_key; /* SIGHUP seen */
         atomic_int fatal;
         atomic_int not_ready;        /* outage or auth failure */
         char not_ready_reason[200];  /* under m.lock */
@@ -249,6 +250,8 @@ void enricher_metrics_init(struct enricher_metrics *m);
 void enricher_metrics_produced(struct enricher_metrics *m, const char *topic);
 int enricher_metrics_render(void *opaque, struct dbuf *out);
 int enricher_ready(void *opaque, char *reason, size_t reasonsize);
+/* Refreshes the consumer-lag gauge (at most once a second; queries the broker). */
+void enricher_update_lag(struct enricher *e);
 void enricher_set_not_ready(struct enricher *e, const char *reason);
 void enricher_set_ready(struct enricher *e);
 

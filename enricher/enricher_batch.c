@@ -465,7 +465,10 @@ static int batch_pull(struct enricher *e, struct batch *b)
                                 rc = -1;
                                 break;
                         }
-                        if (dsecrets_reload(e->api_key, 0, NULL, 0) > 0) {
+                        enricher_update_lag(e);
+                        if (dsecrets_reload(e->api_key,
+                                            atomic_exchange(&e->reload_key, 0), NULL,
+                                            0) > 0) {
                                 dlog_info("Duro API key reloaded");
                                 enricher_pull_retry(p);
                         }

@@ -375,22 +375,28 @@ static void *enricher_watchdog(void *arg)
         return NULL;
 }
 
-static void enricher_update_lag(struct enricher *e)
+/* Takes SIGTERM/SIGINT (stop) and SIGHUP (re-read the key) for the whole process, so
+ * that a batch waiting on the API notices them too. */
+static void *enricher_signals(void *arg)
 {
-        pthread_mutex_lock(&e->m.lock);
-        e->m.nlag = 0;
-        for (size_t i = 0; i < e->nparts && e->m.nlag < 256; i++) {
-                int64_t lo = 0, hi = 0;
-                if (rd_kafka_get_watermark_offsets(e->consumer, e->cfg.raw_topic,
-                                                   e->parts[i].partition, &lo, &hi) ||
-                    e->parts[i].next_offset < 0)
+        struct enricher *e = arg;
+        sigset_t set;
+        int sig;
+
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
+        while (atomic_load(&e->run) && !sigwait(&set, &sig)) {
+                if (sig == SIGHUP) {
+                        atomic_store(&e->reload_key, 1);
                         continue;
-                e->m.lag[e->m.nlag].partition = e->parts[i].partition;
-                e->m.lag[e->m.nlag].lag =
-                    hi > e->parts[i].next_offset ? hi - e->parts[i].next_offset : 0;
-                e->m.nlag++;
+                }
+                dlog_info("received %s: finishing",
+                          sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                atomic_store(&e->run, 0);
         }
-        pthread_mutex_unlock(&e->m.lock);
+        return NULL;
 }
 
 static void enricher_reload_key(struct enricher *e, int force)
@@ -411,7 +417,7 @@ int main(int argc, char **argv)
         struct dadmin *admin = NULL;
         struct dgql_config gc;
         const char **unknown;
-        pthread_t watchdog;
+        pthread_t watchdog, sigthread;
         char err[512];
         sigset_t set;
         int exit_code = 0;
@@ -500,6 +506,7 @@ int main(int argc, char **argv)
                 return 2;
         }
         pthread_create(&watchdog, NULL, enricher_watchdog, &e);
+        pthread_create(&sigthread, NULL, enricher_signals, &e);
         if (enricher_kafka_start(&e, err, sizeof(err))) {
                 dlog_error("%s", err);
                 exit_code = 2;
@@ -512,15 +519,7 @@ int main(int argc, char **argv)
                   e.cfg.api_url);
 
         while (atomic_load(&e.run)) {
-                struct timespec zero = {0, 0};
-                int sig              = sigtimedwait(&set, NULL, &zero);
-                if (sig == SIGTERM || sig == SIGINT) {
-                        dlog_info("received %s: finishing",
-                                  sig == SIGTERM ? "SIGTERM" : "SIGINT");
-                        atomic_store(&e.run, 0);
-                        break;
-                }
-                enricher_reload_key(&e, sig == SIGHUP);
+                enricher_reload_key(&e, atomic_exchange(&e.reload_key, 0));
                 if (atomic_load(&e.fatal)) {
                         exit_code = 1;
                         break;
@@ -544,6 +543,8 @@ out:
         if (e.producer)
                 rd_kafka_destroy(e.producer);
         pthread_join(watchdog, NULL);
+        pthread_kill(sigthread, SIGTERM); /* wakes sigwait if still waiting */
+        pthread_join(sigthread, NULL);
         dadmin_stop(admin);
         dgql_destroy(e.gql);
         dsecrets_destroy(e.api_key);

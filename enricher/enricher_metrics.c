@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dlog.h"
+#include "dtime.h"
 
 void enricher_metrics_init(struct enricher_metrics *m)
 {
@@ -152,4 +153,38 @@ int enricher_metrics_render(void *opaque, struct dbuf *b)
         rc |= dmetrics_gauge(b, "duro_enricher_ready", "1 when /readyz answers ready.",
                              enricher_ready(e, reason, sizeof(reason)));
         return rc ? -1 : 0;
+}
+
+void enricher_update_lag(struct enricher *e)
+{
+        static int64_t last_ms;
+        rd_kafka_topic_partition_list_t *l = NULL;
+        int64_t now                        = dtime_mono_ms();
+
+        if (now - last_ms < 1000 || rd_kafka_assignment(e->consumer, &l) || !l)
+                return;
+        last_ms = now;
+        /* Committed offsets cover partitions this instance has not committed to yet. */
+        if (rd_kafka_committed(e->consumer, l, 2000))
+                for (int i = 0; i < l->cnt; i++)
+                        l->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        pthread_mutex_lock(&e->m.lock);
+        e->m.nlag = 0;
+        for (int i = 0; i < l->cnt && e->m.nlag < 256; i++) {
+                struct enricher_part *part =
+                    enricher_part_find(e, l->elems[i].partition);
+                int64_t lo = 0, hi = 0, base;
+                if (rd_kafka_query_watermark_offsets(e->consumer, e->cfg.raw_topic,
+                                                     l->elems[i].partition, &lo, &hi,
+                                                     1000))
+                        continue;
+                base = l->elems[i].offset >= 0 ? l->elems[i].offset : lo;
+                if (part && part->next_offset > base)
+                        base = part->next_offset;
+                e->m.lag[e->m.nlag].partition = l->elems[i].partition;
+                e->m.lag[e->m.nlag].lag       = hi > base ? hi - base : 0;
+                e->m.nlag++;
+        }
+        pthread_mutex_unlock(&e->m.lock);
+        rd_kafka_topic_partition_list_destroy(l);
 }
