@@ -96,6 +96,7 @@ struct bridge {
         atomic_int refusing; /* shutting down: answer 503 instead of producing */
         struct sockaddr_storage listen_ss;
         socklen_t listen_len;
+        int listen_fd; /* bound in bridge_http_prepare(), handed to libmicrohttpd */
         char *tls_cert_pem, *tls_key_pem;
 };
 

@@ -5,7 +5,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +199,12 @@ static enum MHD_Result bridge_process(struct bridge *br, struct bridge_req *req)
                 return bridge_refuse(br, conn, MHD_HTTP_UNPROCESSABLE_CONTENT, why);
         }
 
+        if (atomic_load(&br->refusing)) {
+                dpayload_free(&p);
+                atomic_store(&req->state, BRIDGE_REQ_DONE);
+                return bridge_refuse(br, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                     "shutting down; retry");
+        }
         key = dpayload_key(&p, req->body.data ? req->body.data : "", req->body.len,
                            hashkey);
         ct  = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -384,6 +392,21 @@ int bridge_http_prepare(struct bridge *br, char *err, size_t errsize)
                          why);
                 return -1;
         }
+        /* Bind now, so that a port in use is reported before anything starts. */
+        br->listen_fd = socket(br->listen_ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (br->listen_fd < 0 ||
+            setsockopt(br->listen_fd, SOL_SOCKET, SO_REUSEADDR, &(int){1},
+                       sizeof(int)) ||
+            bind(br->listen_fd, (struct sockaddr *)&br->listen_ss, br->listen_len) ||
+            listen(br->listen_fd, SOMAXCONN) ||
+            fcntl(br->listen_fd, F_SETFL, fcntl(br->listen_fd, F_GETFL) | O_NONBLOCK)) {
+                snprintf(err, errsize, "DURO_BRIDGE_LISTEN=%s: cannot listen: %s",
+                         br->cfg.listen, strerror(errno));
+                if (br->listen_fd >= 0)
+                        close(br->listen_fd);
+                br->listen_fd = -1;
+                return -1;
+        }
         if (!br->cfg.tls_cert && !br->cfg.tls_key)
                 return 0;
         if (!br->cfg.tls_cert || !br->cfg.tls_key) {
@@ -433,7 +456,7 @@ int bridge_http_start(struct bridge *br, char *err, size_t errsize)
         /* The logger goes first, so that even the earliest messages reach dlog. */
         br->httpd = MHD_start_daemon(
             flags, 0, NULL, NULL, bridge_access, br, MHD_OPTION_EXTERNAL_LOGGER,
-            bridge_mhd_log, br, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&br->listen_ss,
+            bridge_mhd_log, br, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)br->listen_fd,
             MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)br->cfg.threads,
             MHD_OPTION_CONNECTION_LIMIT, (unsigned int)br->cfg.max_connections,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)br->cfg.idle_timeout_s,
@@ -442,10 +465,10 @@ int bridge_http_start(struct bridge *br, char *err, size_t errsize)
             MHD_OPTION_URI_LOG_CALLBACK, bridge_guard_uri_cb, br, MHD_OPTION_ARRAY,
             opts, MHD_OPTION_END);
         if (!br->httpd) {
-                snprintf(err, errsize,
-                         "DURO_BRIDGE_LISTEN=%s: cannot listen (address in use, "
-                         "or a bad TLS certificate or key)",
-                         br->cfg.listen);
+                snprintf(
+                    err, errsize,
+                    "DURO_BRIDGE_TLS_CERT/DURO_BRIDGE_TLS_KEY: the HTTP server did "
+                    "not start (a bad TLS certificate or key?)");
                 return -1;
         }
         info          = MHD_get_daemon_info(br->httpd, MHD_DAEMON_INFO_BIND_PORT);
@@ -453,12 +476,59 @@ int bridge_http_start(struct bridge *br, char *err, size_t errsize)
         return 0;
 }
 
+/* Waits up to ms for fd to become readable; 1 when it is. */
+static int bridge_wait_readable(int fd, int ms)
+{
+        struct pollfd pfd = {fd, POLLIN, 0};
+
+        return poll(&pfd, 1, ms) > 0;
+}
+
+/* A connection still in the listen backlog when the listener closes would be reset
+ * with its request unanswered: answer it 503 (plain HTTP only) and close it cleanly. */
+static int bridge_answer_backlog(struct bridge *br, int lfd)
+{
+        static const char resp[] =
+            "HTTP/1.1 503 Service Unavailable\r\n"
+            "Content-Type: application/json\r\n"
+            "Retry-After: " BRIDGE_RETRY_AFTER "\r\n"
+            "Connection: close\r\n"
+            "Content-Length: 53\r\n\r\n"
+            "{\"status\":\"error\",\"error\":\"shutting down; retry\"}\n";
+        char buf[4096];
+        int n = 0, fd;
+
+        fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
+        while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+                n++;
+                if (!br->tls_cert_pem) {
+                        /* Read what the client sent, so that close() sends FIN, not
+                         * RST; then answer. Bounded: a fraction of a second. */
+                        if (bridge_wait_readable(fd, 100))
+                                (void)!recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+                        (void)!send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL);
+                        shutdown(fd, SHUT_WR);
+                        while (bridge_wait_readable(fd, 200) &&
+                               recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+                                ;
+                        bridge_metrics_count(&br->m, MHD_HTTP_SERVICE_UNAVAILABLE);
+                }
+                close(fd);
+        }
+        return n;
+}
+
 void bridge_http_quiesce(struct bridge *br)
 {
         MHD_socket s = MHD_quiesce_daemon(br->httpd);
+        int n;
 
-        if (s != MHD_INVALID_SOCKET)
-                close(s);
+        if (s == MHD_INVALID_SOCKET)
+                return;
+        n = bridge_answer_backlog(br, s);
+        close(s);
+        if (n)
+                dlog_info("answered %d connection(s) left in the listen backlog", n);
 }
 
 void bridge_http_stop(struct bridge *br)

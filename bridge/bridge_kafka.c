@@ -305,7 +305,8 @@ int bridge_kafka_produce(struct bridge *br, struct bridge_req *req, const char *
         vu[2].u.mem.ptr  = (void *)key;
         vu[2].u.mem.size = strlen(key);
         vu[3].vtype      = RD_KAFKA_VTYPE_VALUE;
-        vu[3].u.mem.ptr  = req->body.data;
+        /* An empty body stays an empty value, never a null (tombstone) one. */
+        vu[3].u.mem.ptr  = req->body.data ? req->body.data : (void *)"";
         vu[3].u.mem.size = req->body.len;
         vu[4].vtype      = RD_KAFKA_VTYPE_TIMESTAMP;
         vu[4].u.i64      = req->received_ms;

@@ -113,6 +113,15 @@ static int bridge_wait_signal(const sigset_t *set, long long ms)
         return sig < 0 ? 0 : sig;
 }
 
+/* Waits (bounded by deadline) until no request is open. */
+static void bridge_wait_inflight(struct bridge *br, int64_t deadline)
+{
+        while (atomic_load(&br->m.inflight) > 0 && dtime_mono_ms() < deadline) {
+                struct timespec ts = {0, 10 * 1000000};
+                nanosleep(&ts, NULL);
+        }
+}
+
 static void bridge_shutdown(struct bridge *br, const sigset_t *set)
 {
         int64_t start = dtime_mono_ms(), deadline;
@@ -131,12 +140,14 @@ static void bridge_shutdown(struct bridge *br, const sigset_t *set)
                         bridge_reload_secrets(br, 1);
         }
         bridge_http_quiesce(br);
+        /* Requests on open connections are still published while the ones in flight
+         * finish; then new ones are refused (503, not suspended), so that no request
+         * can be suspended when the daemon stops. */
         deadline = dtime_mono_ms() + br->cfg.ack_timeout_ms +
                    br->cfg.request_timeout_ms + 1000;
-        while (atomic_load(&br->m.inflight) > 0 && dtime_mono_ms() < deadline) {
-                struct timespec ts = {0, 10 * 1000000};
-                nanosleep(&ts, NULL);
-        }
+        bridge_wait_inflight(br, deadline);
+        atomic_store(&br->refusing, 1);
+        bridge_wait_inflight(br, deadline + br->cfg.ack_timeout_ms);
         if (atomic_load(&br->m.inflight) > 0)
                 dlog_error("%lld requests still open at shutdown",
                            (long long)atomic_load(&br->m.inflight));
@@ -226,6 +237,7 @@ int main(int argc, char **argv)
         json_object_seed(0);
 
         bridge_metrics_init(&br.m);
+        br.listen_fd = -1;
         pthread_mutex_init(&br.guard_lock, NULL);
         pthread_mutex_init(&br.pending_lock, NULL);
         pthread_mutex_init(&br.health_lock, NULL);
