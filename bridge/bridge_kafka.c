@@ -276,9 +276,12 @@ int bridge_kafka_ready(struct bridge *br, char *reason, size_t reasonsize)
         }
         if (!atomic_load(&br->broker_ok)) {
                 pthread_mutex_lock(&br->health_lock);
-                snprintf(reason, reasonsize, "%s",
-                         br->health_reason[0] ? br->health_reason
-                                              : "Kafka not yet reached");
+                if (br->health_reason[0])
+                        snprintf(reason, reasonsize, "%s", br->health_reason);
+                else
+                        snprintf(reason, reasonsize,
+                                 "no metadata for raw topic %s from Kafka yet",
+                                 br->cfg.raw_topic);
                 pthread_mutex_unlock(&br->health_lock);
                 return 0;
         }
