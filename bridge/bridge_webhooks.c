@@ -285,7 +285,8 @@ static int webhooks_create(struct dgql *c, const struct webhooks_args *a)
         const char *secret;
 
         if (!a->name || !a->url || !a->events)
-                return webhooks_fail("create needs --name, --url and --events%s", "");
+                return 2 *
+                       webhooks_fail("create needs --name, --url and --events%s", "");
         if (webhooks_check_url(a->url, a->allow_http))
                 return 1;
         input = json_pack("{s:s, s:s, s:o, s:b, s:s?}", "name", a->name, "url", a->url,
@@ -330,7 +331,7 @@ static int webhooks_update(struct dgql *c, const struct webhooks_args *a)
         json_t *input, *vars, *data, *hooks;
 
         if (!a->id)
-                return webhooks_fail("update needs the webhook ID%s", "");
+                return 2 * webhooks_fail("update needs the webhook ID%s", "");
         if (a->url && webhooks_check_url(a->url, a->allow_http))
                 return 1;
         input = json_object();
@@ -344,10 +345,10 @@ static int webhooks_update(struct dgql *c, const struct webhooks_args *a)
                 json_object_set_new(input, "name", json_string(a->name));
         if (!json_object_size(input)) {
                 json_decref(input);
-                return webhooks_fail(
-                    "update: nothing to change (give --events, --enable, "
-                    "--disable, --url or --name)%s",
-                    "");
+                return 2 * webhooks_fail(
+                               "update: nothing to change (give --events, --enable, "
+                               "--disable, --url or --name)%s",
+                               "");
         }
         vars = json_pack("{s:[s], s:o}", "ids", a->id, "input", input);
         data = webhooks_call(c, q_update, "DuroUpdateWebhook", vars);
@@ -380,7 +381,7 @@ static int webhooks_logs(struct dgql *c, const struct webhooks_args *a)
         int rc = 0, pages = 0;
 
         if (!a->id)
-                return webhooks_fail("logs needs the webhook ID%s", "");
+                return 2 * webhooks_fail("logs needs the webhook ID%s", "");
         /* An unknown id is an error, not an empty list. */
         {
                 json_t *data = webhooks_call(c, q_list, "DuroWebhooks", NULL);
@@ -501,9 +502,10 @@ int bridge_webhooks_main(int argc, char **argv)
                 memset(cfg.api_key, 0, strlen(cfg.api_key));
         if (!key) {
                 fprintf(stderr, "duro-bridge webhooks: %s\n",
-                        cfg.api_key_file ? err
-                                         : "no Duro API key: set DURO_API_KEY or "
-                                           "DURO_API_KEY_FILE");
+                        cfg.api_key_file && *cfg.api_key_file
+                            ? err
+                            : "no Duro API key: set DURO_API_KEY or "
+                              "DURO_API_KEY_FILE");
                 dconf_free(webhooks_opts, WEBHOOKS_NOPTS, &cfg);
                 return 2;
         }

@@ -780,6 +780,18 @@ static enum txn_result batch_transaction(struct enricher *e, struct batch *b)
                 if (m->offset + 1 > tp->offset)
                         tp->offset = m->offset + 1;
         }
+        /* Every record delivered so far is in this batch, so the consumer's position
+         * can only be ahead of the last one by control records (transaction markers,
+         * e.g. from a redrive): committing past them keeps the lag honest. */
+        {
+                rd_kafka_topic_partition_list_t *pos =
+                        rd_kafka_topic_partition_list_copy(offsets);
+                if (!rd_kafka_position(e->consumer, pos))
+                        for (int k = 0; k < pos->cnt; k++)
+                                if (pos->elems[k].offset > offsets->elems[k].offset)
+                                        offsets->elems[k].offset = pos->elems[k].offset;
+                rd_kafka_topic_partition_list_destroy(pos);
+        }
         cgmd = rd_kafka_consumer_group_metadata(e->consumer);
         for (;;) {
                 error =

@@ -492,8 +492,7 @@ int enricher_dlq_main(int argc, char **argv)
         }
         rd_kafka_poll_set_consumer(c);
         rc = dlq_read(c, &cfg, &a, &ms, &n) ? 1 : 0;
-        rd_kafka_consumer_close(c);
-        rd_kafka_destroy(c);
+        rd_kafka_assign(c, NULL);
         if (!rc && redrive && !a.dry_run && n > 0) {
                 ids = calloc(n, 33);
                 if (!ids)
@@ -511,6 +510,12 @@ int enricher_dlq_main(int argc, char **argv)
                                                       : ": nothing to redrive"))
                                     : "");
         }
+        /* The messages hold references to the consumer: destroy them first. */
+        for (size_t i = 0; i < n; i++)
+                rd_kafka_message_destroy(ms[i]);
+        n = 0;
+        rd_kafka_consumer_close(c);
+        rd_kafka_destroy(c);
 out:
         for (size_t i = 0; i < n; i++)
                 rd_kafka_message_destroy(ms[i]);

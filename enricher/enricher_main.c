@@ -465,7 +465,7 @@ int main(int argc, char **argv)
         if (!e.api_key) {
                 if (getenv("DURO_API_KEY"))
                         dlog_error("bad setting: DURO_API_KEY: %s", err);
-                else if (e.cfg.api_key_file)
+                else if (e.cfg.api_key_file && *e.cfg.api_key_file)
                         dlog_error("bad setting: DURO_API_KEY_FILE: %s", err);
                 else
                         dlog_error("bad setting: no Duro API key: set DURO_API_KEY or "
