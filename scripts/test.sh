@@ -5,7 +5,8 @@
 # stops) in both builds.
 #
 # Usage: scripts/test.sh [ctest arguments...]      e.g. scripts/test.sh -L unit
-# Environment: DURO_TEST_BUILDS="release asan" (which builds to test), DURO_CACHE.
+# Environment: DURO_TEST_BUILDS="release asan" (which builds to test), DURO_FUZZ_SECONDS
+# (20; 0 skips the fuzzers), DURO_CACHE.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,4 +34,10 @@ for b in $builds; do
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   (cd "$dir" && ctest --output-on-failure --no-tests=error "$@") || status=1
 done
+# libFuzzer targets, bounded (clang, ASan+UBSan); DURO_FUZZ_SECONDS=0 skips them.
+fuzz_secs=${DURO_FUZZ_SECONDS:-20}
+if [ "$fuzz_secs" -gt 0 ]; then
+  echo "== fuzz (${fuzz_secs}s per target)" >&2
+  "$root/scripts/fuzz.sh" "$fuzz_secs" || status=1
+fi
 exit $status
