@@ -338,20 +338,6 @@ static void bridge_completed(void *cls, struct MHD_Connection *conn, void **con_
         bridge_req_release(req);
 }
 
-__attribute__((format(printf, 2, 0))) static void
-bridge_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-        char msg[512];
-        size_t n;
-        (void)cls;
-
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        n = strlen(msg);
-        while (n && msg[n - 1] == '\n')
-                msg[--n] = '\0';
-        dlog_debug("libmicrohttpd: %s", msg);
-}
-
 /* Reads a PEM file for TLS. Returns a malloc'd NUL-terminated string or NULL. */
 static char *bridge_read_pem(const char *path, char *err, size_t errsize)
 {
@@ -456,13 +442,13 @@ int bridge_http_start(struct bridge *br, char *err, size_t errsize)
         /* The logger goes first, so that even the earliest messages reach dlog. */
         br->httpd = MHD_start_daemon(
             flags, 0, NULL, NULL, bridge_access, br, MHD_OPTION_EXTERNAL_LOGGER,
-            bridge_mhd_log, br, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)br->listen_fd,
-            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)br->cfg.threads,
-            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)br->cfg.max_connections,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)br->cfg.idle_timeout_s,
-            MHD_OPTION_NOTIFY_COMPLETED, bridge_completed, br,
-            MHD_OPTION_NOTIFY_CONNECTION, bridge_guard_notify_cb, br,
-            MHD_OPTION_URI_LOG_CALLBACK, bridge_guard_uri_cb, br, MHD_OPTION_ARRAY,
+            dlog_vcallback, (void *)"libmicrohttpd: ", MHD_OPTION_LISTEN_SOCKET,
+            (MHD_socket)br->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+            (unsigned int)br->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned int)br->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned int)br->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
+            bridge_completed, br, MHD_OPTION_NOTIFY_CONNECTION, bridge_guard_notify_cb,
+            br, MHD_OPTION_URI_LOG_CALLBACK, bridge_guard_uri_cb, br, MHD_OPTION_ARRAY,
             opts, MHD_OPTION_END);
         if (!br->httpd) {
                 snprintf(

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "dadmin.h"
+#include "dstartup.h"
 #include "dkafka.h"
 #include "dlog.h"
 #include "dtime.h"
@@ -171,27 +172,21 @@ int main(int argc, char **argv)
         static struct bridge br;
         struct dadmin *admin = NULL;
         char err[512];
-        const char **unknown;
         sigset_t set;
         int exit_code = 0, from_file;
 
         dlog_init("duro-bridge", DLOG_INFO);
         if (argc > 1 && !strcmp(argv[1], "webhooks"))
                 return bridge_webhooks_main(argc - 1, argv + 1);
-        switch (dconf_load(bridge_opts, BRIDGE_NOPTS, &br.cfg, argc, argv, environ,
-                           "duro-bridge [options]", &br.props, err, sizeof(err))) {
-        case DCONF_HELP:
+        switch (dstartup_config("duro-bridge", bridge_opts, BRIDGE_NOPTS, &br.cfg,
+                                offsetof(struct bridge_config, log_level), argc, argv,
+                                "duro-bridge [options]", &br.props)) {
+        case 1:
                 return 0;
-        case DCONF_ERROR:
-                dlog_error("bad setting: %s", err);
+        case 2:
                 return 2;
-        case DCONF_OK:
+        default:
                 break;
-        }
-        dlog_init("duro-bridge", (enum dlog_level)br.cfg.log_level);
-        if (dkafka_check_props(&br.props, err, sizeof(err))) {
-                dlog_error("bad setting: %s", err);
-                return 2;
         }
         if (dtopics_check_configs(br.cfg.topic_configs, err, sizeof(err))) {
                 dlog_error("bad setting: DURO_TOPIC_CONFIGS: %s", err);
@@ -202,11 +197,6 @@ int main(int argc, char **argv)
                            br.cfg.webhook_path);
                 return 2;
         }
-        unknown = dconf_unknown_env(bridge_opts, BRIDGE_NOPTS, environ);
-        for (size_t i = 0; unknown && unknown[i]; i++)
-                dlog_warn("ignoring unknown setting %.*s",
-                          (int)strcspn(unknown[i], "="), unknown[i]);
-        free(unknown);
 
         from_file  = br.cfg.secrets_file && !(br.cfg.secret && *br.cfg.secret);
         br.secrets = dsecrets_new(br.cfg.secret, br.cfg.secrets_file, err, sizeof(err));

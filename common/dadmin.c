@@ -96,20 +96,6 @@ static enum MHD_Result dadmin_handler(void *cls, struct MHD_Connection *conn,
                             MHD_RESPMEM_PERSISTENT);
 }
 
-__attribute__((format(printf, 2, 0))) static void
-dadmin_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-        char msg[512];
-        size_t n;
-        (void)cls;
-
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        n = strlen(msg);
-        while (n && msg[n - 1] == '\n')
-                msg[--n] = '\0';
-        dlog_debug("libmicrohttpd (admin): %s", msg);
-}
-
 struct dadmin *dadmin_start(const char *listen, dadmin_ready_fn *ready,
                             dadmin_metrics_fn *metrics, void *opaque, char *err,
                             size_t errsize)
@@ -136,8 +122,8 @@ struct dadmin *dadmin_start(const char *listen, dadmin_ready_fn *ready,
                   MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
                       (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
                   0, NULL, NULL, dadmin_handler, a, MHD_OPTION_EXTERNAL_LOGGER,
-                  dadmin_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
+                  dlog_vcallback, (void *)"libmicrohttpd (admin): ", MHD_OPTION_SOCK_ADDR,
+                  (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_END);
         if (!a->d) {
                 snprintf(err, errsize,

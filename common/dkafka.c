@@ -119,3 +119,21 @@ fail:
         rd_kafka_conf_destroy(conf);
         return NULL;
 }
+
+const char *dkafka_header(const rd_kafka_message_t *m, const char *name, char *buf,
+                          size_t size)
+{
+        rd_kafka_headers_t *h = NULL;
+        const void *v         = NULL;
+        size_t len            = 0;
+
+        buf[0] = '\0';
+        if (rd_kafka_message_headers(m, &h) ||
+            rd_kafka_header_get_last(h, name, &v, &len) || !v)
+                return NULL;
+        if (len >= size)
+                len = size - 1;
+        memcpy(buf, v, len);
+        buf[len] = '\0';
+        return buf;
+}

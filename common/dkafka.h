@@ -32,4 +32,9 @@ rd_kafka_conf_t *dkafka_conf_new(const char *bootstrap, const char *client_id,
 int dkafka_props_has(const struct dconf_props *props, enum dconf_scope scope,
                      const char *name);
 
+/* Copies the last header called name of m into buf (NUL-terminated, truncated to
+ * fit). Returns buf, or NULL (buf = "") when m has no such header. */
+const char *dkafka_header(const rd_kafka_message_t *m, const char *name, char *buf,
+                          size_t size);
+
 #endif

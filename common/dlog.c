@@ -155,3 +155,17 @@ void dlog_write(enum dlog_level level, const char *fmt, ...)
         if (write(STDERR_FILENO, line, (size_t)m) < 0)
                 return;
 }
+
+void dlog_vcallback(void *cls, const char *fmt, va_list ap)
+{
+        char msg[1024];
+        size_t n;
+
+        if (!dlog_enabled(DLOG_DEBUG))
+                return;
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        n = strlen(msg);
+        while (n && msg[n - 1] == '\n')
+                msg[--n] = '\0';
+        dlog_write(DLOG_DEBUG, "%s%s", cls ? (const char *)cls : "", msg);
+}

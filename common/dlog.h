@@ -6,6 +6,7 @@
 #ifndef DLOG_H
 #define DLOG_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 enum dlog_level {
@@ -36,6 +37,11 @@ void dlog_write(enum dlog_level level, const char *fmt, ...)
 #define dlog_info(...)  DLOG(DLOG_INFO, __VA_ARGS__)
 #define dlog_warn(...)  DLOG(DLOG_WARN, __VA_ARGS__)
 #define dlog_error(...) DLOG(DLOG_ERROR, __VA_ARGS__)
+
+/* A printf-style callback with a va_list (libmicrohttpd's external logger has this
+ * shape): logs at debug level, prefixed with cls when it is a string. */
+void dlog_vcallback(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* Appends s (len bytes) to dst as JSON string contents (no quotes), escaping as needed.
  * Writes at most dstsize-1 bytes and NUL-terminates; returns the length written.

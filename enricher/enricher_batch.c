@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dkafka.h"
 #include "dlog.h"
 #include "dpayload.h"
 #include "dtime.h"
@@ -219,23 +220,6 @@ static size_t batch_collect(struct enricher *e, struct batch *b)
         return b->n;
 }
 
-static const char *batch_header(const rd_kafka_message_t *m, const char *name,
-                                char *buf, size_t size)
-{
-        rd_kafka_headers_t *hdrs = NULL;
-        const void *v            = NULL;
-        size_t len               = 0;
-
-        if (rd_kafka_message_headers(m, &hdrs) ||
-            rd_kafka_header_get_last(hdrs, name, &v, &len) || !v)
-                return NULL;
-        if (len >= size)
-                len = size - 1;
-        memcpy(buf, v, len);
-        buf[len] = '\0';
-        return buf;
-}
-
 static struct enricher_item *batch_item(struct batch *b, enum enricher_kind kind,
                                         const char *id)
 {
@@ -300,7 +284,7 @@ static int batch_classify(struct enricher *e, struct batch *b)
                 struct enricher_part *part = enricher_part_find(e, r->msg->partition);
                 char hbuf[256], forced[200];
                 const char *invalid =
-                    batch_header(r->msg, "duro-invalid", hbuf, sizeof(hbuf));
+                    dkafka_header(r->msg, "duro-invalid", hbuf, sizeof(hbuf));
                 struct dpayload p;
                 size_t item_index;
 
@@ -785,7 +769,7 @@ static enum txn_result batch_transaction(struct enricher *e, struct batch *b)
          * e.g. from a redrive): committing past them keeps the lag honest. */
         {
                 rd_kafka_topic_partition_list_t *pos =
-                        rd_kafka_topic_partition_list_copy(offsets);
+                    rd_kafka_topic_partition_list_copy(offsets);
                 if (!rd_kafka_position(e->consumer, pos))
                         for (int k = 0; k < pos->cnt; k++)
                                 if (pos->elems[k].offset > offsets->elems[k].offset)

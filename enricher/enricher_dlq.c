@@ -153,24 +153,6 @@ static int dlq_parse_args(int argc, char **argv, struct dlq_args *a)
         return 0;
 }
 
-static const char *dlq_header(const rd_kafka_message_t *m, const char *name, char *buf,
-                              size_t size)
-{
-        rd_kafka_headers_t *h = NULL;
-        const void *v         = NULL;
-        size_t len            = 0;
-
-        buf[0] = '\0';
-        if (rd_kafka_message_headers(m, &h) ||
-            rd_kafka_header_get_last(h, name, &v, &len) || !v)
-                return NULL;
-        if (len >= size)
-                len = size - 1;
-        memcpy(buf, v, len);
-        buf[len] = '\0';
-        return buf;
-}
-
 static int dlq_selected(const struct dlq_args *a, const rd_kafka_message_t *m)
 {
         char cls[64], id[256];
@@ -178,11 +160,11 @@ static int dlq_selected(const struct dlq_args *a, const rd_kafka_message_t *m)
         if (a->since_ms >= 0 && rd_kafka_message_timestamp(m, NULL) < a->since_ms)
                 return 0;
         if (a->cls &&
-            (!dlq_header(m, "error-class", cls, sizeof(cls)) || strcmp(cls, a->cls)))
+            (!dkafka_header(m, "error-class", cls, sizeof(cls)) || strcmp(cls, a->cls)))
                 return 0;
         if (a->nids) {
                 int hit = 0;
-                if (!dlq_header(m, "duro-event-id", id, sizeof(id)))
+                if (!dkafka_header(m, "duro-event-id", id, sizeof(id)))
                         return 0;
                 for (size_t i = 0; i < a->nids && !hit; i++)
                         hit = !strcmp(a->ids[i], id);
@@ -295,13 +277,13 @@ static void dlq_print(rd_kafka_message_t **ms, size_t n, int json,
         for (size_t i = 0; i < n; i++) {
                 const rd_kafka_message_t *m = ms[i];
                 dtime_format_ms(ts, sizeof(ts), rd_kafka_message_timestamp(m, NULL));
-                dlq_header(m, "error-class", cls, sizeof(cls));
-                dlq_header(m, "error-message", msg, sizeof(msg));
-                dlq_header(m, "attempts", att, sizeof(att));
-                dlq_header(m, "duro-event-id", eid, sizeof(eid));
-                dlq_header(m, "duro-event", ev, sizeof(ev));
-                dlq_header(m, "source-partition", sp, sizeof(sp));
-                dlq_header(m, "source-offset", so, sizeof(so));
+                dkafka_header(m, "error-class", cls, sizeof(cls));
+                dkafka_header(m, "error-message", msg, sizeof(msg));
+                dkafka_header(m, "attempts", att, sizeof(att));
+                dkafka_header(m, "duro-event-id", eid, sizeof(eid));
+                dkafka_header(m, "duro-event", ev, sizeof(ev));
+                dkafka_header(m, "source-partition", sp, sizeof(sp));
+                dkafka_header(m, "source-offset", so, sizeof(so));
                 if (json) {
                         json_t *o = json_pack(
                             "{s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s%}",

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dadmin.h"
+#include "dstartup.h"
 #include "dbuf.h"
 #include "dkafka.h"
 #include "dlog.h"
@@ -416,7 +417,6 @@ int main(int argc, char **argv)
         static struct enricher e;
         struct dadmin *admin = NULL;
         struct dgql_config gc;
-        const char **unknown;
         pthread_t watchdog, sigthread;
         char err[512];
         sigset_t set;
@@ -425,19 +425,17 @@ int main(int argc, char **argv)
         dlog_init("duro-enricher", DLOG_INFO);
         if (argc > 1 && !strcmp(argv[1], "dlq"))
                 return enricher_dlq_main(argc - 1, argv + 1);
-        switch (dconf_load(enricher_opts, ENRICHER_NOPTS, &e.cfg, argc, argv, environ,
-                           "duro-enricher [options]", &e.props, err, sizeof(err))) {
-        case DCONF_HELP:
+        switch (dstartup_config("duro-enricher", enricher_opts, ENRICHER_NOPTS, &e.cfg,
+                                offsetof(struct enricher_config, log_level), argc, argv,
+                                "duro-enricher [options]", &e.props)) {
+        case 1:
                 return 0;
-        case DCONF_ERROR:
-                dlog_error("bad setting: %s", err);
+        case 2:
                 return 2;
-        case DCONF_OK:
+        default:
                 break;
         }
-        dlog_init("duro-enricher", (enum dlog_level)e.cfg.log_level);
-        if (dkafka_check_props(&e.props, err, sizeof(err)) ||
-            enricher_default_ids(&e, err, sizeof(err)) ||
+        if (enricher_default_ids(&e, err, sizeof(err)) ||
             enricher_load_queries(&e, err, sizeof(err))) {
                 dlog_error("bad setting: %s", err);
                 return 2;
@@ -451,11 +449,6 @@ int main(int argc, char **argv)
                            e.cfg.topic_template);
                 return 2;
         }
-        unknown = dconf_unknown_env(enricher_opts, ENRICHER_NOPTS, environ);
-        for (size_t i = 0; unknown && unknown[i]; i++)
-                dlog_warn("ignoring unknown setting %.*s",
-                          (int)strcspn(unknown[i], "="), unknown[i]);
-        free(unknown);
         e.api_key = dsecrets_new(e.cfg.api_key, e.cfg.api_key_file, err, sizeof(err));
         if (e.cfg.api_key) {
                 memset(e.cfg.api_key, 0, strlen(e.cfg.api_key));
