@@ -474,13 +474,16 @@ static int bridge_wait_readable(int fd, int ms)
  * with its request unanswered: answer it 503 (plain HTTP only) and close it cleanly. */
 static int bridge_answer_backlog(struct bridge *br, int lfd)
 {
-        static const char resp[] =
-            "HTTP/1.1 503 Service Unavailable\r\n"
-            "Content-Type: application/json\r\n"
-            "Retry-After: " BRIDGE_RETRY_AFTER "\r\n"
-            "Connection: close\r\n"
-            "Content-Length: 53\r\n\r\n"
-            "{\"status\":\"error\",\"error\":\"shutting down; retry\"}\n";
+#define BRIDGE_BACKLOG_BODY                                                            \
+        "{\"status\":\"error\",\"error\":\"shutting down; retry\"}\n"
+        static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                   "Content-Type: application/json\r\n"
+                                   "Retry-After: " BRIDGE_RETRY_AFTER "\r\n"
+                                   "Connection: close\r\n"
+                                   "Content-Length: %zu\r\n\r\n%s";
+        char head[512];
+        int hlen = snprintf(head, sizeof(head), resp, sizeof(BRIDGE_BACKLOG_BODY) - 1,
+                            BRIDGE_BACKLOG_BODY);
         char buf[4096];
         int n = 0, fd;
 
@@ -492,7 +495,7 @@ static int bridge_answer_backlog(struct bridge *br, int lfd)
                          * RST; then answer. Bounded: a fraction of a second. */
                         if (bridge_wait_readable(fd, 100))
                                 (void)!recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-                        (void)!send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL);
+                        (void)!send(fd, head, (size_t)hlen, MSG_NOSIGNAL);
                         shutdown(fd, SHUT_WR);
                         while (bridge_wait_readable(fd, 200) &&
                                recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)

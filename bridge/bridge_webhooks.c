@@ -376,7 +376,7 @@ static int webhooks_failed_delivery(json_t *log)
 
 static int webhooks_logs(struct dgql *c, const struct webhooks_args *a)
 {
-        json_t *out = json_array();
+        json_t *out;
         char *after = NULL;
         int rc = 0, pages = 0;
 
@@ -397,6 +397,9 @@ static int webhooks_logs(struct dgql *c, const struct webhooks_args *a)
                 if (!found)
                         return webhooks_fail("no webhook with id %s", a->id);
         }
+        out = json_array();
+        if (!out)
+                return webhooks_fail("out of memory%s", "");
         while ((long)json_array_size(out) < a->limit && pages++ < 1000) {
                 json_t *vars = json_pack("{s:s, s:i, s:s?}", "id", a->id, "first", 50,
                                          "after", after);

@@ -279,7 +279,7 @@ class Tail:
         deadline = time.monotonic() + timeout
         targets = {}
         for t, p in self.tps:
-            lo, hi = self.c.get_watermark_offsets(TopicPartition(t, p), timeout=10, cached=False)
+            lo, hi = kafkatest.watermarks(self.c, TopicPartition(t, p), 10)
             targets[(t, p)] = hi
         while True:
             behind = [tp for tp, hi in targets.items() if self.pos[tp] < hi]
@@ -319,8 +319,8 @@ class LsoProbe:
     def open_partitions(self) -> list[tuple[str, int, int, int]]:
         out = []
         for tp in self.tps:
-            hw = self.ru.get_watermark_offsets(tp, timeout=10, cached=False)[1]
-            lso = self.rc.get_watermark_offsets(tp, timeout=10, cached=False)[1]
+            hw = kafkatest.watermarks(self.ru, tp, 10)[1]
+            lso = kafkatest.watermarks(self.rc, tp, 10)[1]
             if lso < hw:
                 out.append((tp.topic, tp.partition, lso, hw))
         return out

@@ -325,11 +325,31 @@ def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
     return sorted(t.partitions)
 
 
+_RETRIABLE = {"NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "_TIMED_OUT",
+              "REQUEST_TIMED_OUT", "UNKNOWN_TOPIC_OR_PART", "_TRANSPORT", "NOT_COORDINATOR"}
+
+
+def watermarks(consumer, tp, timeout: float = 10.0) -> tuple[int, int]:
+    """consumer.get_watermark_offsets(tp) (uncached), retrying the transient errors a
+    broker gives while it elects leaders after a restart, within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(0.5, deadline - time.monotonic())
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=left, cached=False)
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            name = err.name() if hasattr(err, "name") else ""
+            if name not in _RETRIABLE or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)  # bounded retry interval while leadership settles
+
+
 def end_offsets(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
     """{partition: high watermark}."""
     c = _consumer(bootstrap, "read_uncommitted")
     try:
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout, cached=False)[1]
+        return {p: watermarks(c, TopicPartition(topic, p), timeout)[1]
                 for p in _partitions(c, topic, timeout)}
     finally:
         c.close()
@@ -348,7 +368,7 @@ def read_all(bootstrap: str, topic: str, isolation: str = "read_committed",
         assignment = []
         for p in _partitions(c, topic, timeout):
             # ListOffsets uses the consumer's isolation level: LSO for read_committed
-            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout, cached=False)
+            low, high = watermarks(c, TopicPartition(topic, p), timeout)
             if high > low:
                 targets[p] = high
                 assignment.append(TopicPartition(topic, p, low))

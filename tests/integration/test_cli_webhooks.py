@@ -125,6 +125,7 @@ def test_logs_follow_pages_newest_first_and_filter(api, double):  # noqa: F811
 
 def test_errors_one_line_and_exit_status(api, double, tmp_path):  # noqa: F811
     rc, out, err = run(api, "update", "webhook_nope", "--enable")
+    assert rc == 1, err
     assert rc == 1 and "no webhook with id webhook_nope" in one_line_error(err)
     rc, out, err = run(api, "logs", "webhook_nope")
     assert rc == 1 and "no webhook with id webhook_nope" in one_line_error(err)
