@@ -1,0 +1,359 @@
+#!/usr/bin/env bash
+# Checks the Helm chart deploy/helm/duro-kafka-bridge, for the chart's defaults and for
+# every deploy/values/*.yaml:
+#   1. helm lint --strict (values.schema.json included);
+#   2. helm template, for each Kubernetes version in DURO_K8S_VERSIONS;
+#   3. kubeconform -strict on every rendered object, against the Kubernetes JSON schemas
+#      of that version and the CRD schemas (ServiceMonitor, PrometheusRule, KafkaTopic)
+#      that scripts/chart-tools.sh generates; no kind is skipped (KafkaTopic only when
+#      no Java 21+ could generate its schema, and then it says so);
+#   4. deploy/check-manifests.py: the environment variables against the programs'
+#      --help, security context, probes, secret mounts, drain and dedupe invariants;
+#   5. the PrometheusRule and the Grafana dashboard: promtool check rules (PromQL and
+#      annotation templates), promtool test rules (deploy/alerts.test.yaml: each alert
+#      fires when it should and not before), and their metric names against the
+#      programs' sources (the dashboard shows every exported metric).
+# Then self-tests prove each stage can fail: bad values (wrong type, unknown key,
+# refused Kafka property, too short a grace period), bad fields in rendered objects
+# (core kinds and CRDs), an unknown DURO_* variable, service links turned on, an alert
+# with a wrong threshold and a PromQL syntax error must each be caught.
+#
+# Usage: deploy/check-chart.sh [--no-self-test]
+# Environment: DURO_BIN_DIR (folder of duro-bridge and duro-enricher for their --help;
+#   default build/), DURO_K8S_VERSIONS, DURO_CACHE (tool cache, see scripts/chart-tools.sh).
+# Ends with "N passed, N failed"; exit status 1 on any failure.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+chart="$root/deploy/helm/duro-kafka-bridge"
+self_test=1
+case "${1:-}" in
+  "") ;;
+  --no-self-test) self_test=0 ;;
+  -h | --help)
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "usage: deploy/check-chart.sh [--no-self-test]" >&2
+    exit 2
+    ;;
+esac
+
+t0=$SECONDS
+eval "$("$root/scripts/chart-tools.sh")"
+echo "check-chart: tools ready in $((SECONDS - t0)) s" >&2
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+pass() {
+  passed=$((passed + 1))
+  echo "PASS $*"
+}
+failure() {
+  failed=$((failed + 1))
+  echo "FAIL $*"
+}
+
+# The programs' --help: the environment variables they know.
+bin_dir=${DURO_BIN_DIR:-$root/build}
+help_args=()
+if [ -x "$bin_dir/duro-bridge" ] && [ -x "$bin_dir/duro-enricher" ]; then
+  "$bin_dir/duro-bridge" --help >"$work/bridge.help"
+  "$bin_dir/duro-enricher" --help >"$work/enricher.help"
+  help_args=(--bridge-help "$work/bridge.help" --enricher-help "$work/enricher.help")
+else
+  echo "check-chart: WARNING: no duro-bridge/duro-enricher in $bin_dir (DURO_BIN_DIR):" \
+    "environment variable names are NOT checked against --help" >&2
+fi
+
+skip_note=""
+schema_args=(
+  -schema-location "$DURO_K8S_SCHEMAS/{{ .NormalizedKubernetesVersion }}-local{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+  -schema-location "$DURO_CRD_SCHEMAS/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"
+)
+if [ ! -f "$DURO_CRD_SCHEMAS/kafka.strimzi.io/kafkatopic_v1.json" ]; then
+  echo "check-chart: WARNING: no KafkaTopic schema (no Java 21+): KafkaTopic objects are NOT validated" >&2
+  schema_args+=(-skip KafkaTopic)
+  skip_note=", KafkaTopic NOT validated"
+fi
+read -r -a versions <<<"$DURO_K8S_VERSIONS"
+latest=${versions[${#versions[@]} - 1]}
+
+# helm lint/template with the values of NAME (extra helm arguments after it).
+render() { # NAME K8S_VERSION ARGS... → $work/NAME-VERSION.yaml; output in .log
+  local name=$1 v=$2
+  shift 2
+  "$DURO_HELM" template duro-test "$chart" --namespace duro-test --kube-version "$v" "$@" \
+    >"$work/$name-$v.yaml" 2>"$work/$name-$v.log"
+}
+lint() { # NAME ARGS...
+  local name=$1
+  shift
+  "$DURO_HELM" lint --strict "$chart" --namespace duro-test --kube-version "$latest" "$@" \
+    >"$work/$name-lint.log" 2>&1
+}
+conform() { # K8S_VERSION FILE...
+  local v=$1
+  shift
+  "$DURO_KUBECONFORM" -strict -summary -output text -kubernetes-version "$v" \
+    "${schema_args[@]}" "$@"
+}
+manifests() { # FILE LABEL
+  python3 "$root/deploy/check-manifests.py" "$1" --label "$2" "${help_args[@]}"
+}
+
+check_values() { # NAME ARGS...: lint, render for each version, manifest checks
+  local name=$1 v
+  shift
+  if lint "$name" "$@"; then
+    pass "$name: helm lint --strict"
+  else
+    cat "$work/$name-lint.log"
+    failure "$name: helm lint --strict"
+  fi
+  for v in "${versions[@]}"; do
+    if render "$name" "$v" "$@"; then
+      pass "$name: helm template (Kubernetes $v)"
+      echo "$name" >>"$work/rendered-$v"
+    else
+      cat "$work/$name-$v.log"
+      failure "$name: helm template (Kubernetes $v)"
+    fi
+  done
+  if [ -s "$work/$name-$latest.yaml" ]; then
+    if manifests "$work/$name-$latest.yaml" "$name" 2>"$work/$name.mc"; then
+      grep -v ': warning: ' "$work/$name.mc" | sed 's/^/  /' || true
+      pass "$name: manifest checks"
+    else
+      cat "$work/$name.mc"
+      failure "$name: manifest checks"
+    fi
+    grep ': warning: ' "$work/$name.mc" | sort -u >>"$work/warnings" || true
+  fi
+}
+
+check_values defaults
+for f in "$root"/deploy/values/*.yaml; do
+  check_values "$(basename "$f" .yaml)" -f "$f"
+done
+
+# kubeconform once per Kubernetes version over every rendering (it compiles each
+# schema once per run); a rendering passes when no output line names its file.
+for v in "${versions[@]}"; do
+  [ -s "$work/rendered-$v" ] || continue
+  files=()
+  while read -r name; do files+=("$work/$name-$v.yaml"); done <"$work/rendered-$v"
+  rc=0
+  conform_out=$(conform "$v" "${files[@]}" 2>&1) || rc=$?
+  for f in "${files[@]}"; do
+    name=$(basename "$f" "-$v.yaml")
+    if grep -F -- "$f - " <<<"$conform_out" >"$work/$name-$v.kc"; then
+      cat "$work/$name-$v.kc"
+      failure "$name: kubeconform -strict (Kubernetes $v)"
+    else
+      pass "$name: kubeconform -strict (Kubernetes $v): $(grep -c '^kind:' "$f") objects valid$skip_note"
+    fi
+  done
+  echo "  kubeconform (Kubernetes $v): $(tail -1 <<<"$conform_out")"
+  if [ "$rc" -ne 0 ] && ! grep -q -- " - " <<<"$conform_out"; then
+    echo "$conform_out"
+    failure "kubeconform (Kubernetes $v) failed without naming a file"
+  fi
+done
+
+# The alerts and the dashboard (as rendered with full.yaml): PromQL and annotation
+# templates parse (promtool check rules; each dashboard query as a recording rule), the
+# alerts fire when they should and only then (promtool test rules, deploy/alerts.test.yaml),
+# and every metric they name is one the programs export (their C sources), while the
+# dashboard shows every one of them.
+prom="$work/prom"
+full="$work/full-$latest.yaml"
+if [ -s "$full" ]; then
+  mkdir -p "$prom"
+  if python3 - "$full" "$prom" "$root" >"$prom/extract.log" 2>&1 <<'PY'; then
+import glob, json, re, sys
+import yaml
+
+full, out, root = sys.argv[1:4]
+docs = [d for d in yaml.safe_load_all(open(full)) if d]
+rule = [d for d in docs if d["kind"] == "PrometheusRule"][0]
+cm = [d for d in docs if d["kind"] == "ConfigMap" and "duro-kafka-bridge.json" in d.get("data", {})][0]
+groups = rule["spec"]["groups"]
+yaml.safe_dump({"groups": groups}, open(f"{out}/rules-annotated.yaml", "w"), sort_keys=False)
+stripped = json.loads(json.dumps(groups))
+for g in stripped:
+    for r in g["rules"]:
+        r.pop("annotations", None)
+yaml.safe_dump({"groups": stripped}, open(f"{out}/rules.yaml", "w"), sort_keys=False)
+
+dash = json.loads(cm["data"]["duro-kafka-bridge.json"])
+subst = {"$__rate_interval": "5m", "$namespace": "duro-test", "$release": ".*"}
+records, exprs = [], []
+for p in dash["panels"]:
+    for t in p.get("targets", []):
+        e = t["expr"]
+        for k, v in subst.items():
+            e = e.replace(k, v)
+        if "$" in e:
+            sys.exit(f"panel {p['title']!r}: unknown variable in {e}")
+        records.append({"record": f"dashboard:panel_{p['id']}_{t['refId']}", "expr": e})
+        exprs.append(e)
+yaml.safe_dump({"groups": [{"name": "dashboard", "rules": records}]},
+               open(f"{out}/dashboard.yaml", "w"), sort_keys=False)
+
+exported = set()
+for f in glob.glob(f"{root}/bridge/*.c") + glob.glob(f"{root}/enricher/*.c"):
+    exported |= set(re.findall(r'"(duro_(?:bridge|enricher)_[a-z_]+)"', open(f).read()))
+def names(text):
+    return {re.sub(r"_(bucket|sum|count)$", "", m) for m in re.findall(r"\bduro_(?:bridge|enricher)_[a-z_]+", text)}
+alert_names = names(" ".join(r["expr"] for g in groups for r in g["rules"]))
+dash_names = names(" ".join(exprs))
+bad = sorted((alert_names | dash_names) - exported)
+missing = sorted(exported - dash_names)
+print(f"{len(records)} dashboard queries, {len(exported)} exported metrics, "
+      f"{len(alert_names)} in alerts, {len(dash_names)} on the dashboard")
+if bad:
+    sys.exit(f"metrics no program exports: {bad}")
+if missing:
+    sys.exit(f"metrics the dashboard does not show: {missing}")
+PY
+    pass "alerts and dashboard: metric names ($(tail -1 "$prom/extract.log"))"
+  else
+    cat "$prom/extract.log"
+    failure "alerts and dashboard: metric names"
+  fi
+  if "$DURO_PROMTOOL" check rules "$prom/rules-annotated.yaml" "$prom/dashboard.yaml" \
+    >"$prom/check.log" 2>&1; then
+    pass "promtool check rules: $(awk '/rules found/ { n += $2 } END { print n }' "$prom/check.log") alert rules and dashboard queries"
+  else
+    cat "$prom/check.log"
+    failure "promtool check rules"
+  fi
+  cp "$root/deploy/alerts.test.yaml" "$prom/"
+  if (cd "$prom" && "$DURO_PROMTOOL" test rules alerts.test.yaml) >"$prom/test.log" 2>&1; then
+    pass "promtool test rules: deploy/alerts.test.yaml ($(grep -c 'eval_time' "$root/deploy/alerts.test.yaml") evaluations)"
+  else
+    cat "$prom/test.log"
+    failure "promtool test rules"
+  fi
+fi
+
+# Self-tests: each must be refused, for the reason given (a pattern of the error).
+expect_refused() { # WHAT PATTERN LOG; the command already failed (or not: $4)
+  local what=$1 pattern=$2 log=$3 rc=$4
+  if [ "$rc" -ne 0 ] && grep -Eq -- "$pattern" "$log"; then
+    pass "self-test: $what is refused: $(grep -Eo -m1 -- "$pattern" "$log" | sed 's/ is invalid: .* - at / at /')"
+  else
+    cat "$log"
+    failure "self-test: $what was NOT refused as expected (rc $rc, wanted /$pattern/)"
+  fi
+}
+if [ "$self_test" = 1 ]; then
+  # NAME YAML PATTERN [template-only]: helm lint (which applies values.schema.json but
+  # only logs a template's `fail`) and helm template must refuse the values.
+  bad_values() {
+    local name=$1 yaml=$2 pattern=$3 rc
+    printf '%s\n' "$yaml" >"$work/$name.values.yaml"
+    if [ "${4:-}" != template-only ]; then
+      rc=0
+      lint "bad-$name" -f "$work/$name.values.yaml" || rc=$?
+      expect_refused "values $name (helm lint)" "$pattern" "$work/bad-$name-lint.log" "$rc"
+    fi
+    rc=0
+    render "bad-$name" "$latest" -f "$work/$name.values.yaml" || rc=$?
+    expect_refused "values $name (helm template)" "$pattern" "$work/bad-$name-$latest.log" "$rc"
+  }
+  bad_values wrong-type $'bridge:\n  replicas: "two"' 'replicas.*(integer|Invalid type)'
+  bad_values unknown-key $'bridge:\n  replica: 2' "additional properties 'replica' not allowed"
+  bad_values bad-duration 'eventMaxAge: 1 day' 'eventMaxAge.*(Does not match pattern|pattern)'
+  bad_values refused-kafka-property $'kafka:\n  config:\n    acks: "1"' "invalid propertyName 'acks'"
+  bad_values secret-in-config $'kafka:\n  config:\n    sasl.password: hunter2' "invalid propertyName 'sasl.password'"
+  bad_values short-grace $'bridge:\n  terminationGracePeriodSeconds: 10' \
+    'must exceed drainDelayMs \+ ackTimeoutMs' template-only
+  bad_values min-isr-above-replicas $'topics:\n  minInsyncReplicas: 4' \
+    'minInsyncReplicas must not exceed topics.replicas' template-only
+  bad_values sasl-without-password $'kafka:\n  sasl:\n    mechanism: SCRAM-SHA-512\n    username: u' 'passwordSecret'
+
+  # Bad fields and wrong types in rendered objects: kubeconform must refuse each file.
+  base="$work/defaults-$latest.yaml"
+  full="$work/full-$latest.yaml"
+  kc_tests=(
+    "bad-field|a rendered Deployment with an unknown field|Deployment.*additional properties 'bogusField' not allowed"
+    "bad-type|a rendered Deployment with replicas as a string|Deployment.*got string, want (null or )?integer"
+  )
+  sed 's/^      enableServiceLinks: false$/      enableServiceLinks: false\n      bogusField: 1/' \
+    "$base" >"$work/bad-field.yaml"
+  sed 's/^  replicas: 2$/  replicas: "2"/' "$base" >"$work/bad-type.yaml"
+  if [ -f "$DURO_CRD_SCHEMAS/kafka.strimzi.io/kafkatopic_v1.json" ] && [ -f "$full" ]; then
+    sed 's/^  partitions: 12$/  partitions: twelve/' "$full" >"$work/bad-topic.yaml"
+    kc_tests+=("bad-topic|a KafkaTopic with partitions as a string|KafkaTopic.*got string, want integer")
+  fi
+  if [ -f "$full" ]; then
+    sed 's/^      scrapeTimeout: 10s$/      scrapeTimeout: 10s\n      bogusField: 1/' \
+      "$full" >"$work/bad-sm.yaml"
+    sed 's/^        - alert: DuroEnricherDLQ$/        - alert: DuroEnricherDLQ\n          severity: 3/' \
+      "$full" >"$work/bad-rule.yaml"
+    kc_tests+=("bad-sm|a ServiceMonitor with an unknown field|ServiceMonitor.*'bogusField' not allowed"
+      "bad-rule|a PrometheusRule with a misplaced field|PrometheusRule.*additional properties 'severity' not allowed")
+  fi
+  files=()
+  for t in "${kc_tests[@]}"; do files+=("$work/${t%%|*}.yaml"); done
+  conform_out=$(conform "$latest" "${files[@]}" 2>&1) || true
+  for t in "${kc_tests[@]}"; do
+    IFS='|' read -r file what pattern <<<"$t"
+    rc=0
+    grep -F -- "$work/$file.yaml - " <<<"$conform_out" >"$work/$file.kc" && rc=1
+    expect_refused "$what (kubeconform)" "$pattern" "$work/$file.kc" "$rc"
+  done
+
+  # An alert that no longer fires as specified: promtool test rules must say so.
+  if [ -f "$prom/rules.yaml" ]; then
+    mkdir -p "$work/prom-bad"
+    sed 's/> 10000/> 20000/' "$prom/rules.yaml" >"$work/prom-bad/rules.yaml"
+    cp "$root/deploy/alerts.test.yaml" "$work/prom-bad/"
+    rc=0
+    (cd "$work/prom-bad" && "$DURO_PROMTOOL" test rules alerts.test.yaml) \
+      >"$work/prom-bad/test.log" 2>&1 || rc=$?
+    expect_refused "a consumer-lag alert with the wrong threshold (promtool test rules)" \
+      "alertname: DuroEnricherConsumerLag, time: 16m" "$work/prom-bad/test.log" "$rc"
+    printf 'groups:\n  - name: x\n    rules:\n      - record: x:y\n        expr: sum(rate(duro_bridge_ready[5m])\n' \
+      >"$work/prom-bad/syntax.yaml"
+    rc=0
+    "$DURO_PROMTOOL" check rules "$work/prom-bad/syntax.yaml" >"$work/prom-bad/syntax.log" 2>&1 || rc=$?
+    expect_refused "a PromQL syntax error (promtool check rules)" "unclosed left parenthesis" \
+      "$work/prom-bad/syntax.log" "$rc"
+  fi
+
+  # What only check-manifests.py sees.
+  if [ ${#help_args[@]} -gt 0 ]; then
+    printf 'bridge:\n  extraEnv:\n    - name: DURO_BRIDGE_NO_SUCH_SETTING\n      value: "1"\n' \
+      >"$work/unknown-env.values.yaml"
+    render unknown-env "$latest" -f "$work/unknown-env.values.yaml"
+    rc=0
+    manifests "$work/unknown-env-$latest.yaml" unknown-env 2>"$work/unknown-env.mc" || rc=$?
+    expect_refused "an unknown DURO_* variable (manifest checks)" \
+      "DURO_BRIDGE_NO_SUCH_SETTING is not a variable the program knows" "$work/unknown-env.mc" "$rc"
+  fi
+  sed 's/^      enableServiceLinks: false$/      enableServiceLinks: true/' "$base" >"$work/links.yaml"
+  rc=0
+  manifests "$work/links.yaml" service-links 2>"$work/links.mc" || rc=$?
+  expect_refused "service links turned on (manifest checks)" \
+    "enableServiceLinks must be false" "$work/links.mc" "$rc"
+  sed 's/^      terminationGracePeriodSeconds: 25$/      terminationGracePeriodSeconds: 12/' \
+    "$base" >"$work/grace.yaml"
+  rc=0
+  manifests "$work/grace.yaml" short-grace 2>"$work/grace.mc" || rc=$?
+  expect_refused "a bridge grace period below drain + ack timeout (manifest checks)" \
+    "does not exceed drain delay" "$work/grace.mc" "$rc"
+fi
+
+if [ -s "$work/warnings" ]; then
+  echo "warnings:"
+  sed 's/^/  /' "$work/warnings"
+fi
+echo "check-chart: $((SECONDS - t0)) s in all"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Checks rendered manifests of the duro-kafka-bridge chart for what a schema cannot see.
+
+Usage: check-manifests.py MANIFESTS.yaml [--bridge-help FILE] [--enricher-help FILE]
+
+- every environment variable a container sets is one its program knows: the names its
+  `--help` lists, or DURO_RDKAFKA_[PRODUCER_|CONSUMER_]<PROP>; other names must not look
+  like the programs' (DURO_*, KAFKA_*). Without the --help texts this check is skipped;
+- no secret-looking variable (…PASSWORD, …SECRET, …API_KEY) has a literal value;
+- the pod templates: enableServiceLinks false, no service-account token, non-root,
+  seccomp RuntimeDefault, read-only root file system, no privilege escalation, every
+  capability dropped; probes /healthz (liveness) and /readyz (readiness) on the admin port;
+- the secrets files (DURO_WEBHOOK_SECRETS_FILE, DURO_API_KEY_FILE) are mounted from a
+  Secret as a whole volume (no subPath, so Kubernetes can swap them and the programs
+  re-read them);
+- the bridge's terminationGracePeriodSeconds exceeds DURO_BRIDGE_DRAIN_DELAY_MS +
+  DURO_BRIDGE_ACK_TIMEOUT_MS;
+- the enricher's DURO_TRANSACTIONAL_ID and DURO_GROUP_INSTANCE_ID are built from the pod
+  name (POD_NAME from the downward API, defined before them);
+- DESIGN §2: dedupe window > maximum event age + 600 s; raw-topic retention (KafkaTopic
+  or DURO_RAW_RETENTION_MS) >= window; Strimzi topics: min.insync.replicas < replicas.
+Exit status 1 with one line per finding.
+"""
+import argparse
+import re
+import sys
+
+import yaml
+
+RDKAFKA = re.compile(r"^DURO_RDKAFKA_(PRODUCER_|CONSUMER_)?[A-Z0-9]+(_[A-Z0-9]+)*$")
+SECRETISH = re.compile(r"(PASSWORD|SECRET|API_KEY)$")
+
+problems, warnings = [], []
+
+
+def fail(msg):
+    problems.append(msg)
+
+
+def help_names(path):
+    if not path:
+        return None
+    with open(path) as f:
+        return set(re.findall(r"\b((?:DURO|KAFKA)_[A-Z0-9_]+)\b", f.read()))
+
+
+def env_map(container):
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def value(container, name):
+    e = env_map(container).get(name)
+    return e.get("value") if e else None
+
+
+def check_env(where, container, known):
+    names = [e["name"] for e in container.get("env", [])]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        fail(f"{where}: variables set twice: {sorted(dup)}")
+    for e in container.get("env", []):
+        n = e["name"]
+        if SECRETISH.search(n) and "value" in e:
+            fail(f"{where}: {n} has a literal value; secrets come from a Secret")
+        if not (n.startswith("DURO_") or n.startswith("KAFKA_")):
+            continue
+        if RDKAFKA.match(n):
+            continue
+        if known is None:
+            continue
+        if n not in known:
+            fail(f"{where}: {n} is not a variable the program knows (--help)")
+
+
+def check_pod(where, spec, admin_port_name="admin"):
+    if spec.get("enableServiceLinks") is not False:
+        fail(f"{where}: enableServiceLinks must be false")
+    if spec.get("automountServiceAccountToken") is not False:
+        fail(f"{where}: automountServiceAccountToken must be false")
+    psc = spec.get("securityContext", {})
+    if psc.get("runAsNonRoot") is not True:
+        fail(f"{where}: pod securityContext.runAsNonRoot must be true")
+    if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        fail(f"{where}: pod seccompProfile must be RuntimeDefault")
+    for c in spec.get("containers", []):
+        cw = f"{where}/{c['name']}"
+        sc = c.get("securityContext", {})
+        if sc.get("readOnlyRootFilesystem") is not True:
+            fail(f"{cw}: readOnlyRootFilesystem must be true")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            fail(f"{cw}: allowPrivilegeEscalation must be false")
+        if "ALL" not in sc.get("capabilities", {}).get("drop", []):
+            fail(f"{cw}: capabilities must drop ALL")
+        if sc.get("privileged"):
+            fail(f"{cw}: must not be privileged")
+        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            get = c.get(probe, {}).get("httpGet", {})
+            if get.get("path") != path or get.get("port") != admin_port_name:
+                fail(f"{cw}: {probe} must GET {path} on the {admin_port_name} port")
+        if not c.get("resources", {}).get("requests"):
+            fail(f"{cw}: no resource requests")
+
+
+def check_secret_file(where, spec, container, var):
+    path = value(container, var)
+    if not path:
+        fail(f"{where}: {var} is not set")
+        return
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    for m in container.get("volumeMounts", []):
+        mp = m["mountPath"].rstrip("/") + "/"
+        if path.startswith(mp):
+            if "subPath" in m or "subPathExpr" in m:
+                fail(f"{where}: {var} is mounted with subPath: Kubernetes never updates it")
+            if "secret" not in vols.get(m["name"], {}):
+                fail(f"{where}: {var} is not on a Secret volume")
+            return
+    fail(f"{where}: {var}={path} is on no mounted volume")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("manifests")
+    ap.add_argument("--bridge-help")
+    ap.add_argument("--enricher-help")
+    ap.add_argument("--label", default="")
+    a = ap.parse_args()
+    known = {"duro-bridge": help_names(a.bridge_help), "duro-enricher": help_names(a.enricher_help)}
+
+    with open(a.manifests) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    bridge = enricher = None
+    topics = []
+    for d in docs:
+        kind, name = d["kind"], d["metadata"]["name"]
+        if kind in ("Deployment", "StatefulSet"):
+            spec = d["spec"]["template"]["spec"]
+            check_pod(f"{kind}/{name}", spec)
+            for c in spec["containers"]:
+                prog = (c.get("command") or [""])[0]
+                if prog not in known:
+                    fail(f"{kind}/{name}/{c['name']}: runs {prog!r}, neither duro-bridge nor duro-enricher")
+                    continue
+                check_env(f"{kind}/{name}/{c['name']}", c, known[prog])
+                if prog == "duro-bridge":
+                    bridge = (d, spec, c)
+                else:
+                    enricher = (d, spec, c)
+        elif kind == "KafkaTopic":
+            topics.append(d)
+
+    if bridge:
+        d, spec, c = bridge
+        w = f"Deployment/{d['metadata']['name']}"
+        if d["kind"] != "Deployment":
+            fail(f"{w}: the bridge must be a Deployment")
+        check_secret_file(w, spec, c, "DURO_WEBHOOK_SECRETS_FILE")
+        drain = int(value(c, "DURO_BRIDGE_DRAIN_DELAY_MS") or 5000)
+        ack = int(value(c, "DURO_BRIDGE_ACK_TIMEOUT_MS") or 10000)
+        grace = int(spec.get("terminationGracePeriodSeconds", 30))
+        if grace * 1000 <= drain + ack:
+            fail(f"{w}: terminationGracePeriodSeconds {grace} s does not exceed drain delay "
+                 f"{drain} ms + ack timeout {ack} ms")
+    if enricher:
+        d, spec, c = enricher
+        w = f"StatefulSet/{d['metadata']['name']}"
+        if d["kind"] != "StatefulSet":
+            fail(f"{w}: the enricher must be a StatefulSet")
+        check_secret_file(w, spec, c, "DURO_API_KEY_FILE")
+        env = c.get("env", [])
+        names = [e["name"] for e in env]
+        pod = env_map(c).get("POD_NAME")
+        if not pod or pod.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
+            fail(f"{w}: POD_NAME must come from the downward API (metadata.name)")
+        for var in ("DURO_TRANSACTIONAL_ID", "DURO_GROUP_INSTANCE_ID"):
+            v = value(c, var) or ""
+            if "$(POD_NAME)" not in v:
+                fail(f"{w}: {var} must be built from $(POD_NAME)")
+            elif "POD_NAME" in names and names.index("POD_NAME") > names.index(var):
+                fail(f"{w}: POD_NAME must be defined before {var}")
+
+    # DESIGN §2: the window exceeds the maximum event age + 10 minutes of clock skew.
+    window = age = None
+    if enricher:
+        window = int(value(enricher[2], "DURO_DEDUPE_WINDOW_S") or 90000)
+    if bridge:
+        age = int(value(bridge[2], "DURO_BRIDGE_MAX_EVENT_AGE_S") or 86400)
+    if window is not None and age is not None and not window > age + 600:
+        fail(f"dedupe window {window} s does not exceed max event age {age} s + 600 s")
+    if window is not None:
+        for _, _, c in filter(None, (bridge, enricher)):
+            r = value(c, "DURO_RAW_RETENTION_MS")
+            if r is not None and int(r) < window * 1000:
+                fail(f"DURO_RAW_RETENTION_MS {r} is shorter than the dedupe window {window} s")
+    raw_topic = value(enricher[2], "DURO_RAW_TOPIC") if enricher else (
+        value(bridge[2], "DURO_RAW_TOPIC") if bridge else None)
+    for t in topics:
+        s = t["spec"]
+        w = f"KafkaTopic/{t['metadata']['name']}"
+        cfg = s.get("config", {})
+        isr = int(cfg.get("min.insync.replicas", 1))
+        if isr >= int(s.get("replicas", 1)):
+            fail(f"{w}: min.insync.replicas {isr} must be below replicas {s.get('replicas')}")
+        if s.get("topicName") == (raw_topic or "duro.webhooks.raw") and window is not None:
+            r = cfg.get("retention.ms")
+            if r is None or int(r) < window * 1000:
+                fail(f"{w}: retention.ms {r} is shorter than the dedupe window {window} s")
+
+    for w in warnings:
+        print(f"check-manifests: {a.label}: warning: {w}", file=sys.stderr)
+    for p in problems:
+        print(f"check-manifests: {a.label}: {p}", file=sys.stderr)
+    n = sum(1 for d in docs)
+    print(f"check-manifests: {a.label}: {n} objects, {len(problems)} problems, "
+          f"{len(warnings)} warnings", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
