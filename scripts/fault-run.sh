@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The fault run (DESIGN §2 under crashes, restarts and upstream failures): a bounded
+# scenario of a few minutes against a real Kafka broker of its own. The Duro double
+# sends signed webhooks at a steady rate (some twice or three times, retrying every
+# non-2xx on Duro's schedule scaled down) through duro-bridge to duro-enricher, while the
+# harness kill -9s the bridge and the enricher, restarts the broker and makes the GraphQL
+# double fail (500s, timeouts, 429/RATE_LIMITED, a full outage). At the end it reads
+# every output topic and the DLQ (read_committed) and prints a ledger.
+#
+# Usage: scripts/fault-run.sh [--events N] [--rate R] [--scale X] [--repeat-probability P]
+#                             [--bridge-kills N] [--enricher-kills N] [--broker-restarts N]
+#                             [--windows 500s,timeouts,429,rate_limited,outage]
+#                             [--window-s S] [--seed S] [--ledger out.json] ...
+#        (defaults: 20,000 events at 100/s, x0.01 retry schedule, 3+3 kills, 1 broker
+#        restart, all five windows; tests/fault/fault_run.py --help lists everything)
+#
+# Exit status: 0 PASS, 1 FAIL (an acknowledged event lost, or duplicated, or misrouted),
+# 2 VOID (the ledger does not balance, or the harness itself failed).
+# Environment: DURO_CACHE, DURO_BRIDGE_BIN / DURO_ENRICHER_BIN (default build/, which
+# is brought up to date with ninja unless DURO_FAULT_NO_BUILD=1), DURO_FAULT_DIR
+# (where logs and the ledger go; default a new folder under /tmp).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export DURO_CACHE=${DURO_CACHE:-$HOME/.cache/duro-kafka-bridge}
+py="$DURO_CACHE/venv/bin/python"
+[ -x "$py" ] || { echo "fault-run.sh: $py not found (run scripts/setup.sh)" >&2; exit 2; }
+
+if [ -z "${DURO_BRIDGE_BIN:-}${DURO_ENRICHER_BIN:-}" ] && [ "${DURO_FAULT_NO_BUILD:-0}" != 1 ]; then
+  [ -f build/build.ninja ] || cmake -S . -B build -G Ninja >/dev/null
+  ninja -C build duro-bridge duro-enricher >&2
+fi
+export DURO_BRIDGE_BIN=${DURO_BRIDGE_BIN:-$root/build/duro-bridge}
+export DURO_ENRICHER_BIN=${DURO_ENRICHER_BIN:-$root/build/duro-enricher}
+
+run_dir=${DURO_FAULT_DIR:-$(mktemp -d /tmp/duro-fault-run.XXXXXX)}
+mkdir -p "$run_dir"
+export KAFKA_WORK="$run_dir/kafka" KAFKA_PORT=0
+echo "fault-run.sh: logs and ledger in $run_dir" >&2
+
+py_pid=
+cleanup() {
+  trap '' INT TERM
+  if [ -n "$py_pid" ]; then   # the harness kills its programs itself; bounded wait
+    kill -TERM "$py_pid" 2>/dev/null || true
+    for _ in $(seq 150); do kill -0 "$py_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$py_pid" 2>/dev/null || true
+  fi
+  "$root/scripts/kafka.sh" stop >&2 || "$root/scripts/kafka.sh" kill >&2 || true
+  rm -rf "$KAFKA_WORK/data"   # the broker's data; its log stays in $KAFKA_WORK/logs
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+bootstrap=$("$root/scripts/kafka.sh" start | tail -n1)
+echo "fault-run.sh: broker $bootstrap" >&2
+
+# in the background + wait, so that a signal reaches the trap at once
+set +e
+"$py" -u "$root/tests/fault/fault_run.py" --bootstrap "$bootstrap" --kafka-work "$KAFKA_WORK" \
+  --workdir "$run_dir" "$@" &
+py_pid=$!
+wait "$py_pid"
+status=$?
+py_pid=
+set -e
+exit $status

@@ -1,0 +1,979 @@
+#!/usr/bin/env python3
+"""The fault run: DESIGN §2's guarantees under crashes, restarts and upstream failures.
+
+One bounded scenario on one machine, against a real Kafka broker:
+
+* the Duro double (``tests/duro_double``) serves the GraphQL API and plays Duro's webhook
+  sender: it sends ``--events`` signed webhooks at ``--rate`` per second (a mix of ITEM_*
+  and CO_* events over the double's library, some signed-but-invalid bodies, and an event
+  type nobody knows), delivers some of them two or three times (``--repeat-probability``)
+  and retries every non-2xx on Duro's schedule (5 s, 30 s, 2 m, ... 4 h) times ``--scale``;
+* ``duro-bridge`` takes the webhooks (one instance on a fixed port, so the sender's
+  retries find it again after a restart) and ``duro-enricher`` (stable transactional id,
+  short session timeout) enriches them into the output topics and the DLQ;
+* meanwhile the harness ``kill -9``s the bridge and the enricher (restarting each at
+  once), restarts the broker (same port, same data), and makes the GraphQL double fail
+  for a while: a window of random 500s, of timeouts (every request slower than the
+  enricher's GraphQL timeout), of 429s then ``RATE_LIMITED`` errors, and a full outage.
+  A process that exits by itself is restarted too, as an orchestrator would, and counted.
+
+At the end (the sender finished every delivery, the bridge was stopped, the enricher's
+committed offsets reached the raw topic's end) every output topic and the DLQ are read
+with read_committed consumers and a ledger is printed (and written as JSON):
+
+  events sent, acknowledged (2xx at least once), given up, raw records, outputs,
+  DLQ records by class, lost (acknowledged but neither output nor DLQ), duplicated (more
+  than one output+DLQ record for one event id), unexpected (records for ids never sent),
+  not acknowledged but delivered (given up by Duro, yet on Kafka: legitimate), misrouted
+  (an invalid event not in the DLQ as invalid-payload, a valid one on the wrong topic),
+  plus deliveries, kills, broker restarts, fault windows and wall time.
+
+Verdict: FAIL (exit 1) when anything is lost, duplicated or misrouted; VOID (exit 2) when
+the ledger does not balance (sender ledger inconsistent or unfinished, records for ids
+never sent, records without a raw record, enricher not drained) or the harness itself
+failed; PASS (exit 0) otherwise.
+
+Run it with ``scripts/fault-run.sh`` (own broker in a temporary KAFKA_WORK); the short
+CI version is ``tests/integration/test_fault_short.py`` (same harness, in process, on
+the test session's broker). ``python tests/fault/fault_run.py --help`` lists the knobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import hashlib
+import json
+import random
+import secrets
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+FAULT_DIR = Path(__file__).resolve().parent
+TESTS_DIR = FAULT_DIR.parent
+for _p in (TESTS_DIR / "integration", TESTS_DIR):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+
+import bridgetest  # noqa: E402
+import enrichertest  # noqa: E402
+import kafkatest  # noqa: E402
+from duro_double import SCHEDULE_S, DuroDouble, WebhookSender, co_event, item_event  # noqa: E402
+from duro_double.data import rfc3339  # noqa: E402
+from duro_double.sender import DEFAULT_MIX, new_event_id  # noqa: E402
+
+UNKNOWN_EVENT = "WIDGET_RECALIBRATE"  # an event name no Duro document mentions
+INVALID_KINDS = ("not-json", "item-without-item_id", "co-without-change_order_id",
+                 "created_at-not-rfc3339", "id-number", "duplicate-keys", "deep-json",
+                 "event-null", "data-array")
+WINDOWS = {
+    # name: (knobs at the start, knobs at the end)
+    "500s": ({"error_rate_500": 0.35}, {"error_rate_500": 0.0}),
+    "timeouts": ({"latency_ms": 4000}, {"latency_ms": 0}),
+    "429": ({"rate_limit_429": 10 ** 9, "retry_after_s": 1}, {"rate_limit_429": 0}),
+    "rate_limited": ({"graphql_rate_limited": 10 ** 9, "retry_after_s": 1},
+                     {"graphql_rate_limited": 0}),
+    "outage": ({"outage": True}, {"outage": False}),
+}
+MIN_WINDOW_REQUESTS = 5
+AIM_S = 5.0  # longest wait for an open transaction to kill the enricher in
+GRAPHQL_TIMEOUT_MS = 3000   # below the "timeouts" window's latency
+BRIDGE_ACK_TIMEOUT_MS = 3000
+WEBHOOK_ID = "webhook_fault"
+
+
+@dataclass
+class FaultConfig:
+    events: int = 20000
+    rate: float = 100.0                 # events per second (first deliveries)
+    scale: float = 0.01                 # Duro's retry schedule x scale
+    repeat_probability: float = 0.1
+    invalid_every: int = 97             # one signed-but-invalid body in every N events
+    unknown_every: int = 89             # one event of an unknown type in every N events
+    bridge_kills: int = 3
+    enricher_kills: int = 3
+    broker_restarts: int = 1
+    windows: tuple = ("500s", "timeouts", "429", "rate_limited", "outage")
+    window_s: float = 12.0              # GraphQL failure window (shorter if the plan is tight)
+    raw_partitions: int = 6
+    output_partitions: int = 3
+    sender_workers: int = 32
+    sender_timeout_s: float = 10.0
+    seed: int = 1
+    components: int = 1000
+    change_orders: int = 200
+    progress_s: float = 5.0
+    drain_timeout_s: float = 600.0
+    graphql_max_attempts: int = 8
+    fault_span: tuple = (0.05, 0.9)     # faults happen in this part of the sending time
+
+    @property
+    def send_s(self) -> float:
+        return self.events / self.rate
+
+    @property
+    def give_up_after_s(self) -> float:
+        return sum(SCHEDULE_S) * self.scale
+
+
+# ---------------------------------------------------------------- events
+
+def _dumps(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def invalid_body(kind: str, rng: random.Random, comps: list[str]) -> bytes:
+    """A signed-but-invalid body of the given kind; unique (fresh id or nonce)."""
+    eid = new_event_id(rng)
+    now = rfc3339()
+    comp = rng.choice(comps)
+    base = {"id": eid, "webhook_id": WEBHOOK_ID, "event": "ITEM_UPDATE", "created_at": now,
+            "data": {"item_id": comp}}
+    if kind == "not-json":
+        return f"not JSON {{ {rng.getrandbits(64):016x}".encode()
+    if kind == "item-without-item_id":
+        return _dumps(dict(base, data={"note": "no item id"}))
+    if kind == "co-without-change_order_id":
+        return _dumps(dict(base, event="CO_OPEN", data={"resolution": "approved"}))
+    if kind == "created_at-not-rfc3339":
+        return _dumps(dict(base, created_at="yesterday at noon"))
+    if kind == "id-number":
+        return _dumps(dict(base, id=rng.getrandbits(48)))
+    if kind == "duplicate-keys":
+        return (b'{"id":"' + eid.encode() + b'","webhook_id":"' + WEBHOOK_ID.encode()
+                + b'","event":"ITEM_UPDATE","created_at":"' + now.encode()
+                + b'","data":{"item_id":"' + comp.encode() + b'"},"data":{"item_id":"'
+                + rng.choice(comps).encode() + b'"}}')
+    if kind == "deep-json":
+        deep = 0
+        for _ in range(100):
+            deep = [deep]
+        return _dumps(dict(base, data={"item_id": comp, "deep": deep}))
+    if kind == "event-null":
+        return _dumps(dict(base, event=None))
+    if kind == "data-array":
+        return _dumps(dict(base, data=[comp]))
+    raise ValueError(kind)
+
+
+def event_stream(cfg: FaultConfig, data, template: str):
+    """Yields (event dict or body bytes, expected route, kind) lazily, so that created_at
+    is the time of sending. Route: ("topic", name) or ("dlq", "invalid-payload")."""
+    rng = random.Random(cfg.seed)
+    comps, cos = data.component_ids(), data.change_order_ids()
+    names, weights = list(DEFAULT_MIX), list(DEFAULT_MIX.values())
+    n_invalid = 0
+    for i in range(cfg.events):
+        if cfg.invalid_every and i % cfg.invalid_every == cfg.invalid_every // 2:
+            kind = INVALID_KINDS[n_invalid % len(INVALID_KINDS)]
+            n_invalid += 1
+            yield invalid_body(kind, rng, comps), ("dlq", "invalid-payload"), kind
+            continue
+        if cfg.unknown_every and i % cfg.unknown_every == cfg.unknown_every // 3:
+            ev = {"id": new_event_id(rng), "event": UNKNOWN_EVENT, "created_at": rfc3339(),
+                  "data": {"item_id": rng.choice(comps)}}
+            yield ev, ("topic", enrichertest.topic_for(template, UNKNOWN_EVENT)), UNKNOWN_EVENT
+            continue
+        name = rng.choices(names, weights)[0]
+        if name.startswith("ITEM_"):
+            ev = item_event(name, rng.choice(comps), rng=rng)
+        else:
+            ev = co_event(name, rng.choice(cos), data=data, rng=rng)
+        yield ev, ("topic", enrichertest.topic_for(template, name)), name
+
+
+# ---------------------------------------------------------------- Kafka helpers
+
+def raw_event_id(rec: kafkatest.Record) -> str:
+    """The event id of a raw record as the sender counts it: the duro-event-id header,
+    else the body's string id, else sha256:<hex of the body>."""
+    h = rec.header("duro-event-id")
+    if h:
+        return h.decode()
+    try:
+        v = json.loads(rec.value or b"")
+        if isinstance(v, dict) and isinstance(v.get("id"), str) and v["id"]:
+            return v["id"]
+    except ValueError:
+        pass
+    return "sha256:" + hashlib.sha256(rec.value or b"").hexdigest()
+
+
+class OffsetProbe:
+    """The raw topic's end offsets and the enricher group's committed offsets, through
+    one long-lived consumer that never joins the group (quiet while the broker restarts)."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, partitions: int):
+        self.topic, self.partitions = topic, partitions
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                           "enable.auto.commit": False, "socket.timeout.ms": 5000,
+                           "log_level": 0})
+        self.lock = threading.Lock()
+
+    def end(self, timeout: float = 5.0) -> dict[int, int]:
+        with self.lock:
+            return {p: self.c.get_watermark_offsets(TopicPartition(self.topic, p),
+                                                    timeout=timeout, cached=False)[1]
+                    for p in range(self.partitions)}
+
+    def committed(self, timeout: float = 5.0) -> dict[int, int]:
+        with self.lock:
+            tps = self.c.committed([TopicPartition(self.topic, p)
+                                    for p in range(self.partitions)], timeout=timeout)
+            return {tp.partition: tp.offset for tp in tps}
+
+    def close(self) -> None:
+        with self.lock:
+            self.c.close()
+
+
+def _quiet_handle_error(request, client_address) -> None:
+    """The double's socketserver prints a traceback when a client resets its connection,
+    which a killed enricher (or one timing out a hung request) does all the time here."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, TimeoutError)):
+        return
+    traceback.print_exc()
+
+
+def free_port() -> int:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------- the run
+
+class Log:
+    def __init__(self, out=None):
+        self.out = out or sys.stdout
+        self.t0 = time.monotonic()
+        self._lock = threading.Lock()
+
+    def __call__(self, msg: str) -> None:
+        now = dt.datetime.now(dt.timezone.utc).strftime("%H:%M:%S")
+        with self._lock:
+            print(f"[fault {now} +{time.monotonic() - self.t0:7.1f}s] {msg}", file=self.out,
+                  flush=True)
+
+
+class FaultRun:
+    """One scenario. ``run()`` returns the ledger (a dict); every process it started is
+    killed by ``close()`` (called by ``run()`` itself, also on failure)."""
+
+    def __init__(self, cfg: FaultConfig, broker: kafkatest.Broker, workdir: Path, log=None):
+        self.cfg = cfg
+        self.broker = broker
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log = log or Log()
+        self.prefix = kafkatest.unique_name("fault")
+        self.raw = f"{self.prefix}.raw"
+        self.dlq = f"{self.prefix}.dlq"
+        self.template = f"{self.prefix}.events.{{event}}"
+        self.group = f"{self.prefix}-group"
+        self.txn_id = f"{self.prefix}-enricher"
+        self.events_names = list(DEFAULT_MIX) + [UNKNOWN_EVENT]
+        self.output_topics = [enrichertest.topic_for(self.template, e) for e in self.events_names]
+        self.secret = bridgetest.new_secret()
+        self.api_key = "duro-api-key-" + secrets.token_hex(16)
+        self.double: DuroDouble | None = None
+        self.probe: OffsetProbe | None = None
+        self.lso = None
+        self.sender: WebhookSender | None = None
+        self.bridge: bridgetest.Bridge | None = None
+        self.enricher: enrichertest.Enricher | None = None
+        self.bridge_port = 0
+        self.expected: dict[str, tuple] = {}
+        self.kinds: dict[str, str] = {}
+        self.stop = threading.Event()
+        self.proc_lock = threading.RLock()
+        self.threads: list[threading.Thread] = []
+        self.counts = collections.Counter()
+        self.unplanned: list[dict] = []
+        self.windows: list[dict] = []
+        self.timeline: list[dict] = []
+        self.current_window = None
+        self.t0 = time.monotonic()
+        self.thread_errors: list[str] = []
+        self.feeder_done = threading.Event()
+
+    # -- set-up -------------------------------------------------------------
+    def _setup(self) -> None:
+        cfg = self.cfg
+        b = self.broker.bootstrap
+        enrichertest.create_topics(b, [self.raw], partitions=cfg.raw_partitions)
+        enrichertest.create_topics(b, [self.dlq] + self.output_topics,
+                                   partitions=cfg.output_partitions)
+        self.log(f"topics: {self.raw} ({cfg.raw_partitions} partitions), {self.dlq}, "
+                 f"{len(self.output_topics)} output topics ({self.template})")
+        self.probe = OffsetProbe(b, self.group, self.raw, cfg.raw_partitions)
+        self.lso = enrichertest.LsoProbe(b, [enrichertest.topic_for(self.template, "ITEM_UPDATE")])
+        self.double = DuroDouble(port=0, api_key=self.api_key, seed=cfg.seed,
+                                 components=cfg.components, change_orders=cfg.change_orders)
+        self.double.start()
+        self.double._server.handle_error = _quiet_handle_error  # see the function
+        self.log(f"duro double: {self.double.url}")
+        self.bridge_port = free_port()
+        benv = bridgetest.bridge_env(
+            b, self.raw, self.secret, DURO_BRIDGE_LISTEN=f"127.0.0.1:{self.bridge_port}",
+            DURO_BRIDGE_ACK_TIMEOUT_MS=BRIDGE_ACK_TIMEOUT_MS, DURO_BRIDGE_DRAIN_DELAY_MS=200)
+        d = self.workdir / "bridge"
+        d.mkdir(exist_ok=True)
+        self.bridge = bridgetest.Bridge(env=benv, args=[], workdir=d, secrets_=[self.secret])
+        self.bridge.start(timeout=30)
+        self.bridge.wait_ready(timeout=60)
+        self.log(f"duro-bridge: webhooks on 127.0.0.1:{self.bridge.port} "
+                 f"({bridgetest.bridge_bin()})")
+        eenv = enrichertest.enricher_env({
+            "KAFKA_BOOTSTRAP_SERVERS": b,
+            "DURO_RAW_TOPIC": self.raw,
+            "DURO_DLQ_TOPIC": self.dlq,
+            "DURO_TOPIC_TEMPLATE": self.template,
+            "DURO_ENRICHER_GROUP": self.group,
+            "DURO_ENRICHER_ADMIN_LISTEN": "127.0.0.1:0",
+            "DURO_TRANSACTIONAL_ID": self.txn_id,
+            "DURO_API_URL": self.double.url,
+            "DURO_API_KEY": self.api_key,
+            "DURO_RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS": "3000",
+            "DURO_RDKAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS": "500",
+            "DURO_GRAPHQL_MAX_ATTEMPTS": str(cfg.graphql_max_attempts),
+            "DURO_GRAPHQL_TIMEOUT_MS": str(GRAPHQL_TIMEOUT_MS),
+        })
+        d = self.workdir / "enricher"
+        d.mkdir(exist_ok=True)
+        self.enricher = enrichertest.Enricher(env=eenv, args=[], workdir=d, name="enricher",
+                                              secrets_=[self.api_key])
+        self.enricher.start(timeout=60)
+        self.enricher.wait_assigned(timeout=60)
+        self.log(f"duro-enricher: transactional id {self.txn_id} ({enrichertest.enricher_bin()})")
+        self.sender = WebhookSender(
+            f"http://127.0.0.1:{self.bridge_port}{bridgetest.WEBHOOK_PATH}", self.secret,
+            webhook_id=WEBHOOK_ID, scale=cfg.scale, workers=cfg.sender_workers,
+            timeout_s=cfg.sender_timeout_s, repeat_probability=cfg.repeat_probability,
+            seed=cfg.seed)
+        self.log(f"sender: {cfg.events} events at {cfg.rate}/s, repeat p={cfg.repeat_probability}, "
+                 f"retry schedule x{cfg.scale} = "
+                 f"{', '.join(f'{s * cfg.scale:g}s' for s in SCHEDULE_S)} "
+                 f"(gives up after {cfg.give_up_after_s:.0f} s)")
+
+    # -- threads --------------------------------------------------------------
+    def _thread(self, fn, name: str) -> None:
+        def run():
+            try:
+                fn()
+            except BaseException as e:  # noqa: BLE001
+                self.thread_errors.append(f"{name}: {e!r}\n{traceback.format_exc()}")
+                self.log(f"thread {name} failed: {e!r}")
+        t = threading.Thread(target=run, name=name, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def _feeder(self) -> None:
+        cfg = self.cfg
+        t0 = time.monotonic()
+        try:
+            for i, (ev, route, kind) in enumerate(event_stream(cfg, self.double.data,
+                                                               self.template)):
+                delay = t0 + i / cfg.rate - time.monotonic()
+                # pacing of the load generator, not synchronisation
+                if delay > 0 and self.stop.wait(delay):
+                    return
+                if self.stop.is_set():
+                    return
+                eid = self.sender.send(ev)
+                self.expected[eid] = route
+                self.kinds[eid] = kind
+        finally:
+            self.feeder_done.set()
+
+    def _supervise(self) -> None:
+        """Restarts a program that exited by itself (an orchestrator's job)."""
+        while not self.stop.wait(0.5):
+            with self.proc_lock:
+                for what in ("bridge", "enricher"):
+                    p = getattr(self, what)
+                    if p is None or p.proc is None or p.proc.poll() is None:
+                        continue
+                    rc = p.proc.returncode
+                    tail = p.stderr_text().splitlines()[-15:]
+                    self.unplanned.append({"program": what, "rc": rc, "at_s": self._now(),
+                                           "log": str(p.stderr_path), "tail": tail})
+                    self.counts[f"{what}_unplanned_exits"] += 1
+                    self.log(f"!! {what} exited by itself with {rc} (log {p.stderr_path}); "
+                             f"restarting it. Last lines:\n    " + "\n    ".join(tail[-6:]))
+                    self._start(what)
+
+    def _progress(self) -> None:
+        while not self.stop.wait(self.cfg.progress_s):
+            self.log(self._progress_line())
+
+    def _progress_line(self) -> str:
+        s = self.sender.summary()
+        parts = [f"sent {s['sent']}/{self.cfg.events} acked {s['acknowledged']} "
+                 f"gave_up {s['gave_up']} pending {s['pending']} attempts {s['attempts']} "
+                 f"(non-2xx {s['failures']})"]
+        try:
+            com = self.probe.committed()  # first: the end read after it is not older
+            end = self.probe.end()
+            raw_n = sum(end.values())
+            com_n = sum(max(0, com.get(p, 0)) for p in end)
+            parts.append(f"raw {raw_n} committed {com_n} lag {raw_n - com_n}")
+        except Exception as e:  # noqa: BLE001 - the broker may be restarting
+            parts.append(f"kafka unavailable ({type(e).__name__})")
+        up = []
+        for what in ("bridge", "enricher"):
+            p = getattr(self, what)
+            up.append(f"{what} {'up' if p and p.proc and p.proc.poll() is None else 'DOWN'}")
+        parts.append(", ".join(up))
+        parts.append(f"kills b{self.counts['bridge_kills']} e{self.counts['enricher_kills']} "
+                     f"broker restarts {self.counts['broker_restarts']}")
+        if self.current_window:
+            parts.append(f"graphql window: {self.current_window}")
+        return " | ".join(parts)
+
+    # -- process control ------------------------------------------------------
+    def _now(self) -> float:
+        return round(time.monotonic() - self.t0, 2)
+
+    def _start(self, what: str) -> None:
+        p = getattr(self, what)
+        try:
+            p.start(timeout=60)
+        except Exception as e:  # noqa: BLE001 - the supervisor tries again
+            self.log(f"{what} start: {e}".splitlines()[0])
+            return
+        try:
+            if what == "bridge":
+                p.wait_ready(timeout=60)
+            else:
+                p.wait_assigned(timeout=60)
+        except Exception as e:  # noqa: BLE001 - reported; the run goes on
+            self.log(f"{what} restarted but not ready yet: {str(e).splitlines()[0]}")
+
+    def _open_txn(self) -> list:
+        try:
+            return self.lso.open_partitions()
+        except Exception:  # noqa: BLE001 - broker busy: no evidence either way
+            return []
+
+    def _kill(self, what: str) -> None:
+        """kill -9 and restart at once. An enricher kill is aimed (for at most
+        AIM_S) at a moment when one of its transactions is open on the busiest output
+        topic (last stable offset below the high watermark)."""
+        aimed = ""
+        if what == "enricher":
+            deadline = time.monotonic() + AIM_S
+            while time.monotonic() < deadline and not self._open_txn():
+                self.stop.wait(0.01)  # bounded poll of the offsets
+        with self.proc_lock:
+            p = getattr(self, what)
+            t = time.monotonic()
+            p.kill()  # SIGKILL
+            if what == "enricher":
+                if self._open_txn():  # still open after the process died: killed inside
+                    self.counts["enricher_kills_in_txn"] += 1
+                    aimed = " (inside an open transaction)"
+            self.counts[f"{what}_kills"] += 1
+            self._start(what)
+            self.log(f"kill -9 {what} #{self.counts[f'{what}_kills']}{aimed}; back in "
+                     f"{time.monotonic() - t:.1f}s")
+
+    def _restart_broker(self) -> None:
+        t = time.monotonic()
+        self.log("restarting the broker (same port, same data)")
+        self.broker.restart()
+        self.counts["broker_restarts"] += 1
+        self.log(f"broker back after {time.monotonic() - t:.1f}s")
+
+    def _window(self, name: str, duration: float) -> None:
+        start, end = WINDOWS[name]
+        t = self._now()
+        self.current_window = name
+        self.double.configure(**start)
+        self.log(f"graphql window '{name}' opens for {duration:.0f}s: {start}")
+        base = self.double.stats()["requests_total"]
+        t_open = time.monotonic()
+        try:
+            # the window lasts `duration` and until MIN_WINDOW_REQUESTS GraphQL requests
+            # met it (so that it is felt even in a short run); at most 4 x duration
+            while not self.stop.wait(0.2):
+                hit = self.double.stats()["requests_total"] - base
+                held = time.monotonic() - t_open
+                if (held >= duration and hit >= MIN_WINDOW_REQUESTS) or held >= 4 * duration:
+                    break
+        finally:
+            self.double.configure(**end)
+            self.current_window = None
+        hit = self.double.stats()["requests_total"] - base
+        self.windows.append({"name": name, "start_s": t, "end_s": self._now(), "knobs": start,
+                             "graphql_requests": hit})
+        self.log(f"graphql window '{name}' closed after {time.monotonic() - t_open:.1f}s; "
+                 f"{hit} GraphQL requests met it")
+
+    def plan(self) -> tuple[list[tuple[float, str, str | None]], float]:
+        """([(due second, action, argument)], slot seconds): kills, broker restarts and
+        windows interleaved evenly over the fault span of the sending time."""
+        cfg = self.cfg
+        queues = {"bridge": ["bridge"] * cfg.bridge_kills,
+                  "window": list(cfg.windows),
+                  "enricher": ["enricher"] * cfg.enricher_kills}
+        seq: list[tuple[str, str | None]] = []
+        while any(queues.values()):
+            for k in ("bridge", "window", "enricher"):
+                if queues[k]:
+                    v = queues[k].pop(0)
+                    seq.append(("window", v) if k == "window" else ("kill", v))
+        for j in range(cfg.broker_restarts):  # in the middle (and spread out if several)
+            seq.insert(min(len(seq), (len(seq) * (j + 1)) // (cfg.broker_restarts + 1) + j),
+                       ("broker", None))
+        lo, hi = cfg.fault_span
+        n = len(seq)
+        slot = (hi - lo) * cfg.send_s / max(1, n)
+        return [(lo * cfg.send_s + i * slot, a, v) for i, (a, v) in enumerate(seq)], slot
+
+    def _faults(self) -> None:
+        plan, slot = self.plan()
+        window_s = max(2.0, min(self.cfg.window_s, 0.7 * slot))
+        self.log("fault plan: " + ", ".join(f"{t:.0f}s {a}{'=' + v if v else ''}"
+                                            for t, a, v in plan))
+        send_t0 = self.send_t0
+        for due, action, arg in plan:
+            wait = send_t0 + due - time.monotonic()
+            if wait > 0 and self.stop.wait(wait):  # the plan's schedule (pacing)
+                return
+            self.timeline.append({"at_s": self._now(), "action": action, "arg": arg})
+            if action == "kill":
+                self._kill(arg)
+            elif action == "broker":
+                self._restart_broker()
+            else:
+                self._window(arg, window_s)
+
+    # -- the end ------------------------------------------------------------------
+    def _wait_sender(self) -> None:
+        self.feeder_done.wait(self.cfg.send_s * 3 + 120)
+        bound = self.cfg.give_up_after_s + self.cfg.sender_timeout_s * 10 + 120
+        self.log(f"all {len(self.expected)} events queued; waiting (at most {bound:.0f}s) for "
+                 "every delivery to end")
+        if not self.sender.wait(bound):
+            self.log(f"!! the sender still has {self.sender.outstanding} deliveries after "
+                     f"{bound:.0f}s")
+
+    def _stop_bridge(self) -> int | None:
+        with self.proc_lock:
+            p = self.bridge
+            self.bridge = None  # the supervisor leaves it alone from now on
+        if p.proc.poll() is not None:
+            return p.proc.returncode
+        p.signal(signal.SIGTERM)
+        try:
+            return p.wait_exit(60)
+        except AssertionError as e:
+            self.log(f"!! {e}".splitlines()[0])
+            p.kill()
+            return None
+
+    def _wait_drained(self) -> tuple[bool, dict, dict]:
+        deadline = time.monotonic() + self.cfg.drain_timeout_s
+        end, com = {}, {}
+        while time.monotonic() < deadline:
+            try:
+                com = self.probe.committed(timeout=8)
+                end = self.probe.end(timeout=8)
+                if all(com.get(p, -1) >= hi for p, hi in end.items() if hi > 0):
+                    return True, end, com
+            except Exception:  # noqa: BLE001 - broker busy; poll again
+                pass
+            self.stop.wait(1.0)  # bounded poll interval
+        return False, end, com
+
+    def run(self) -> dict:
+        t_start = time.time()
+        ledger: dict = {}
+        try:
+            self._setup()
+            self.t0 = time.monotonic()
+            self.send_t0 = time.monotonic()
+            self._thread(self._feeder, "feeder")
+            self._thread(self._progress, "progress")
+            self._thread(self._supervise, "supervisor")
+            self._faults()
+            self.log("fault plan done; sending goes on")
+            self._wait_sender()
+            sent_done_s = self._now()
+            self.log("sender finished: " + json.dumps(self.sender.summary()))
+            bridge_rc = self._stop_bridge()
+            self.log(f"duro-bridge stopped (SIGTERM) with {bridge_rc}")
+            t_drain = time.monotonic()
+            drained, end, com = self._wait_drained()
+            self.log(f"enricher {'drained' if drained else 'NOT drained'} after "
+                     f"{time.monotonic() - t_drain:.1f}s: raw end {end}, committed {com}")
+            with self.proc_lock:
+                e = self.enricher
+                self.enricher = None
+            enricher_rc = None
+            if e.proc.poll() is None:
+                e.signal(signal.SIGTERM)
+                try:
+                    enricher_rc = e.wait_exit(60)
+                except AssertionError:
+                    e.kill()
+            else:
+                enricher_rc = e.proc.returncode
+            self.log(f"duro-enricher stopped (SIGTERM) with {enricher_rc}")
+            self.stop.set()
+            self.log("reading the raw topic, every output topic and the DLQ (read_committed)")
+            raw = kafkatest.read_all(self.broker.bootstrap, self.raw, timeout=300)
+            outs = []
+            for t in self.output_topics + [self.dlq]:
+                outs += kafkatest.read_all(self.broker.bootstrap, t, timeout=300)
+            ledger = build_ledger(self.sender.ledger.entries(), self.sender.summary(),
+                                  self.expected, self.kinds, raw, outs, self.dlq)
+            ledger["balance_problems"] += ([] if drained else
+                                           [f"enricher not drained: raw end {end}, committed {com}"])
+            if self.thread_errors:
+                ledger["balance_problems"].append(f"harness thread errors: {self.thread_errors}")
+            ledger.update({
+                "kills": {"bridge": self.counts["bridge_kills"],
+                          "enricher": self.counts["enricher_kills"]},
+                "enricher_kills_inside_a_transaction": self.counts["enricher_kills_in_txn"],
+                "unplanned_exits": self.unplanned,
+                "broker_restarts": self.counts["broker_restarts"],
+                "fault_windows": self.windows,
+                "timeline": self.timeline,
+                "final_exit_codes": {"bridge": bridge_rc, "enricher": enricher_rc},
+                "sending_s": sent_done_s,
+                "wall_s": round(time.time() - t_start, 1),
+                "config": asdict(self.cfg),
+                "topics": {"raw": self.raw, "dlq": self.dlq, "template": self.template,
+                           "group": self.group, "transactional_id": self.txn_id},
+                "binaries": {"bridge": bridgetest.bridge_bin(),
+                             "enricher": enrichertest.enricher_bin()},
+                "logs": str(self.workdir),
+                "double_requests_by_status": {str(k): v for k, v in
+                                              self.double.stats()["requests_by_status"].items()},
+            })
+            code, verdict, reasons = judge(ledger)
+            ledger.update({"verdict": verdict, "exit_code": code, "reasons": reasons})
+            return ledger
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        with self.proc_lock:
+            for p in (self.bridge, self.enricher):
+                if p is not None:
+                    p.kill()
+        if self.sender is not None:
+            try:
+                self.sender.close()
+            except Exception as e:  # noqa: BLE001
+                self.log(f"sender close: {e}")
+        for t in self.threads:
+            t.join(15)
+        if self.probe is not None:
+            self.probe.close()
+            self.probe = None
+        if self.lso is not None:
+            self.lso.close()
+            self.lso = None
+        if self.double is not None:
+            try:
+                self.double.close()
+            except Exception as e:  # noqa: BLE001
+                self.log(f"double close: {e}")
+
+
+# ---------------------------------------------------------------- the ledger
+
+def build_ledger(entries: dict, sender_summary: dict, expected: dict, kinds: dict,
+                 raw: list, records: list, dlq: str) -> dict:
+    sent = set(entries)
+    acked = {i for i, e in entries.items() if e["acknowledged"]}
+    gave_up = {i for i, e in entries.items() if e["gave_up"] and not e["acknowledged"]}
+    pending = sent - acked - gave_up
+    raw_by: dict[str, list] = collections.defaultdict(list)
+    for r in raw:
+        raw_by[raw_event_id(r)].append(r)
+    by: dict[str, list] = collections.defaultdict(list)
+    for r in records:
+        by[enrichertest.record_event_id(r, dlq)].append(r)
+    outputs = [r for r in records if r.topic != dlq]
+    dlqs = [r for r in records if r.topic == dlq]
+    dlq_by_class = collections.Counter((r.header("error-class") or b"?").decode() for r in dlqs)
+    outputs_by_topic = collections.Counter(r.topic for r in outputs)
+
+    def where(i):
+        return [f"{r.topic}[{r.partition}]@{r.offset}"
+                + (f" {(r.header('error-class') or b'').decode()}" if r.topic == dlq else "")
+                for r in by.get(i, [])]
+
+    def detail(i):
+        e = entries.get(i, {})
+        return {"id": i, "kind": kinds.get(i), "acknowledged": e.get("acknowledged"),
+                "statuses": e.get("statuses"), "deliveries": e.get("deliveries"),
+                "raw": [f"[{r.partition}]@{r.offset}" for r in raw_by.get(i, [])],
+                "records": where(i)}
+
+    lost = sorted(i for i in acked if not by.get(i))
+    lost_at_bridge = [i for i in lost if i not in raw_by]
+    duplicated = sorted(i for i in sent if len(by.get(i, [])) > 1)
+    unexpected = sorted(i for i in by if i not in sent)
+    raw_unexpected = sorted(i for i in raw_by if i not in sent)
+    orphans = sorted(i for i in by if i in sent and i not in raw_by)
+    nack_delivered = sorted(i for i in sent - acked if len(by.get(i, [])) == 1)
+    gave_up_not_delivered = sorted(i for i in gave_up if not by.get(i))
+    misrouted, resource_errors = [], []
+    invalid_in_dlq = 0
+    for i in sent:
+        rs = by.get(i, [])
+        if len(rs) != 1 or i not in expected:
+            continue
+        r = rs[0]
+        kind, target = expected[i]
+        cls = (r.header("error-class") or b"").decode() if r.topic == dlq else None
+        if kind == "dlq":
+            if cls == target:
+                invalid_in_dlq += 1
+            else:
+                misrouted.append(i)
+        elif r.topic == target:
+            pass
+        elif cls == "resource-error":
+            resource_errors.append(i)
+        else:
+            misrouted.append(i)
+    acked_once = sum(1 for i in acked if len(by.get(i, [])) == 1)
+    acked_dup = sum(1 for i in acked if len(by.get(i, [])) > 1)
+    invalid_sent = sum(1 for i in sent if expected.get(i, ("",))[0] == "dlq")
+    statuses = collections.Counter()
+    for e in entries.values():
+        for st in e["statuses"]:
+            statuses["no answer" if st is None else str(st)] += 1
+
+    problems = []
+    if not sender_summary.get("balanced"):
+        problems.append(f"sender ledger not internally consistent: {sender_summary}")
+    if pending:
+        problems.append(f"{len(pending)} event(s) still pending at the sender")
+    if sender_summary.get("unfinished_deliveries"):
+        problems.append(f"{sender_summary['unfinished_deliveries']} unfinished deliveries")
+    if len(sent) != len(acked) + len(gave_up) + len(pending):
+        problems.append("sent != acknowledged + given up + pending")
+    if set(expected) != sent:
+        problems.append(f"harness: {len(set(expected) ^ sent)} ids differ between the plan "
+                        "and the sender ledger")
+    if unexpected:
+        problems.append(f"{len(unexpected)} output/DLQ id(s) never sent, e.g. {unexpected[:5]}")
+    if raw_unexpected:
+        problems.append(f"{len(raw_unexpected)} raw id(s) never sent, e.g. {raw_unexpected[:5]}")
+    if orphans:
+        problems.append(f"{len(orphans)} id(s) with an output/DLQ record but no raw record, "
+                        f"e.g. {orphans[:5]}")
+    if acked_once + acked_dup + len(lost) != len(acked):
+        problems.append("harness: acknowledged != exactly-once + duplicated + lost")
+    if len(outputs) + len(dlqs) != sum(len(v) for v in by.values()):
+        problems.append("harness: records do not add up")
+
+    cap = 50
+    return {
+        "events_sent": len(sent),
+        "events_valid_known": sum(1 for i in sent if kinds.get(i) in DEFAULT_MIX),
+        "events_unknown_type": sum(1 for i in sent if kinds.get(i) == UNKNOWN_EVENT),
+        "events_signed_invalid": invalid_sent,
+        "acknowledged": len(acked),
+        "given_up": len(gave_up),
+        "pending": len(pending),
+        "deliveries": sender_summary.get("deliveries"),
+        "repeats": sender_summary.get("repeats"),
+        "attempts": sender_summary.get("attempts"),
+        "attempt_statuses": dict(sorted(statuses.items())),
+        "raw_records": len(raw),
+        "raw_distinct_ids": len(raw_by),
+        "outputs": len(outputs),
+        "outputs_by_topic": dict(sorted(outputs_by_topic.items())),
+        "dlq_records": len(dlqs),
+        "dlq_by_class": dict(sorted(dlq_by_class.items())),
+        "invalid_in_dlq_once": invalid_in_dlq,
+        "acknowledged_exactly_once": acked_once,
+        "lost": len(lost),
+        "lost_at_bridge": len(lost_at_bridge),
+        "duplicated": len(duplicated),
+        "unexpected": len(unexpected),
+        "misrouted": len(misrouted),
+        "valid_dlq_resource_error": len(resource_errors),
+        "not_acknowledged_but_delivered": len(nack_delivered),
+        "given_up_not_delivered": len(gave_up_not_delivered),
+        "balance_problems": problems,
+        "samples": {
+            "lost": [detail(i) for i in lost[:cap]],
+            "duplicated": [detail(i) for i in duplicated[:cap]],
+            "unexpected": [{"id": i, "records": where(i)} for i in unexpected[:cap]],
+            "misrouted": [detail(i) for i in misrouted[:cap]],
+            "valid_dlq_resource_error": [detail(i) for i in resource_errors[:cap]],
+            "not_acknowledged_but_delivered": [detail(i) for i in nack_delivered[:cap]],
+            "given_up_not_delivered": [detail(i) for i in gave_up_not_delivered[:cap]],
+        },
+    }
+
+
+def judge(ledger: dict) -> tuple[int, str, list[str]]:
+    """(exit code, verdict, reasons): FAIL 1 (lost, duplicated, misrouted), VOID 2 (the
+    ledger does not balance), PASS 0."""
+    fail = [f"{ledger[k]} {k}" for k in ("lost", "duplicated", "misrouted") if ledger.get(k)]
+    void = list(ledger.get("balance_problems", []))
+    if fail:
+        return 1, "FAIL", fail + void
+    if void:
+        return 2, "VOID", void
+    return 0, "PASS", []
+
+
+def format_ledger(L: dict) -> str:
+    w = [
+        ("events sent", f"{L['events_sent']} ({L['events_valid_known']} known, "
+                        f"{L['events_unknown_type']} unknown type, "
+                        f"{L['events_signed_invalid']} signed-but-invalid)"),
+        ("acknowledged (2xx at least once)", L["acknowledged"]),
+        ("given up by the sender", L["given_up"]),
+        ("still pending", L["pending"]),
+        ("deliveries (repeats)", f"{L['deliveries']} ({L['repeats']})"),
+        ("attempts by answer", f"{L['attempts']} {L['attempt_statuses']}"),
+        ("raw records (distinct ids)", f"{L['raw_records']} ({L['raw_distinct_ids']})"),
+        ("outputs", L["outputs"]),
+        ("DLQ records (by class)", f"{L['dlq_records']} {L['dlq_by_class']}"),
+        ("acknowledged exactly once", L["acknowledged_exactly_once"]),
+        ("invalid events in the DLQ once", f"{L['invalid_in_dlq_once']} of "
+                                           f"{L['events_signed_invalid']}"),
+        ("LOST (acked, no output nor DLQ)", f"{L['lost']} (of which not even raw: "
+                                           f"{L['lost_at_bridge']})"),
+        ("DUPLICATED (>1 output+DLQ record)", L["duplicated"]),
+        ("UNEXPECTED (ids never sent)", L["unexpected"]),
+        ("MISROUTED", L["misrouted"]),
+        ("valid events DLQ'd as resource-error", L["valid_dlq_resource_error"]),
+        ("not acknowledged but delivered", L["not_acknowledged_but_delivered"]),
+        ("given up and not delivered", L["given_up_not_delivered"]),
+    ]
+    if "kills" in L:
+        w += [
+            ("kills -9 (bridge, enricher)", f"{L['kills']['bridge']}, {L['kills']['enricher']} "
+                                            f"({L['enricher_kills_inside_a_transaction']} of the "
+                                            "enricher's inside an open transaction)"),
+            ("unplanned exits (restarted)", ", ".join(f"{u['program']} rc={u['rc']} at "
+                                                      f"{u['at_s']}s" for u in
+                                                      L["unplanned_exits"]) or "none"),
+            ("broker restarts", L["broker_restarts"]),
+            ("GraphQL fault windows", ", ".join(
+                f"{x['name']} {x['start_s']:.0f}-{x['end_s']:.0f}s ({x['graphql_requests']} req)"
+                for x in L["fault_windows"]) or "none"),
+            ("final SIGTERM exit codes", L["final_exit_codes"]),
+            ("GraphQL answers by status", L.get("double_requests_by_status")),
+            ("sending phase", f"{L['sending_s']:.0f}s"),
+            ("wall time", f"{L['wall_s']:.0f}s"),
+        ]
+    width = max(len(k) for k, _ in w)
+    lines = ["=" * 72, "FAULT RUN LEDGER", "-" * 72]
+    lines += [f"{k:<{width}} : {v}" for k, v in w]
+    lines.append("-" * 72)
+    lines.append(f"VERDICT: {L.get('verdict', '?')}" +
+                 ("" if not L.get("reasons") else " - " + "; ".join(L["reasons"])))
+    lines.append("=" * 72)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- command line
+
+def main(argv=None) -> int:
+    d = FaultConfig()
+    p = argparse.ArgumentParser(prog="fault_run.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--events", type=int, default=d.events)
+    p.add_argument("--rate", type=float, default=d.rate, help="events per second")
+    p.add_argument("--scale", type=float, default=d.scale, help="retry schedule multiplier")
+    p.add_argument("--repeat-probability", type=float, default=d.repeat_probability)
+    p.add_argument("--bridge-kills", type=int, default=d.bridge_kills)
+    p.add_argument("--enricher-kills", type=int, default=d.enricher_kills)
+    p.add_argument("--broker-restarts", type=int, default=d.broker_restarts)
+    p.add_argument("--windows", default=",".join(d.windows),
+                   help=f"GraphQL failure windows, from {','.join(WINDOWS)} ('' for none)")
+    p.add_argument("--window-s", type=float, default=d.window_s)
+    p.add_argument("--invalid-every", type=int, default=d.invalid_every)
+    p.add_argument("--unknown-every", type=int, default=d.unknown_every)
+    p.add_argument("--sender-workers", type=int, default=d.sender_workers)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--drain-timeout-s", type=float, default=d.drain_timeout_s)
+    p.add_argument("--bootstrap", help="use this running broker (with --kafka-work to "
+                                       "restart it); default: start one")
+    p.add_argument("--kafka-work", help="KAFKA_WORK of the --bootstrap broker")
+    p.add_argument("--workdir", help="logs of the programs (default: a temporary folder)")
+    p.add_argument("--ledger", help="write the ledger as JSON here (default: WORKDIR/ledger.json)")
+    a = p.parse_args(argv)
+    windows = tuple(w for w in a.windows.split(",") if w)
+    bad = [w for w in windows if w not in WINDOWS]
+    if bad:
+        p.error(f"unknown windows {bad}; choose from {list(WINDOWS)}")
+    cfg = FaultConfig(events=a.events, rate=a.rate, scale=a.scale,
+                      repeat_probability=a.repeat_probability, bridge_kills=a.bridge_kills,
+                      enricher_kills=a.enricher_kills, broker_restarts=a.broker_restarts,
+                      windows=windows, window_s=a.window_s, invalid_every=a.invalid_every,
+                      unknown_every=a.unknown_every, sender_workers=a.sender_workers,
+                      seed=a.seed, drain_timeout_s=a.drain_timeout_s)
+    workdir = Path(a.workdir or tempfile.mkdtemp(prefix="duro-fault-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    ledger_path = Path(a.ledger) if a.ledger else workdir / "ledger.json"
+    log = Log()
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_term)
+
+    broker = None
+    try:
+        if a.bootstrap:
+            broker = kafkatest.Broker(a.kafka_work or "", port=int(a.bootstrap.rsplit(":", 1)[1]))
+            broker.bootstrap = a.bootstrap
+            broker.external = True
+            if cfg.broker_restarts and not a.kafka_work:
+                p.error("--broker-restarts needs --kafka-work for a --bootstrap broker")
+        else:
+            broker = kafkatest.Broker(str(workdir / "kafka-work"), port=0)
+            log(f"starting a broker in {broker.work_dir}")
+            broker.start()
+        log(f"broker {broker.bootstrap}; logs in {workdir}")
+        run = FaultRun(cfg, broker, workdir, log)
+        ledger = run.run()
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e}); everything started was killed")
+        return 2
+    except Exception as e:  # noqa: BLE001 - a harness failure voids the run
+        log(f"harness error: {e!r}\n{traceback.format_exc()}")
+        return 2
+    finally:
+        if broker is not None and broker.owned:
+            try:
+                broker.stop()
+            except Exception as e:  # noqa: BLE001
+                log(f"broker stop: {e}")
+    print(format_ledger(ledger), flush=True)
+    ledger_path.write_text(json.dumps(ledger, indent=1, default=str))
+    log(f"ledger written to {ledger_path}")
+    return ledger["exit_code"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
