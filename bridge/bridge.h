@@ -138,6 +138,7 @@ int bridge_http_prepare(struct bridge *br, char *err, size_t errsize);
 int bridge_http_start(struct bridge *br, char *err, size_t errsize);
 /* Stops accepting connections (closes the listening socket). */
 void bridge_http_quiesce(struct bridge *br);
+size_t bridge_unescape_cb(void *cls, struct MHD_Connection *c, char *s);
 void bridge_http_stop(struct bridge *br);
 void bridge_req_release(struct bridge_req *req);
 

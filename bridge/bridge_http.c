@@ -107,6 +107,42 @@ static int bridge_json_media_type(const char *ct)
                !strncasecmp(ct + n - 5, "+json", 5) && !memchr(ct, ' ', n);
 }
 
+struct bridge_hdr_count {
+        const char *name;
+        int n;
+};
+
+static enum MHD_Result bridge_count_hdr(void *cls, enum MHD_ValueKind kind,
+                                        const char *key, const char *value)
+{
+        struct bridge_hdr_count *c = cls;
+        (void)kind;
+        (void)value;
+
+        c->n += !strcasecmp(key, c->name);
+        return MHD_YES;
+}
+
+/* How many header lines called name the request has. */
+static int bridge_hdr_lines(struct MHD_Connection *conn, const char *name)
+{
+        struct bridge_hdr_count c = {name, 0};
+
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, bridge_count_hdr, &c);
+        return c.n;
+}
+
+/* URL unescaping that refuses to decode %00: a path with an encoded NUL stays as it
+ * is, so it can never compare equal to the webhook path. */
+size_t bridge_unescape_cb(void *cls, struct MHD_Connection *c, char *s)
+{
+        (void)cls;
+        (void)c;
+        if (strstr(s, "%00"))
+                return strlen(s);
+        return MHD_http_unescape(s);
+}
+
 /* The header-time checks (path, method, content type, declared size, signature
  * shape). Returns 0 to go on, else the status already answered. */
 static unsigned bridge_check_headers(struct bridge *br, struct MHD_Connection *conn,
@@ -133,6 +169,12 @@ static unsigned bridge_check_headers(struct bridge *br, struct MHD_Connection *c
                                      "Content-Type must be application/json");
                 return MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
         }
+        if (bridge_hdr_lines(conn, MHD_HTTP_HEADER_CONTENT_LENGTH) > 1) {
+                /* Two framings of one body: a request-smuggling shape. */
+                *ret = bridge_refuse(br, conn, MHD_HTTP_BAD_REQUEST,
+                                     "more than one Content-Length header");
+                return MHD_HTTP_BAD_REQUEST;
+        }
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
@@ -151,7 +193,8 @@ static unsigned bridge_check_headers(struct bridge *br, struct MHD_Connection *c
                 }
         }
         sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, BRIDGE_SIG_HEADER);
-        sr  = dsig_parse(sig, digest);
+        sr  = bridge_hdr_lines(conn, BRIDGE_SIG_HEADER) > 1 ? DSIG_MALFORMED
+                                                            : dsig_parse(sig, digest);
         if (sr != DSIG_OK) {
                 *ret =
                     bridge_refuse(br, conn, MHD_HTTP_UNAUTHORIZED, dsig_result_str(sr));
@@ -448,7 +491,8 @@ int bridge_http_start(struct bridge *br, char *err, size_t errsize)
             (unsigned int)br->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
             (unsigned int)br->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
             bridge_completed, br, MHD_OPTION_NOTIFY_CONNECTION, bridge_guard_notify_cb,
-            br, MHD_OPTION_URI_LOG_CALLBACK, bridge_guard_uri_cb, br, MHD_OPTION_ARRAY,
+            br, MHD_OPTION_UNESCAPE_CALLBACK, bridge_unescape_cb, NULL,
+            MHD_OPTION_URI_LOG_CALLBACK, bridge_guard_uri_cb, br, MHD_OPTION_ARRAY,
             opts, MHD_OPTION_END);
         if (!br->httpd) {
                 snprintf(

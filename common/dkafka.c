@@ -102,7 +102,9 @@ rd_kafka_conf_t *dkafka_conf_new(const char *bootstrap, const char *client_id,
 
         rd_kafka_conf_set_log_cb(conf, dkafka_log_cb);
         if (dkafka_conf_set(conf, "bootstrap.servers", bootstrap, err, errsize) ||
-            dkafka_conf_set(conf, "client.id", client_id, err, errsize))
+            dkafka_conf_set(conf, "client.id", client_id, err, errsize) ||
+            /* Back to a restarted broker within a second, not librdkafka's 10 s. */
+            dkafka_conf_set(conf, "reconnect.backoff.max.ms", "1000", err, errsize))
                 goto fail;
         for (size_t i = 0; i < props->n; i++) {
                 const struct dconf_prop *p = &props->v[i];

@@ -22,13 +22,17 @@ enum dsig_result dsig_parse(const char *header, unsigned char out[DSIG_LEN])
 {
         static const char prefix[] = "sha256=";
         const char *hex;
+        size_t len;
 
         if (!header)
                 return DSIG_MISSING;
         if (strncmp(header, prefix, sizeof(prefix) - 1) != 0)
                 return DSIG_MALFORMED;
         hex = header + sizeof(prefix) - 1;
-        if (strlen(hex) != DSIG_LEN * 2)
+        len = strlen(hex);
+        while (len && (hex[len - 1] == ' ' || hex[len - 1] == '\t'))
+                len--; /* trailing optional white space is not part of the value */
+        if (len != DSIG_LEN * 2)
                 return DSIG_MALFORMED;
         for (size_t i = 0; i < DSIG_LEN; i++) {
                 int hi = dsig_hexval(hex[2 * i]), lo = dsig_hexval(hex[2 * i + 1]);
