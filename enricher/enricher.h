@@ -250,7 +250,7 @@ void enricher_metrics_init(struct enricher_metrics *m);
 void enricher_metrics_produced(struct enricher_metrics *m, const char *topic);
 int enricher_metrics_render(void *opaque, struct dbuf *out);
 int enricher_ready(void *opaque, char *reason, size_t reasonsize);
-/* Refreshes the consumer-lag gauge (at most once a second; queries the broker). */
+/* Refreshes the consumer-lag gauge (at most once a second; at most a second's wait). */
 void enricher_update_lag(struct enricher *e);
 void enricher_set_not_ready(struct enricher *e, const char *reason);
 void enricher_set_ready(struct enricher *e);

@@ -253,6 +253,8 @@ int enricher_dedupe_rebuild(struct enricher *e, struct enricher_part *part)
                            rd_kafka_err2str(err));
                 return -1;
         }
+        if (committed >= 0 && part->next_offset < 0)
+                part->next_offset = committed; /* for the lag gauge */
         if (committed <= 0) {
                 part->rebuilt = 1;
                 return 0; /* nothing processed yet */

@@ -158,33 +158,36 @@ int enricher_metrics_render(void *opaque, struct dbuf *b)
 void enricher_update_lag(struct enricher *e)
 {
         static int64_t last_ms;
-        rd_kafka_topic_partition_list_t *l = NULL;
-        int64_t now                        = dtime_mono_ms();
+        int64_t now = dtime_mono_ms();
 
-        if (now - last_ms < 1000 || rd_kafka_assignment(e->consumer, &l) || !l)
+        /* The end offsets against the first offset not yet committed (known from the
+         * committed offset read at assignment, then from each commit). */
+        if (now - last_ms < 1000)
                 return;
         last_ms = now;
-        /* Committed offsets cover partitions this instance has not committed to yet. */
-        if (rd_kafka_committed(e->consumer, l, 2000))
-                for (int i = 0; i < l->cnt; i++)
-                        l->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
         pthread_mutex_lock(&e->m.lock);
         e->m.nlag = 0;
-        for (int i = 0; i < l->cnt && e->m.nlag < 256; i++) {
-                struct enricher_part *part =
-                    enricher_part_find(e, l->elems[i].partition);
-                int64_t lo = 0, hi = 0, base;
-                if (rd_kafka_query_watermark_offsets(e->consumer, e->cfg.raw_topic,
-                                                     l->elems[i].partition, &lo, &hi,
-                                                     1000))
+        for (size_t i = 0; i < e->nparts && e->m.nlag < 256; i++) {
+                const struct enricher_part *part = &e->parts[i];
+                int64_t lo = -1, hi = -1, base;
+                /* Ask the broker through the producer's connection (the consumer's
+                 * waits behind its long-poll fetches); fall back to the offsets the
+                 * consumer cached. Bounded: one second for all partitions. */
+                if ((dtime_mono_ms() - now > 1000 ||
+                     rd_kafka_query_watermark_offsets(e->producer, e->cfg.raw_topic,
+                                                      part->partition, &lo, &hi,
+                                                      500)) &&
+                    rd_kafka_get_watermark_offsets(e->consumer, e->cfg.raw_topic,
+                                                   part->partition, &lo, &hi))
                         continue;
-                base = l->elems[i].offset >= 0 ? l->elems[i].offset : lo;
-                if (part && part->next_offset > base)
-                        base = part->next_offset;
-                e->m.lag[e->m.nlag].partition = l->elems[i].partition;
+                if (hi < 0)
+                        continue;
+                base = part->next_offset >= 0 ? part->next_offset : lo;
+                if (base < 0)
+                        continue;
+                e->m.lag[e->m.nlag].partition = part->partition;
                 e->m.lag[e->m.nlag].lag       = hi > base ? hi - base : 0;
                 e->m.nlag++;
         }
         pthread_mutex_unlock(&e->m.lock);
-        rd_kafka_topic_partition_list_destroy(l);
 }

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Benchmarks (docs/benchmarks.md): ingress (duro-bridge against an HTTP ceiling, a Kafka
+# ceiling and a Node.js reference bridge) and enricher (duro-enricher against the GraphQL
+# double's capacity and a naive enricher), on this machine, one after the other, against
+# one real broker that this script starts in a temporary folder and stops again. Prints a
+# table of ratios and writes docs/benchmarks.md. Loopback only; nothing is asserted.
+#
+# Usage: scripts/bench.sh [--quick] [--keep] [--only ingress|enricher] [run_bench options]
+#   --quick   smoke test: short runs, small pools; writes the page to
+#             build-bench/benchmarks-quick.md instead of docs/benchmarks.md
+#   --keep    keep the work folder (logs of every process, results.json)
+#   Anything else goes to tests/bench/run_bench.py, e.g. --seconds 30, --conns 8,64,
+#   --enricher-n 50000, --moderate-rate 100 (see its --help).
+# Environment: DURO_CACHE (default ~/.cache/duro-kafka-bridge), DURO_BENCH_BUILD (the
+# release build folder, default build-bench).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+DURO_CACHE=${DURO_CACHE:-$HOME/.cache/duro-kafka-bridge}
+export DURO_CACHE
+build=${DURO_BENCH_BUILD:-$root/build-bench}
+
+quick=0
+keep=0
+pass=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1; pass+=(--quick) ;;
+    --keep) keep=1 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) pass+=("$1") ;;
+  esac
+  shift
+done
+
+log() { echo "bench.sh: $*" >&2; }
+
+# ---------------------------------------------------------------- install
+"$root/scripts/setup.sh"   # build tools, libraries, kcat, the Python venv, the broker jars
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+    "${need[@]}" >&2
+fi
+log "node-ref: npm ci"
+(cd "$root/tests/bench/node-ref" && npm ci --no-audit --no-fund --loglevel=error >&2)
+
+# ---------------------------------------------------------------- build (release)
+log "building (Release) in $build"
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+ninja -C "$build" duro-bridge duro-enricher >&2
+if ninja -C "$build" -t targets all 2>/dev/null | grep -q '^http_ceiling:'; then
+  ninja -C "$build" http_ceiling kafka_ceiling >&2   # the root CMakeLists has tests/bench
+  bench_bin=$build/tests/bench
+else
+  cmake -S "$root/tests/bench" -B "$build/bench" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  ninja -C "$build/bench" >&2
+  bench_bin=$build/bench
+fi
+
+# ---------------------------------------------------------------- broker, run, clean up
+work=$(mktemp -d "${TMPDIR:-/tmp}/duro-bench.XXXXXX")
+export KAFKA_WORK=$work/kafka
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  [ -n "${runner_pid:-}" ] && kill -TERM "$runner_pid" 2>/dev/null && wait "$runner_pid" 2>/dev/null
+  "$root/scripts/kafka.sh" stop >/dev/null 2>&1 || true
+  if [ "$keep" = 1 ] || [ "$rc" != 0 ]; then
+    log "work folder kept: $work"
+  else
+    rm -rf "$work"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+log "starting a broker in $KAFKA_WORK"
+bootstrap=$(KAFKA_PORT=0 KAFKA_HEAP_OPTS="-Xms512m -Xmx1g" "$root/scripts/kafka.sh" start | tail -n1)
+log "broker at $bootstrap"
+
+doc=$root/docs/benchmarks.md
+[ "$quick" = 1 ] && doc=$build/benchmarks-quick.md
+mkdir -p "$(dirname "$doc")"
+PYTHONPATH=$root/tests "$DURO_CACHE/venv/bin/python" "$root/tests/bench/run_bench.py" \
+  --bootstrap "$bootstrap" --kafka-pid-file "$KAFKA_WORK/kafka.pid" \
+  --bin-dir "$build" --bench-bin-dir "$bench_bin" --work "$work" \
+  --doc "$doc" --json "$work/results.json" ${pass[@]+"${pass[@]}"} &
+runner_pid=$!
+wait "$runner_pid"
+runner_pid=
+log "results page: $doc"

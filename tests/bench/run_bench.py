@@ -1,0 +1,1069 @@
+"""The benchmarks of docs/benchmarks.md, run one after the other against one real broker.
+scripts/bench.sh installs, builds, starts the broker and calls this; run it through that.
+
+  PYTHONPATH=tests python tests/bench/run_bench.py --bootstrap H:P --kafka-pid-file F \
+      --bin-dir BUILD --bench-bin-dir BENCHBUILD --work DIR --doc OUT.md [--quick] [...]
+
+Ingress: wrk posts pre-signed webhooks (tests/bench/gen_pool.py, tests/bench/post.lua) at
+several connection counts to (1) the HTTP ceiling (tests/bench/http_ceiling.c), (3)
+duro-bridge and (4) the Node.js reference (tests/bench/node-ref); (2) the Kafka ceiling
+(tests/bench/kafka_ceiling.c) produces the same records with the bridge's producer settings.
+Enricher: a preload of raw events drained by duro-enricher (default settings, then with the
+GraphQL request-rate limit off), by a naive enricher (tests/bench/naive_enricher.py), and the
+capacity of the GraphQL double (duro_double.bench) alone; then event-to-output latency at a
+moderate rate. Everything is loopback, bounded in count and time; every process started here
+is stopped here. Nothing is asserted: the output is a table of ratios (and goals met or not).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import platform
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import libversion as ck_libversion
+from confluent_kafka import version as ck_version
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "tests" / "bench"
+sys.path.insert(0, str(ROOT / "tests"))
+from duro_double import bench as double_bench  # noqa: E402
+from duro_double.sender import DEFAULT_MIX  # noqa: E402
+
+SECRET = "bench-webhook-secret-not-a-real-one"
+API_KEY = double_bench.KEY  # what duro_double.bench sends
+PARTITIONS = 6
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- processes
+
+class Proc:
+    """A process started by the benchmark, in its own session, output to files."""
+    live: list["Proc"] = []
+
+    def __init__(self, name: str, argv: list[str], work: Path, env: dict | None = None,
+                 cwd: Path | None = None):
+        self.name = name
+        self.out_path = work / f"{name}.out"
+        self.err_path = work / f"{name}.err"
+        self._out = open(self.out_path, "wb")
+        self._err = open(self.err_path, "wb")
+        self.p = subprocess.Popen(argv, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
+                                  env=dict(os.environ, **(env or {})), cwd=cwd,
+                                  start_new_session=True)
+        self.pid = self.p.pid
+        Proc.live.append(self)
+
+    def text(self, which: str = "out") -> str:
+        path = self.out_path if which == "out" else self.err_path
+        return path.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, which: str = "out", timeout: float = 60) -> re.Match:
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            m = rx.search(self.text(which))
+            if m:
+                return m
+            if self.p.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.p.returncode}) before "
+                                   f"{pattern!r}: {self.text('err')[-2000:]}")
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name}: no {pattern!r} within {timeout}s: "
+                           f"{self.text('err')[-2000:]}")
+
+    def status(self, field: str) -> int | None:
+        """A kB field of /proc/PID/status (VmHWM, VmRSS)."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return None
+
+    def stop(self, timeout: float = 20) -> int | None:
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log(f"{self.name} did not stop in {timeout}s: SIGKILL")
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.p.wait(10)
+        self._out.close()
+        self._err.close()
+        if self in Proc.live:
+            Proc.live.remove(self)
+        return self.p.returncode
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for p in list(cls.live):
+            p.stop(10)
+
+
+def cpu_ticks(pid: int | None) -> int | None:
+    if not pid:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return 0, str(e)
+
+
+def http_post_json(url: str, obj: dict, timeout: float = 10) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(obj).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def metric(text: str, name: str) -> float:
+    """Sum of the samples of one Prometheus metric (all label sets)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            try:
+                total += float(line.rsplit(" ", 1)[1])
+            except ValueError:
+                pass
+    return total
+
+
+# ---------------------------------------------------------------- Kafka helpers
+
+def create_topics(bootstrap: str, names: list[str], partitions: int = PARTITIONS) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics)
+    new = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+    if new:
+        for _, fut in admin.create_topics(new).items():
+            fut.result(timeout=30)
+    # wait until every partition has a leader in the metadata
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        md = admin.list_topics(timeout=10).topics
+        if all(n in md and len(md[n].partitions) == partitions and
+               all(p.leader >= 0 for p in md[n].partitions.values()) for n in names):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"topics {names} have no leaders after 30 s")
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watermarks"})
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in range(PARTITIONS)}
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------- ingress
+
+def wrk_run(url: str, pool: Path, conns: int, threads: int, seconds: float) -> dict:
+    argv = ["wrk", f"-t{min(threads, conns)}", f"-c{conns}", f"-d{seconds:g}s", "--latency",
+            "--timeout", "5s", "-s", str(BENCH / "post.lua"), url]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60,
+                       env=dict(os.environ, BENCH_POOL=str(pool)))
+    m = re.search(r"^BENCHJSON (\{.*\})$", r.stdout, re.M)
+    if not m:
+        raise RuntimeError(f"wrk printed no result (exit {r.returncode}): {r.stdout[-800:]} "
+                           f"{r.stderr[-800:]}")
+    res = json.loads(m.group(1))
+    secs = res["duration_us"] / 1e6
+    res["accepted"] = res["requests"] - res["non2xx"]
+    res["accepted_per_s"] = res["accepted"] / secs if secs else 0.0
+    res["errors"] = (res["non2xx"] + res["connect_errors"] + res["read_errors"] +
+                     res["write_errors"] + res["timeouts"])
+    return res
+
+
+def run_server_sweep(name: str, proc: Proc, url: str, a, pool: Path, broker_pid: int | None,
+                     metrics_url: str | None = None) -> dict:
+    """Warm-up, then one wrk run per connection count; CPU and peak RSS of the server."""
+    warm = max(1.0, min(3.0, a.seconds / 5))
+    wrk_run(url, pool, 8, a.wrk_threads, warm)
+    runs = {}
+    for c in a.conns:
+        m0 = http_get(metrics_url)[1] if metrics_url else ""
+        s0, b0, t0 = cpu_ticks(proc.pid), cpu_ticks(broker_pid), time.monotonic()
+        res = wrk_run(url, pool, c, a.wrk_threads, a.seconds)
+        s1, b1, t1 = cpu_ticks(proc.pid), cpu_ticks(broker_pid), time.monotonic()
+        wall = t1 - t0
+        if s0 is not None and s1 is not None:
+            res["server_cpu_pct"] = 100.0 * (s1 - s0) / CLK_TCK / wall
+            res["server_cpu_us_per_accepted"] = ((s1 - s0) / CLK_TCK * 1e6 / res["accepted"]
+                                                 if res["accepted"] else None)
+        if b0 is not None and b1 is not None:
+            res["broker_cpu_pct"] = 100.0 * (b1 - b0) / CLK_TCK / wall
+        if metrics_url:
+            m1 = http_get(metrics_url)[1]
+            n = (metric(m1, "duro_bridge_ack_latency_seconds_count") -
+                 metric(m0, "duro_bridge_ack_latency_seconds_count"))
+            s = (metric(m1, "duro_bridge_ack_latency_seconds_sum") -
+                 metric(m0, "duro_bridge_ack_latency_seconds_sum"))
+            res["ack_latency_mean_ms"] = 1000 * s / n if n else None
+        runs[c] = res
+        log(f"{name} c={c}: {res['accepted_per_s']:.0f} accepted/s, p50 "
+            f"{res['lat_p50_us'] / 1000:.2f} ms, p99 {res['lat_p99_us'] / 1000:.2f} ms, "
+            f"errors {res['errors']}, server CPU {res.get('server_cpu_pct', 0):.0f}%")
+    return {"runs": runs, "vm_hwm_kib": proc.status("VmHWM")}
+
+
+def bench_ingress(a, work: Path, broker_pid: int | None) -> dict:
+    secret_file = work / "webhook-secret"
+    secret_file.write_text(SECRET + "\n")
+    pool = work / "pool.tsv"
+    subprocess.run([sys.executable, str(BENCH / "gen_pool.py"), "--out", str(pool),
+                    "--n", str(a.pool_n), "--secret-file", str(secret_file)], check=True,
+                   env=dict(os.environ, PYTHONPATH=str(ROOT / "tests")), timeout=300)
+    topics = {"kafka": "bench.raw.kafka-ceiling", "bridge": "bench.raw.duro-bridge",
+              "node": "bench.raw.node-ref"}
+    create_topics(a.bootstrap, list(topics.values()))
+    out: dict = {"pool_n": a.pool_n, "conns": a.conns, "seconds": a.seconds,
+                 "wrk_threads": a.wrk_threads}
+
+    # (2) Kafka ceiling: as fast as it can, then closed loops of c records in flight.
+    def kafka_ceiling(inflight: int) -> dict:
+        r = subprocess.run([str(a.bench_bin_dir / "kafka_ceiling"), "--bootstrap", a.bootstrap,
+                            "--topic", topics["kafka"], "--pool", str(pool), "--seconds",
+                            f"{a.seconds:g}", "--inflight", str(inflight)],
+                           capture_output=True, text=True, timeout=a.seconds + 120)
+        if r.returncode != 0 or not r.stdout.strip():
+            raise RuntimeError(f"kafka_ceiling failed ({r.returncode}): {r.stderr[-1500:]}")
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        log(f"kafka_ceiling inflight={inflight or 'unbounded'}: {res['records_per_s']:.0f} "
+            f"records/s, p50 {res['lat_p50_us'] / 1000:.2f} ms, p99 "
+            f"{res['lat_p99_us'] / 1000:.2f} ms")
+        return res
+    out["kafka_ceiling"] = kafka_ceiling(0)
+    out["kafka_closed_loop"] = {c: kafka_ceiling(c) for c in a.conns}
+
+    # (1) HTTP ceiling
+    p = Proc("http_ceiling", [str(a.bench_bin_dir / "http_ceiling"), "--port", "0"], work,
+             env={"DURO_WEBHOOK_SECRETS_FILE": str(secret_file)})
+    try:
+        port = int(p.wait_for(r"listening on port (\d+)").group(1))
+        out["http_ceiling"] = run_server_sweep("http_ceiling", p,
+                                               f"http://127.0.0.1:{port}/webhooks/duro", a, pool,
+                                               broker_pid)
+    finally:
+        p.stop()
+    ceiling_tail = p.text().strip().splitlines()[-1]
+    out["http_ceiling"]["final"] = json.loads(ceiling_tail) if ceiling_tail.startswith("{") else None
+
+    # (3) duro-bridge
+    env = {"KAFKA_BOOTSTRAP_SERVERS": a.bootstrap, "DURO_RAW_TOPIC": topics["bridge"],
+           "DURO_BRIDGE_LISTEN": "127.0.0.1:0", "DURO_BRIDGE_ADMIN_LISTEN": "127.0.0.1:0",
+           "DURO_WEBHOOK_SECRETS_FILE": str(secret_file), "DURO_BRIDGE_DRAIN_DELAY_MS": "0",
+           "DURO_LOG_LEVEL": "info"}
+    p = Proc("duro-bridge", [str(a.bin_dir / "duro-bridge")], work, env=env)
+    try:
+        m = p.wait_for(r"webhooks on port (\d+).*admin on port (\d+)", "err")
+        port, admin = int(m.group(1)), int(m.group(2))
+        deadline = time.monotonic() + 60
+        while http_get(f"http://127.0.0.1:{admin}/readyz")[0] != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError("duro-bridge not ready within 60 s")
+            time.sleep(0.2)
+        out["bridge"] = run_server_sweep("duro-bridge", p, f"http://127.0.0.1:{port}/webhooks/duro",
+                                         a, pool, broker_pid,
+                                         metrics_url=f"http://127.0.0.1:{admin}/metrics")
+        out["bridge"]["metrics"] = {
+            k: metric(http_get(f"http://127.0.0.1:{admin}/metrics")[1], k)
+            for k in ("duro_bridge_producer_errors_total", "duro_bridge_late_delivery_reports_total")}
+    finally:
+        out.setdefault("bridge", {})["exit_code"] = p.stop(60)
+    out["bridge"]["records_on_topic"] = sum(end_offsets(a.bootstrap, topics["bridge"]).values())
+
+    # (4) Node.js reference
+    p = Proc("node-ref", ["node", str(BENCH / "node-ref" / "server.js")], work,
+             env={"KAFKA_BOOTSTRAP_SERVERS": a.bootstrap, "DURO_RAW_TOPIC": topics["node"],
+                  "DURO_WEBHOOK_SECRETS_FILE": str(secret_file), "PORT": "0"},
+             cwd=BENCH / "node-ref")
+    try:
+        port = int(p.wait_for(r"listening on port (\d+)", timeout=60).group(1))
+        out["node"] = run_server_sweep("node-ref", p, f"http://127.0.0.1:{port}/webhooks/duro",
+                                       a, pool, broker_pid)
+    finally:
+        p.stop()
+    out["node"]["records_on_topic"] = sum(end_offsets(a.bootstrap, topics["node"]).values())
+    return out
+
+
+# ---------------------------------------------------------------- enricher
+
+class EventMaker:
+    """Raw events as duro-bridge writes them, in Duro's event mix, over the double's library:
+    a fraction `repeat` of the events names a resource that one of the recent events of its
+    kind named (bursts of updates to one item), the others a resource not named before."""
+
+    def __init__(self, seed: int, repeat: float, components: int, change_orders: int):
+        self.rng = random.Random(seed)
+        self.repeat = repeat
+        self.lib = {"comp": components, "co": change_orders}
+        self.next = {"comp": 0, "co": 0}
+        self.recent = {"comp": collections.deque(maxlen=200), "co": collections.deque(maxlen=200)}
+        self.names, self.weights = list(DEFAULT_MIX), list(DEFAULT_MIX.values())
+
+    def _rid(self, kind: str) -> str:
+        if self.recent[kind] and self.rng.random() < self.repeat:
+            return self.rng.choice(self.recent[kind])
+        self.next[kind] = self.next[kind] % self.lib[kind] + 1
+        rid = f"{kind}_{self.next[kind]:06d}"
+        self.recent[kind].append(rid)
+        return rid
+
+    def make(self) -> tuple[str, str, bytes, str]:
+        name = self.rng.choices(self.names, self.weights)[0]
+        kind = "co" if name.startswith("CO_") else "comp"
+        rid = self._rid(kind)
+        eid = f"evt_{uuid.uuid4().hex}"  # unique across runs, too
+        now = dt.datetime.now(dt.timezone.utc)
+        data = {"change_order_id": rid} if kind == "co" else {"item_id": rid}
+        if name == "CO_RESOLUTION":
+            data["resolution"] = "approved"
+        body = json.dumps({"id": eid, "webhook_id": "webhook_bench", "event": name,
+                           "created_at": now.strftime("%Y-%m-%dT%H:%M:%S.") +
+                           f"{now.microsecond // 1000:03d}Z", "data": data},
+                          separators=(",", ":")).encode()
+        return rid, name, body, eid
+
+    @staticmethod
+    def headers(name: str, eid: str, body: bytes) -> list:
+        sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        now = dt.datetime.now(dt.timezone.utc)
+        return [("duro-event", name.encode()), ("duro-event-id", eid.encode()),
+                ("duro-webhook-id", b"webhook_bench"), ("duro-signature", sig.encode()),
+                ("received-at", (now.strftime("%Y-%m-%dT%H:%M:%S.") +
+                                 f"{now.microsecond // 1000:03d}Z").encode()),
+                ("content-type", b"application/json")]
+
+
+def new_producer(bootstrap: str, linger_ms: int) -> Producer:
+    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+                     "linger.ms": linger_ms, "partitioner": "murmur2_random",
+                     "queue.buffering.max.messages": 200000})
+
+
+def preload(bootstrap: str, topic: str, maker: EventMaker, n: int) -> dict:
+    prod = new_producer(bootstrap, 20)
+    failed = []
+    t0 = time.monotonic()
+    for _ in range(n):
+        rid, name, body, eid = maker.make()
+        while True:
+            try:
+                prod.produce(topic, key=rid.encode(), value=body,
+                             headers=EventMaker.headers(name, eid, body),
+                             on_delivery=lambda err, _m: err and failed.append(err))
+                break
+            except BufferError:
+                prod.poll(0.05)
+        prod.poll(0)
+    left = prod.flush(120)
+    secs = time.monotonic() - t0
+    if left or failed:
+        raise RuntimeError(f"preload: {left} undelivered, {len(failed)} failed: {failed[:3]}")
+    return {"events": n, "seconds": round(secs, 2), "events_per_s": round(n / secs)}
+
+
+def committed_sum(bootstrap: str, group: str, topic: str) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False})
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+        return sum(max(tp.offset, 0) for tp in tps)
+    finally:
+        c.close()
+
+
+def start_double(a, work: Path, components: int, change_orders: int) -> tuple[Proc, int]:
+    keyf = work / "api-key"
+    keyf.write_text(API_KEY + "\n")
+    p = Proc("duro-double", [sys.executable, "-m", "duro_double", "serve", "--port", "0",
+                             "--api-key-file", str(keyf), "--seed", "1",
+                             "--components", str(components), "--change-orders",
+                             str(change_orders), "--latency-ms", str(a.double_latency_ms)],
+             work, env={"PYTHONPATH": str(ROOT / "tests")})
+    port = int(p.wait_for(r"listening on http://127\.0\.0\.1:(\d+)/graphql", timeout=120).group(1))
+    return p, port
+
+
+def double_stats(port: int, reset: bool = False) -> dict:
+    st = json.loads(http_get(f"http://127.0.0.1:{port}/_stats")[1])
+    if reset:
+        http_post_json(f"http://127.0.0.1:{port}/_reset", {})
+    return {"requests_total": st["requests_total"], "ids_total": st["ids_total"],
+            "requests_by_status": st["requests_by_status"]}
+
+
+def output_topics(prefix: str) -> list[str]:
+    return [prefix + n.lower() for n in DEFAULT_MIX]
+
+
+def run_enricher(a, work: Path, variant: str, raw: str, double_port: int, n_events: int,
+                 extra_env: dict, moderate: EventMaker | None, pids: dict) -> dict:
+    prefix = f"bench.{variant}."
+    create_topics(a.bootstrap, output_topics(prefix) + [prefix + "dlq"])
+    admin_port = free_port()
+    group = f"bench-enricher-{variant}"
+    env = {"KAFKA_BOOTSTRAP_SERVERS": a.bootstrap, "DURO_RAW_TOPIC": raw,
+           "DURO_DLQ_TOPIC": prefix + "dlq", "DURO_TOPIC_TEMPLATE": prefix + "{event}",
+           "DURO_ENRICHER_GROUP": group, "DURO_TRANSACTIONAL_ID": group + "-tx",
+           "DURO_ENRICHER_ADMIN_LISTEN": f"127.0.0.1:{admin_port}",
+           "DURO_API_URL": f"http://127.0.0.1:{double_port}/graphql",
+           "DURO_API_KEY_FILE": str(work / "api-key"), "DURO_LOG_LEVEL": "info", **extra_env}
+    raw_end = sum(end_offsets(a.bootstrap, raw).values())
+    double_stats(double_port, reset=True)
+    cpu0 = {k: cpu_ticks(v) for k, v in pids.items()}
+    t0 = time.monotonic()
+    p = Proc(f"duro-enricher-{variant}", [str(a.bin_dir / "duro-enricher")], work, env=env)
+    res: dict = {"variant": variant, "env": extra_env, "events": raw_end}
+    try:
+        deadline = t0 + a.drain_timeout
+        done = 0
+        timeline = []  # (seconds since start, committed) at each change
+        while True:
+            if p.p.poll() is not None:
+                raise RuntimeError(f"duro-enricher exited ({p.p.returncode}): "
+                                   f"{p.text('err')[-2000:]}")
+            done = committed_sum(a.bootstrap, group, raw)
+            if not timeline or timeline[-1][1] != done:
+                timeline.append((round(time.monotonic() - t0, 2), done))
+            if done >= raw_end:
+                break
+            if time.monotonic() > deadline:
+                log(f"enricher {variant}: drain not finished within {a.drain_timeout}s "
+                    f"({done}/{raw_end})")
+                res["timed_out"] = True
+                break
+            time.sleep(0.1)
+        secs = time.monotonic() - t0
+        cpu = {k: cpu_ticks(v) for k, v in dict(pids, enricher=p.pid).items()}
+        cpu0["enricher"] = 0
+        res["cpu_pct"] = {k: round(100.0 * (cpu[k] - cpu0[k]) / CLK_TCK / secs)
+                          for k in cpu if cpu[k] is not None and cpu0.get(k) is not None}
+        st = double_stats(double_port)
+        mtext = http_get(f"http://127.0.0.1:{admin_port}/metrics")[1]
+        res.update({"committed": done, "seconds": round(secs, 2), "timeline": timeline,
+                    "events_per_s": done / secs, "graphql_requests": st["requests_total"],
+                    "ids_pulled": st["ids_total"], "ids_per_s": st["ids_total"] / secs,
+                    "requests_per_event": st["requests_total"] / max(done, 1),
+                    "double_statuses": st["requests_by_status"],
+                    "vm_hwm_kib_drain": p.status("VmHWM"),
+                    "dedupe_set_size": metric(mtext, "duro_enricher_dedupe_set_size"),
+                    "produced": metric(mtext, "duro_enricher_produced_total"),
+                    "dlq": metric(mtext, "duro_enricher_dlq_total"),
+                    "deduplicated": metric(mtext, "duro_enricher_deduplicated_total"),
+                    "transactions": metric(mtext, "duro_enricher_transactions_committed_total"),
+                    "aborted": metric(mtext, "duro_enricher_transactions_aborted_total")})
+        log(f"enricher {variant}: {done} events in {secs:.1f}s = {done / secs:.0f} events/s, "
+            f"{res['requests_per_event']:.4f} GraphQL requests/event, VmHWM "
+            f"{res['vm_hwm_kib_drain']} KiB, CPU % {res['cpu_pct']}")
+        if moderate is not None:
+            res["moderate"] = moderate_phase(a, raw, prefix, moderate,
+                                             f"http://127.0.0.1:{admin_port}/metrics")
+            res["vm_hwm_kib"] = p.status("VmHWM")
+    finally:
+        res["exit_code"] = p.stop(60)
+    res.setdefault("vm_hwm_kib", res.get("vm_hwm_kib_drain"))
+    return res
+
+
+def hist_buckets(text: str, name: str) -> dict[float, float]:
+    out = {}
+    for m in re.finditer(rf'^{name}_bucket{{le="([^"]+)"}} (\S+)$', text, re.M):
+        out[float(m.group(1))] = float(m.group(2))
+    return out
+
+
+def hist_quantile(b0: dict, b1: dict, q: float) -> float | None:
+    """Upper bound (seconds) of the bucket holding quantile q of the samples between two
+    scrapes of a cumulative Prometheus histogram."""
+    les = sorted(b1)
+    d = [b1[le] - b0.get(le, 0) for le in les]
+    if not d or d[-1] <= 0:
+        return None
+    for le, c in zip(les, d):
+        if c >= q * d[-1]:
+            return le
+    return None
+
+
+def moderate_phase(a, raw: str, prefix: str, maker: EventMaker, metrics_url: str) -> dict:
+    """Events at a fixed rate into the raw topic; a read_committed consumer of the output
+    topics notes when each event's output becomes visible."""
+    topics = output_topics(prefix) + [prefix + "dlq"]
+    starts = []
+    for t in topics:
+        for p, off in end_offsets(a.bootstrap, t).items():
+            starts.append(TopicPartition(t, p, off))
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+    total = int(a.moderate_rate * a.moderate_seconds)
+
+    def consume():
+        # fetch.wait.max.ms low: the time measured is when the output became visible,
+        # not when a long-polling consumer happened to ask again
+        c = Consumer({"bootstrap.servers": a.bootstrap, "group.id": "bench-latency",
+                      "enable.auto.commit": False, "isolation.level": "read_committed",
+                      "fetch.wait.max.ms": 10})
+        c.assign(starts)
+        try:
+            while not stop.is_set():
+                for m in c.consume(500, 0.1):
+                    if m.error():
+                        continue
+                    now = time.time()
+                    key = dict(m.headers() or []).get("idempotency-key") or \
+                        dict(m.headers() or []).get("duro-event-id")
+                    if key:
+                        with lock:
+                            seen.setdefault(key.decode(), now)
+        finally:
+            c.close()
+
+    hname = "duro_enricher_event_latency_seconds"
+    h0 = hist_buckets(http_get(metrics_url)[1], hname)
+    th = threading.Thread(target=consume, daemon=True)
+    th.start()
+    time.sleep(2)  # the consumer's fetchers are up
+    prod = new_producer(a.bootstrap, 0)
+    t0 = time.monotonic()
+    for i in range(total):
+        target = t0 + i / a.moderate_rate
+        d = target - time.monotonic()
+        if d > 0:
+            time.sleep(d)
+        rid, name, body, eid = maker.make()
+        with lock:
+            sent[eid] = time.time()
+        prod.produce(raw, key=rid.encode(), value=body, headers=EventMaker.headers(name, eid, body))
+        prod.poll(0)
+    prod.flush(60)
+    send_secs = time.monotonic() - t0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with lock:
+            if all(e in seen for e in sent):
+                break
+        time.sleep(0.1)
+    stop.set()
+    th.join(30)
+    h1 = hist_buckets(http_get(metrics_url)[1], hname)
+    with lock:
+        t_first = min(sent.values()) if sent else 0
+        series = sorted((round(sent[e] - t_first, 3), round(seen[e] - sent[e], 3))
+                        for e in sent if e in seen)
+        lat = sorted(x[1] for x in series)
+        missing = sum(1 for e in sent if e not in seen)
+
+    def q(x):
+        return round(1000 * lat[min(len(lat) - 1, int(x * len(lat)))], 1) if lat else None
+    res = {"rate": a.moderate_rate, "seconds": round(send_secs, 1), "events": total,
+           "seen": len(lat), "missing": missing, "p50_ms": q(0.50), "p90_ms": q(0.90),
+           "p99_ms": q(0.99), "max_ms": round(1000 * lat[-1], 1) if lat else None,
+           # the enricher's own view: raw record timestamp -> transaction committed
+           "enricher_p50_le_s": hist_quantile(h0, h1, 0.50),
+           "enricher_p99_le_s": hist_quantile(h0, h1, 0.99),
+           "series": series}
+    log(f"moderate load {a.moderate_rate}/s: p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms, "
+        f"missing {missing}; enricher's histogram p50 <= {res['enricher_p50_le_s']} s, "
+        f"p99 <= {res['enricher_p99_le_s']} s")
+    return res
+
+
+# (name, label, environment, with the moderate-load phase)
+ENRICHER_VARIANTS = [
+    ("default", "duro-enricher, default settings (DURO_GRAPHQL_RATE=20)", {}, True),
+    ("norate", "duro-enricher, DURO_GRAPHQL_RATE=0 (no request-rate limit)",
+     {"DURO_GRAPHQL_RATE": "0"}, False),
+    ("fastlag", "duro-enricher, DURO_GRAPHQL_RATE=0 and consumer fetch.wait.max.ms=10 "
+     "(workaround for the lag probe, see the notes)",
+     {"DURO_GRAPHQL_RATE": "0", "DURO_RDKAFKA_CONSUMER_FETCH_WAIT_MAX_MS": "10"}, True),
+    ("fastlag-batch2000", "the same with DURO_BATCH_MAX=2000",
+     {"DURO_GRAPHQL_RATE": "0", "DURO_RDKAFKA_CONSUMER_FETCH_WAIT_MAX_MS": "10",
+      "DURO_BATCH_MAX": "2000"}, False),
+]
+
+
+def naive_run(a, work: Path, raw: str, port: int) -> dict:
+    double_stats(port, reset=True)
+    create_topics(a.bootstrap, output_topics("bench.naive."))
+    r = subprocess.run([sys.executable, str(BENCH / "naive_enricher.py"), "--bootstrap",
+                        a.bootstrap, "--topic", raw, "--api-url",
+                        f"http://127.0.0.1:{port}/graphql", "--api-key-file",
+                        str(work / "api-key"), "--out-prefix", "bench.naive.",
+                        "--max-seconds", f"{a.naive_seconds:g}", "--max-events",
+                        str(a.enricher_n)], capture_output=True, text=True,
+                       timeout=a.naive_seconds + 120,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT / "tests")))
+    if r.returncode != 0:
+        raise RuntimeError(f"naive_enricher failed: {r.stderr[-1500:]}")
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    res["double"] = double_stats(port)
+    log(f"naive enricher: {res['events_per_s']} events/s")
+    return res
+
+
+def bench_enricher(a, work: Path, broker_pid: int | None) -> dict:
+    total = a.enricher_n + int(a.moderate_rate * a.moderate_seconds)
+    # resources named: (1 - repeat) of the events; ITEM_* / CO_* shares from the mix
+    item_share = sum(w for n, w in DEFAULT_MIX.items() if n.startswith("ITEM_")) / \
+        sum(DEFAULT_MIX.values())
+    comps = max(1000, int(total * (1 - a.repeat) * item_share * 1.1) + 200)
+    cos = max(200, int(total * (1 - a.repeat) * (1 - item_share) * 1.1) + 200)
+    out: dict = {"events": a.enricher_n, "repeat": a.repeat, "latency_ms": a.double_latency_ms,
+                 "library": {"components": comps, "change_orders": cos}, "variants": {}}
+    double, port = start_double(a, work, comps, cos)
+    try:
+        # the double's capacity alone: 100-id requests, 4 clients, its fixed latency
+        cap = double_bench.run(port, 4, 100, a.capacity_seconds, min(comps, 2000))
+        out["double_capacity"] = cap
+        log(f"double capacity: {cap['ids_per_s']} ids/s ({cap['requests_per_s']} requests/s, "
+            f"p50 {cap['latency_ms_p50']} ms, errors {cap['errors']})")
+        for name, label, env, moderate in ENRICHER_VARIANTS:
+            # each variant: its own raw topic holding the same preload (same seed), its own
+            # group, output topics and DLQ
+            raw = f"bench.{name}.raw"
+            create_topics(a.bootstrap, [raw])
+            maker = EventMaker(7, a.repeat, comps, cos)
+            pre = preload(a.bootstrap, raw, maker, a.enricher_n)
+            log(f"preloaded {a.enricher_n} events into {raw} ({pre['events_per_s']}/s)")
+            if name == "default":
+                # the naive enricher on the same preload, for a bounded time
+                out["naive"] = naive_run(a, work, raw, port)
+            r = run_enricher(a, work, name, raw, port, a.enricher_n, env,
+                             maker if moderate else None,
+                             {"broker": broker_pid, "double": double.pid})
+            r["label"], r["preload"] = label, pre
+            out["variants"][name] = r
+    finally:
+        double.stop()
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+def fmt(x, nd=0, unit=""):
+    if x is None:
+        return "–"
+    return f"{x:,.{nd}f}{unit}"
+
+
+def mib(kib):
+    return None if kib is None else kib / 1024
+
+
+def versions(a) -> dict:
+    def cmd(argv):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+            return (r.stdout + r.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+
+    def pc(mod):
+        return cmd(["pkg-config", "--modversion", mod])
+    kafkajs = "?"
+    try:
+        kafkajs = json.loads((BENCH / "node-ref" / "node_modules" / "kafkajs" /
+                              "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        pass
+    pom = (ROOT / "scripts" / "kafka" / "pom.xml").read_text()
+    m = re.search(r"<kafka.version>(.*?)</kafka.version>", pom)
+    return {"librdkafka": pc("rdkafka"), "libmicrohttpd": pc("libmicrohttpd"),
+            "openssl": " ".join(cmd(["openssl", "version"]).split()[:2]), "kafka": m.group(1) if m else "?",
+            "java": cmd(["java", "-version"]), "wrk": cmd(["wrk", "-v"]).split(" [")[0],
+            "node": cmd(["node", "--version"]), "kafkajs": kafkajs,
+            "python": platform.python_version(),
+            "confluent-kafka": ck_version() if isinstance(ck_version(), str) else ck_version()[0],
+            "confluent-kafka librdkafka": ck_libversion()[0],
+            "compiler": cmd(["cc", "--version"]),
+            "git": cmd(["git", "-C", str(ROOT), "describe", "--always", "--dirty"])}
+
+
+def machine() -> dict:
+    model = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem = "?"
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    return {"nproc": os.cpu_count(), "cpu": model, "memory": mem, "kernel": platform.release()}
+
+
+def report(res: dict, a) -> tuple[str, list[tuple[str, str, str]]]:
+    L: list[str] = []
+    goals: list[tuple[str, str, str]] = []
+    ing, enr = res.get("ingress"), res.get("enricher")
+    if ing:
+        kc = ing["kafka_ceiling"]["records_per_s"]
+        L.append("### Ingress: accepted webhooks per second (2xx only), answer latency\n")
+        L.append("| connections | HTTP ceiling | Kafka ceiling | Kafka, c in flight | duro-bridge | "
+                 "Node ref | bridge ÷ min(HTTP, Kafka) | bridge ÷ min(HTTP, Kafka c in flight) | "
+                 "bridge ÷ Node | bridge p50 / p99 ms | "
+                 "HTTP ceiling p50 / p99 ms | Node p50 / p99 ms | bridge errors | Node errors |")
+        L.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        worst_min = worst_node = None
+        for c in a.conns:
+            h = ing["http_ceiling"]["runs"][c]
+            b = ing["bridge"]["runs"][c]
+            n = ing["node"]["runs"][c]
+            k = ing["kafka_closed_loop"][c]
+            ceil = min(h["accepted_per_s"], kc)
+            r1 = b["accepted_per_s"] / ceil if ceil else None
+            r2 = b["accepted_per_s"] / n["accepted_per_s"] if n["accepted_per_s"] else None
+            ceil_c = min(h["accepted_per_s"], k["records_per_s"])
+            r3 = b["accepted_per_s"] / ceil_c if ceil_c else None
+            worst_min = r1 if worst_min is None or (r1 is not None and r1 < worst_min) else worst_min
+            worst_node = r2 if worst_node is None or (r2 is not None and r2 < worst_node) else worst_node
+            L.append(f"| {c} | {fmt(h['accepted_per_s'])} | {fmt(kc)} | {fmt(k['records_per_s'])} | "
+                     f"{fmt(b['accepted_per_s'])} | {fmt(n['accepted_per_s'])} | "
+                     f"{fmt(r1, 2)} | {fmt(r3, 2)} | {fmt(r2, 1)}× | "
+                     f"{fmt(b['lat_p50_us'] / 1000, 2)} / {fmt(b['lat_p99_us'] / 1000, 1)} | "
+                     f"{fmt(h['lat_p50_us'] / 1000, 2)} / {fmt(h['lat_p99_us'] / 1000, 1)} | "
+                     f"{fmt(n['lat_p50_us'] / 1000, 2)} / {fmt(n['lat_p99_us'] / 1000, 1)} | "
+                     f"{b['errors']} | {n['errors']} |")
+        L.append("")
+        L.append("| connections | CPU µs per accepted: HTTP ceiling / bridge / Node | server CPU %: "
+                 "HTTP ceiling / bridge / Node | broker CPU % during bridge / Node | bridge mean "
+                 "produce→ack ms | Kafka ceiling c in flight p50 / p99 ms |")
+        L.append("|---:|---:|---:|---:|---:|---:|")
+        for c in a.conns:
+            h, b, n = (ing[s]["runs"][c] for s in ("http_ceiling", "bridge", "node"))
+            k = ing["kafka_closed_loop"][c]
+            L.append(f"| {c} | {fmt(h.get('server_cpu_us_per_accepted'))} / "
+                     f"{fmt(b.get('server_cpu_us_per_accepted'))} / "
+                     f"{fmt(n.get('server_cpu_us_per_accepted'))} | "
+                     f"{fmt(h.get('server_cpu_pct'))} / {fmt(b.get('server_cpu_pct'))} / "
+                     f"{fmt(n.get('server_cpu_pct'))} | {fmt(b.get('broker_cpu_pct'))} / "
+                     f"{fmt(n.get('broker_cpu_pct'))} | {fmt(b.get('ack_latency_mean_ms'), 2)} | "
+                     f"{fmt(k['lat_p50_us'] / 1000, 2)} / {fmt(k['lat_p99_us'] / 1000, 1)} |")
+        L.append("")
+        kcl = ing["kafka_ceiling"]
+        L.append(f"Kafka ceiling (queue kept full): {fmt(kc)} records/s, produce→ack p50 "
+                 f"{fmt(kcl['lat_p50_us'] / 1000, 1)} ms / p99 {fmt(kcl['lat_p99_us'] / 1000, 1)} ms. "
+                 f"Records on the topics afterwards: duro-bridge {ing['bridge'].get('records_on_topic')}"
+                 f", Node {ing['node'].get('records_on_topic')} (warm-up included).\n")
+        L.append("| peak RSS (VmHWM) | HTTP ceiling | Kafka ceiling | duro-bridge | Node ref |")
+        L.append("|---|---:|---:|---:|---:|")
+        L.append(f"| MiB | {fmt(mib(ing['http_ceiling']['vm_hwm_kib']), 1)} | "
+                 f"{fmt(mib(kcl['vm_hwm_kib']), 1)} | {fmt(mib(ing['bridge']['vm_hwm_kib']), 1)} | "
+                 f"{fmt(mib(ing['node']['vm_hwm_kib']), 1)} |")
+        L.append("")
+        goals.append(("bridge ≥ 70% of min(HTTP ceiling, Kafka ceiling)",
+                      f"worst {fmt(100 * worst_min if worst_min else None)}% over "
+                      f"{', '.join(map(str, a.conns))} connections",
+                      "met" if worst_min and worst_min >= 0.70 else "not met"))
+        goals.append(("bridge ≥ 5× the Node reference", f"worst {fmt(worst_node, 1)}×",
+                      "met" if worst_node and worst_node >= 5 else "not met"))
+        rss = mib(ing["bridge"]["vm_hwm_kib"])
+        goals.append(("bridge RSS ≤ 32 MiB under load", f"{fmt(rss, 1)} MiB",
+                      "met" if rss and rss <= 32 else "not met"))
+    if enr:
+        cap = enr["double_capacity"]["ids_per_s"]
+        V = enr["variants"]
+        nv = enr["naive"]
+        L.append(f"### Enricher: draining {enr['events']:,} preloaded raw events "
+                 f"({int(100 * enr['repeat'])}% repeated resource ids), GraphQL double at "
+                 f"{enr['latency_ms']:g} ms per request\n")
+        L.append("| | events/s | events/s ÷ double capacity | ids pulled/s ÷ capacity | "
+                 "GraphQL requests/event | peak RSS MiB | dedupe set | time s | "
+                 "CPU % enricher / double / broker | moderate load p50 / p99 ms |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        L.append(f"| GraphQL double alone: 100-id requests, 4 clients "
+                 f"({fmt(enr['double_capacity']['requests_per_s'], 1)} requests/s) | "
+                 f"{fmt(cap)} ids/s | 1.00 | 1.00 | – | – | – | "
+                 f"{fmt(enr['double_capacity']['seconds'], 1)} | – | – |")
+        for name, r in V.items():
+            mo = r.get("moderate") or {}
+            lat = (f"{fmt(mo.get('p50_ms'))} / {fmt(mo.get('p99_ms'))}" if mo else "–")
+            L.append(f"| {r['label']} | {fmt(r['events_per_s'])} | "
+                     f"{fmt(r['events_per_s'] / cap if cap else None, 2)} | "
+                     f"{fmt(r['ids_per_s'] / cap if cap else None, 2)} | "
+                     f"{fmt(r['requests_per_event'], 4)} | {fmt(mib(r.get('vm_hwm_kib')), 1)} | "
+                     f"{fmt(r['dedupe_set_size'])} | {fmt(r['seconds'], 1)} | "
+                     f"{' / '.join(fmt(r.get('cpu_pct', {}).get(k)) for k in ('enricher', 'double', 'broker'))}"
+                     f" | {lat} |")
+        nreq = nv["double"]["requests_total"] / nv["events"] if nv["events"] else None
+        L.append(f"| naive enricher (Python; 1 request per event, not transactional; "
+                 f"{nv['events']} events in {nv['seconds']:g} s) | {fmt(nv['events_per_s'])} | "
+                 f"{fmt((nv['events_per_s'] or 0) / cap if cap else None, 3)} | – | "
+                 f"{fmt(nreq, 2)} | – | – | {fmt(nv['seconds'], 1)} | – | – |")
+        L.append("")
+        e = V["default"]
+        if nv.get("events_per_s"):
+            L.append("duro-enricher ÷ naive enricher: " + ", ".join(
+                f"{fmt(r['events_per_s'] / nv['events_per_s'], 1)}× ({n})" for n, r in V.items())
+                + ".\n")
+        mo = e.get("moderate") or {}
+        L.append(f"Moderate load: {fmt(mo.get('rate'))} events/s for {fmt(mo.get('seconds'))} s "
+                 f"into the raw topic while the enricher runs; latency = produce time → seen by "
+                 f"a read_committed consumer of the output topics. Default settings: p50 "
+                 f"{fmt(mo.get('p50_ms'))}, p90 {fmt(mo.get('p90_ms'))}, p99 "
+                 f"{fmt(mo.get('p99_ms'))}, max {fmt(mo.get('max_ms'))} ms, "
+                 f"{mo.get('missing')} of {mo.get('events')} not seen within 60 s after the "
+                 f"last one was produced.\n")
+        best = max(V.values(), key=lambda r: r["events_per_s"])
+        goals.append(("enricher ≥ 80% of the double's capacity",
+                      "; ".join(f"{n}: {fmt(100 * r['events_per_s'] / cap if cap else None)}% "
+                                f"(ids {fmt(100 * r['ids_per_s'] / cap if cap else None)}%)"
+                                for n, r in V.items()),
+                      "met" if cap and e["events_per_s"] >= 0.8 * cap else
+                      (f"met only by {best['variant']}" if cap and
+                       best["events_per_s"] >= 0.8 * cap else "not met")))
+        rpes = {n: r["requests_per_event"] for n, r in V.items()}
+        goals.append(("≤ 0.05 GraphQL requests per event at saturation",
+                      ", ".join(f"{n}: {fmt(v, 4)}" for n, v in rpes.items()),
+                      "met" if max(rpes.values()) <= 0.05 else
+                      ("partly" if min(rpes.values()) <= 0.05 else "not met")))
+        p99s = {n: (r.get("moderate") or {}).get("p99_ms") for n, r in V.items()
+                if r.get("moderate")}
+        ok = {n: v is not None and v <= 500 and not V[n]["moderate"].get("missing")
+              for n, v in p99s.items()}
+        goals.append(("p99 event-to-output ≤ 500 ms at moderate load",
+                      ", ".join(f"{n}: {fmt(v)} ms" for n, v in p99s.items()),
+                      "met" if ok.get("default") else
+                      ("met only by " + ", ".join(n for n, v in ok.items() if v)
+                       if any(ok.values()) else "not met")))
+        rss = {n: mib(r.get("vm_hwm_kib")) for n, r in V.items()}
+        dd = max(r["dedupe_set_size"] for r in V.values())
+        goals.append(("enricher RSS ≤ 64 MiB + dedupe set",
+                      f"at most {fmt(max(v or 0 for v in rss.values()), 1)} MiB, with at most "
+                      f"{fmt(dd)} keys in the dedupe set",
+                      "met" if all(v is not None and v <= 64 for v in rss.values())
+                      else "not met"))
+    L.append("### Goals (reported, never asserted)\n")
+    L.append("| goal | measured | |")
+    L.append("|---|---|---|")
+    for g in goals:
+        L.append(f"| {g[0]} | {g[1]} | {g[2]} |")
+    return "\n".join(L) + "\n", goals
+
+
+NOTES_MARK = ("<!-- Hand-written notes: everything below this line is kept when "
+              "scripts/bench.sh rewrites the page. -->")
+
+
+def write_doc(path: Path, res: dict, table: str, a) -> None:
+    ver, mach = res["versions"], res["machine"]
+    notes = ""
+    if path.exists():
+        old = path.read_text()
+        if NOTES_MARK in old:
+            notes = old.split(NOTES_MARK, 1)[1]
+    mode = "quick (smoke test; numbers not meaningful)" if a.quick else "full"
+    txt = f"""# Benchmarks
+
+Written by `scripts/bench.sh` on {res['date']} ({mode} run). Re-run: `scripts/bench.sh`
+(`--quick` for a smoke test). The machine is small, shared and noisy: **absolute numbers are
+noise; read the ratios**, which come from programs measured one after the other in the same
+run, against the same broker, with the same load generator. Nothing here is asserted.
+
+Machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach['memory']} memory, Linux {mach['kernel']}.
+Everything (load generator, servers, broker, GraphQL double) shares these CPUs.
+
+Versions: librdkafka {ver['librdkafka']} (system; duro-bridge, duro-enricher, ceilings),
+libmicrohttpd {ver['libmicrohttpd']}, {ver['openssl']}, Apache Kafka {ver['kafka']}
+(one KRaft node, `scripts/kafka.sh`; {ver['java']}), {ver['wrk']}, Node {ver['node']} with
+kafkajs {ver['kafkajs']}, Python {ver['python']} with confluent-kafka {ver['confluent-kafka']}
+(librdkafka {ver['confluent-kafka librdkafka']}), {ver['compiler']}; source {ver['git']}.
+
+{table}
+## What was run
+
+Settings: connection counts {', '.join(map(str, a.conns))}, {a.seconds:g} s each per server,
+{a.wrk_threads} wrk threads, keep-alive, wrk timeout 5 s, a warm-up run before each server's
+series; a pool of {a.pool_n:,} distinct pre-signed webhooks (Duro's event mix, each with its own
+event id and resource id, {res.get('ingress', {}).get('pool_body_bytes', '~190')} bytes of body
+on average). Enricher: {a.enricher_n:,} preloaded events, {int(100 * a.repeat)}% of them naming
+a resource that a recent event of the same kind named; the double at
+{a.double_latency_ms:g} ms per request, its capacity measured for {a.capacity_seconds:g} s; the
+naive enricher for at most {a.naive_seconds:g} s; the moderate load {a.moderate_rate:g}
+events/s for {a.moderate_seconds:g} s.
+
+**Ingress.** `wrk --latency` with `tests/bench/post.lua` posts the pool in turn (each wrk
+thread from its own place) to:
+1. **HTTP ceiling** (`tests/bench/http_ceiling.c`): libmicrohttpd in duro-bridge's threading
+   mode (`MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME`, a pool of one thread per
+   CPU), reads the body, verifies the signature with the project's `common/dsig.c` and
+   `common/dsecrets.c`, answers 200. No Kafka.
+2. **Kafka ceiling** (`tests/bench/kafka_ceiling.c`): librdkafka with the bridge's producer
+   settings (`enable.idempotence=true`, `acks=all`, `linger.ms=2`,
+   `socket.nagle.disable=true`, `partitioner=murmur2_random`, `message.timeout.ms=9000`)
+   producing the records the bridge would produce for the same pool (key, value, the six
+   headers) as fast as it can with the queue kept full, for the same duration; records/s =
+   delivery reports within the window. The "Kafka, c in flight" column is the same producer
+   in a closed loop of at most c records outstanding: what the bridge could reach with c
+   connections if HTTP cost nothing (each connection waits for its answer).
+3. **duro-bridge** (release build), raw topic of {PARTITIONS} partitions, default settings
+   (threads = CPUs, ack timeout 10 s).
+4. **Node reference** (`tests/bench/node-ref/server.js`): `node:http` + kafkajs
+   {ver['kafkajs']} (idempotent producer, `acks: -1`), HMAC-SHA256 hex compared with
+   `crypto.timingSafeEqual`, one `producer.send()` per webhook, 200 after it resolved. One
+   process, as a team would first write it from Duro's documentation.
+
+Accepted/s counts 2xx only (wrk's non-2xx and socket errors are in the error columns);
+latency percentiles are wrk's, over all answers. CPU % is a process's CPU time over the run's
+wall time (200% = both CPUs); CPU µs per accepted is the server's CPU time divided by the 2xx
+answers. Peak RSS is VmHWM from `/proc/PID/status` at the end of the server's series (the
+Kafka ceiling's own, at its end). The single broker has replication factor 1, so `acks=all`
+waits for the leader's log append only.
+
+**Enricher.** Raw events as duro-bridge writes them (same key, value and headers) are
+preloaded with confluent-kafka into a topic of {PARTITIONS} partitions; output topics have
+{PARTITIONS} partitions each ({len(DEFAULT_MIX)} event types). The GraphQL double runs as its
+own process (`python -m duro_double serve --latency-ms {a.double_latency_ms:g}`). Its capacity
+alone is `duro_double.bench.run`: 4 client threads sending 100-id component queries back to
+back. duro-enricher (release build) then drains the preload in the set-ups of the table, each
+with its own copy of the preload (same resources, fresh event ids), consumer group and output
+topics, timed from its start until the group's committed offsets reach the end of the raw
+topic (polled every 100 ms). GraphQL requests and ids come from the double's `/_stats`; peak
+RSS is VmHWM (over the drain and, where run, the moderate load); the dedupe-set size comes from
+`/metrics`; CPU % as above, over the drain. The moderate load then produces fresh events at a
+fixed rate into the raw topic while the enricher runs, and a `read_committed` consumer of the
+output topics (`fetch.wait.max.ms=10`, so that it asks often) notes when each event's output
+becomes visible: latency = seen − produce time, both the wall clock of this machine. The naive
+enricher (`tests/bench/naive_enricher.py`, Python: one GraphQL request per event, in order,
+produce, wait for the delivery, commit synchronously; **not transactional**, no dedupe) reads
+the first set-up's preload in its own group for a bounded time.
+
+{NOTES_MARK}"""
+    path.write_text(txt + (notes or "\n"))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--bootstrap", required=True)
+    p.add_argument("--kafka-pid-file")
+    p.add_argument("--bin-dir", type=Path, required=True, help="duro-bridge and duro-enricher")
+    p.add_argument("--bench-bin-dir", type=Path, required=True, help="http_ceiling, kafka_ceiling")
+    p.add_argument("--work", type=Path, required=True)
+    p.add_argument("--doc", type=Path, help="write the results page here")
+    p.add_argument("--json", type=Path, help="write the raw results here")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", choices=["ingress", "enricher"])
+    p.add_argument("--seconds", type=float)
+    p.add_argument("--conns")
+    p.add_argument("--wrk-threads", type=int, default=2)
+    p.add_argument("--pool-n", type=int)
+    p.add_argument("--enricher-n", type=int)
+    p.add_argument("--repeat", type=float, default=0.30)
+    p.add_argument("--double-latency-ms", type=float, default=20)
+    p.add_argument("--capacity-seconds", type=float)
+    p.add_argument("--naive-seconds", type=float)
+    p.add_argument("--moderate-rate", type=float, default=200)
+    p.add_argument("--moderate-seconds", type=float)
+    p.add_argument("--drain-timeout", type=float, default=600)
+    a = p.parse_args(argv)
+    q = a.quick
+    a.seconds = a.seconds or (3 if q else 15)
+    a.conns = [int(x) for x in (a.conns or ("8,32" if q else "8,32,128")).split(",")]
+    a.pool_n = a.pool_n or (2000 if q else 20000)
+    a.enricher_n = a.enricher_n or (2000 if q else 20000)
+    a.capacity_seconds = a.capacity_seconds or (3 if q else 10)
+    a.naive_seconds = a.naive_seconds or (5 if q else 30)
+    a.moderate_seconds = a.moderate_seconds or (5 if q else 30)
+    for name, v, hi in (("--seconds", a.seconds, 600), ("--pool-n", a.pool_n, 1_000_000),
+                        ("--enricher-n", a.enricher_n, 1_000_000),
+                        ("--moderate-seconds", a.moderate_seconds, 600),
+                        ("--naive-seconds", a.naive_seconds, 600),
+                        ("--moderate-rate", a.moderate_rate, 5000),
+                        ("--drain-timeout", a.drain_timeout, 3600)):
+        if not 0 < v <= hi:
+            p.error(f"{name} must be in (0, {hi}]")
+    if any(not 1 <= c <= 1000 for c in a.conns):
+        p.error("--conns: each 1..1000")
+    a.work.mkdir(parents=True, exist_ok=True)
+    os.environ.pop("DURO_CACHE", None)  # the programs warn about unknown DURO_* variables
+    broker_pid = None
+    if a.kafka_pid_file and Path(a.kafka_pid_file).exists():
+        broker_pid = int(Path(a.kafka_pid_file).read_text().strip())
+
+    def on_signal(signum, _frame):
+        Proc.stop_all()
+        sys.exit(128 + signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    res: dict = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                 "machine": machine(), "versions": versions(a), "quick": q}
+    try:
+        if a.only in (None, "ingress"):
+            res["ingress"] = bench_ingress(a, a.work, broker_pid)
+            lines = (a.work / "pool.tsv").read_text().splitlines()
+            res["ingress"]["pool_body_bytes"] = round(
+                sum(len(x.split("\t", 5)[5]) for x in lines) / len(lines))
+        if a.only in (None, "enricher"):
+            res["enricher"] = bench_enricher(a, a.work, broker_pid)
+    finally:
+        Proc.stop_all()
+        if a.json:
+            a.json.write_text(json.dumps(res, indent=1, default=str))
+    table, _ = report(res, a)
+    print(table)
+    if a.doc:
+        write_doc(a.doc, res, table, a)
+        log(f"wrote {a.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
