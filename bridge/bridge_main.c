@@ -173,21 +173,16 @@ int main(int argc, char **argv)
         struct dadmin *admin = NULL;
         char err[512];
         sigset_t set;
-        int exit_code = 0, from_file;
+        int exit_code = 0, from_file, rc;
 
         dlog_init("duro-bridge", DLOG_INFO);
         if (argc > 1 && !strcmp(argv[1], "webhooks"))
                 return bridge_webhooks_main(argc - 1, argv + 1);
-        switch (dstartup_config("duro-bridge", bridge_opts, BRIDGE_NOPTS, &br.cfg,
-                                offsetof(struct bridge_config, log_level), argc, argv,
-                                "duro-bridge [options]", &br.props)) {
-        case 1:
-                return 0;
-        case 2:
-                return 2;
-        default:
-                break;
-        }
+        rc = dstartup_config("duro-bridge", bridge_opts, BRIDGE_NOPTS, &br.cfg,
+                             offsetof(struct bridge_config, log_level), argc, argv,
+                             "duro-bridge [options]", &br.props);
+        if (rc >= 0)
+                return rc;
         if (dtopics_check_configs(br.cfg.topic_configs, err, sizeof(err))) {
                 dlog_error("bad setting: DURO_TOPIC_CONFIGS: %s", err);
                 return 2;

@@ -20,7 +20,7 @@ int dstartup_config(const char *prog, const struct dconf_opt *tab, size_t n, voi
         switch (dconf_load(tab, n, cfg, argc, argv, environ, usage, props, err,
                            sizeof(err))) {
         case DCONF_HELP:
-                return 1;
+                return 0;
         case DCONF_ERROR:
                 dlog_error("bad setting: %s", err);
                 return 2;
@@ -37,5 +37,5 @@ int dstartup_config(const char *prog, const struct dconf_opt *tab, size_t n, voi
                 dlog_warn("ignoring unknown setting %.*s",
                           (int)strcspn(unknown[i], "="), unknown[i]);
         free(unknown);
-        return 0;
+        return -1;
 }

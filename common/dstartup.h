@@ -8,8 +8,8 @@
 
 #include "dconf.h"
 
-/* Returns 0 to go on, 1 when --help/--version was printed (exit 0), or 2 after logging
- * the one-line error (exit 2). log_level_off is offsetof() the int DCONF_LOGLEVEL
+/* Returns -1 to go on, or the exit status: 0 when --help/--version was printed, 2 after
+ * logging the one-line error. log_level_off is offsetof() the int DCONF_LOGLEVEL
  * field. */
 int dstartup_config(const char *prog, const struct dconf_opt *tab, size_t n, void *cfg,
                     size_t log_level_off, int argc, char **argv, const char *usage,

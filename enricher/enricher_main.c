@@ -420,21 +420,16 @@ int main(int argc, char **argv)
         pthread_t watchdog, sigthread;
         char err[512];
         sigset_t set;
-        int exit_code = 0;
+        int exit_code = 0, rc;
 
         dlog_init("duro-enricher", DLOG_INFO);
         if (argc > 1 && !strcmp(argv[1], "dlq"))
                 return enricher_dlq_main(argc - 1, argv + 1);
-        switch (dstartup_config("duro-enricher", enricher_opts, ENRICHER_NOPTS, &e.cfg,
-                                offsetof(struct enricher_config, log_level), argc, argv,
-                                "duro-enricher [options]", &e.props)) {
-        case 1:
-                return 0;
-        case 2:
-                return 2;
-        default:
-                break;
-        }
+        rc = dstartup_config("duro-enricher", enricher_opts, ENRICHER_NOPTS, &e.cfg,
+                             offsetof(struct enricher_config, log_level), argc, argv,
+                             "duro-enricher [options]", &e.props);
+        if (rc >= 0)
+                return rc;
         if (enricher_default_ids(&e, err, sizeof(err)) ||
             enricher_load_queries(&e, err, sizeof(err))) {
                 dlog_error("bad setting: %s", err);
