@@ -38,6 +38,7 @@ struct enricher_config {
         long long dedupe_window_s;
         long long batch_max;
         long long batch_wait_ms;
+        int pull_ahead;
         long long gql_max_ids;
         long long gql_concurrency;
         long long gql_rate;
@@ -112,6 +113,7 @@ struct enricher_rec {
         enum enricher_kind kind;
         const char *resource_id;
         char raw_key_hash[72];
+        size_t item_index;          /* of the batch's item, when pending */
         struct enricher_item *item; /* borrowed from the batch's items */
         enum enricher_status status;
         const char *dlq_class;
@@ -137,6 +139,7 @@ struct enricher_metrics {
             dlq[4]; /* invalid-payload, no-topic, produce-rejected, resource-error */
         atomic_ullong txn_committed;
         atomic_ullong txn_aborted;
+        atomic_ullong pulled_ahead; /* batches taken while the previous one committed */
         atomic_ullong dedupe_size;
         struct dmetrics_hist batch_size;
         struct dmetrics_hist event_latency; /* raw record timestamp to commit */
@@ -152,6 +155,8 @@ struct enricher_metrics {
         } lag[256];
         size_t nlag;
 };
+
+struct batch;
 
 struct enricher {
         struct enricher_config cfg;
@@ -182,6 +187,7 @@ struct enricher {
         atomic_int not_ready;        /* outage or auth failure */
         char not_ready_reason[200];  /* under m.lock */
         atomic_llong txn_call_since; /* monotonic ms; 0 when no transactional call */
+        struct batch *ahead;         /* taken, its pull running; enricher_batch.c */
         int64_t window_ms;
 };
 
@@ -230,6 +236,8 @@ const char *enricher_kind_name(enum enricher_kind k);
 
 /* enricher_batch.c */
 int enricher_batch_cycle(struct enricher *e);
+/* At shutdown: drops the batch pulled ahead (not committed, so it is read again). */
+void enricher_batch_drop_ahead(struct enricher *e);
 void enricher_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t *parts, void *opaque);
 /* The state of an assigned partition (NULL when not assigned). */

@@ -35,7 +35,20 @@ struct batch {
         struct enricher_rec *recs;
         size_t n, cap;
         struct enricher_item *items;
-        size_t nitems;
+        size_t nitems, items_cap;
+        size_t *slots;               /* hash index of items: index + 1, 0 when free */
+        size_t nslots;               /* a power of two, at least twice nitems */
+        struct enricher_dedupe seen; /* keys first seen in this batch */
+        /* to commit: first unprocessed offset per partition, fixed before the next
+         * batch is taken */
+        rd_kafka_topic_partition_list_t *offsets;
+        struct enricher_pull *pull; /* while the pull runs */
+        int64_t pull_start_ms;
+        pthread_t thread; /* pulling ahead, while the previous batch commits */
+        int threaded;
+        atomic_int stop;
+        enum enricher_pull_result pulled; /* the thread's last result */
+        int64_t t_produced, t_offsets;    /* monotonic ms, for the debug timing line */
 };
 
 struct enricher_part *enricher_part_find(struct enricher *e, int32_t partition)
@@ -95,7 +108,30 @@ void enricher_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
 }
 
-static void batch_free(struct batch *b)
+static struct batch *batch_new(void)
+{
+        struct batch *b = calloc(1, sizeof(*b));
+
+        if (!b)
+                return NULL;
+        enricher_dedupe_clear(&b->seen);
+        b->seen.window_ms = INT64_MAX / 4;
+        atomic_init(&b->stop, 0);
+        return b;
+}
+
+/* Stops a pull running ahead and waits for its thread. */
+static void batch_join(struct batch *b)
+{
+        if (!b->threaded)
+                return;
+        atomic_store(&b->stop, 1);
+        pthread_join(b->thread, NULL);
+        b->threaded = 0;
+}
+
+/* Releases the records taken so far (the batch stays usable, empty). */
+static void batch_drop_recs(struct batch *b)
 {
         for (size_t i = 0; i < b->n; i++) {
                 struct enricher_rec *r = &b->recs[i];
@@ -106,14 +142,28 @@ static void batch_free(struct batch *b)
                 free(r->dedupe_key);
                 free(r->topic);
         }
+        b->n = 0;
+}
+
+static void batch_free(struct batch *b)
+{
+        if (!b)
+                return;
+        batch_join(b);
+        enricher_pull_free(b->pull);
+        batch_drop_recs(b);
         for (size_t i = 0; i < b->nitems; i++) {
                 free(b->items[i].id);
                 if (b->items[i].doc)
                         json_decref(b->items[i].doc);
         }
+        enricher_dedupe_clear(&b->seen);
+        free(b->slots);
+        if (b->offsets)
+                rd_kafka_topic_partition_list_destroy(b->offsets);
         free(b->recs);
         free(b->items);
-        memset(b, 0, sizeof(*b));
+        free(b);
 }
 
 /* Seeks every partition of the batch that is still assigned back to the first offset
@@ -151,17 +201,18 @@ static int batch_rebuild_all(struct enricher *e)
         return 0;
 }
 
-/* Takes the batch. Returns the number of records, 0 when none (or the batch was
- * dropped by a rebalance). */
-static size_t batch_collect(struct enricher *e, struct batch *b)
+/* Takes the batch: waits up to DURO_BATCH_WAIT_MS to fill it, or, with nowait, takes
+ * only what the consumer already holds. Returns the number of records, 0 when none (or
+ * the records taken were dropped by a rebalance). */
+static size_t batch_collect(struct enricher *e, struct batch *b, int nowait)
 {
         int64_t first_ms = 0;
 
         e->rebalanced = 0;
         while (b->n < (size_t)e->cfg.batch_max && atomic_load(&e->run)) {
-                long wait = 100;
+                long wait = nowait ? 0 : 100;
                 rd_kafka_message_t *m;
-                if (b->n) {
+                if (b->n && !nowait) {
                         wait =
                             (long)(first_ms + e->cfg.batch_wait_ms - dtime_mono_ms());
                         if (wait <= 0)
@@ -170,7 +221,7 @@ static size_t batch_collect(struct enricher *e, struct batch *b)
                 m = rd_kafka_consumer_poll(e->consumer, (int)wait);
                 if (e->rebalanced) {
                         /* Whatever was taken before belongs to the old assignment. */
-                        batch_free(b);
+                        batch_drop_recs(b);
                         if (m && !m->err) {
                                 rd_kafka_topic_partition_list_t *l =
                                     rd_kafka_topic_partition_list_new(1);
@@ -188,25 +239,30 @@ static size_t batch_collect(struct enricher *e, struct batch *b)
                         return 0;
                 }
                 if (!m) {
-                        if (!b->n)
-                                return 0;
+                        if (!b->n || nowait)
+                                return b->n;
                         continue;
                 }
                 if (m->err) {
                         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                                 dlog_warn("consumer: %s", rd_kafka_message_errstr(m));
                         rd_kafka_message_destroy(m);
-                        if (!b->n)
-                                return 0;
+                        if (!b->n || nowait)
+                                return b->n;
                         continue;
                 }
                 if (b->n == b->cap) {
                         size_t ncap             = b->cap ? b->cap * 2 : 64;
                         struct enricher_rec *nr = realloc(b->recs, ncap * sizeof(*nr));
                         if (!nr) {
+                                /* m is the next record of its partition: read it again
+                                 */
+                                struct enricher_rec r1 = {.msg = m};
+                                struct batch one       = {.recs = &r1, .n = 1};
                                 batch_rewind(e, b);
+                                batch_rewind(e, &one);
                                 rd_kafka_message_destroy(m);
-                                batch_free(b);
+                                batch_drop_recs(b);
                                 return 0;
                         }
                         b->recs = nr;
@@ -220,26 +276,66 @@ static size_t batch_collect(struct enricher *e, struct batch *b)
         return b->n;
 }
 
-static struct enricher_item *batch_item(struct batch *b, enum enricher_kind kind,
-                                        const char *id)
+static size_t batch_item_hash(enum enricher_kind kind, const char *id)
+{
+        size_t h = 1469598103934665603ULL ^ (size_t)kind; /* FNV-1a */
+
+        for (; *id; id++)
+                h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+        return h;
+}
+
+/* Doubles the hash index and puts every item back in it. Returns 0 or -1. */
+static int batch_item_rehash(struct batch *b)
+{
+        size_t n     = b->nslots ? b->nslots * 2 : 64;
+        size_t *news = calloc(n, sizeof(*news));
+
+        if (!news)
+                return -1;
+        for (size_t i = 0; i < b->nitems; i++) {
+                size_t k = batch_item_hash(b->items[i].kind, b->items[i].id) & (n - 1);
+                while (news[k])
+                        k = (k + 1) & (n - 1);
+                news[k] = i + 1;
+        }
+        free(b->slots);
+        b->slots  = news;
+        b->nslots = n;
+        return 0;
+}
+
+/* The index of the batch's item for (kind, id), added when new; SIZE_MAX when out of
+ * memory. */
+static size_t batch_item(struct batch *b, enum enricher_kind kind, const char *id)
 {
         struct enricher_item *it;
+        size_t k;
 
-        for (size_t i = 0; i < b->nitems; i++)
-                if (b->items[i].kind == kind && !strcmp(b->items[i].id, id))
-                        return &b->items[i];
-        it = realloc(b->items, (b->nitems + 1) * sizeof(*it));
-        if (!it)
-                return NULL;
-        b->items = it;
-        it       = &b->items[b->nitems];
+        if (2 * (b->nitems + 1) > b->nslots && batch_item_rehash(b))
+                return SIZE_MAX;
+        k = batch_item_hash(kind, id) & (b->nslots - 1);
+        for (; b->slots[k]; k = (k + 1) & (b->nslots - 1)) {
+                it = &b->items[b->slots[k] - 1];
+                if (it->kind == kind && !strcmp(it->id, id))
+                        return b->slots[k] - 1;
+        }
+        if (b->nitems == b->items_cap) {
+                size_t ncap = b->items_cap ? b->items_cap * 2 : 64;
+                it          = realloc(b->items, ncap * sizeof(*it));
+                if (!it)
+                        return SIZE_MAX;
+                b->items     = it;
+                b->items_cap = ncap;
+        }
+        it = &b->items[b->nitems];
         memset(it, 0, sizeof(*it));
         it->kind = kind;
         it->id   = strdup(id);
         if (!it->id)
-                return NULL;
-        b->nitems++;
-        return it;
+                return SIZE_MAX;
+        b->slots[k] = ++b->nitems;
+        return b->nitems - 1;
 }
 
 static void batch_dlq(struct enricher_rec *r, int cls, const char *message,
@@ -270,15 +366,14 @@ static int batch_ends_with(const char *s, const char *suffix)
         return n >= k && !strcmp(s + n - k, suffix);
 }
 
-/* Step 1: parse, dedupe, route. Item pointers are fixed up after all items exist. */
-static int batch_classify(struct enricher *e, struct batch *b)
+/* Step 1: parse, dedupe, route. prev, when not NULL, is the batch before this one,
+ * whose transaction has not committed yet: its keys count as seen (if it aborts, this
+ * batch is dropped too). Item pointers are fixed up after all items exist. */
+static int batch_classify(struct enricher *e, struct batch *b, const struct batch *prev)
 {
-        struct enricher_dedupe seen;
-        int rc = 0;
+        struct enricher_dedupe *seen = &b->seen;
+        int rc                       = 0;
 
-        memset(&seen, 0, sizeof(seen));
-        enricher_dedupe_clear(&seen);
-        seen.window_ms = INT64_MAX / 4;
         for (size_t i = 0; i < b->n; i++) {
                 struct enricher_rec *r     = &b->recs[i];
                 struct enricher_part *part = enricher_part_find(e, r->msg->partition);
@@ -302,11 +397,12 @@ static int batch_classify(struct enricher *e, struct batch *b)
                 }
                 atomic_fetch_add(&e->m.consumed, 1);
                 if (enricher_dedupe_has(&part->dd, r->dedupe_key) ||
-                    enricher_dedupe_has(&seen, r->dedupe_key)) {
+                    enricher_dedupe_has(seen, r->dedupe_key) ||
+                    (prev && enricher_dedupe_has(&prev->seen, r->dedupe_key))) {
                         r->action = ENRICHER_ACT_DUPLICATE;
                         continue;
                 }
-                enricher_dedupe_add(&seen, r->dedupe_key, 0);
+                enricher_dedupe_add(seen, r->dedupe_key, 0);
                 if (batch_forced(e, r->msg, forced, sizeof(forced))) {
                         batch_dlq(r, DLQ_REJECTED, forced, 1);
                         continue;
@@ -328,14 +424,12 @@ static int batch_classify(struct enricher *e, struct batch *b)
                         r->status = ENRICHER_ST_DELETED;
                         continue;
                 }
-                if (!batch_item(b, r->kind, r->resource_id)) {
+                item_index = batch_item(b, r->kind, r->resource_id);
+                if (item_index == SIZE_MAX) {
                         rc = -1;
                         break;
                 }
-                item_index = 0;
-                while (b->items[item_index].kind != r->kind ||
-                       strcmp(b->items[item_index].id, r->resource_id))
-                        item_index++;
+                r->item_index = item_index;
                 if (r->kind == ENRICHER_KIND_CHANGE_ORDER ||
                     !strcmp(r->event, "ITEM_CREATE") ||
                     !strcmp(r->event, "ITEM_UPDATE"))
@@ -343,7 +437,6 @@ static int batch_classify(struct enricher *e, struct batch *b)
                 r->status = ENRICHER_ST_PENDING;
                 /* the item pointer is set after the pull (items may move) */
         }
-        enricher_dedupe_clear(&seen);
         return rc;
 }
 
@@ -355,17 +448,11 @@ static void batch_apply_items(struct batch *b)
                 if (r->action != ENRICHER_ACT_OUTPUT ||
                     r->status != ENRICHER_ST_PENDING)
                         continue;
-                for (size_t k = 0; k < b->nitems; k++) {
-                        struct enricher_item *it = &b->items[k];
-                        if (it->kind != r->kind || strcmp(it->id, r->resource_id))
-                                continue;
-                        r->item = it;
-                        if (it->status == ENRICHER_ST_ERROR)
-                                batch_dlq(r, DLQ_RESOURCE, it->error, it->attempts);
-                        else
-                                r->status = it->status;
-                        break;
-                }
+                r->item = &b->items[r->item_index];
+                if (r->item->status == ENRICHER_ST_ERROR)
+                        batch_dlq(r, DLQ_RESOURCE, r->item->error, r->item->attempts);
+                else
+                        r->status = r->item->status;
         }
 }
 
@@ -407,19 +494,44 @@ static void batch_seek_after(struct enricher *e, const struct batch *b)
         rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Step 2. Returns 0 when every item is resolved, -1 when the batch must be dropped
- * (shutdown or rebalance while waiting). */
-static int batch_pull(struct enricher *e, struct batch *b)
+/* Step 2 begins: the pull's state (none when the batch has nothing to pull). */
+static int batch_pull_begin(struct enricher *e, struct batch *b)
 {
-        struct enricher_pull *p;
-        int64_t start = dtime_mono_ms();
-        int rc        = 0;
-
+        b->pull_start_ms = dtime_mono_ms();
         if (!b->nitems)
                 return 0;
-        p = enricher_pull_new(e, b->items, b->nitems);
+        b->pull = enricher_pull_new(e, b->items, b->nitems);
+        return b->pull ? 0 : -1;
+}
+
+/* Pulling ahead, on its own thread while the previous batch's transaction runs: only
+ * GraphQL, never the consumer. Gives up after 5 s, on an outage, or when stopped; the
+ * main thread then carries on (batch_pull_finish). */
+static void *batch_pull_thread(void *arg)
+{
+        struct batch *b             = arg;
+        enum enricher_pull_result r = ENRICHER_PULL_DONE;
+
+        while (b->pull && !atomic_load(&b->stop)) {
+                r = enricher_pull_step(b->pull, 200);
+                if (r != ENRICHER_PULL_AGAIN ||
+                    dtime_mono_ms() - b->pull_start_ms > 5000)
+                        break;
+        }
+        b->pulled = r;
+        return NULL;
+}
+
+/* Step 2 ends. Returns 0 when every item is resolved, -1 when the batch must be
+ * dropped (shutdown or rebalance while waiting). */
+static int batch_pull_finish(struct enricher *e, struct batch *b)
+{
+        struct enricher_pull *p = b->pull;
+        int rc                  = 0;
+
+        batch_join(b);
         if (!p)
-                return -1;
+                return 0;
         e->rebalanced = 0;
         for (;;) {
                 enum enricher_pull_result r = enricher_pull_step(p, 200);
@@ -437,7 +549,8 @@ static int batch_pull(struct enricher *e, struct batch *b)
                                  enricher_pull_error(p));
                         enricher_set_not_ready(e, why);
                 }
-                if (r != ENRICHER_PULL_AGAIN || dtime_mono_ms() - start > 5000) {
+                if (r != ENRICHER_PULL_AGAIN ||
+                    dtime_mono_ms() - b->pull_start_ms > 5000) {
                         rd_kafka_message_t *m;
                         if (!e->paused)
                                 batch_pause(e, 1);
@@ -459,6 +572,7 @@ static int batch_pull(struct enricher *e, struct batch *b)
                 }
         }
         enricher_pull_free(p);
+        b->pull = NULL;
         if (e->paused && !e->rebalanced) {
                 batch_pause(e, 0);
                 batch_seek_after(e, b);
@@ -730,6 +844,35 @@ static enum txn_result batch_txn_error(struct enricher *e, rd_kafka_error_t *err
         return r;
 }
 
+/* The offsets the batch's transaction commits: the first unprocessed offset per
+ * partition. Called before the next batch is taken: every record delivered so far is
+ * then in this batch (or committed), so the consumer's position can only be ahead of
+ * the last one by control records (transaction markers, e.g. from a redrive), and
+ * committing past them keeps the lag honest. */
+static void batch_offsets(struct enricher *e, struct batch *b)
+{
+        rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_t *pos;
+
+        for (size_t i = 0; i < b->n; i++) {
+                const rd_kafka_message_t *m    = b->recs[i].msg;
+                rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
+                    offsets, e->cfg.raw_topic, m->partition);
+                if (!tp)
+                        tp = rd_kafka_topic_partition_list_add(
+                            offsets, e->cfg.raw_topic, m->partition);
+                if (m->offset + 1 > tp->offset)
+                        tp->offset = m->offset + 1;
+        }
+        pos = rd_kafka_topic_partition_list_copy(offsets);
+        if (!rd_kafka_position(e->consumer, pos))
+                for (int k = 0; k < pos->cnt; k++)
+                        if (pos->elems[k].offset > offsets->elems[k].offset)
+                                offsets->elems[k].offset = pos->elems[k].offset;
+        rd_kafka_topic_partition_list_destroy(pos);
+        b->offsets = offsets;
+}
+
 /* Step 3. */
 static enum txn_result batch_transaction(struct enricher *e, struct batch *b)
 {
@@ -753,30 +896,9 @@ static enum txn_result batch_transaction(struct enricher *e, struct batch *b)
                         return batch_abort(e, rd_kafka_err2str(err));
                 }
         }
-        offsets = rd_kafka_topic_partition_list_new(8);
-        for (size_t i = 0; i < b->n; i++) {
-                const rd_kafka_message_t *m    = b->recs[i].msg;
-                rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
-                    offsets, e->cfg.raw_topic, m->partition);
-                if (!tp)
-                        tp = rd_kafka_topic_partition_list_add(
-                            offsets, e->cfg.raw_topic, m->partition);
-                if (m->offset + 1 > tp->offset)
-                        tp->offset = m->offset + 1;
-        }
-        /* Every record delivered so far is in this batch, so the consumer's position
-         * can only be ahead of the last one by control records (transaction markers,
-         * e.g. from a redrive): committing past them keeps the lag honest. */
-        {
-                rd_kafka_topic_partition_list_t *pos =
-                    rd_kafka_topic_partition_list_copy(offsets);
-                if (!rd_kafka_position(e->consumer, pos))
-                        for (int k = 0; k < pos->cnt; k++)
-                                if (pos->elems[k].offset > offsets->elems[k].offset)
-                                        offsets->elems[k].offset = pos->elems[k].offset;
-                rd_kafka_topic_partition_list_destroy(pos);
-        }
-        cgmd = rd_kafka_consumer_group_metadata(e->consumer);
+        b->t_produced = dtime_mono_ms();
+        offsets       = b->offsets;
+        cgmd          = rd_kafka_consumer_group_metadata(e->consumer);
         for (;;) {
                 error =
                     batch_txn_done(e, TXN_CALL(e, rd_kafka_send_offsets_to_transaction(
@@ -786,9 +908,9 @@ static enum txn_result batch_transaction(struct enricher *e, struct batch *b)
                 rd_kafka_error_destroy(error);
         }
         rd_kafka_consumer_group_metadata_destroy(cgmd);
-        rd_kafka_topic_partition_list_destroy(offsets);
         if (error)
                 return batch_txn_error(e, error, "send_offsets_to_transaction");
+        b->t_offsets = dtime_mono_ms();
         for (;;) {
                 error = batch_txn_done(
                     e, TXN_CALL(e, rd_kafka_commit_transaction(e->producer, -1)));
@@ -860,48 +982,117 @@ static void batch_committed(struct enricher *e, struct batch *b)
                                  (unsigned long long)b->n * 1000000ULL);
 }
 
-int enricher_batch_cycle(struct enricher *e)
+/* Takes a batch the plain way (nothing pulled ahead): waits to fill it, classifies it
+ * and begins its pull. NULL when there is none or it was dropped. */
+static struct batch *batch_take(struct enricher *e)
 {
-        struct batch b;
-        enum txn_result tr;
+        struct batch *b;
 
-        memset(&b, 0, sizeof(b));
         if (batch_rebuild_all(e)) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(e->consumer, 1000);
                 if (m) {
                         /* Not processed: put it back. */
-                        struct batch one = {0};
-                        struct enricher_rec r1;
-                        memset(&r1, 0, sizeof(r1));
-                        r1.msg   = m;
-                        one.recs = &r1;
-                        one.n    = m->err ? 0 : 1;
+                        struct enricher_rec r1 = {.msg = m};
+                        struct batch one       = {.recs = &r1, .n = m->err ? 0 : 1};
                         batch_rewind(e, &one);
                         rd_kafka_message_destroy(m);
                 }
-                return 0;
+                return NULL;
         }
-        if (!batch_collect(e, &b))
-                return 0;
-        if (batch_rebuild_all(e) || batch_classify(e, &b)) {
-                batch_rewind(e, &b);
-                batch_free(&b);
-                return 0;
+        b = batch_new();
+        if (!b)
+                return NULL;
+        if (!batch_collect(e, b, 0)) {
+                batch_free(b);
+                return NULL;
         }
-        if (batch_pull(e, &b)) {
+        if (batch_rebuild_all(e) || batch_classify(e, b, NULL) ||
+            batch_pull_begin(e, b)) {
+                batch_rewind(e, b);
+                batch_free(b);
+                return NULL;
+        }
+        return b;
+}
+
+/* Takes the next batch from what the consumer already holds (no wait) and starts its
+ * pull on a thread, so that it runs while cur's transaction commits. NULL when there is
+ * nothing to take; on a rebalance, e->rebalanced is set. */
+static struct batch *batch_take_ahead(struct enricher *e, const struct batch *cur)
+{
+        struct batch *b = batch_new();
+
+        if (!b)
+                return NULL;
+        if (!batch_collect(e, b, 1)) {
+                batch_free(b);
+                return NULL;
+        }
+        if (batch_classify(e, b, cur) || batch_pull_begin(e, b)) {
+                batch_rewind(e, b);
+                batch_free(b);
+                return NULL;
+        }
+        /* Without a thread the pull simply runs later, in batch_pull_finish. */
+        if (b->pull && !pthread_create(&b->thread, NULL, batch_pull_thread, b))
+                b->threaded = 1;
+        atomic_fetch_add(&e->m.pulled_ahead, 1);
+        return b;
+}
+
+void enricher_batch_drop_ahead(struct enricher *e)
+{
+        batch_free(e->ahead);
+        e->ahead = NULL;
+}
+
+int enricher_batch_cycle(struct enricher *e)
+{
+        struct batch *b = e->ahead, *next = NULL;
+        enum txn_result tr;
+        int64_t t0 = dtime_mono_ms(), t1;
+
+        e->ahead = NULL;
+        if (!b && !(b = batch_take(e)))
+                return 0;
+        if (batch_pull_finish(e, b)) {
                 if (!e->rebalanced)
-                        batch_rewind(e, &b);
-                batch_free(&b);
+                        batch_rewind(e, b);
+                batch_free(b);
                 return 0;
         }
-        batch_apply_items(&b);
-        batch_route_topics(e, &b);
-        tr = batch_transaction(e, &b);
-        if (tr == TXN_COMMITTED) {
-                batch_committed(e, &b);
-        } else {
-                batch_rewind(e, &b);
+        t1 = dtime_mono_ms();
+        batch_apply_items(b);
+        batch_route_topics(e, b);
+        batch_offsets(e, b);
+        if (e->cfg.pull_ahead && atomic_load(&e->run)) {
+                next = batch_take_ahead(e, b);
+                if (e->rebalanced) {
+                        /* Both belong to the old assignment; nothing was committed. */
+                        batch_free(next);
+                        batch_free(b);
+                        return 0;
+                }
         }
-        batch_free(&b);
+        tr = batch_transaction(e, b);
+        if (tr == TXN_COMMITTED) {
+                batch_committed(e, b);
+                dlog_debug(
+                    "batch of %zu (%zu ids): pull %lld ms (waited %lld), produce "
+                    "%lld, offsets %lld, commit %lld; %zu taken ahead",
+                    b->n, b->nitems, (long long)(t1 - b->pull_start_ms),
+                    (long long)(t1 - t0), (long long)(b->t_produced - t1),
+                    (long long)(b->t_offsets - b->t_produced),
+                    (long long)(dtime_mono_ms() - b->t_offsets), next ? next->n : 0);
+                e->ahead = next;
+        } else if (next) {
+                /* Redo from cur's first records: next comes after them. */
+                batch_join(next);
+                batch_rewind(e, next);
+                batch_free(next);
+        }
+        if (tr != TXN_COMMITTED)
+                batch_rewind(e, b);
+        batch_free(b);
         return tr == TXN_FATAL ? -1 : 0;
 }

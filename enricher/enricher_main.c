@@ -74,6 +74,8 @@ static const struct dconf_opt enricher_opts[] = {
                  "records per batch at most"),
     ENRICHER_OPT("DURO_BATCH_WAIT_MS", "batch-wait-ms", DCONF_INT, "100", 0, 60000,
                  batch_wait_ms, "longest wait to fill a batch"),
+    ENRICHER_OPT("DURO_PULL_AHEAD", "pull-ahead", DCONF_BOOL, "true", 0, 0, pull_ahead,
+                 "pull the next batch while the current batch's transaction commits"),
     ENRICHER_OPT("DURO_GRAPHQL_MAX_IDS", "graphql-max-ids", DCONF_INT, "100", 1, 10000,
                  gql_max_ids, "ids per GraphQL request at most"),
     ENRICHER_OPT("DURO_GRAPHQL_CONCURRENCY", "graphql-concurrency", DCONF_INT, "4", 1,
@@ -520,6 +522,7 @@ int main(int argc, char **argv)
         }
 out:
         atomic_store(&e.run, 0);
+        enricher_batch_drop_ahead(&e);
         if (e.consumer) {
                 rd_kafka_consumer_close(e.consumer);
                 rd_kafka_destroy(e.consumer);

@@ -130,6 +130,10 @@ int enricher_metrics_render(void *opaque, struct dbuf *b)
         rc |= dmetrics_counter(b, "duro_enricher_transactions_aborted_total",
                                "Kafka transactions aborted (the batch is redone).",
                                atomic_load(&m->txn_aborted));
+        rc |= dmetrics_counter(b, "duro_enricher_batches_pulled_ahead_total",
+                               "Batches taken and pulled while the previous batch's "
+                               "transaction was committing (DURO_PULL_AHEAD).",
+                               atomic_load(&m->pulled_ahead));
         rc |= dmetrics_hist_render(b, "duro_enricher_batch_size",
                                    "Records per batch (in units of one record).",
                                    &m->batch_size);

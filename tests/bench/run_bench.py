@@ -417,14 +417,20 @@ def preload(bootstrap: str, topic: str, maker: EventMaker, n: int) -> dict:
     return {"events": n, "seconds": round(secs, 2), "events_per_s": round(n / secs)}
 
 
-def committed_sum(bootstrap: str, group: str, topic: str) -> int:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                  "enable.auto.commit": False})
-    try:
-        tps = c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
-        return sum(max(tp.offset, 0) for tp in tps)
-    finally:
-        c.close()
+class CommittedWatch:
+    """The group's committed offsets on the raw topic, asked through one consumer for the
+    whole drain (a new consumer per question would load the broker being measured)."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str):
+        self.tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                           "enable.auto.commit": False})
+
+    def sum(self) -> int:
+        return sum(max(tp.offset, 0) for tp in self.c.committed(self.tps, timeout=10))
+
+    def close(self):
+        self.c.close()
 
 
 def start_double(a, work: Path, components: int, change_orders: int) -> tuple[Proc, int]:
@@ -469,6 +475,7 @@ def run_enricher(a, work: Path, variant: str, raw: str, double_port: int, n_even
     t0 = time.monotonic()
     p = Proc(f"duro-enricher-{variant}", [str(a.bin_dir / "duro-enricher")], work, env=env)
     res: dict = {"variant": variant, "env": extra_env, "events": raw_end}
+    watch = CommittedWatch(a.bootstrap, group, raw)
     try:
         deadline = t0 + a.drain_timeout
         done = 0
@@ -477,7 +484,7 @@ def run_enricher(a, work: Path, variant: str, raw: str, double_port: int, n_even
             if p.p.poll() is not None:
                 raise RuntimeError(f"duro-enricher exited ({p.p.returncode}): "
                                    f"{p.text('err')[-2000:]}")
-            done = committed_sum(a.bootstrap, group, raw)
+            done = watch.sum()
             if not timeline or timeline[-1][1] != done:
                 timeline.append((round(time.monotonic() - t0, 2), done))
             if done >= raw_end:
@@ -515,6 +522,7 @@ def run_enricher(a, work: Path, variant: str, raw: str, double_port: int, n_even
                                              f"http://127.0.0.1:{admin_port}/metrics")
             res["vm_hwm_kib"] = p.status("VmHWM")
     finally:
+        watch.close()
         res["exit_code"] = p.stop(60)
     res.setdefault("vm_hwm_kib", res.get("vm_hwm_kib_drain"))
     return res
@@ -670,11 +678,23 @@ def bench_enricher(a, work: Path, broker_pid: int | None) -> dict:
     double, port = start_double(a, work, comps, cos)
     try:
         # the double's capacity alone: 100-id requests, 4 clients, its fixed latency
-        cap = double_bench.run(port, 4, 100, a.capacity_seconds, min(comps, 2000))
+        # the same mix of component and change-order requests as the enricher sends
+        cap = double_bench.run(port, 4, 100, a.capacity_seconds, min(comps, 2000),
+                               min(cos, 2000), 1 - item_share)
         out["double_capacity"] = cap
         log(f"double capacity: {cap['ids_per_s']} ids/s ({cap['requests_per_s']} requests/s, "
             f"p50 {cap['latency_ms_p50']} ms, errors {cap['errors']})")
-        for name, label, env, moderate in ENRICHER_VARIANTS:
+        if not a.quick:
+            # warm-up, not reported: a fresh broker spends its first seconds of
+            # transactions compiling (JIT); measured drains should not pay for that
+            raw = "bench.warmup.raw"
+            create_topics(a.bootstrap, [raw])
+            n = min(20000, a.enricher_n)
+            preload(a.bootstrap, raw, EventMaker(11, a.repeat, comps, cos), n)
+            w = run_enricher(a, work, "warmup", raw, port, n, {"DURO_GRAPHQL_RATE": "0"}, None,
+                             {"broker": broker_pid, "double": double.pid})
+            out["warmup"] = {k: w.get(k) for k in ("events", "seconds", "events_per_s")}
+        for name, label, env, moderate in (a.variants or ENRICHER_VARIANTS):
             # each variant: its own raw topic holding the same preload (same seed), its own
             # group, output topics and DLQ
             raw = f"bench.{name}.raw"
@@ -682,7 +702,7 @@ def bench_enricher(a, work: Path, broker_pid: int | None) -> dict:
             maker = EventMaker(7, a.repeat, comps, cos)
             pre = preload(a.bootstrap, raw, maker, a.enricher_n)
             log(f"preloaded {a.enricher_n} events into {raw} ({pre['events_per_s']}/s)")
-            if name == "default":
+            if name == "default" and not a.no_naive:
                 # the naive enricher on the same preload, for a bounded time
                 out["naive"] = naive_run(a, work, raw, port)
             r = run_enricher(a, work, name, raw, port, a.enricher_n, env,
@@ -828,7 +848,8 @@ def report(res: dict, a) -> tuple[str, list[tuple[str, str, str]]]:
                  "GraphQL requests/event | peak RSS MiB | dedupe set | time s | "
                  "CPU % enricher / double / broker | moderate load p50 / p99 ms |")
         L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        L.append(f"| GraphQL double alone: 100-id requests, 4 clients "
+        L.append(f"| GraphQL double alone: 100-id requests (components and change orders "
+                 f"as in the mix), 4 clients "
                  f"({fmt(enr['double_capacity']['requests_per_s'], 1)} requests/s) | "
                  f"{fmt(cap)} ids/s | 1.00 | 1.00 | – | – | – | "
                  f"{fmt(enr['double_capacity']['seconds'], 1)} | – | – |")
@@ -971,8 +992,8 @@ waits for the leader's log append only.
 preloaded with confluent-kafka into a topic of {PARTITIONS} partitions; output topics have
 {PARTITIONS} partitions each ({len(DEFAULT_MIX)} event types). The GraphQL double runs as its
 own process (`python -m duro_double serve --latency-ms {a.double_latency_ms:g}`). Its capacity
-alone is `duro_double.bench.run`: 4 client threads sending 100-id component queries back to
-back. duro-enricher (release build) then drains the preload in the set-ups of the table, each
+alone is `duro_double.bench.run`: 4 client threads sending 100-id queries back to back,
+components and change orders in the event mix's proportion (the enricher's own queries). duro-enricher (release build) then drains the preload in the set-ups of the table, each
 with its own copy of the preload (same resources, fresh event ids), consumer group and output
 topics, timed from its start until the group's committed offsets reach the end of the raw
 topic (polled every 100 ms). GraphQL requests and ids come from the double's `/_stats`; peak
@@ -1012,7 +1033,17 @@ def main(argv=None) -> int:
     p.add_argument("--moderate-rate", type=float, default=200)
     p.add_argument("--moderate-seconds", type=float)
     p.add_argument("--drain-timeout", type=float, default=600)
+    p.add_argument("--variant", action="append", default=[], metavar="NAME[+]:K=V,...",
+                   help="experiment: run only these enricher set-ups (NAME+ adds the "
+                   "moderate-load phase); repeatable")
+    p.add_argument("--no-naive", action="store_true", help="skip the naive enricher")
     a = p.parse_args(argv)
+    a.variants = []
+    for v in a.variant:
+        name, _, kvs = v.partition(":")
+        env = dict(kv.split("=", 1) for kv in kvs.split(",") if kv)
+        a.variants.append((name.rstrip("+"), f"experiment {name.rstrip('+')}: {kvs}", env,
+                           name.endswith("+")))
     q = a.quick
     a.seconds = a.seconds or (3 if q else 15)
     a.conns = [int(x) for x in (a.conns or ("8,32" if q else "8,32,128")).split(",")]
@@ -1057,6 +1088,17 @@ def main(argv=None) -> int:
         Proc.stop_all()
         if a.json:
             a.json.write_text(json.dumps(res, indent=1, default=str))
+    if a.variants:
+        # experiment: no results page, one line per set-up
+        cap = res.get("enricher", {}).get("double_capacity", {}).get("ids_per_s")
+        for n, r in res.get("enricher", {}).get("variants", {}).items():
+            mo = r.get("moderate") or {}
+            print(f"{n}: {r['events_per_s']:.0f} events/s ({r['events_per_s'] / cap:.2f} of "
+                  f"{cap:.0f} ids/s; ids {r['ids_per_s'] / cap:.2f}), "
+                  f"{r['requests_per_event']:.4f} req/event, {r['transactions']} txns, "
+                  f"RSS {r.get('vm_hwm_kib')} KiB, CPU % {r.get('cpu_pct')}, moderate p50/p99 "
+                  f"{mo.get('p50_ms')}/{mo.get('p99_ms')} ms missing {mo.get('missing')}")
+        return 0
     table, _ = report(res, a)
     print(table)
     if a.doc:

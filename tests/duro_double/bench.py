@@ -24,28 +24,32 @@ import threading
 import time
 from pathlib import Path
 
-QUERY = (Path(__file__).resolve().parents[2] / "schemas" / "graphql" / "components.graphql").read_text()
+_Q = Path(__file__).resolve().parents[2] / "schemas" / "graphql"
+QUERY = (_Q / "components.graphql").read_text()
+CO_QUERY = (_Q / "change_orders.graphql").read_text()
 KEY = "bench-key"
 
 
 def _client(port: int, ids_sets: list, stop_at: float, out: list, lock: threading.Lock) -> None:
+    """ids_sets: (query, field, ids) to send in turn."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"x-api-key": KEY, "Content-Type": "application/json"}
-    bodies = [json.dumps({"query": QUERY, "variables": {"ids": ids, "first": len(ids)}}).encode()
-              for ids in ids_sets]
+    bodies = [(json.dumps({"query": q, "variables": {"ids": ids, "first": len(ids)}}).encode(),
+               field) for q, field, ids in ids_sets]
     n = ids_n = errors = 0
     lat = []
     i = 0
     while time.monotonic() < stop_at:
         t0 = time.monotonic()
-        conn.request("POST", "/graphql", body=bodies[i % len(bodies)], headers=headers)
+        body, field = bodies[i % len(bodies)]
+        conn.request("POST", "/graphql", body=body, headers=headers)
         r = conn.getresponse()
         data = r.read()
         lat.append(time.monotonic() - t0)
         if r.status != 200:
             errors += 1
         else:
-            ids_n += len(json.loads(data)["data"]["components"]["get"]["connection"]["edges"])
+            ids_n += len(json.loads(data)["data"][field]["get"]["connection"]["edges"])
         n += 1
         i += 1
     conn.close()
@@ -53,10 +57,21 @@ def _client(port: int, ids_sets: list, stop_at: float, out: list, lock: threadin
         out.append((n, ids_n, errors, lat))
 
 
-def run(port: int, threads: int, ids_per_request: int, seconds: float, components: int) -> dict:
-    all_ids = [f"comp_{i:06d}" for i in range(1, components + 1)]
-    sets = [all_ids[(k * ids_per_request) % (components - ids_per_request):][:ids_per_request]
-            for k in range(16)]
+def run(port: int, threads: int, ids_per_request: int, seconds: float, components: int,
+        change_orders: int = 0, co_share: float = 0.0) -> dict:
+    """co_share: the share of change-order ids (and requests) in the mix; the rest are
+    components, as the enricher asks for them."""
+    comp_ids = [f"comp_{i:06d}" for i in range(1, components + 1)]
+    co_ids = [f"co_{i:06d}" for i in range(1, change_orders + 1)]
+    n_co = round(16 * co_share) if co_ids else 0
+    sets = []
+    for k in range(16):
+        if (k + 1) * n_co // 16 != k * n_co // 16:  # n_co of the 16, spread out
+            start = (k * ids_per_request) % max(1, change_orders - ids_per_request)
+            sets.append((CO_QUERY, "changeOrders", co_ids[start:start + ids_per_request]))
+        else:
+            start = (k * ids_per_request) % (components - ids_per_request)
+            sets.append((QUERY, "components", comp_ids[start:start + ids_per_request]))
     out: list = []
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds

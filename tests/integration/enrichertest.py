@@ -160,7 +160,7 @@ class RawProducer:
         self.delivered: list[tuple[int, int]] = []
 
     def produce(self, payload, *, timestamp_ms: int | None = None, headers: dict | None = None,
-                invalid: str | None = None) -> bytes:
+                invalid: str | None = None, partition: int | None = None) -> bytes:
         body = body_of(payload)
         parsed = payload if isinstance(payload, dict) else None
         if parsed is None:
@@ -190,8 +190,9 @@ class RawProducer:
         key = raw_key(parsed, body)
         while True:
             try:
+                kw = {} if partition is None else {"partition": partition}
                 self.p.produce(self.topic, value=body, key=key, headers=h, timestamp=ts,
-                               on_delivery=dr)
+                               on_delivery=dr, **kw)
                 break
             except BufferError:
                 self.p.poll(0.1)
