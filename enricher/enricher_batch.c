@@ -49,6 +49,8 @@ struct batch {
         atomic_int stop;
         enum enricher_pull_result pulled; /* the thread's last result */
         int64_t t_produced, t_offsets;    /* monotonic ms, for the debug timing line */
+        int64_t first_ms; /* monotonic ms when its first record was taken */
+        int sorted;       /* classified and its pull begun (else still being taken) */
 };
 
 struct enricher_part *enricher_part_find(struct enricher *e, int32_t partition)
@@ -206,15 +208,13 @@ static int batch_rebuild_all(struct enricher *e)
  * the records taken were dropped by a rebalance). */
 static size_t batch_collect(struct enricher *e, struct batch *b, int nowait)
 {
-        int64_t first_ms = 0;
-
         e->rebalanced = 0;
         while (b->n < (size_t)e->cfg.batch_max && atomic_load(&e->run)) {
                 long wait = nowait ? 0 : 100;
                 rd_kafka_message_t *m;
                 if (b->n && !nowait) {
-                        wait =
-                            (long)(first_ms + e->cfg.batch_wait_ms - dtime_mono_ms());
+                        wait = (long)(b->first_ms + e->cfg.batch_wait_ms -
+                                      dtime_mono_ms());
                         if (wait <= 0)
                                 break;
                 }
@@ -271,7 +271,7 @@ static size_t batch_collect(struct enricher *e, struct batch *b, int nowait)
                 memset(&b->recs[b->n], 0, sizeof(b->recs[0]));
                 b->recs[b->n++].msg = m;
                 if (b->n == 1)
-                        first_ms = dtime_mono_ms();
+                        b->first_ms = dtime_mono_ms();
         }
         return b->n;
 }
@@ -982,13 +982,13 @@ static void batch_committed(struct enricher *e, struct batch *b)
                                  (unsigned long long)b->n * 1000000ULL);
 }
 
-/* Takes a batch the plain way (nothing pulled ahead): waits to fill it, classifies it
- * and begins its pull. NULL when there is none or it was dropped. */
-static struct batch *batch_take(struct enricher *e)
+/* Takes a batch the plain way: waits to fill it (up to DURO_BATCH_MAX records, or
+ * DURO_BATCH_WAIT_MS from its first record), classifies it and begins its pull. b, when
+ * not NULL, is a batch begun by batch_take_ahead, filled further here. NULL when there
+ * is none or it was dropped. */
+static struct batch *batch_take(struct enricher *e, struct batch *b)
 {
-        struct batch *b;
-
-        if (batch_rebuild_all(e)) {
+        if (!b && batch_rebuild_all(e)) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(e->consumer, 1000);
                 if (m) {
                         /* Not processed: put it back. */
@@ -999,8 +999,7 @@ static struct batch *batch_take(struct enricher *e)
                 }
                 return NULL;
         }
-        b = batch_new();
-        if (!b)
+        if (!b && !(b = batch_new()))
                 return NULL;
         if (!batch_collect(e, b, 0)) {
                 batch_free(b);
@@ -1012,12 +1011,17 @@ static struct batch *batch_take(struct enricher *e)
                 batch_free(b);
                 return NULL;
         }
+        b->sorted = 1;
         return b;
 }
 
-/* Takes the next batch from what the consumer already holds (no wait) and starts its
- * pull on a thread, so that it runs while cur's transaction commits. NULL when there is
- * nothing to take; on a rebalance, e->rebalanced is set. */
+/* Takes the next batch from what the consumer already holds (no wait), while cur's
+ * transaction is still to run. When that fills it, or its first record has waited
+ * DURO_BATCH_WAIT_MS already, it is classified and its pull starts on a thread, to run
+ * while cur's transaction commits; otherwise it is returned unsorted, and the next
+ * cycle goes on filling it (so a light load still gathers its batches, and its GraphQL
+ * requests, as without pulling ahead). NULL when there is nothing to take; on a
+ * rebalance, e->rebalanced is set. */
 static struct batch *batch_take_ahead(struct enricher *e, const struct batch *cur)
 {
         struct batch *b = batch_new();
@@ -1028,11 +1032,15 @@ static struct batch *batch_take_ahead(struct enricher *e, const struct batch *cu
                 batch_free(b);
                 return NULL;
         }
+        if (b->n < (size_t)e->cfg.batch_max &&
+            dtime_mono_ms() - b->first_ms < e->cfg.batch_wait_ms)
+                return b;
         if (batch_classify(e, b, cur) || batch_pull_begin(e, b)) {
                 batch_rewind(e, b);
                 batch_free(b);
                 return NULL;
         }
+        b->sorted = 1;
         /* Without a thread the pull simply runs later, in batch_pull_finish. */
         if (b->pull && !pthread_create(&b->thread, NULL, batch_pull_thread, b))
                 b->threaded = 1;
@@ -1053,7 +1061,7 @@ int enricher_batch_cycle(struct enricher *e)
         int64_t t0 = dtime_mono_ms(), t1;
 
         e->ahead = NULL;
-        if (!b && !(b = batch_take(e)))
+        if ((!b || !b->sorted) && !(b = batch_take(e, b)))
                 return 0;
         if (batch_pull_finish(e, b)) {
                 if (!e->rebalanced)
