@@ -14,6 +14,10 @@
 #include "dtime.h"
 #include "dtopics.h"
 
+/* The producer's default linger.ms: each webhook waits for its own ack, so linger adds
+ * to every answer; 0.1 ms still lets concurrent requests share a produce request. */
+#define BRIDGE_LINGER_MS "0.1"
+
 #define BRIDGE_HEALTH_INTERVAL_MS  1000
 #define BRIDGE_METADATA_TIMEOUT_MS 2000
 
@@ -371,7 +375,7 @@ int bridge_kafka_start(struct bridge *br, char *err, size_t errsize)
         if (!dkafka_props_has(&br->props, DCONF_SCOPE_PRODUCER, "linger.ms") &&
             !dkafka_props_has(&br->props, DCONF_SCOPE_PRODUCER,
                               "queue.buffering.max.ms") &&
-            dkafka_conf_set(conf, "linger.ms", "2", err, errsize))
+            dkafka_conf_set(conf, "linger.ms", BRIDGE_LINGER_MS, err, errsize))
                 goto fail;
         if (!dkafka_props_has(&br->props, DCONF_SCOPE_PRODUCER,
                               "socket.nagle.disable") &&

@@ -1,7 +1,7 @@
 /* kafka_ceiling.c - the Kafka ceiling of the ingress benchmark (docs/benchmarks.md).
  *
  * A librdkafka producer with duro-bridge's producer settings (enable.idempotence=true,
- * acks=all, linger.ms=2, socket.nagle.disable=true, partitioner murmur2_random,
+ * acks=all, linger.ms=0.1, socket.nagle.disable=true, partitioner murmur2_random,
  * message.timeout.ms = the bridge's default ack timeout minus 1 s) that produces the
  * records duro-bridge would produce for the same pool of webhooks (same key, value and
  * headers, value not copied) for a fixed time, and counts the delivery reports.
@@ -206,7 +206,8 @@ int main(int argc, char **argv)
         if (set(conf, "bootstrap.servers", bootstrap) ||
             set(conf, "client.id", "duro-bench-kafka-ceiling") ||
             set(conf, "enable.idempotence", "true") || set(conf, "acks", "all") ||
-            set(conf, "linger.ms", "2") || set(conf, "socket.nagle.disable", "true") ||
+            set(conf, "linger.ms", "0.1") ||
+            set(conf, "socket.nagle.disable", "true") ||
             set(conf, "partitioner", "murmur2_random") ||
             set(conf, "message.timeout.ms", "9000"))
                 return 2;

@@ -982,7 +982,7 @@ thread from its own place) to:
    CPU), reads the body, verifies the signature with the project's `common/dsig.c` and
    `common/dsecrets.c`, answers 200. No Kafka.
 2. **Kafka ceiling** (`tests/bench/kafka_ceiling.c`): librdkafka with the bridge's producer
-   settings (`enable.idempotence=true`, `acks=all`, `linger.ms=2`,
+   settings (`enable.idempotence=true`, `acks=all`, `linger.ms=0.1`,
    `socket.nagle.disable=true`, `partitioner=murmur2_random`, `message.timeout.ms=9000`)
    producing the records the bridge would produce for the same pool (key, value, the six
    headers) as fast as it can with the queue kept full, for the same duration; records/s =
