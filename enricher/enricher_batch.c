@@ -470,12 +470,12 @@ static void batch_pause(struct enricher *e, int pause)
         e->paused = pause;
 }
 
-/* Seeks each partition of the batch to just after its last record (after a pause,
- * which discards prefetched records). */
-static void batch_seek_after(struct enricher *e, const struct batch *b)
+/* For each partition of the batch, the offset just after its last record (a new
+ * list, the caller destroys it). */
+static rd_kafka_topic_partition_list_t *batch_next_offsets(const struct enricher *e,
+                                                           const struct batch *b)
 {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
-        rd_kafka_error_t *error;
 
         for (size_t i = 0; i < b->n; i++) {
                 const rd_kafka_message_t *m    = b->recs[i].msg;
@@ -487,6 +487,16 @@ static void batch_seek_after(struct enricher *e, const struct batch *b)
                 if (m->offset + 1 > tp->offset)
                         tp->offset = m->offset + 1;
         }
+        return l;
+}
+
+/* Seeks each partition of the batch to just after its last record (after a pause,
+ * which discards prefetched records). */
+static void batch_seek_after(struct enricher *e, const struct batch *b)
+{
+        rd_kafka_topic_partition_list_t *l = batch_next_offsets(e, b);
+        rd_kafka_error_t *error;
+
         if (l->cnt && (error = rd_kafka_seek_partitions(e->consumer, l, -1))) {
                 dlog_warn("seek after pause failed: %s", rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
@@ -851,19 +861,9 @@ static enum txn_result batch_txn_error(struct enricher *e, rd_kafka_error_t *err
  * committing past them keeps the lag honest. */
 static void batch_offsets(struct enricher *e, struct batch *b)
 {
-        rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_t *offsets = batch_next_offsets(e, b);
         rd_kafka_topic_partition_list_t *pos;
 
-        for (size_t i = 0; i < b->n; i++) {
-                const rd_kafka_message_t *m    = b->recs[i].msg;
-                rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
-                    offsets, e->cfg.raw_topic, m->partition);
-                if (!tp)
-                        tp = rd_kafka_topic_partition_list_add(
-                            offsets, e->cfg.raw_topic, m->partition);
-                if (m->offset + 1 > tp->offset)
-                        tp->offset = m->offset + 1;
-        }
         pos = rd_kafka_topic_partition_list_copy(offsets);
         if (!rd_kafka_position(e->consumer, pos))
                 for (int k = 0; k < pos->cnt; k++)

@@ -228,6 +228,19 @@ int enricher_create_topic(struct enricher *e, const char *topic, long long reten
         return 0;
 }
 
+/* librdkafka prefetches up to 64 MiB of the backlog by default; a few batches are
+ * enough to keep the cycle fed, so the enricher's memory stays bounded whatever the
+ * backlog (overridable like any consumer property). */
+static int enricher_bound_prefetch(struct enricher *e, rd_kafka_conf_t *conf, char *err,
+                                   size_t errsize)
+{
+        if (dkafka_props_has(&e->props, DCONF_SCOPE_CONSUMER,
+                             "queued.max.messages.kbytes"))
+                return 0;
+        return dkafka_conf_set(conf, "queued.max.messages.kbytes", "8192", err,
+                               errsize);
+}
+
 static int enricher_kafka_start(struct enricher *e, char *err, size_t errsize)
 {
         rd_kafka_conf_t *pc, *cc, *rc;
@@ -312,7 +325,8 @@ static int enricher_kafka_start(struct enricher *e, char *err, size_t errsize)
             dkafka_conf_set(cc, "enable.auto.offset.store", "false", err, errsize) ||
             dkafka_conf_set(cc, "auto.offset.reset", "earliest", err, errsize) ||
             dkafka_conf_set(cc, "partition.assignment.strategy", "range,roundrobin",
-                            err, errsize)) {
+                            err, errsize) ||
+            enricher_bound_prefetch(e, cc, err, errsize)) {
                 rd_kafka_conf_destroy(cc);
                 return -1;
         }
@@ -335,7 +349,8 @@ static int enricher_kafka_start(struct enricher *e, char *err, size_t errsize)
             dkafka_conf_set(rc, "isolation.level", "read_committed", err, errsize) ||
             dkafka_conf_set(rc, "enable.auto.commit", "false", err, errsize) ||
             dkafka_conf_set(rc, "enable.partition.eof", "true", err, errsize) ||
-            dkafka_conf_set(rc, "fetch.wait.max.ms", "10", err, errsize)) {
+            dkafka_conf_set(rc, "fetch.wait.max.ms", "10", err, errsize) ||
+            enricher_bound_prefetch(e, rc, err, errsize)) {
                 rd_kafka_conf_destroy(rc);
                 return -1;
         }
