@@ -935,10 +935,14 @@ def report(res: dict, a) -> tuple[str, list[tuple[str, str, str]]]:
                        if any(ok.values()) else "not met")))
         rss = {n: mib(r.get("vm_hwm_kib")) for n, r in V.items()}
         dd = max(r["dedupe_set_size"] for r in V.values())
+        # the dedupe set takes 24-byte slots, at least 2 per key (at most 4): the allowance
+        # counts the least it can take
+        allow = {n: 64 + r["dedupe_set_size"] * 48 / 2**20 for n, r in V.items()}
         goals.append(("enricher RSS ≤ 64 MiB + dedupe set",
                       f"at most {fmt(max(v or 0 for v in rss.values()), 1)} MiB, with at most "
-                      f"{fmt(dd)} keys in the dedupe set",
-                      "met" if all(v is not None and v <= 64 for v in rss.values())
+                      f"{fmt(dd)} keys in the dedupe set (≥ 48 bytes each: "
+                      f"{fmt(dd * 48 / 2**20, 1)} MiB)",
+                      "met" if all(v is not None and v <= allow[n] for n, v in rss.items())
                       else "not met"))
     L.append("### Goals (reported, never asserted)\n")
     L.append("| goal | measured | |")
@@ -1067,6 +1071,8 @@ def main(argv=None) -> int:
                    help="experiment: run only these enricher set-ups (NAME+ adds the "
                    "moderate-load phase); repeatable")
     p.add_argument("--no-naive", action="store_true", help="skip the naive enricher")
+    p.add_argument("--from-json", type=Path,
+                   help="run nothing: render the table (and --doc) from a results.json")
     a = p.parse_args(argv)
     a.variants = []
     for v in a.variant:
@@ -1092,6 +1098,17 @@ def main(argv=None) -> int:
             p.error(f"{name} must be in (0, {hi}]")
     if any(not 1 <= c <= 1000 for c in a.conns):
         p.error("--conns: each 1..1000")
+    if a.from_json:
+        # JSON turned the connection counts (dict keys) into strings
+        res = json.loads(a.from_json.read_text(), object_hook=lambda d: {
+            int(k) if k.isdigit() else k: v for k, v in d.items()})
+        a.conns = sorted(res["ingress"]["bridge"]["runs"]) if "ingress" in res else a.conns
+        a.quick = res.get("quick", False)
+        table, _ = report(res, a)
+        print(table)
+        if a.doc:
+            write_doc(a.doc, res, table, a)
+        return 0
     a.work.mkdir(parents=True, exist_ok=True)
     os.environ.pop("DURO_CACHE", None)  # the programs warn about unknown DURO_* variables
     broker_pid = None
