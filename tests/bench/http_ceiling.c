@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #include "dpayload.h"
 #include "dsecrets.h"
 #include "dsig.h"
@@ -131,21 +133,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         *con_cls = NULL;
 }
 
-static long vm_hwm_kib(void)
-{
-        FILE *f = fopen("/proc/self/status", "r");
-        char line[256];
-        long kib = -1;
-
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (!strncmp(line, "VmHWM:", 6))
-                        kib = atol(line + 6);
-        fclose(f);
-        return kib;
-}
-
 int main(int argc, char **argv)
 {
         unsigned port = 0, threads = 0;
@@ -206,7 +193,7 @@ int main(int argc, char **argv)
         printf("{\"program\":\"http_ceiling\",\"threads\":%u,\"parse\":%d,\"ok\":%llu,"
                "\"refused\":%llu,\"vm_hwm_kib\":%ld}\n",
                threads, parse_payload, (unsigned long long)atomic_load(&n_ok),
-               (unsigned long long)atomic_load(&n_refused), vm_hwm_kib());
+               (unsigned long long)atomic_load(&n_refused), bench_vm_hwm_kib());
         dsecrets_destroy(secrets);
         return 0;
 }

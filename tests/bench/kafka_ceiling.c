@@ -23,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 struct rec {
         char *key, *event, *id, *webhook_id, *sig, *body;
         size_t body_len;
@@ -149,21 +151,6 @@ static int set(rd_kafka_conf_t *c, const char *k, const char *v)
                 return -1;
         }
         return 0;
-}
-
-static long vm_hwm_kib(void)
-{
-        FILE *f = fopen("/proc/self/status", "r");
-        char line[256];
-        long kib = -1;
-
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (!strncmp(line, "VmHWM:", 6))
-                        kib = atol(line + 6);
-        fclose(f);
-        return kib;
 }
 
 int main(int argc, char **argv)
@@ -314,7 +301,7 @@ int main(int argc, char **argv)
                     delivered, failed, queue_full,
                     first_error ? rd_kafka_err2name(first_error) : "",
                     lat_quantile(0.50, in_window), lat_quantile(0.99, in_window),
-                    vm_hwm_kib(), rd_kafka_version_str());
+                    bench_vm_hwm_kib(), rd_kafka_version_str());
         }
         rd_kafka_topic_destroy(rkt);
         rd_kafka_destroy(rk);

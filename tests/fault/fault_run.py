@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime as dt
-import hashlib
 import json
 import random
 import secrets
@@ -193,21 +192,6 @@ def event_stream(cfg: FaultConfig, data, template: str):
 
 
 # ---------------------------------------------------------------- Kafka helpers
-
-def raw_event_id(rec: kafkatest.Record) -> str:
-    """The event id of a raw record as the sender counts it: the duro-event-id header,
-    else the body's string id, else sha256:<hex of the body>."""
-    h = rec.header("duro-event-id")
-    if h:
-        return h.decode()
-    try:
-        v = json.loads(rec.value or b"")
-        if isinstance(v, dict) and isinstance(v.get("id"), str) and v["id"]:
-            return v["id"]
-    except ValueError:
-        pass
-    return "sha256:" + hashlib.sha256(rec.value or b"").hexdigest()
-
 
 class OffsetProbe:
     """The raw topic's end offsets and the enricher group's committed offsets, through
@@ -709,7 +693,7 @@ def build_ledger(entries: dict, sender_summary: dict, expected: dict, kinds: dic
     pending = sent - acked - gave_up
     raw_by: dict[str, list] = collections.defaultdict(list)
     for r in raw:
-        raw_by[raw_event_id(r)].append(r)
+        raw_by[enrichertest.raw_event_id(r)].append(r)
     by: dict[str, list] = collections.defaultdict(list)
     for r in records:
         by[enrichertest.record_event_id(r, dlq)].append(r)

@@ -217,6 +217,12 @@ def record_event_id(rec: kafkatest.Record, dlq_topic: str) -> str:
                 return v["idempotency_key"]
         except ValueError:
             pass
+    return raw_event_id(rec)
+
+
+def raw_event_id(rec: kafkatest.Record) -> str:
+    """The event id of a raw (or DLQ) record: the duro-event-id header, else the body's
+    string id, else sha256:<hex of the body>."""
     h = rec.header("duro-event-id")
     if h:
         return h.decode()
@@ -996,5 +1002,5 @@ __all__ = ["Background", "CO_EVENTS", "DLQ_CLASSES", "DuroData", "DuroDouble", "
            "EnricherFactory", "ITEM_EVENTS", "KNOWN_EVENTS", "LsoProbe", "RawProducer", "Rig", "Tail",
            "WebhookSender", "background", "check_dlq", "check_output", "co_event", "create_topics",
            "double", "enriched_validator", "enrichers", "expected_document", "item_event",
-           "now_ms", "parse_output", "raw_key", "record_event_id", "rig", "run_enricher_once",
+           "now_ms", "parse_output", "raw_event_id", "raw_key", "record_event_id", "rig", "run_enricher_once",
            "senders", "topic_for"]
