@@ -1,7 +1,6 @@
 /* dpayload.c - Duro webhook payload validation (see dpayload.h). */
 #include "dpayload.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -167,16 +166,6 @@ const char *dpayload_key(const struct dpayload *p, const char *body, size_t len,
                 k = p->id;
         if (k)
                 return k;
-        {
-                static const char hex[] = "0123456789abcdef";
-                unsigned char md[SHA256_DIGEST_LENGTH];
-                SHA256((const unsigned char *)body, len, md);
-                memcpy(buf, "sha256:", 7);
-                for (size_t i = 0; i < sizeof(md); i++) {
-                        buf[7 + 2 * i]     = hex[md[i] >> 4];
-                        buf[7 + 2 * i + 1] = hex[md[i] & 15];
-                }
-                buf[7 + 2 * sizeof(md)] = '\0';
-        }
+        dsig_sha256_key(body, len, buf);
         return buf;
 }

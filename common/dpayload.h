@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dsig.h"
+
 /* Deepest nesting accepted (a signed body nested deeper is captured as invalid). */
 #define DPAYLOAD_MAX_DEPTH 64
 
@@ -42,7 +44,7 @@ void dpayload_free(struct dpayload *p);
 /* The raw record's key (DESIGN §3): item id for ITEM_*, change order id for CO_*, else
  * the first of those present, else the event id, else "sha256:<hex of body>".
  * Returns a string borrowed from p, or, for the hash form, written into buf. */
-#define DPAYLOAD_HASHKEY_SIZE 72
+#define DPAYLOAD_HASHKEY_SIZE DSIG_SHA256_KEY_SIZE
 const char *dpayload_key(const struct dpayload *p, const char *body, size_t len,
                          char buf[DPAYLOAD_HASHKEY_SIZE]);
 

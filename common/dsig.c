@@ -4,6 +4,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -113,4 +115,38 @@ const char *dsig_result_str(enum dsig_result r)
                 return "signature does not match any active secret";
         }
         return "?";
+}
+
+static EVP_MD *dsig_md; /* SHA-256, fetched once; never freed (process lifetime) */
+static pthread_once_t dsig_md_once = PTHREAD_ONCE_INIT;
+
+static void dsig_md_fetch(void)
+{
+        dsig_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+void dsig_sha256(const void *data, size_t len, unsigned char out[DSIG_LEN])
+{
+        static const unsigned char empty = 0;
+        unsigned int n                   = 0;
+
+        if (!data)
+                data = &empty, len = 0;
+        pthread_once(&dsig_md_once, dsig_md_fetch);
+        if (!dsig_md || !EVP_Digest(data, len, out, &n, dsig_md, NULL) || n != DSIG_LEN)
+                SHA256(data, len, out); /* the slow path never fails */
+}
+
+void dsig_sha256_key(const void *data, size_t len, char out[DSIG_SHA256_KEY_SIZE])
+{
+        static const char hex[] = "0123456789abcdef";
+        unsigned char md[DSIG_LEN];
+
+        dsig_sha256(data, len, md);
+        memcpy(out, "sha256:", 7);
+        for (size_t i = 0; i < DSIG_LEN; i++) {
+                out[7 + 2 * i]     = hex[md[i] >> 4];
+                out[7 + 2 * i + 1] = hex[md[i] & 15];
+        }
+        out[7 + 2 * DSIG_LEN] = '\0';
 }

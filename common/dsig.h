@@ -35,4 +35,13 @@ void dsig_sign(const unsigned char *key, size_t keylen, const void *body,
 
 const char *dsig_result_str(enum dsig_result r);
 
+/* SHA-256 of data into out. The digest is fetched from OpenSSL once per process:
+ * OpenSSL 3's one-shot SHA256() fetches it again on every call (a lock and a lookup,
+ * more than the hashing itself for short keys). Thread-safe. */
+void dsig_sha256(const void *data, size_t len, unsigned char out[DSIG_LEN]);
+
+/* Writes "sha256:<64 lowercase hex>" of data into out. */
+#define DSIG_SHA256_KEY_SIZE 72
+void dsig_sha256_key(const void *data, size_t len, char out[DSIG_SHA256_KEY_SIZE]);
+
 #endif

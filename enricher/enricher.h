@@ -99,7 +99,9 @@ struct enricher_item {
         int grace; /* 1: re-ask after the grace period when missing */
         int grace_done;
         enum enricher_status status;
-        json_t *doc; /* owned when FOUND */
+        char *doc_text; /* owned: the document when FOUND, compact JSON, written once */
+        size_t doc_len;
+        json_t *doc; /* owned: the document when FOUND and doc_text could not be made */
         char error[200];
         int attempts;
 };
@@ -228,9 +230,15 @@ int enricher_pull_parse(json_t *data, enum enricher_kind kind,
 /* Output topic for an event name from the template ("{event}" replaced by the lower-
  * cased, sanitised name). Caller frees. */
 char *enricher_out_topic(const char *tmpl, const char *event);
-/* Builds the output value (caller frees) for rec. */
+/* Builds the output value (caller frees) for rec: the envelope written as text around
+ * the item's doc_text, so a document pulled once is serialised once however many
+ * events name it. Strings are escaped as dlog_json_escape() does. NULL when out of
+ * memory. */
 char *enricher_out_value(const struct enricher *e, const struct enricher_rec *rec,
                          size_t *len);
+/* The same with the times and the raw topic given (enricher_out_value's core). */
+char *enricher_out_build(const struct enricher_rec *rec, const char *raw_topic,
+                         const char *received_at, const char *enriched_at, size_t *len);
 const char *enricher_status_name(enum enricher_status s);
 const char *enricher_kind_name(enum enricher_kind k);
 

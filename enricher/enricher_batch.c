@@ -156,6 +156,7 @@ static void batch_free(struct batch *b)
         batch_drop_recs(b);
         for (size_t i = 0; i < b->nitems; i++) {
                 free(b->items[i].id);
+                free(b->items[i].doc_text);
                 if (b->items[i].doc)
                         json_decref(b->items[i].doc);
         }
@@ -772,7 +773,9 @@ static rd_kafka_resp_err_t batch_produce(struct enricher *e, struct enricher_rec
         vu[4].vtype      = RD_KAFKA_VTYPE_OPAQUE;
         vu[4].u.ptr      = r;
         vu[5].vtype      = RD_KAFKA_VTYPE_MSGFLAGS;
-        vu[5].u.i        = RD_KAFKA_MSG_F_COPY;
+        /* librdkafka takes the value built here (frees it once delivered); the DLQ's
+         * value is the raw record's, copied */
+        vu[5].u.i = value ? RD_KAFKA_MSG_F_FREE : RD_KAFKA_MSG_F_COPY;
         for (;;) {
                 error = rd_kafka_produceva(e->producer, vu, 6);
                 err   = error ? rd_kafka_error_code(error) : RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -782,9 +785,10 @@ static rd_kafka_resp_err_t batch_produce(struct enricher *e, struct enricher_rec
                         break;
                 rd_kafka_poll(e->producer, 100);
         }
-        if (err)
+        if (err) {
                 rd_kafka_headers_destroy(h);
-        free(value);
+                free(value);
+        }
         return err;
 }
 

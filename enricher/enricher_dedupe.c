@@ -4,13 +4,13 @@
  * from the raw partition itself, so no other state is kept anywhere (DESIGN §4). */
 #include "enricher.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dlog.h"
 #include "dpayload.h"
+#include "dsig.h"
 
 #define DEDUPE_EMPTY           INT64_MIN
 #define DEDUPE_MIN_CAP         64
@@ -23,9 +23,9 @@ struct enricher_dedupe_slot {
 
 static void dedupe_digest(const char *key, uint64_t d[2])
 {
-        unsigned char md[SHA256_DIGEST_LENGTH];
+        unsigned char md[DSIG_LEN];
 
-        SHA256((const unsigned char *)key, strlen(key), md);
+        dsig_sha256(key, strlen(key), md);
         memcpy(d, md, 16);
 }
 
@@ -129,16 +129,8 @@ char *enricher_dedupe_key(const rd_kafka_message_t *msg, const char *event_id)
         rd_kafka_headers_t *hdrs = NULL;
 
         if (!base || !*base) {
-                static const char hex[] = "0123456789abcdef";
-                unsigned char md[SHA256_DIGEST_LENGTH];
-                SHA256(msg->payload ? msg->payload : (const void *)"", msg->len, md);
-                memcpy(hashkey, "sha256:", 7);
-                for (size_t i = 0; i < sizeof(md); i++) {
-                        hashkey[7 + 2 * i]     = hex[md[i] >> 4];
-                        hashkey[7 + 2 * i + 1] = hex[md[i] & 15];
-                }
-                hashkey[7 + 2 * sizeof(md)] = '\0';
-                base                        = hashkey;
+                dsig_sha256_key(msg->payload, msg->len, hashkey);
+                base = hashkey;
         }
         if (!rd_kafka_message_headers(msg, &hdrs))
                 rd_kafka_header_get_last(hdrs, "duro-redrive-id", &redrive, &rlen);

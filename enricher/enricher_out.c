@@ -3,10 +3,12 @@
 #include "enricher.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dbuf.h"
+#include "dlog.h"
 #include "dtime.h"
 
 const char *enricher_status_name(enum enricher_status s)
@@ -82,38 +84,108 @@ static void out_received_at(const rd_kafka_message_t *msg, char *buf, size_t siz
         dtime_format_ms(buf, size, rd_kafka_message_timestamp(msg, NULL));
 }
 
+/* Appends s as a JSON string, or null when s is NULL. */
+static int out_str(struct dbuf *b, const char *s)
+{
+        char stack[256], *esc = stack;
+        size_t len, cap, n;
+        int rc;
+
+        if (!s)
+                return dbuf_append(b, "null", 4);
+        len = strlen(s);
+        if (len > (SIZE_MAX - 1) / 6)
+                return -1;
+        cap = len * 6 + 1; /* the longest escape, \u00XX, is 6 bytes for 1 */
+        if (cap > sizeof(stack) && !(esc = malloc(cap)))
+                return -1;
+        n  = dlog_json_escape(esc, cap, s, len);
+        rc = dbuf_append(b, "\"", 1);
+        rc |= dbuf_append(b, esc, n);
+        rc |= dbuf_append(b, "\"", 1);
+        if (esc != stack)
+                free(esc);
+        return rc;
+}
+
+/* Appends a JSON value serialised by jansson, or null. */
+static int out_json(struct dbuf *b, const json_t *v)
+{
+        char *s;
+        int rc;
+
+        if (!v)
+                return dbuf_append(b, "null", 4);
+        s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!s)
+                return -1;
+        rc = dbuf_append(b, s, strlen(s));
+        free(s);
+        return rc;
+}
+
+/* Appends the item's document: its text made when it was pulled, or null. */
+static int out_document(struct dbuf *b, const struct enricher_rec *rec)
+{
+        const struct enricher_item *it = rec->item;
+
+        if (rec->status != ENRICHER_ST_FOUND || !it)
+                return dbuf_append(b, "null", 4);
+        if (it->doc_text)
+                return dbuf_append(b, it->doc_text, it->doc_len);
+        return out_json(b, it->doc);
+}
+
+#define OUT_LIT(b, lit) dbuf_append((b), (lit), sizeof(lit) - 1)
+
+char *enricher_out_build(const struct enricher_rec *rec, const char *raw_topic,
+                         const char *received_at, const char *enriched_at, size_t *len)
+{
+        struct dbuf b;
+        int rc = 0;
+
+        dbuf_init(&b, 0);
+        rc |= OUT_LIT(&b, "{\"schema\":\"duro.enriched.v1\",\"idempotency_key\":");
+        rc |= out_str(&b, rec->event_id ? rec->event_id : rec->dedupe_key);
+        rc |= OUT_LIT(&b, ",\"event\":{\"id\":");
+        rc |= out_str(&b, rec->event_id);
+        rc |= OUT_LIT(&b, ",\"type\":");
+        rc |= out_str(&b, rec->event);
+        rc |= OUT_LIT(&b, ",\"webhook_id\":");
+        rc |= out_str(&b, rec->webhook_id);
+        rc |= OUT_LIT(&b, ",\"created_at\":");
+        rc |= out_str(&b, rec->created_at);
+        rc |= OUT_LIT(&b, ",\"data\":");
+        rc |= out_json(&b, json_object_get(rec->payload, "data"));
+        rc |= OUT_LIT(&b, "},\"resource\":{\"kind\":");
+        rc |= out_str(&b, enricher_kind_name(rec->kind));
+        rc |= OUT_LIT(&b, ",\"id\":");
+        rc |= out_str(&b, rec->resource_id ? rec->resource_id : "");
+        rc |= OUT_LIT(&b, ",\"status\":");
+        rc |= out_str(&b, enricher_status_name(rec->status));
+        rc |= OUT_LIT(&b, "},\"document\":");
+        rc |= out_document(&b, rec);
+        rc |= OUT_LIT(&b, ",\"received_at\":");
+        rc |= out_str(&b, received_at);
+        rc |= OUT_LIT(&b, ",\"enriched_at\":");
+        rc |= out_str(&b, enriched_at);
+        rc |= OUT_LIT(&b, ",\"source\":{\"topic\":");
+        rc |= out_str(&b, raw_topic);
+        rc |= dbuf_appendf(&b, ",\"partition\":%d,\"offset\":%lld}}",
+                           (int)rec->msg->partition, (long long)rec->msg->offset);
+        if (rc) {
+                dbuf_free(&b);
+                return NULL;
+        }
+        return dbuf_take(&b, len);
+}
+
 char *enricher_out_value(const struct enricher *e, const struct enricher_rec *rec,
                          size_t *len)
 {
         char received[64], enriched[40];
-        json_t *event, *v;
-        json_t *doc = NULL;
-        char *s;
 
         out_received_at(rec->msg, received, sizeof(received));
         dtime_format_ms(enriched, sizeof(enriched), dtime_now_ms());
-        event =
-            json_pack("{s:s?, s:s?, s:s?, s:s?, s:O?}", "id", rec->event_id, "type",
-                      rec->event, "webhook_id", rec->webhook_id, "created_at",
-                      rec->created_at, "data", json_object_get(rec->payload, "data"));
-        if (rec->status == ENRICHER_ST_FOUND && rec->item && rec->item->doc)
-                doc = rec->item->doc;
-        v = json_pack("{s:s, s:s, s:o, s:{s:s, s:s, s:s}, s:O?, s:s, s:s, "
-                      "s:{s:s, s:i, s:I}}",
-                      "schema", "duro.enriched.v1", "idempotency_key",
-                      rec->event_id ? rec->event_id : rec->dedupe_key, "event",
-                      event ? event : json_object(), "resource", "kind",
-                      enricher_kind_name(rec->kind), "id",
-                      rec->resource_id ? rec->resource_id : "", "status",
-                      enricher_status_name(rec->status), "document",
-                      doc ? doc : json_null(), "received_at", received, "enriched_at",
-                      enriched, "source", "topic", e->cfg.raw_topic, "partition",
-                      (int)rec->msg->partition, "offset", (json_int_t)rec->msg->offset);
-        if (!v)
-                return NULL;
-        s = json_dumps(v, JSON_COMPACT);
-        json_decref(v);
-        if (s && len)
-                *len = strlen(s);
-        return s;
+        return enricher_out_build(rec, e->cfg.raw_topic, received, enriched, len);
 }

@@ -148,8 +148,12 @@ static void pull_found(void *opaque, const char *id, json_t *node)
                 if (strcmp(it->id, id) != 0)
                         continue;
                 if (it->status != ENRICHER_ST_FOUND) {
-                        it->status = ENRICHER_ST_FOUND;
-                        it->doc    = json_incref(node);
+                        it->status   = ENRICHER_ST_FOUND;
+                        it->doc_text = json_dumps(node, JSON_COMPACT | JSON_ENCODE_ANY);
+                        if (it->doc_text)
+                                it->doc_len = strlen(it->doc_text);
+                        else /* out of memory: enricher_out_value tries again */
+                                it->doc = json_incref(node);
                 }
                 fc->matched++;
                 return;

@@ -368,10 +368,42 @@ static void test_result_str(void **state)
         assert_non_null(strstr(dsig_result_str(DSIG_MISMATCH), "match"));
 }
 
+/* FIPS 180-2 examples, and the empty string */
+static void test_sha256_known_digests(void **state)
+{
+        static const struct {
+                const char *in, *hex;
+        } cases[] = {
+            {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+            {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+            {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+        };
+        char key[DSIG_SHA256_KEY_SIZE], want[DSIG_SHA256_KEY_SIZE];
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                unsigned char md[DSIG_LEN];
+                char hex[2 * DSIG_LEN + 1];
+                dsig_sha256(cases[i].in, strlen(cases[i].in), md);
+                for (size_t k = 0; k < DSIG_LEN; k++)
+                        snprintf(hex + 2 * k, 3, "%02x", md[k]);
+                assert_string_equal(hex, cases[i].hex);
+                dsig_sha256_key(cases[i].in, strlen(cases[i].in), key);
+                snprintf(want, sizeof(want), "sha256:%s", cases[i].hex);
+                assert_string_equal(key, want);
+        }
+        /* no data at all is the empty string */
+        dsig_sha256_key(NULL, 0, key);
+        snprintf(want, sizeof(want), "sha256:%s", cases[0].hex);
+        assert_string_equal(key, want);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_parse_missing),
+            cmocka_unit_test(test_sha256_known_digests),
             cmocka_unit_test(test_parse_ok_lower_and_upper),
             cmocka_unit_test(test_parse_malformed),
             cmocka_unit_test(test_rfc4231_case1),

@@ -1,5 +1,5 @@
-/* Unit tests for enricher_out_topic: output topic names from the template (DESIGN §4).
- */
+/* Unit tests for enricher_out.c: output topic names from the template and the enriched
+ * value (schema duro.enriched.v1, DESIGN §4), read back with jansson. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -107,6 +107,213 @@ static void test_long_event_name(void **state)
         check_topic(DEFAULT_TEMPLATE, ev, want);
 }
 
+/* A record as the batch holds it once its item was pulled. */
+struct out_case {
+        rd_kafka_message_t msg;
+        struct enricher_item item;
+        struct enricher_rec rec;
+        json_t *payload;
+        char key[80];
+};
+
+static void out_case_init(struct out_case *c, const char *payload)
+{
+        json_error_t jerr;
+
+        memset(c, 0, sizeof(*c));
+        c->payload = json_loads(payload, 0, &jerr);
+        assert_non_null(c->payload);
+        c->msg.partition = 3;
+        c->msg.offset    = 1234567890123LL;
+        c->item.kind     = ENRICHER_KIND_ITEM;
+        c->item.status   = ENRICHER_ST_FOUND;
+        c->item.doc_text = strdup("{\"id\":\"comp_1\",\"name\":\"Bracket \\u00e9\"}");
+        c->item.doc_len  = strlen(c->item.doc_text);
+        c->rec.msg       = &c->msg;
+        c->rec.action    = ENRICHER_ACT_OUTPUT;
+        c->rec.payload   = c->payload;
+        c->rec.event     = json_string_value(json_object_get(c->payload, "event"));
+        c->rec.event_id  = json_string_value(json_object_get(c->payload, "id"));
+        c->rec.webhook_id =
+            json_string_value(json_object_get(c->payload, "webhook_id"));
+        c->rec.created_at =
+            json_string_value(json_object_get(c->payload, "created_at"));
+        c->rec.kind        = ENRICHER_KIND_ITEM;
+        c->rec.resource_id = "comp_1";
+        c->rec.item        = &c->item;
+        c->rec.status      = ENRICHER_ST_FOUND;
+        c->rec.dedupe_key  = c->key;
+}
+
+static void out_case_free(struct out_case *c)
+{
+        free(c->item.doc_text);
+        if (c->item.doc)
+                json_decref(c->item.doc);
+        json_decref(c->payload);
+}
+
+/* Builds the value and parses it back; the caller owns the result. */
+static json_t *out_parse(struct out_case *c, const char *received)
+{
+        size_t len = 0;
+        char *v    = enricher_out_build(&c->rec, "duro.webhooks.raw", received,
+                                        "2024-12-20T10:30:00.180Z", &len);
+        json_error_t jerr;
+        json_t *o;
+
+        assert_non_null(v);
+        assert_int_equal(len, strlen(v));
+        o = json_loadb(v, len, 0, &jerr);
+        if (!o)
+                fail_msg("not JSON (%s): %s", jerr.text, v);
+        free(v);
+        return o;
+}
+
+static const char *str_at(json_t *o, const char *a, const char *b)
+{
+        json_t *v = json_object_get(o, a);
+
+        if (b)
+                v = json_object_get(v, b);
+        return json_string_value(v);
+}
+
+#define SPEC_PAYLOAD                                                                   \
+        "{\"id\":\"evt_abc123\",\"webhook_id\":\"webhook_xyz789\",\"event\":\"ITEM_"   \
+        "UPDATE\","                                                                    \
+        "\"created_at\":\"2024-12-20T10:30:00Z\",\"data\":{\"item_id\":\"comp_1\"}}"
+
+static void test_value_is_the_design_layout(void **state)
+{
+        struct out_case c;
+        size_t len = 0;
+        char *v;
+
+        (void)state;
+        out_case_init(&c, SPEC_PAYLOAD);
+        v = enricher_out_build(&c.rec, "duro.webhooks.raw", "2024-12-20T10:30:00.120Z",
+                               "2024-12-20T10:30:00.180Z", &len);
+        assert_non_null(v);
+        /* DESIGN §4's field order, compact, the document as it was pulled */
+        assert_string_equal(
+            v,
+            "{\"schema\":\"duro.enriched.v1\",\"idempotency_key\":\"evt_abc123\","
+            "\"event\":{\"id\":\"evt_abc123\",\"type\":\"ITEM_UPDATE\",\"webhook_id\":"
+            "\"webhook_xyz789\",\"created_at\":\"2024-12-20T10:30:00Z\",\"data\":{"
+            "\"item_id\":\"comp_1\"}},\"resource\":{\"kind\":\"item\",\"id\":\"comp_"
+            "1\","
+            "\"status\":\"found\"},\"document\":{\"id\":\"comp_1\",\"name\":\"Bracket "
+            "\\u00e9\"},\"received_at\":\"2024-12-20T10:30:00.120Z\",\"enriched_at\":"
+            "\"2024-12-20T10:30:00.180Z\",\"source\":{\"topic\":\"duro.webhooks.raw\","
+            "\"partition\":3,\"offset\":1234567890123}}");
+        assert_int_equal(len, strlen(v));
+        free(v);
+        out_case_free(&c);
+}
+
+static void test_strings_escaped(void **state)
+{
+        struct out_case c;
+        json_t *o;
+
+        (void)state;
+        /* quotes, backslash, control characters, multi-byte UTF-8, "/" */
+        out_case_init(&c, "{\"id\":\"e\\\"v\\\\t\\n\\u0001\",\"webhook_id\":\"w/1\","
+                          "\"event\":\"ITEM_UPDATE\",\"created_at\":\"2024\\u2028x\","
+                          "\"data\":{\"item_id\":\"\\u00fc\\ud83d\\ude00\\\"\"}}");
+        c.rec.resource_id = "r\"\\\x7f";
+        o                 = out_parse(&c, "t\tab");
+        assert_string_equal(str_at(o, "idempotency_key", NULL), "e\"v\\t\n\x01");
+        assert_string_equal(str_at(o, "event", "id"), "e\"v\\t\n\x01");
+        assert_string_equal(str_at(o, "event", "webhook_id"), "w/1");
+        assert_string_equal(str_at(o, "event", "created_at"), "2024\xe2\x80\xa8x");
+        assert_string_equal(
+            json_string_value(json_object_get(
+                json_object_get(json_object_get(o, "event"), "data"), "item_id")),
+            "\xc3\xbc\xf0\x9f\x98\x80\"");
+        assert_string_equal(str_at(o, "resource", "id"), "r\"\\\x7f");
+        assert_string_equal(str_at(o, "received_at", NULL), "t\tab");
+        json_decref(o);
+        out_case_free(&c);
+}
+
+static void test_invalid_utf8_replaced(void **state)
+{
+        struct out_case c;
+        json_t *o;
+
+        (void)state;
+        out_case_init(&c, SPEC_PAYLOAD);
+        /* a received-at header is raw bytes: still a valid value, U+FFFD in place */
+        o = out_parse(&c, "2024\xff\xc3(");
+        assert_string_equal(str_at(o, "received_at", NULL),
+                            "2024\xef\xbf\xbd\xef\xbf\xbd(");
+        json_decref(o);
+        out_case_free(&c);
+}
+
+static void test_missing_fields_are_null(void **state)
+{
+        struct out_case c;
+        json_t *o, *ev;
+
+        (void)state;
+        out_case_init(&c, "{\"event\":\"SOMETHING_NEW\"}");
+        c.rec.kind        = ENRICHER_KIND_UNKNOWN;
+        c.rec.resource_id = NULL;
+        c.rec.status      = ENRICHER_ST_UNSUPPORTED;
+        c.rec.item        = NULL;
+        strcpy(c.key, "sha256:00ff");
+        o  = out_parse(&c, "2024-12-20T10:30:00.120Z");
+        ev = json_object_get(o, "event");
+        assert_string_equal(str_at(o, "idempotency_key", NULL), "sha256:00ff");
+        assert_true(json_is_null(json_object_get(ev, "id")));
+        assert_true(json_is_null(json_object_get(ev, "webhook_id")));
+        assert_true(json_is_null(json_object_get(ev, "created_at")));
+        assert_true(json_is_null(json_object_get(ev, "data")));
+        assert_string_equal(str_at(o, "event", "type"), "SOMETHING_NEW");
+        assert_string_equal(str_at(o, "resource", "kind"), "unknown");
+        assert_string_equal(str_at(o, "resource", "id"), "");
+        assert_string_equal(str_at(o, "resource", "status"), "unsupported");
+        assert_true(json_is_null(json_object_get(o, "document")));
+        json_decref(o);
+        out_case_free(&c);
+}
+
+static void test_document_only_when_found(void **state)
+{
+        struct out_case c;
+        json_t *o;
+
+        (void)state;
+        out_case_init(&c, SPEC_PAYLOAD);
+        c.rec.status = ENRICHER_ST_DELETED; /* the item has a text, the record not */
+        o            = out_parse(&c, "x");
+        assert_true(json_is_null(json_object_get(o, "document")));
+        assert_string_equal(str_at(o, "resource", "status"), "deleted");
+        json_decref(o);
+        out_case_free(&c);
+}
+
+static void test_document_from_tree_when_no_text(void **state)
+{
+        struct out_case c;
+        json_t *o;
+
+        (void)state;
+        out_case_init(&c, SPEC_PAYLOAD);
+        free(c.item.doc_text);
+        c.item.doc_text = NULL;
+        c.item.doc_len  = 0;
+        c.item.doc      = json_pack("{s:s, s:[i,i]}", "id", "comp_1", "revs", 1, 2);
+        o               = out_parse(&c, "x");
+        assert_true(json_equal(json_object_get(o, "document"), c.item.doc));
+        json_decref(o);
+        out_case_free(&c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -118,6 +325,12 @@ int main(void)
             cmocka_unit_test(test_only_first_placeholder_replaced),
             cmocka_unit_test(test_template_without_placeholder),
             cmocka_unit_test(test_long_event_name),
+            cmocka_unit_test(test_value_is_the_design_layout),
+            cmocka_unit_test(test_strings_escaped),
+            cmocka_unit_test(test_invalid_utf8_replaced),
+            cmocka_unit_test(test_missing_fields_are_null),
+            cmocka_unit_test(test_document_only_when_found),
+            cmocka_unit_test(test_document_from_tree_when_no_text),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
