@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@ struct dsecrets {
 static void dsecrets_set_free(struct dsecrets_set *set)
 {
         for (size_t i = 0; i < set->n; i++) {
+                EVP_MAC_CTX_free(set->secret[i].mac); /* wipes the keyed state */
                 OPENSSL_cleanse(set->secret[i].key, set->secret[i].len);
                 free(set->secret[i].key);
         }
@@ -35,6 +38,26 @@ void dsecrets_release(struct dsecrets_set *set)
 {
         if (set && atomic_fetch_sub(&set->refcnt, 1) == 1)
                 dsecrets_set_free(set);
+}
+
+/* A keyed HMAC-SHA256 context for one secret, or NULL. */
+static EVP_MAC_CTX *dsecrets_mac_new(const unsigned char *key, size_t len)
+{
+        EVP_MAC *mac     = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+        char digest[]    = "SHA256";
+        OSSL_PARAM params[2];
+
+        EVP_MAC_free(mac); /* the context keeps its own reference */
+        if (!ctx)
+                return NULL;
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+        params[1] = OSSL_PARAM_construct_end();
+        if (!EVP_MAC_init(ctx, key, len, params)) {
+                EVP_MAC_CTX_free(ctx);
+                return NULL;
+        }
+        return ctx;
 }
 
 static int dsecrets_is_space(char c)
@@ -73,6 +96,8 @@ struct dsecrets_set *dsecrets_parse(const char *data, size_t len)
                 }
                 memcpy(set->secret[set->n].key, data + s, e - s);
                 set->secret[set->n].len = e - s;
+                set->secret[set->n].mac =
+                    dsecrets_mac_new(set->secret[set->n].key, e - s);
                 set->n++;
         }
         if (set->n == 0) {

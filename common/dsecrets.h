@@ -16,6 +16,10 @@
 struct dsecrets_secret {
         unsigned char *key;
         size_t len;
+        /* HMAC-SHA256 keyed with key, made once per set: dsig_verify() copies it for
+         * each request instead of fetching and keying HMAC again. NULL when it could
+         * not be made (dsig_verify then computes the HMAC from key). */
+        struct evp_mac_ctx_st *mac;
 };
 
 struct dsecrets_set {

@@ -61,6 +61,24 @@ int dsig_hmac(const unsigned char *key, size_t keylen, const void *body, size_t 
         return 0;
 }
 
+/* HMAC-SHA256 of body with a secret: a copy of its keyed context when the set has
+ * one, else from the key. Returns 0 or -1. */
+static int dsig_hmac_secret(const struct dsecrets_secret *sec, const void *body,
+                            size_t bodylen, unsigned char out[DSIG_LEN])
+{
+        static const unsigned char empty = 0;
+        EVP_MAC_CTX *ctx;
+        size_t outlen = 0;
+        int ok;
+
+        if (!sec->mac || !(ctx = EVP_MAC_CTX_dup(sec->mac)))
+                return dsig_hmac(sec->key, sec->len, body, bodylen, out);
+        ok = EVP_MAC_update(ctx, bodylen ? body : &empty, bodylen) &&
+             EVP_MAC_final(ctx, out, &outlen, DSIG_LEN) && outlen == DSIG_LEN;
+        EVP_MAC_CTX_free(ctx);
+        return ok ? 0 : -1;
+}
+
 enum dsig_result dsig_verify(const struct dsecrets_set *set, const char *header,
                              const void *body, size_t bodylen)
 {
@@ -73,8 +91,7 @@ enum dsig_result dsig_verify(const struct dsecrets_set *set, const char *header,
         if (!set)
                 return DSIG_MISMATCH;
         for (size_t i = 0; i < set->n; i++) {
-                if (dsig_hmac(set->secret[i].key, set->secret[i].len, body, bodylen,
-                              got))
+                if (dsig_hmac_secret(&set->secret[i], body, bodylen, got))
                         continue;
                 match |= CRYPTO_memcmp(got, want, DSIG_LEN) == 0;
         }

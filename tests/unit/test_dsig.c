@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "dsecrets.h"
 #include "dsig.h"
@@ -399,6 +400,38 @@ static void test_sha256_known_digests(void **state)
         assert_string_equal(key, want);
 }
 
+/* dsig_verify copies each secret's keyed HMAC context; without one it keys HMAC from
+ * the secret itself. Both give the same answers, and the context is not used up. */
+static void test_verify_keyed_context_and_fallback(void **state)
+{
+        const char *body = "{\"event\":\"CO_RESOLUTION\"}";
+        char sig_b[80], sig_c[80];
+        struct dsecrets_set *set = set_of("a-secret\nb-secret\n");
+
+        (void)state;
+        dsig_sign((const unsigned char *)"b-secret", 8, body, strlen(body), sig_b,
+                  sizeof(sig_b));
+        dsig_sign((const unsigned char *)"c-secret", 8, body, strlen(body), sig_c,
+                  sizeof(sig_c));
+        assert_int_equal(set->n, 2);
+        assert_non_null(set->secret[0].mac);
+        assert_non_null(set->secret[1].mac);
+        for (int round = 0; round < 3; round++) {
+                assert_int_equal(dsig_verify(set, sig_b, body, strlen(body)), DSIG_OK);
+                assert_int_equal(dsig_verify(set, sig_c, body, strlen(body)),
+                                 DSIG_MISMATCH);
+                assert_int_equal(dsig_verify(set, sig_b, body, strlen(body) - 1),
+                                 DSIG_MISMATCH);
+        }
+        for (size_t i = 0; i < set->n; i++) {
+                EVP_MAC_CTX_free(set->secret[i].mac);
+                set->secret[i].mac = NULL;
+        }
+        assert_int_equal(dsig_verify(set, sig_b, body, strlen(body)), DSIG_OK);
+        assert_int_equal(dsig_verify(set, sig_c, body, strlen(body)), DSIG_MISMATCH);
+        dsecrets_release(set);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -416,6 +449,7 @@ int main(void)
             cmocka_unit_test(test_sign_format_and_round_trip),
             cmocka_unit_test(test_sign_small_buffer),
             cmocka_unit_test(test_verify_several_secrets),
+            cmocka_unit_test(test_verify_keyed_context_and_fallback),
             cmocka_unit_test(test_verify_secret_one_byte_off),
             cmocka_unit_test(test_verify_signature_one_bit_off),
             cmocka_unit_test(test_verify_empty_body),
