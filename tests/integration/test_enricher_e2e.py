@@ -125,3 +125,29 @@ def test_repeated_deliveries_give_one_output_each(rig, double, bridges, enricher
     assert dedup == len(raw) - len(ids), (dedup, len(raw), len(ids))
     assert m.value("duro_enricher_dedupe_set_size") >= len(ids)
     print(f"raw records {len(raw)}, events {len(ids)}, deduplicated {dedup:.0f}")
+
+
+@pytest.mark.timeout_s(90)
+def test_odd_strings_still_give_json_outputs(rig, double, enrichers):
+    """A raw record's received-at header is any bytes, and a payload's strings any Unicode
+    (quotes, backslashes, control and line-separator characters, astral planes): the
+    enriched value is still JSON, invalid UTF-8 replaced by U+FFFD, and the partition
+    moves on to the next record (a value that could not be built would be retried for
+    ever)."""
+    comps = double.data.component_ids()
+    webhook_id = 'wh "q" \\ \u2028\u00e9\U0001F600\x01\x7f'
+    odd = item_event("ITEM_UPDATE", comps[0], webhook_id=webhook_id)
+    plain = item_event("ITEM_UPDATE", comps[1], webhook_id="webhook_e2e")
+    rig.produce([odd], headers={"received-at": b"2024-12-20T10:30:00.120Z\xff\xc3("})
+    rig.produce([plain])
+    e = enrichers(rig.env(rig.txn("a")))
+    ids = [odd["id"], plain["id"]]
+    rig.wait_for_ids(ids, timeout=60, procs=[e])
+    rig.wait_drained(timeout=30, procs=[e])
+    by = rig.assert_exactly_once(ids)
+    v = parse_output(by[odd["id"]][0])
+    assert v["received_at"] == "2024-12-20T10:30:00.120Z\ufffd\ufffd("
+    assert v["event"]["webhook_id"] == webhook_id
+    assert v["event"]["id"] == odd["id"] and v["event"]["data"] == odd["data"]
+    assert v["resource"] == {"kind": "item", "id": comps[0], "status": "found"}
+    check_output(rig, by[plain["id"]][0], plain, status="found")
