@@ -744,8 +744,13 @@ static rd_kafka_resp_err_t batch_produce(struct enricher *e, struct enricher_rec
                 keylen           = r->msg->key_len;
         } else {
                 value = enricher_out_value(e, r, &vlen);
-                if (!value)
+                if (!value) {
+                        dlog_error("out of memory building the output of %s [%d] at "
+                                   "offset %lld",
+                                   e->cfg.raw_topic, (int)r->msg->partition,
+                                   (long long)r->msg->offset);
                         return RD_KAFKA_RESP_ERR__FAIL;
+                }
                 h = rd_kafka_headers_new(4);
                 batch_hdr(h, "idempotency-key",
                           r->event_id ? r->event_id : r->dedupe_key);
