@@ -55,6 +55,12 @@ struct enricher_config {
 
 /* The dedupe set of one input partition: 128-bit digests of dedupe keys with the raw
  * record timestamp, in an open-addressing table; pruned by stream time. */
+/* A dedupe key as the set stores it: the first 128 bits of its SHA-256. Made once per
+ * record (enricher_dedupe_id_of), then looked up and added as often as needed. */
+struct enricher_dedupe_id {
+        uint64_t d[2];
+};
+
 struct enricher_dedupe {
         struct enricher_dedupe_slot *slots;
         size_t cap; /* power of two, 0 when empty */
@@ -110,7 +116,8 @@ struct enricher_rec {
         rd_kafka_message_t *msg; /* owned */
         enum enricher_action action;
         char *dedupe_key;
-        json_t *payload; /* owned; NULL when not parseable */
+        struct enricher_dedupe_id dedupe_id; /* of dedupe_key */
+        json_t *payload;                     /* owned; NULL when not parseable */
         const char *event, *event_id, *webhook_id, *created_at; /* borrowed */
         enum enricher_kind kind;
         const char *resource_id;
@@ -194,6 +201,12 @@ struct enricher {
 };
 
 /* enricher_dedupe.c */
+void enricher_dedupe_id_of(const char *key, struct enricher_dedupe_id *id);
+int enricher_dedupe_has_id(const struct enricher_dedupe *d,
+                           const struct enricher_dedupe_id *id);
+int enricher_dedupe_add_id(struct enricher_dedupe *d,
+                           const struct enricher_dedupe_id *id, int64_t ts_ms);
+/* The same for a key not yet made into an id. */
 int enricher_dedupe_has(const struct enricher_dedupe *d, const char *key);
 int enricher_dedupe_add(struct enricher_dedupe *d, const char *key, int64_t ts_ms);
 void enricher_dedupe_clear(struct enricher_dedupe *d);

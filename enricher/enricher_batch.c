@@ -396,14 +396,15 @@ static int batch_classify(struct enricher *e, struct batch *b, const struct batc
                         rc = -1;
                         break;
                 }
+                enricher_dedupe_id_of(r->dedupe_key, &r->dedupe_id);
                 atomic_fetch_add(&e->m.consumed, 1);
-                if (enricher_dedupe_has(&part->dd, r->dedupe_key) ||
-                    enricher_dedupe_has(seen, r->dedupe_key) ||
-                    (prev && enricher_dedupe_has(&prev->seen, r->dedupe_key))) {
+                if (enricher_dedupe_has_id(&part->dd, &r->dedupe_id) ||
+                    enricher_dedupe_has_id(seen, &r->dedupe_id) ||
+                    (prev && enricher_dedupe_has_id(&prev->seen, &r->dedupe_id))) {
                         r->action = ENRICHER_ACT_DUPLICATE;
                         continue;
                 }
-                enricher_dedupe_add(seen, r->dedupe_key, 0);
+                enricher_dedupe_add_id(seen, &r->dedupe_id, 0);
                 if (batch_forced(e, r->msg, forced, sizeof(forced))) {
                         batch_dlq(r, DLQ_REJECTED, forced, 1);
                         continue;
@@ -954,7 +955,7 @@ static void batch_committed(struct enricher *e, struct batch *b)
                 int64_t ts                 = rd_kafka_message_timestamp(r->msg, NULL);
                 if (!part)
                         continue;
-                enricher_dedupe_add(&part->dd, r->dedupe_key, ts);
+                enricher_dedupe_add_id(&part->dd, &r->dedupe_id, ts);
                 if (r->msg->offset + 1 > part->next_offset)
                         part->next_offset = r->msg->offset + 1;
                 switch (r->action) {

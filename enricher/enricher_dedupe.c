@@ -21,12 +21,12 @@ struct enricher_dedupe_slot {
         int64_t ts; /* DEDUPE_EMPTY when free */
 };
 
-static void dedupe_digest(const char *key, uint64_t d[2])
+void enricher_dedupe_id_of(const char *key, struct enricher_dedupe_id *id)
 {
         unsigned char md[DSIG_LEN];
 
         dsig_sha256(key, strlen(key), md);
-        memcpy(d, md, 16);
+        memcpy(id->d, md, sizeof(id->d));
 }
 
 static struct enricher_dedupe_slot *dedupe_find(const struct enricher_dedupe *dd,
@@ -68,22 +68,21 @@ static int dedupe_rehash(struct enricher_dedupe *dd, size_t newcap)
         return 0;
 }
 
-int enricher_dedupe_has(const struct enricher_dedupe *dd, const char *key)
+int enricher_dedupe_has_id(const struct enricher_dedupe *dd,
+                           const struct enricher_dedupe_id *id)
 {
-        uint64_t d[2];
         const struct enricher_dedupe_slot *s;
 
         if (!dd->cap)
                 return 0;
-        dedupe_digest(key, d);
-        s = dedupe_find(dd, d);
+        s = dedupe_find(dd, id->d);
         return s->ts != DEDUPE_EMPTY && s->ts >= dd->stream_ms - dd->window_ms;
 }
 
-int enricher_dedupe_add(struct enricher_dedupe *dd, const char *key, int64_t ts_ms)
+int enricher_dedupe_add_id(struct enricher_dedupe *dd,
+                           const struct enricher_dedupe_id *id, int64_t ts_ms)
 {
         struct enricher_dedupe_slot *s;
-        uint64_t d[2];
 
         if (ts_ms > dd->stream_ms)
                 dd->stream_ms = ts_ms;
@@ -99,16 +98,31 @@ int enricher_dedupe_add(struct enricher_dedupe *dd, const char *key, int64_t ts_
                 if (dedupe_rehash(dd, cap))
                         return -1;
         }
-        dedupe_digest(key, d);
-        s = dedupe_find(dd, d);
+        s = dedupe_find(dd, id->d);
         if (s->ts == DEDUPE_EMPTY)
                 dd->n++;
         else if (s->ts > ts_ms)
                 return 0;
-        s->d[0] = d[0];
-        s->d[1] = d[1];
+        s->d[0] = id->d[0];
+        s->d[1] = id->d[1];
         s->ts   = ts_ms;
         return 0;
+}
+
+int enricher_dedupe_has(const struct enricher_dedupe *dd, const char *key)
+{
+        struct enricher_dedupe_id id;
+
+        enricher_dedupe_id_of(key, &id);
+        return enricher_dedupe_has_id(dd, &id);
+}
+
+int enricher_dedupe_add(struct enricher_dedupe *dd, const char *key, int64_t ts_ms)
+{
+        struct enricher_dedupe_id id;
+
+        enricher_dedupe_id_of(key, &id);
+        return enricher_dedupe_add_id(dd, &id, ts_ms);
 }
 
 void enricher_dedupe_clear(struct enricher_dedupe *dd)
