@@ -136,7 +136,8 @@ struct bridge_req {
 /* Resolves the listen address and reads the TLS files (before anything starts). */
 int bridge_http_prepare(struct bridge *br, char *err, size_t errsize);
 int bridge_http_start(struct bridge *br, char *err, size_t errsize);
-/* Stops accepting connections (closes the listening socket). */
+/* Stops accepting connections: new handshakes are dropped, connections already in
+ * the listen backlog are answered 503, then the listening socket is closed. */
 void bridge_http_quiesce(struct bridge *br);
 size_t bridge_unescape_cb(void *cls, struct MHD_Connection *c, char *s);
 void bridge_http_stop(struct bridge *br);

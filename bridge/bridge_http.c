@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -521,9 +522,50 @@ static int bridge_wait_readable(int fd, int ms)
         return poll(&pfd, 1, ms) > 0;
 }
 
+/* Makes the listening socket drop new handshakes: a socket filter that discards
+ * TCP segments with SYN set and ACK clear (flags byte at offset 13 of the TCP header,
+ * where a TCP socket's filter starts). Handshakes already begun complete, and
+ * established connections are untouched; a client whose SYN is dropped retries it
+ * about a second later and is then refused by the closed port. Without this, a client
+ * could complete its handshake between the last accept() and close() and have its
+ * request reset. 0 on success; -1 (errno set) where the kernel refuses the filter. */
+static int bridge_drop_new_handshakes(int lfd)
+{
+        static struct sock_filter code[] = {
+            BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),
+            BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12),       /* SYN|ACK */
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1), /* SYN only */
+            BPF_STMT(BPF_RET | BPF_K, 0),                    /* drop */
+            BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),          /* keep all */
+        };
+        struct sock_fprog prog = {sizeof(code) / sizeof(code[0]), code};
+
+        return setsockopt(lfd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+}
+
+/* How long to wait, once the backlog is empty, for handshakes begun before the
+ * filter above went on: a round trip on the local network, with margin. */
+#define BRIDGE_HANDSHAKE_GRACE_MS 50
+/* The most the backlog may hold up shutdown: clients that are slow to send or to
+ * close, or that keep reconnecting where new handshakes cannot be dropped, are then
+ * cut off (reset) with the listener. */
+#define BRIDGE_BACKLOG_MAX_MS 2000
+
+/* Milliseconds left until deadline, at most cap; 0 once it has passed. */
+static int bridge_ms_left(int64_t deadline, int cap)
+{
+        int64_t left = deadline - dtime_mono_ms();
+
+        return left <= 0 ? 0 : left < cap ? (int)left : cap;
+}
+
 /* A connection still in the listen backlog when the listener closes would be reset
- * with its request unanswered: answer it 503 (plain HTTP only) and close it cleanly. */
-static int bridge_answer_backlog(struct bridge *br, int lfd)
+ * with its request unanswered: answer it 503 (plain HTTP only) and close it cleanly.
+ * With settle set (new handshakes are dropped), the backlog counts as empty once no
+ * connection has arrived for BRIDGE_HANDSHAKE_GRACE_MS; otherwise at the first
+ * EAGAIN. Either way it stops after BRIDGE_BACKLOG_MAX_MS. Sets *cut when it stopped
+ * for that deadline. Returns the number of connections answered. */
+static int bridge_answer_backlog(struct bridge *br, int lfd, int settle, int *cut)
 {
 #define BRIDGE_BACKLOG_BODY                                                            \
         "{\"status\":\"error\",\"error\":\"shutting down; retry\"}\n"
@@ -535,21 +577,39 @@ static int bridge_answer_backlog(struct bridge *br, int lfd)
         char head[512];
         int hlen = snprintf(head, sizeof(head), resp, sizeof(BRIDGE_BACKLOG_BODY) - 1,
                             BRIDGE_BACKLOG_BODY);
+        int64_t deadline = dtime_mono_ms() + BRIDGE_BACKLOG_MAX_MS;
         char buf[4096];
         int n = 0, fd;
 
+        *cut = 0;
         fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
-        while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+        for (;;) {
+                if (!bridge_ms_left(deadline, 1)) {
+                        *cut = 1;
+                        break;
+                }
+                fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+                if (fd < 0) {
+                        if (errno == EINTR || errno == ECONNABORTED)
+                                continue;
+                        if (errno == EAGAIN && settle &&
+                            bridge_wait_readable(
+                                lfd,
+                                bridge_ms_left(deadline, BRIDGE_HANDSHAKE_GRACE_MS)))
+                                continue;
+                        break;
+                }
                 n++;
                 if (!br->tls_cert_pem) {
                         /* Read what the client sent, so that close() sends FIN, not
-                         * RST; then answer. Bounded: a fraction of a second. */
-                        if (bridge_wait_readable(fd, 100))
+                         * RST; then answer. */
+                        if (bridge_wait_readable(fd, bridge_ms_left(deadline, 100)))
                                 (void)!recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
                         (void)!send(fd, head, (size_t)hlen, MSG_NOSIGNAL);
                         shutdown(fd, SHUT_WR);
-                        while (bridge_wait_readable(fd, 200) &&
-                               recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+                        while (
+                            bridge_wait_readable(fd, bridge_ms_left(deadline, 200)) &&
+                            recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
                                 ;
                         bridge_metrics_count(&br->m, MHD_HTTP_SERVICE_UNAVAILABLE);
                 }
@@ -561,13 +621,24 @@ static int bridge_answer_backlog(struct bridge *br, int lfd)
 void bridge_http_quiesce(struct bridge *br)
 {
         MHD_socket s = MHD_quiesce_daemon(br->httpd);
-        int n;
+        int n, settle, cut;
 
         if (s == MHD_INVALID_SOCKET)
                 return;
-        n = bridge_answer_backlog(br, s);
+        settle = bridge_drop_new_handshakes(s) == 0;
+        if (!settle)
+                dlog_warn(
+                    "cannot drop new handshakes before closing the listener (%s): "
+                    "a connection made at that moment may be reset",
+                    strerror(errno));
+        n = bridge_answer_backlog(br, s, settle, &cut);
         close(s);
-        if (n)
+        if (cut)
+                dlog_warn(
+                    "answered %d connection(s) left in the listen backlog; stopped "
+                    "after %d ms, connections still there are reset",
+                    n, BRIDGE_BACKLOG_MAX_MS);
+        else if (n)
                 dlog_info("answered %d connection(s) left in the listen backlog", n);
 }
 
