@@ -584,7 +584,7 @@ static int bridge_answer_backlog(struct bridge *br, int lfd, int settle, int *cu
         *cut = 0;
         fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
         for (;;) {
-                if (!bridge_ms_left(deadline, 1)) {
+                if (dtime_mono_ms() >= deadline) {
                         *cut = 1;
                         break;
                 }
