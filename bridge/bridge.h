@@ -19,6 +19,7 @@
 #include "dconf.h"
 #include "dmetrics.h"
 #include "dsecrets.h"
+#include "dtopics.h"
 
 struct bridge_config {
         char *bootstrap;
@@ -39,11 +40,7 @@ struct bridge_config {
         long long request_timeout_ms;
         long long threads;
         int log_level;
-        int create_topics;
-        long long topic_partitions;
-        long long topic_replication;
-        long long raw_retention_ms;
-        char *topic_configs;
+        struct dtopics_config topics;
 };
 
 /* HTTP answers counted by status; BRIDGE_STATUS_OTHER catches the rest. */

@@ -21,6 +21,8 @@
 #include "dpayload.h"
 #include "dsig.h"
 #include "dtime.h"
+#include "dfile.h"
+#include "dwire.h"
 
 #define BRIDGE_SIG_HEADER  "X-Duro-Signature"
 #define BRIDGE_RETRY_AFTER "5"
@@ -255,14 +257,14 @@ static enum MHD_Result bridge_process(struct bridge *br, struct bridge_req *req)
                                           MHD_HTTP_HEADER_CONTENT_TYPE);
         dtime_format_ms(received, sizeof(received), req->received_ms);
         h = rd_kafka_headers_new(8);
-        bridge_hdr(h, "duro-event", p.event);
-        bridge_hdr(h, "duro-event-id", p.id);
-        bridge_hdr(h, "duro-webhook-id", p.webhook_id);
-        bridge_hdr(h, "duro-signature", sig);
-        bridge_hdr(h, "received-at", received);
-        bridge_hdr(h, "content-type", ct ? ct : "application/json");
+        bridge_hdr(h, DWIRE_H_EVENT, p.event);
+        bridge_hdr(h, DWIRE_H_EVENT_ID, p.id);
+        bridge_hdr(h, DWIRE_H_WEBHOOK_ID, p.webhook_id);
+        bridge_hdr(h, DWIRE_H_SIGNATURE, sig);
+        bridge_hdr(h, DWIRE_H_RECEIVED_AT, received);
+        bridge_hdr(h, DWIRE_H_CONTENT_TYPE, ct ? ct : "application/json");
         if (!p.valid) {
-                bridge_hdr(h, "duro-invalid", p.reason);
+                bridge_hdr(h, DWIRE_H_INVALID, p.reason);
                 req->invalid = 1;
                 snprintf(req->reason, sizeof(req->reason), "%s", p.reason);
                 atomic_fetch_add(&br->m.captured_invalid, 1);
@@ -385,31 +387,15 @@ static void bridge_completed(void *cls, struct MHD_Connection *conn, void **con_
 /* Reads a PEM file for TLS. Returns a malloc'd NUL-terminated string or NULL. */
 static char *bridge_read_pem(const char *path, char *err, size_t errsize)
 {
-        FILE *f = fopen(path, "rb");
-        struct dbuf b;
-        char chunk[4096];
-        size_t n;
+        size_t len;
+        char *pem = dfile_read(path, 1024 * 1024, &len, NULL, err, errsize);
 
-        if (!f) {
-                snprintf(err, errsize, "cannot open %s: %s", path, strerror(errno));
-                return NULL;
-        }
-        dbuf_init(&b, 1024 * 1024);
-        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-                if (dbuf_append(&b, chunk, n)) {
-                        snprintf(err, errsize, "%s: larger than 1 MiB", path);
-                        fclose(f);
-                        dbuf_free(&b);
-                        return NULL;
-                }
-        }
-        fclose(f);
-        if (b.len == 0) {
+        if (pem && !len) {
                 snprintf(err, errsize, "%s is empty", path);
-                dbuf_free(&b);
+                free(pem);
                 return NULL;
         }
-        return dbuf_take(&b, NULL);
+        return pem;
 }
 
 int bridge_http_prepare(struct bridge *br, char *err, size_t errsize)

@@ -394,20 +394,15 @@ int bridge_kafka_start(struct bridge *br, char *err, size_t errsize)
                 snprintf(err, errsize, "cannot create Kafka producer: %s", rderr);
                 goto fail;
         }
-        if (br->cfg.create_topics) {
-                struct dtopics_config tc = {(int)br->cfg.topic_partitions,
-                                            (int)br->cfg.topic_replication,
-                                            br->cfg.topic_configs};
-                int created              = 0;
-                if (dtopics_ensure(br->rk, br->cfg.raw_topic, &tc,
-                                   br->cfg.raw_retention_ms, &created, err, errsize)) {
+        if (br->cfg.topics.create) {
+                int created = 0;
+                if (dtopics_ensure(br->rk, br->cfg.raw_topic, &br->cfg.topics,
+                                   br->cfg.topics.raw_retention_ms, &created, err,
+                                   errsize)) {
                         rd_kafka_destroy(br->rk);
                         br->rk = NULL;
                         return -1;
                 }
-                if (created)
-                        dlog_info("created topic %s (%lld partitions)",
-                                  br->cfg.raw_topic, br->cfg.topic_partitions);
         }
         br->rkt = rd_kafka_topic_new(br->rk, br->cfg.raw_topic, NULL);
         if (!br->rkt) {

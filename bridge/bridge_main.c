@@ -22,8 +22,6 @@
 #include "dtime.h"
 #include "dtopics.h"
 
-extern char **environ;
-
 #define BRIDGE_OPT(env, flag, type, def, min, max, field, help)                        \
         {                                                                              \
                 env, flag, type, def, min, max, offsetof(struct bridge_config, field), \
@@ -71,20 +69,21 @@ static const struct dconf_opt bridge_opts[] = {
                "TLS certificate file (PEM) for the webhook listener"),
     BRIDGE_OPT("DURO_BRIDGE_TLS_KEY", "tls-key", DCONF_STRING, NULL, 0, 0, tls_key,
                "TLS private key file (PEM)"),
-    BRIDGE_OPT("DURO_CREATE_TOPICS", "create-topics", DCONF_BOOL, "false", 0, 0,
-               create_topics, "create the raw topic at start when missing"),
-    BRIDGE_OPT("DURO_TOPIC_PARTITIONS", "topic-partitions", DCONF_INT, "12", 1, 100000,
-               topic_partitions, "partitions of created topics"),
-    BRIDGE_OPT("DURO_TOPIC_REPLICATION", "topic-replication", DCONF_INT, "-1", -1, 100,
-               topic_replication, "replication of created topics (-1: broker default)"),
-    BRIDGE_OPT("DURO_RAW_RETENTION_MS", "raw-retention-ms", DCONF_INT, "604800000", 1,
-               INT64_MAX / 2, raw_retention_ms, "retention.ms of a created raw topic"),
-    BRIDGE_OPT("DURO_TOPIC_CONFIGS", "topic-configs", DCONF_STRING, NULL, 0, 0,
-               topic_configs, "k=v,... topic configs of created topics"),
+    DTOPICS_OPTS(struct bridge_config, topics,
+                 "create the raw topic at start when missing"),
     BRIDGE_OPT("DURO_LOG_LEVEL", "log-level", DCONF_LOGLEVEL, "info", 0, 0, log_level,
                "debug, info, warn or error"),
 };
 #define BRIDGE_NOPTS (sizeof(bridge_opts) / sizeof(bridge_opts[0]))
+
+static const struct dstartup_prog bridge_prog = {
+    "duro-bridge",
+    "duro-bridge [options]",
+    bridge_opts,
+    BRIDGE_NOPTS,
+    offsetof(struct bridge_config, log_level),
+    offsetof(struct bridge_config, topics),
+    0};
 
 /* Re-reads the secrets file when forced (SIGHUP) or when it changed. */
 static void bridge_reload_secrets(struct bridge *br, int force)
@@ -173,52 +172,30 @@ int main(int argc, char **argv)
         struct dadmin *admin = NULL;
         char err[512];
         sigset_t set;
-        int exit_code = 0, from_file, rc;
+        int exit_code = 0, rc;
 
         dlog_init("duro-bridge", DLOG_INFO);
         if (argc > 1 && !strcmp(argv[1], "webhooks"))
                 return bridge_webhooks_main(argc - 1, argv + 1);
-        rc = dstartup_config("duro-bridge", bridge_opts, BRIDGE_NOPTS, &br.cfg,
-                             offsetof(struct bridge_config, log_level), argc, argv,
-                             "duro-bridge [options]", &br.props);
+        rc = dstartup_config(&bridge_prog, &br.cfg, argc, argv, &br.props);
         if (rc >= 0)
                 return rc;
-        if (dtopics_check_configs(br.cfg.topic_configs, err, sizeof(err))) {
-                dlog_error("bad setting: DURO_TOPIC_CONFIGS: %s", err);
-                return 2;
-        }
         if (br.cfg.webhook_path[0] != '/') {
                 dlog_error("bad setting: DURO_WEBHOOK_PATH=%s: must start with /",
                            br.cfg.webhook_path);
                 return 2;
         }
 
-        from_file  = br.cfg.secrets_file && !(br.cfg.secret && *br.cfg.secret);
-        br.secrets = dsecrets_new(br.cfg.secret, br.cfg.secrets_file, err, sizeof(err));
-        if (br.cfg.secret) {
-                memset(br.cfg.secret, 0, strlen(br.cfg.secret));
-                free(br.cfg.secret);
-                br.cfg.secret = NULL;
-        }
-        if (!br.secrets) {
-                if (from_file)
-                        dlog_error("bad setting: DURO_WEBHOOK_SECRETS_FILE: %s", err);
-                else if (br.cfg.secrets_file || getenv("DURO_WEBHOOK_SECRET"))
-                        dlog_error("bad setting: DURO_WEBHOOK_SECRET: %s", err);
-                else
-                        dlog_error("bad setting: %s", err);
+        br.secrets =
+            dstartup_secrets(&br.cfg.secret, br.cfg.secrets_file, "DURO_WEBHOOK_SECRET",
+                             "DURO_WEBHOOK_SECRETS_FILE", "webhook secret");
+        if (!br.secrets)
                 return 2;
-        }
         bridge_setup_threads(&br);
 
         /* Signals are taken synchronously by this thread; every thread started
          * from here on inherits the mask. */
-        sigemptyset(&set);
-        sigaddset(&set, SIGTERM);
-        sigaddset(&set, SIGINT);
-        sigaddset(&set, SIGHUP);
-        pthread_sigmask(SIG_BLOCK, &set, NULL);
-        signal(SIGPIPE, SIG_IGN);
+        dstartup_block_signals(&set);
         json_object_seed(0);
 
         bridge_metrics_init(&br.m);

@@ -1,11 +1,13 @@
 /* dkafka.c - librdkafka configuration and logging (see dkafka.h). */
 #include "dkafka.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
 
 #include "dlog.h"
+#include "dtime.h"
 
 /* Properties that would break the delivery guarantees (DESIGN §5), with aliases. */
 static const char *const dkafka_refused[] = {
@@ -138,4 +140,55 @@ const char *dkafka_header(const rd_kafka_message_t *m, const char *name, char *b
         memcpy(buf, v, len);
         buf[len] = '\0';
         return buf;
+}
+
+int dkafka_conf_transactional(rd_kafka_conf_t *conf, const char *transactional_id,
+                              char *err, size_t errsize)
+{
+        return dkafka_conf_set(conf, "transactional.id", transactional_id, err,
+                               errsize) ||
+                       dkafka_conf_set(conf, "enable.idempotence", "true", err,
+                                       errsize) ||
+                       dkafka_conf_set(conf, "acks", "all", err, errsize) ||
+                       dkafka_conf_set(conf, "partitioner", "murmur2_random", err,
+                                       errsize) ||
+                       dkafka_conf_set(conf, "allow.auto.create.topics", "false", err,
+                                       errsize)
+                   ? -1
+                   : 0;
+}
+
+rd_kafka_resp_err_t dkafka_produce(rd_kafka_t *rk, const struct dkafka_rec *r,
+                                   long wait_ms)
+{
+        int64_t deadline = wait_ms < 0 ? INT64_MAX : dtime_mono_ms() + wait_ms;
+        rd_kafka_vu_t vu[6];
+        rd_kafka_error_t *error;
+        rd_kafka_resp_err_t err;
+
+        memset(vu, 0, sizeof(vu));
+        vu[0].vtype      = RD_KAFKA_VTYPE_TOPIC;
+        vu[0].u.cstr     = r->topic;
+        vu[1].vtype      = RD_KAFKA_VTYPE_KEY;
+        vu[1].u.mem.ptr  = (void *)r->key;
+        vu[1].u.mem.size = r->key ? r->key_len : 0;
+        vu[2].vtype      = RD_KAFKA_VTYPE_VALUE;
+        vu[2].u.mem.ptr  = r->value;
+        vu[2].u.mem.size = r->value ? r->value_len : 0;
+        vu[3].vtype      = RD_KAFKA_VTYPE_HEADERS;
+        vu[3].u.headers  = r->headers;
+        vu[4].vtype      = RD_KAFKA_VTYPE_OPAQUE;
+        vu[4].u.ptr      = r->opaque;
+        vu[5].vtype      = RD_KAFKA_VTYPE_MSGFLAGS;
+        vu[5].u.i        = r->msgflags;
+        for (;;) {
+                error = rd_kafka_produceva(rk, vu, 6);
+                err   = error ? rd_kafka_error_code(error) : RD_KAFKA_RESP_ERR_NO_ERROR;
+                if (error)
+                        rd_kafka_error_destroy(error);
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || dtime_mono_ms() >= deadline)
+                        return err;
+                /* Serves delivery reports, which makes room in the queue. */
+                rd_kafka_poll(rk, 100);
+        }
 }

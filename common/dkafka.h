@@ -37,4 +37,31 @@ int dkafka_props_has(const struct dconf_props *props, enum dconf_scope scope,
 const char *dkafka_header(const rd_kafka_message_t *m, const char *name, char *buf,
                           size_t size);
 
+/* Sets what every transactional producer of the project needs to write exactly once:
+ * transactional.id, enable.idempotence, acks=all, partitioner murmur2_random (the
+ * Java client's, so keys land where Kafka Streams expects them) and
+ * allow.auto.create.topics=false. Returns 0 or -1 with err set. */
+int dkafka_conf_transactional(rd_kafka_conf_t *conf, const char *transactional_id,
+                              char *err, size_t errsize);
+
+/* One record to produce, as rd_kafka_produceva() takes it. */
+struct dkafka_rec {
+        const char *topic;
+        const void *key; /* NULL: no key */
+        size_t key_len;
+        void *value; /* NULL: a null value (a tombstone) */
+        size_t value_len;
+        rd_kafka_headers_t *headers; /* librdkafka takes them when the call succeeds */
+        void *opaque;                /* the delivery report's msg->_private */
+        int msgflags;                /* RD_KAFKA_MSG_F_COPY or RD_KAFKA_MSG_F_FREE */
+};
+
+/* Produces r. While librdkafka's queue is full it serves rk's delivery reports
+ * (rd_kafka_poll, so call it from the thread that may run them) and tries again, for
+ * up to wait_ms in all (-1: for as long as it takes; 0: once). Returns 0, or the
+ * error, in which case the headers (and a value with F_FREE) are still the
+ * caller's. */
+rd_kafka_resp_err_t dkafka_produce(rd_kafka_t *rk, const struct dkafka_rec *r,
+                                   long wait_ms);
+
 #endif

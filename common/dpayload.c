@@ -6,15 +6,15 @@
 
 #include "dtime.h"
 
-enum dpayload_kind dpayload_kind_of(const char *event)
+enum dwire_kind dpayload_kind_of(const char *event)
 {
         if (!event)
-                return DPAYLOAD_KIND_UNKNOWN;
+                return DWIRE_KIND_UNKNOWN;
         if (!strncmp(event, "ITEM_", 5))
-                return DPAYLOAD_KIND_ITEM;
+                return DWIRE_KIND_ITEM;
         if (!strncmp(event, "CO_", 3))
-                return DPAYLOAD_KIND_CHANGE_ORDER;
-        return DPAYLOAD_KIND_UNKNOWN;
+                return DWIRE_KIND_CHANGE_ORDER;
+        return DWIRE_KIND_UNKNOWN;
 }
 
 int dpayload_depth(const char *body, size_t len, int limit)
@@ -132,10 +132,10 @@ int dpayload_parse(struct dpayload *p, const char *body, size_t len)
                 return dpayload_invalid(p, "field data ", "is missing");
         if (!json_is_object(data))
                 return dpayload_invalid(p, "field data ", "is not an object");
-        if (p->kind == DPAYLOAD_KIND_ITEM && !p->item_id)
+        if (p->kind == DWIRE_KIND_ITEM && !p->item_id)
                 return dpayload_invalid(p, "ITEM_* event without a non-empty ",
                                         "string data.item_id");
-        if (p->kind == DPAYLOAD_KIND_CHANGE_ORDER && !p->change_order_id)
+        if (p->kind == DWIRE_KIND_CHANGE_ORDER && !p->change_order_id)
                 return dpayload_invalid(p, "CO_* event without a non-empty ",
                                         "string data.change_order_id");
         p->valid = 1;
@@ -154,9 +154,9 @@ const char *dpayload_key(const struct dpayload *p, const char *body, size_t len,
 {
         const char *k = NULL;
 
-        if (p->kind == DPAYLOAD_KIND_ITEM && p->item_id)
+        if (p->kind == DWIRE_KIND_ITEM && p->item_id)
                 k = p->item_id;
-        else if (p->kind == DPAYLOAD_KIND_CHANGE_ORDER && p->change_order_id)
+        else if (p->kind == DWIRE_KIND_CHANGE_ORDER && p->change_order_id)
                 k = p->change_order_id;
         else if (p->item_id)
                 k = p->item_id;

@@ -11,15 +11,10 @@
 #include <stdint.h>
 
 #include "dsig.h"
+#include "dwire.h"
 
 /* Deepest nesting accepted (a signed body nested deeper is captured as invalid). */
 #define DPAYLOAD_MAX_DEPTH 64
-
-enum dpayload_kind {
-        DPAYLOAD_KIND_UNKNOWN      = 0,
-        DPAYLOAD_KIND_ITEM         = 1, /* ITEM_* */
-        DPAYLOAD_KIND_CHANGE_ORDER = 2, /* CO_* */
-};
 
 struct dpayload {
         json_t *root;     /* owned; NULL when the body is not JSON */
@@ -32,7 +27,7 @@ struct dpayload {
         const char *created_at;
         const char *item_id;         /* data.item_id when a non-empty string */
         const char *change_order_id; /* data.change_order_id likewise */
-        enum dpayload_kind kind;
+        enum dwire_kind kind;
         int64_t created_at_ms; /* when created_at parsed */
 };
 
@@ -49,7 +44,7 @@ const char *dpayload_key(const struct dpayload *p, const char *body, size_t len,
                          char buf[DPAYLOAD_HASHKEY_SIZE]);
 
 /* Classifies an event name by prefix. */
-enum dpayload_kind dpayload_kind_of(const char *event);
+enum dwire_kind dpayload_kind_of(const char *event);
 
 /* Returns the maximum nesting depth of JSON text, counting brackets outside strings.
  * Stops counting (and returns limit+1) once limit is exceeded. */

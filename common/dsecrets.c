@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dfile.h"
+
 #define DSECRETS_MAX_FILE (1024 * 1024)
 
 struct dsecrets {
@@ -107,54 +109,6 @@ struct dsecrets_set *dsecrets_parse(const char *data, size_t len)
         return set;
 }
 
-/* Reads the file at path into a malloc'd buffer. */
-static char *dsecrets_read_file(const char *path, size_t *len, struct stat *st,
-                                char *err, size_t errsize)
-{
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        char *buf;
-        size_t n = 0;
-
-        if (fd < 0) {
-                snprintf(err, errsize, "cannot open secrets file %s: %s", path,
-                         strerror(errno));
-                return NULL;
-        }
-        if (fstat(fd, st) || st->st_size > DSECRETS_MAX_FILE) {
-                snprintf(err, errsize,
-                         "secrets file %s: unreadable or larger "
-                         "than 1 MiB",
-                         path);
-                close(fd);
-                return NULL;
-        }
-        buf = malloc((size_t)st->st_size + 1);
-        if (!buf) {
-                close(fd);
-                snprintf(err, errsize, "out of memory");
-                return NULL;
-        }
-        for (;;) {
-                ssize_t r = read(fd, buf + n, (size_t)st->st_size + 1 - n);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r < 0) {
-                        snprintf(err, errsize, "cannot read secrets file %s: %s", path,
-                                 strerror(errno));
-                        OPENSSL_cleanse(buf, n);
-                        free(buf);
-                        close(fd);
-                        return NULL;
-                }
-                if (r == 0 || n + (size_t)r > (size_t)st->st_size)
-                        break;
-                n += (size_t)r;
-        }
-        close(fd);
-        *len = n;
-        return buf;
-}
-
 static int dsecrets_same_file(const struct stat *a, const struct stat *b)
 {
         return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
@@ -175,7 +129,7 @@ int dsecrets_reload(struct dsecrets *s, int force, char *err, size_t errsize)
                 return 0;
         if (!force && s->failing && stat(s->path, &st) != 0)
                 return 0; /* still missing: said once already */
-        buf = dsecrets_read_file(s->path, &len, &st, err, errsize);
+        buf = dfile_read(s->path, DSECRETS_MAX_FILE, &len, &st, err, errsize);
         if (!buf) {
                 s->failing = 1;
                 return -1;
@@ -219,9 +173,7 @@ struct dsecrets *dsecrets_new(const char *env_secret, const char *path, char *er
                 return s;
         }
         if (!path || !*path) {
-                snprintf(err, errsize,
-                         "no webhook secret: set DURO_WEBHOOK_SECRET or "
-                         "DURO_WEBHOOK_SECRETS_FILE");
+                snprintf(err, errsize, "no secret: neither a value nor a file given");
                 dsecrets_destroy(s);
                 return NULL;
         }

@@ -6,19 +6,20 @@
 
 #include "dkafka.h"
 #include "dlog.h"
+#include "dsecrets.h"
+#include "dtopics.h"
 
 extern char **environ;
 
-int dstartup_config(const char *prog, const struct dconf_opt *tab, size_t n, void *cfg,
-                    size_t log_level_off, int argc, char **argv, const char *usage,
+int dstartup_config(const struct dstartup_prog *prog, void *cfg, int argc, char **argv,
                     struct dconf_props *props)
 {
         const char **unknown;
         char err[512];
 
-        dlog_init(prog, DLOG_INFO);
-        switch (dconf_load(tab, n, cfg, argc, argv, environ, usage, props, err,
-                           sizeof(err))) {
+        dlog_init(prog->name, DLOG_INFO);
+        switch (dconf_load(prog->opts, prog->nopts, cfg, argc, argv, environ,
+                           prog->usage, props, err, sizeof(err))) {
         case DCONF_HELP:
                 return 0;
         case DCONF_ERROR:
@@ -27,15 +28,62 @@ int dstartup_config(const char *prog, const struct dconf_opt *tab, size_t n, voi
         case DCONF_OK:
                 break;
         }
-        dlog_init(prog, (enum dlog_level) * (int *)((char *)cfg + log_level_off));
+        dlog_init(prog->name,
+                  (enum dlog_level) * (int *)((char *)cfg + prog->log_level_off));
         if (dkafka_check_props(props, err, sizeof(err))) {
                 dlog_error("bad setting: %s", err);
                 return 2;
         }
-        unknown = dconf_unknown_env(tab, n, environ);
+        if (prog->topics_off != DSTARTUP_NO_TOPICS) {
+                const struct dtopics_config *tc =
+                    (const struct dtopics_config *)((char *)cfg + prog->topics_off);
+                if (dtopics_check_configs(tc->configs, err, sizeof(err))) {
+                        dlog_error("bad setting: DURO_TOPIC_CONFIGS: %s", err);
+                        return 2;
+                }
+        }
+        if (prog->quiet_unknown)
+                return -1;
+        unknown = dconf_unknown_env(prog->opts, prog->nopts, environ);
         for (size_t i = 0; unknown && unknown[i]; i++)
                 dlog_warn("ignoring unknown setting %.*s",
                           (int)strcspn(unknown[i], "="), unknown[i]);
         free(unknown);
         return -1;
+}
+
+struct dsecrets *dstartup_secrets(char **value, const char *path, const char *value_env,
+                                  const char *path_env, const char *what)
+{
+        int from_env = *value && **value, from_file = path && *path;
+        struct dsecrets *s = NULL;
+        char err[400];
+
+        if (from_env || from_file)
+                s = dsecrets_new(*value, path, err, sizeof(err));
+        if (*value) {
+                memset(*value, 0, strlen(*value));
+                free(*value);
+                *value = NULL;
+        }
+        if (s)
+                return s;
+        if (from_env)
+                dlog_error("bad setting: %s: %s", value_env, err);
+        else if (from_file)
+                dlog_error("bad setting: %s: %s", path_env, err);
+        else
+                dlog_error("bad setting: no %s: set %s or %s", what, value_env,
+                           path_env);
+        return NULL;
+}
+
+void dstartup_block_signals(sigset_t *set)
+{
+        sigemptyset(set);
+        sigaddset(set, SIGTERM);
+        sigaddset(set, SIGINT);
+        sigaddset(set, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, set, NULL);
+        signal(SIGPIPE, SIG_IGN);
 }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dlog.h"
+
 #define DTOPICS_TIMEOUT_MS 15000
 
 int dtopics_check_configs(const char *configs, char *why, size_t whysize)
@@ -65,8 +67,8 @@ int dtopics_ensure(rd_kafka_t *rk, const char *topic, const struct dtopics_confi
         int rc = -1;
 
         *created = 0;
-        nt = rd_kafka_NewTopic_new(topic, cfg->partitions, cfg->replication, rderr,
-                                   sizeof(rderr));
+        nt = rd_kafka_NewTopic_new(topic, (int)cfg->partitions, (int)cfg->replication,
+                                   rderr, sizeof(rderr));
         if (!nt) {
                 snprintf(err, errsize, "topic %s: %s", topic, rderr);
                 return -1;
@@ -100,6 +102,8 @@ int dtopics_ensure(rd_kafka_t *rk, const char *topic, const struct dtopics_confi
                 rd_kafka_resp_err_t e = n == 1 ? rd_kafka_topic_result_error(tr[0])
                                                : RD_KAFKA_RESP_ERR__FAIL;
                 if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                        dlog_info("created topic %s (%lld partitions)", topic,
+                                  cfg->partitions);
                         *created = 1;
                         rc       = 0;
                 } else if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {

@@ -19,6 +19,8 @@
 #include "dgql.h"
 #include "dmetrics.h"
 #include "dsecrets.h"
+#include "dtopics.h"
+#include "dwire.h"
 
 struct enricher_config {
         char *bootstrap;
@@ -46,11 +48,7 @@ struct enricher_config {
         long long gql_max_attempts;
         long long not_found_grace_ms;
         int log_level;
-        int create_topics;
-        long long topic_partitions;
-        long long topic_replication;
-        long long raw_retention_ms;
-        char *topic_configs;
+        struct dtopics_config topics;
 };
 
 /* The dedupe set of one input partition: 128-bit digests of dedupe keys with the raw
@@ -76,12 +74,6 @@ struct enricher_part {
         int rebuilt;
 };
 
-enum enricher_kind {
-        ENRICHER_KIND_UNKNOWN      = 0,
-        ENRICHER_KIND_ITEM         = 1,
-        ENRICHER_KIND_CHANGE_ORDER = 2,
-};
-
 enum enricher_status {
         ENRICHER_ST_PENDING     = 0,
         ENRICHER_ST_FOUND       = 1,
@@ -100,7 +92,7 @@ enum enricher_action {
 
 /* An id to resolve through GraphQL (one per distinct kind+id in a batch). */
 struct enricher_item {
-        enum enricher_kind kind;
+        enum dwire_kind kind;
         char *id;
         int grace; /* 1: re-ask after the grace period when missing */
         int grace_done;
@@ -119,13 +111,13 @@ struct enricher_rec {
         struct enricher_dedupe_id dedupe_id; /* of dedupe_key */
         json_t *payload;                     /* owned; NULL when not parseable */
         const char *event, *event_id, *webhook_id, *created_at; /* borrowed */
-        enum enricher_kind kind;
+        enum dwire_kind kind;
         const char *resource_id;
         char raw_key_hash[72];
         size_t item_index;          /* of the batch's item, when pending */
         struct enricher_item *item; /* borrowed from the batch's items */
         enum enricher_status status;
-        const char *dlq_class;
+        enum dwire_dlq_class dlq_class;
         char dlq_message[256];
         int attempts;
         char *topic; /* output topic */
@@ -144,8 +136,7 @@ struct enricher_force {
 struct enricher_metrics {
         atomic_ullong consumed;
         atomic_ullong deduplicated;
-        atomic_ullong
-            dlq[4]; /* invalid-payload, no-topic, produce-rejected, resource-error */
+        atomic_ullong dlq[DWIRE_NDLQ_CLASSES]; /* by enum dwire_dlq_class */
         atomic_ullong txn_committed;
         atomic_ullong txn_aborted;
         atomic_ullong pulled_ahead; /* batches taken while the previous one committed */
@@ -235,7 +226,7 @@ void enricher_pull_free(struct enricher_pull *p);
 /* Parses one GraphQL answer's connection for kind (exposed for tests and fuzzing):
  * calls found(opaque, id, node) for each node; sets *has_next and *cursor (malloc'd or
  * NULL). Returns 0, or -1 when the answer does not have the expected shape. */
-int enricher_pull_parse(json_t *data, enum enricher_kind kind,
+int enricher_pull_parse(json_t *data, enum dwire_kind kind,
                         void (*found)(void *opaque, const char *id, json_t *node),
                         void *opaque, int *has_next, char **cursor);
 
@@ -253,7 +244,6 @@ char *enricher_out_value(const struct enricher *e, const struct enricher_rec *re
 char *enricher_out_build(const struct enricher_rec *rec, const char *raw_topic,
                          const char *received_at, const char *enriched_at, size_t *len);
 const char *enricher_status_name(enum enricher_status s);
-const char *enricher_kind_name(enum enricher_kind k);
 
 /* enricher_batch.c */
 int enricher_batch_cycle(struct enricher *e);

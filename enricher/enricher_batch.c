@@ -19,17 +19,9 @@
 #include "dlog.h"
 #include "dpayload.h"
 #include "dtime.h"
+#include "dwire.h"
 
 #define BATCH_TOPIC_RECHECK_MS 5000
-
-enum {
-        DLQ_INVALID  = 0,
-        DLQ_NO_TOPIC = 1,
-        DLQ_REJECTED = 2,
-        DLQ_RESOURCE = 3,
-};
-static const char *const batch_dlq_class[] = {"invalid-payload", "no-topic",
-                                              "produce-rejected", "resource-error"};
 
 struct batch {
         struct enricher_rec *recs;
@@ -277,7 +269,7 @@ static size_t batch_collect(struct enricher *e, struct batch *b, int nowait)
         return b->n;
 }
 
-static size_t batch_item_hash(enum enricher_kind kind, const char *id)
+static size_t batch_item_hash(enum dwire_kind kind, const char *id)
 {
         size_t h = 1469598103934665603ULL ^ (size_t)kind; /* FNV-1a */
 
@@ -308,7 +300,7 @@ static int batch_item_rehash(struct batch *b)
 
 /* The index of the batch's item for (kind, id), added when new; SIZE_MAX when out of
  * memory. */
-static size_t batch_item(struct batch *b, enum enricher_kind kind, const char *id)
+static size_t batch_item(struct batch *b, enum dwire_kind kind, const char *id)
 {
         struct enricher_item *it;
         size_t k;
@@ -339,11 +331,11 @@ static size_t batch_item(struct batch *b, enum enricher_kind kind, const char *i
         return b->nitems - 1;
 }
 
-static void batch_dlq(struct enricher_rec *r, int cls, const char *message,
-                      int attempts)
+static void batch_dlq(struct enricher_rec *r, enum dwire_dlq_class cls,
+                      const char *message, int attempts)
 {
         r->action    = ENRICHER_ACT_DLQ;
-        r->dlq_class = batch_dlq_class[cls];
+        r->dlq_class = cls;
         r->attempts  = attempts;
         snprintf(r->dlq_message, sizeof(r->dlq_message), "%s", message);
 }
@@ -380,7 +372,7 @@ static int batch_classify(struct enricher *e, struct batch *b, const struct batc
                 struct enricher_part *part = enricher_part_find(e, r->msg->partition);
                 char hbuf[256], forced[200];
                 const char *invalid =
-                    dkafka_header(r->msg, "duro-invalid", hbuf, sizeof(hbuf));
+                    dkafka_header(r->msg, DWIRE_H_INVALID, hbuf, sizeof(hbuf));
                 struct dpayload p;
                 size_t item_index;
 
@@ -406,22 +398,23 @@ static int batch_classify(struct enricher *e, struct batch *b, const struct batc
                 }
                 enricher_dedupe_add_id(seen, &r->dedupe_id, 0);
                 if (batch_forced(e, r->msg, forced, sizeof(forced))) {
-                        batch_dlq(r, DLQ_REJECTED, forced, 1);
+                        batch_dlq(r, DWIRE_DLQ_PRODUCE_REJECTED, forced, 1);
                         continue;
                 }
                 if (invalid || !p.valid) {
-                        batch_dlq(r, DLQ_INVALID, invalid ? invalid : p.reason, 1);
+                        batch_dlq(r, DWIRE_DLQ_INVALID_PAYLOAD,
+                                  invalid ? invalid : p.reason, 1);
                         continue;
                 }
                 r->action = ENRICHER_ACT_OUTPUT;
-                r->kind   = (enum enricher_kind)p.kind;
-                if (r->kind == ENRICHER_KIND_UNKNOWN) {
+                r->kind   = p.kind;
+                if (r->kind == DWIRE_KIND_UNKNOWN) {
                         r->status      = ENRICHER_ST_UNSUPPORTED;
                         r->resource_id = p.item_id ? p.item_id : p.change_order_id;
                         continue;
                 }
                 r->resource_id =
-                    r->kind == ENRICHER_KIND_ITEM ? p.item_id : p.change_order_id;
+                    r->kind == DWIRE_KIND_ITEM ? p.item_id : p.change_order_id;
                 if (batch_ends_with(r->event, "_DELETE")) {
                         r->status = ENRICHER_ST_DELETED;
                         continue;
@@ -432,7 +425,7 @@ static int batch_classify(struct enricher *e, struct batch *b, const struct batc
                         break;
                 }
                 r->item_index = item_index;
-                if (r->kind == ENRICHER_KIND_CHANGE_ORDER ||
+                if (r->kind == DWIRE_KIND_CHANGE_ORDER ||
                     !strcmp(r->event, "ITEM_CREATE") ||
                     !strcmp(r->event, "ITEM_UPDATE"))
                         b->items[item_index].grace = 1;
@@ -452,7 +445,8 @@ static void batch_apply_items(struct batch *b)
                         continue;
                 r->item = &b->items[r->item_index];
                 if (r->item->status == ENRICHER_ST_ERROR)
-                        batch_dlq(r, DLQ_RESOURCE, r->item->error, r->item->attempts);
+                        batch_dlq(r, DWIRE_DLQ_RESOURCE_ERROR, r->item->error,
+                                  r->item->attempts);
                 else
                         r->status = r->item->status;
         }
@@ -622,7 +616,7 @@ static int batch_topic_exists(struct enricher *e, const char *topic)
         }
         if (rkt)
                 rd_kafka_topic_destroy(rkt);
-        if (!exists && e->cfg.create_topics) {
+        if (!exists && e->cfg.topics.create) {
                 char err[300];
                 if (enricher_create_topic(e, topic, 0, err, sizeof(err)))
                         dlog_error("%s", err);
@@ -658,7 +652,7 @@ static void batch_route_topics(struct enricher *e, struct batch *b)
                         continue;
                 snprintf(why, sizeof(why), "output topic %s does not exist",
                          r->topic ? r->topic : "?");
-                batch_dlq(r, DLQ_NO_TOPIC, why, 1);
+                batch_dlq(r, DWIRE_DLQ_NO_TOPIC, why, 1);
         }
 }
 
@@ -714,86 +708,63 @@ static void batch_hdr(rd_kafka_headers_t *h, const char *name, const char *value
 /* Produces one record of the transaction. Returns 0, or the immediate error. */
 static rd_kafka_resp_err_t batch_produce(struct enricher *e, struct enricher_rec *r)
 {
-        rd_kafka_headers_t *h = NULL, *src = NULL;
-        rd_kafka_vu_t vu[7];
-        rd_kafka_error_t *error;
+        rd_kafka_headers_t *src = NULL;
+        struct dkafka_rec out   = {.opaque = r};
         rd_kafka_resp_err_t err;
-        char *value = NULL;
-        const char *key;
-        size_t vlen = 0, keylen;
         char num[32];
 
-        memset(vu, 0, sizeof(vu));
         if (r->action == ENRICHER_ACT_DLQ) {
-                h = rd_kafka_message_headers(r->msg, &src) ? rd_kafka_headers_new(8)
-                                                           : rd_kafka_headers_copy(src);
-                batch_hdr(h, "error-class", r->dlq_class);
-                batch_hdr(h, "error-message", r->dlq_message);
+                rd_kafka_headers_t *h = rd_kafka_message_headers(r->msg, &src)
+                                            ? rd_kafka_headers_new(8)
+                                            : rd_kafka_headers_copy(src);
+                batch_hdr(h, DWIRE_H_ERROR_CLASS, dwire_dlq_class_name(r->dlq_class));
+                batch_hdr(h, DWIRE_H_ERROR_MESSAGE, r->dlq_message);
                 snprintf(num, sizeof(num), "%d", r->attempts);
-                batch_hdr(h, "attempts", num);
-                batch_hdr(h, "source-topic", e->cfg.raw_topic);
+                batch_hdr(h, DWIRE_H_ATTEMPTS, num);
+                batch_hdr(h, DWIRE_H_SOURCE_TOPIC, e->cfg.raw_topic);
                 snprintf(num, sizeof(num), "%d", (int)r->msg->partition);
-                batch_hdr(h, "source-partition", num);
+                batch_hdr(h, DWIRE_H_SOURCE_PARTITION, num);
                 snprintf(num, sizeof(num), "%lld", (long long)r->msg->offset);
-                batch_hdr(h, "source-offset", num);
-                vu[0].vtype      = RD_KAFKA_VTYPE_TOPIC;
-                vu[0].u.cstr     = e->cfg.dlq_topic;
-                vu[2].vtype      = RD_KAFKA_VTYPE_VALUE;
-                vu[2].u.mem.ptr  = r->msg->payload;
-                vu[2].u.mem.size = r->msg->len;
-                key              = r->msg->key;
-                keylen           = r->msg->key_len;
+                batch_hdr(h, DWIRE_H_SOURCE_OFFSET, num);
+                /* the DLQ's value is the raw record's, copied */
+                out.topic     = e->cfg.dlq_topic;
+                out.value     = r->msg->payload;
+                out.value_len = r->msg->len;
+                out.key       = r->msg->key;
+                out.key_len   = r->msg->key_len;
+                out.headers   = h;
+                out.msgflags  = RD_KAFKA_MSG_F_COPY;
         } else {
-                value = enricher_out_value(e, r, &vlen);
-                if (!value) {
+                out.value = enricher_out_value(e, r, &out.value_len);
+                if (!out.value) {
                         dlog_error("out of memory building the output of %s [%d] at "
                                    "offset %lld",
                                    e->cfg.raw_topic, (int)r->msg->partition,
                                    (long long)r->msg->offset);
                         return RD_KAFKA_RESP_ERR__FAIL;
                 }
-                h = rd_kafka_headers_new(4);
-                batch_hdr(h, "idempotency-key",
+                out.headers = rd_kafka_headers_new(4);
+                batch_hdr(out.headers, DWIRE_H_IDEMPOTENCY_KEY,
                           r->event_id ? r->event_id : r->dedupe_key);
-                batch_hdr(h, "duro-event", r->event);
-                batch_hdr(h, "duro-event-id", r->event_id);
-                batch_hdr(h, "content-type", "application/json");
-                vu[0].vtype      = RD_KAFKA_VTYPE_TOPIC;
-                vu[0].u.cstr     = r->topic;
-                vu[2].vtype      = RD_KAFKA_VTYPE_VALUE;
-                vu[2].u.mem.ptr  = value;
-                vu[2].u.mem.size = vlen;
-                if (r->kind != ENRICHER_KIND_UNKNOWN && r->resource_id) {
-                        key    = r->resource_id;
-                        keylen = strlen(key);
+                batch_hdr(out.headers, DWIRE_H_EVENT, r->event);
+                batch_hdr(out.headers, DWIRE_H_EVENT_ID, r->event_id);
+                batch_hdr(out.headers, DWIRE_H_CONTENT_TYPE, DWIRE_CONTENT_JSON);
+                out.topic = r->topic;
+                if (r->kind != DWIRE_KIND_UNKNOWN && r->resource_id) {
+                        out.key     = r->resource_id;
+                        out.key_len = strlen(r->resource_id);
                 } else {
-                        key    = r->msg->key;
-                        keylen = r->msg->key_len;
+                        out.key     = r->msg->key;
+                        out.key_len = r->msg->key_len;
                 }
+                /* librdkafka takes the value built here (frees it once delivered) */
+                out.msgflags = RD_KAFKA_MSG_F_FREE;
         }
-        vu[1].vtype      = RD_KAFKA_VTYPE_KEY;
-        vu[1].u.mem.ptr  = (void *)key;
-        vu[1].u.mem.size = key ? keylen : 0;
-        vu[3].vtype      = RD_KAFKA_VTYPE_HEADERS;
-        vu[3].u.headers  = h;
-        vu[4].vtype      = RD_KAFKA_VTYPE_OPAQUE;
-        vu[4].u.ptr      = r;
-        vu[5].vtype      = RD_KAFKA_VTYPE_MSGFLAGS;
-        /* librdkafka takes the value built here (frees it once delivered); the DLQ's
-         * value is the raw record's, copied */
-        vu[5].u.i = value ? RD_KAFKA_MSG_F_FREE : RD_KAFKA_MSG_F_COPY;
-        for (;;) {
-                error = rd_kafka_produceva(e->producer, vu, 6);
-                err   = error ? rd_kafka_error_code(error) : RD_KAFKA_RESP_ERR_NO_ERROR;
-                if (error)
-                        rd_kafka_error_destroy(error);
-                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                        break;
-                rd_kafka_poll(e->producer, 100);
-        }
+        err = dkafka_produce(e->producer, &out, -1);
         if (err) {
-                rd_kafka_headers_destroy(h);
-                free(value);
+                rd_kafka_headers_destroy(out.headers);
+                if (out.msgflags == RD_KAFKA_MSG_F_FREE)
+                        free(out.value);
         }
         return err;
 }
@@ -970,13 +941,11 @@ static void batch_committed(struct enricher *e, struct batch *b)
                                     (unsigned long long)(now - ts) * 1000ULL);
                         break;
                 case ENRICHER_ACT_DLQ:
-                        for (int k = 0; k < 4; k++)
-                                if (r->dlq_class == batch_dlq_class[k])
-                                        atomic_fetch_add(&e->m.dlq[k], 1);
+                        atomic_fetch_add(&e->m.dlq[r->dlq_class], 1);
                         dlog_info("%s [%d] at %lld to the DLQ (%s): %s",
                                   e->cfg.raw_topic, (int)r->msg->partition,
-                                  (long long)r->msg->offset, r->dlq_class,
-                                  r->dlq_message);
+                                  (long long)r->msg->offset,
+                                  dwire_dlq_class_name(r->dlq_class), r->dlq_message);
                         break;
                 }
                 /* Forced DLQ entries are done with once committed. */

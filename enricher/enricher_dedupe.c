@@ -11,6 +11,7 @@
 #include "dlog.h"
 #include "dpayload.h"
 #include "dsig.h"
+#include "dwire.h"
 
 #define DEDUPE_EMPTY           INT64_MIN
 #define DEDUPE_MIN_CAP         64
@@ -147,7 +148,7 @@ char *enricher_dedupe_key(const rd_kafka_message_t *msg, const char *event_id)
                 base = hashkey;
         }
         if (!rd_kafka_message_headers(msg, &hdrs))
-                rd_kafka_header_get_last(hdrs, "duro-redrive-id", &redrive, &rlen);
+                rd_kafka_header_get_last(hdrs, DWIRE_H_REDRIVE_ID, &redrive, &rlen);
         blen = strlen(base);
         out  = malloc(blen + rlen + 2);
         if (!out)

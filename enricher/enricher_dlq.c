@@ -18,6 +18,7 @@
 #include "dkafka.h"
 #include "dlog.h"
 #include "dtime.h"
+#include "dwire.h"
 
 extern char **environ;
 
@@ -63,8 +64,10 @@ static const char dlq_usage[] =
 
 /* Headers the DLQ adds, dropped on the way back to the raw topic. */
 static const char *const dlq_own_headers[] = {
-    "error-class",      "error-message", "attempts",        "source-topic",
-    "source-partition", "source-offset", "duro-redrive-id", NULL};
+    DWIRE_H_ERROR_CLASS,      DWIRE_H_ERROR_MESSAGE,
+    DWIRE_H_ATTEMPTS,         DWIRE_H_SOURCE_TOPIC,
+    DWIRE_H_SOURCE_PARTITION, DWIRE_H_SOURCE_OFFSET,
+    DWIRE_H_REDRIVE_ID,       NULL};
 
 struct dlq_args {
         int64_t since_ms; /* -1: from the beginning */
@@ -133,10 +136,7 @@ static int dlq_parse_args(int argc, char **argv, struct dlq_args *a)
                                                 argv[i]);
                 } else if (!strcmp(o, "--class") && has) {
                         a->cls = argv[++i];
-                        if (strcmp(a->cls, "invalid-payload") &&
-                            strcmp(a->cls, "no-topic") &&
-                            strcmp(a->cls, "produce-rejected") &&
-                            strcmp(a->cls, "resource-error"))
+                        if (dwire_dlq_class_parse(a->cls) < 0)
                                 return dlq_fail("--class: unknown class ", a->cls);
                 } else if (!strcmp(o, "--event-id") && has) {
                         a->ids[a->nids++] = argv[++i];
@@ -159,12 +159,12 @@ static int dlq_selected(const struct dlq_args *a, const rd_kafka_message_t *m)
 
         if (a->since_ms >= 0 && rd_kafka_message_timestamp(m, NULL) < a->since_ms)
                 return 0;
-        if (a->cls &&
-            (!dkafka_header(m, "error-class", cls, sizeof(cls)) || strcmp(cls, a->cls)))
+        if (a->cls && (!dkafka_header(m, DWIRE_H_ERROR_CLASS, cls, sizeof(cls)) ||
+                       strcmp(cls, a->cls)))
                 return 0;
         if (a->nids) {
                 int hit = 0;
-                if (!dkafka_header(m, "duro-event-id", id, sizeof(id)))
+                if (!dkafka_header(m, DWIRE_H_EVENT_ID, id, sizeof(id)))
                         return 0;
                 for (size_t i = 0; i < a->nids && !hit; i++)
                         hit = !strcmp(a->ids[i], id);
@@ -277,13 +277,13 @@ static void dlq_print(rd_kafka_message_t **ms, size_t n, int json,
         for (size_t i = 0; i < n; i++) {
                 const rd_kafka_message_t *m = ms[i];
                 dtime_format_ms(ts, sizeof(ts), rd_kafka_message_timestamp(m, NULL));
-                dkafka_header(m, "error-class", cls, sizeof(cls));
-                dkafka_header(m, "error-message", msg, sizeof(msg));
-                dkafka_header(m, "attempts", att, sizeof(att));
-                dkafka_header(m, "duro-event-id", eid, sizeof(eid));
-                dkafka_header(m, "duro-event", ev, sizeof(ev));
-                dkafka_header(m, "source-partition", sp, sizeof(sp));
-                dkafka_header(m, "source-offset", so, sizeof(so));
+                dkafka_header(m, DWIRE_H_ERROR_CLASS, cls, sizeof(cls));
+                dkafka_header(m, DWIRE_H_ERROR_MESSAGE, msg, sizeof(msg));
+                dkafka_header(m, DWIRE_H_ATTEMPTS, att, sizeof(att));
+                dkafka_header(m, DWIRE_H_EVENT_ID, eid, sizeof(eid));
+                dkafka_header(m, DWIRE_H_EVENT, ev, sizeof(ev));
+                dkafka_header(m, DWIRE_H_SOURCE_PARTITION, sp, sizeof(sp));
+                dkafka_header(m, DWIRE_H_SOURCE_OFFSET, so, sizeof(so));
                 if (json) {
                         json_t *o = json_pack(
                             "{s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s%}",
@@ -351,11 +351,7 @@ static int dlq_redrive(const struct dlq_config *cfg, const struct dconf_props *p
                  (int)getpid());
         conf = dkafka_conf_new(cfg->bootstrap, "duro-enricher-redrive", props,
                                DCONF_SCOPE_PRODUCER, err, sizeof(err));
-        if (!conf ||
-            dkafka_conf_set(conf, "transactional.id", txid, err, sizeof(err)) ||
-            dkafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) ||
-            dkafka_conf_set(conf, "allow.auto.create.topics", "false", err,
-                            sizeof(err))) {
+        if (!conf || dkafka_conf_transactional(conf, txid, err, sizeof(err))) {
                 if (conf)
                         rd_kafka_conf_destroy(conf);
                 return dlq_fail("bad setting: ", err);
@@ -371,8 +367,8 @@ static int dlq_redrive(const struct dlq_config *cfg, const struct dconf_props *p
         for (size_t i = 0; i < n && !error; i++) {
                 rd_kafka_message_t *m   = ms[i];
                 rd_kafka_headers_t *src = NULL, *h;
-                rd_kafka_vu_t vu[6];
-                rd_kafka_error_t *perr;
+                struct dkafka_rec rec   = {0};
+                rd_kafka_resp_err_t perr;
                 dlq_new_id(ids + i * 33);
                 if (i + 1 < n)
                         ids[i * 33 + 32] = ' ';
@@ -380,24 +376,18 @@ static int dlq_redrive(const struct dlq_config *cfg, const struct dconf_props *p
                                                       : rd_kafka_headers_copy(src);
                 for (const char *const *d = dlq_own_headers; *d; d++)
                         rd_kafka_header_remove(h, *d);
-                rd_kafka_header_add(h, "duro-redrive-id", -1, ids + i * 33, 32);
-                memset(vu, 0, sizeof(vu));
-                vu[0].vtype      = RD_KAFKA_VTYPE_TOPIC;
-                vu[0].u.cstr     = cfg->raw_topic;
-                vu[1].vtype      = RD_KAFKA_VTYPE_KEY;
-                vu[1].u.mem.ptr  = m->key;
-                vu[1].u.mem.size = m->key_len;
-                vu[2].vtype      = RD_KAFKA_VTYPE_VALUE;
-                vu[2].u.mem.ptr  = m->payload;
-                vu[2].u.mem.size = m->len;
-                vu[3].vtype      = RD_KAFKA_VTYPE_HEADERS;
-                vu[3].u.headers  = h;
-                vu[4].vtype      = RD_KAFKA_VTYPE_MSGFLAGS;
-                vu[4].u.i        = RD_KAFKA_MSG_F_COPY;
-                perr             = rd_kafka_produceva(p, vu, 5);
+                rd_kafka_header_add(h, DWIRE_H_REDRIVE_ID, -1, ids + i * 33, 32);
+                rec.topic     = cfg->raw_topic;
+                rec.key       = m->key;
+                rec.key_len   = m->key_len;
+                rec.value     = m->payload;
+                rec.value_len = m->len;
+                rec.headers   = h;
+                rec.msgflags  = RD_KAFKA_MSG_F_COPY;
+                perr          = dkafka_produce(p, &rec, 0);
                 if (perr) {
                         rd_kafka_headers_destroy(h);
-                        error = perr;
+                        error = rd_kafka_error_new(perr, "%s", rd_kafka_err2str(perr));
                 }
         }
         for (size_t i = 0; i + 1 < n; i++)

@@ -19,13 +19,12 @@
 #include "dadmin.h"
 #include "dstartup.h"
 #include "dbuf.h"
+#include "dfile.h"
 #include "dkafka.h"
 #include "dlog.h"
 #include "dnet.h"
 #include "dtime.h"
 #include "dtopics.h"
-
-extern char **environ;
 
 #define ENRICHER_OPT(env, flag, type, def, min, max, field, help)                      \
         {                                                                              \
@@ -90,23 +89,21 @@ static const struct dconf_opt enricher_opts[] = {
     ENRICHER_OPT("DURO_NOT_FOUND_GRACE_MS", "not-found-grace-ms", DCONF_INT, "2000", 0,
                  600000, not_found_grace_ms,
                  "wait before asking again for a missing resource"),
-    ENRICHER_OPT("DURO_CREATE_TOPICS", "create-topics", DCONF_BOOL, "false", 0, 0,
-                 create_topics,
+    DTOPICS_OPTS(struct enricher_config, topics,
                  "create missing topics (raw, DLQ, outputs) at start and on demand"),
-    ENRICHER_OPT("DURO_TOPIC_PARTITIONS", "topic-partitions", DCONF_INT, "12", 1,
-                 100000, topic_partitions, "partitions of created topics"),
-    ENRICHER_OPT("DURO_TOPIC_REPLICATION", "topic-replication", DCONF_INT, "-1", -1,
-                 100, topic_replication,
-                 "replication of created topics (-1: broker default)"),
-    ENRICHER_OPT("DURO_RAW_RETENTION_MS", "raw-retention-ms", DCONF_INT, "604800000", 1,
-                 INT64_MAX / 2, raw_retention_ms,
-                 "retention.ms of a created raw topic"),
-    ENRICHER_OPT("DURO_TOPIC_CONFIGS", "topic-configs", DCONF_STRING, NULL, 0, 0,
-                 topic_configs, "k=v,... topic configs of created topics"),
     ENRICHER_OPT("DURO_LOG_LEVEL", "log-level", DCONF_LOGLEVEL, "info", 0, 0, log_level,
                  "debug, info, warn or error"),
 };
 #define ENRICHER_NOPTS (sizeof(enricher_opts) / sizeof(enricher_opts[0]))
+
+static const struct dstartup_prog enricher_prog = {
+    "duro-enricher",
+    "duro-enricher [options]",
+    enricher_opts,
+    ENRICHER_NOPTS,
+    offsetof(struct enricher_config, log_level),
+    offsetof(struct enricher_config, topics),
+    0};
 
 static long long enricher_watchdog_ms = 90000;
 
@@ -114,32 +111,22 @@ static long long enricher_watchdog_ms = 90000;
 static char *enricher_read_query(const char *dir, const char *name, char *err,
                                  size_t errsize)
 {
-        char path[4096], chunk[4096];
-        struct dbuf b;
-        FILE *f;
-        size_t n;
+        char path[4096], why[4400];
+        size_t len;
+        char *q;
 
         snprintf(path, sizeof(path), "%s/%s", dir, name);
-        f = fopen(path, "rb");
-        if (!f) {
-                snprintf(err, errsize, "DURO_QUERIES_DIR=%s: cannot read %s: %s", dir,
-                         name, strerror(errno));
+        q = dfile_read(path, 1024 * 1024, &len, NULL, why, sizeof(why));
+        if (!q) {
+                snprintf(err, errsize, "DURO_QUERIES_DIR=%s: %s", dir, why);
                 return NULL;
         }
-        dbuf_init(&b, 1024 * 1024);
-        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-                if (dbuf_append(&b, chunk, n)) {
-                        fclose(f);
-                        dbuf_free(&b);
-                        snprintf(err, errsize, "%s: larger than 1 MiB", path);
-                        return NULL;
-                }
-        fclose(f);
-        if (!b.len) {
+        if (!len) {
                 snprintf(err, errsize, "%s is empty", path);
+                free(q);
                 return NULL;
         }
-        return dbuf_take(&b, NULL);
+        return q;
 }
 
 static int enricher_load_queries(struct enricher *e, char *err, size_t errsize)
@@ -214,18 +201,10 @@ static int enricher_default_ids(struct enricher *e, char *err, size_t errsize)
 int enricher_create_topic(struct enricher *e, const char *topic, long long retention_ms,
                           char *err, size_t errsize)
 {
-        struct dtopics_config tc = {(int)e->cfg.topic_partitions,
-                                    (int)e->cfg.topic_replication,
-                                    e->cfg.topic_configs};
-        int created              = 0;
+        int created = 0;
 
-        if (dtopics_ensure(e->producer, topic, &tc, retention_ms, &created, err,
-                           errsize))
-                return -1;
-        if (created)
-                dlog_info("created topic %s (%lld partitions)", topic,
-                          e->cfg.topic_partitions);
-        return 0;
+        return dtopics_ensure(e->producer, topic, &e->cfg.topics, retention_ms,
+                              &created, err, errsize);
 }
 
 /* librdkafka prefetches up to 64 MiB of the backlog by default (and the enricher's RSS
@@ -254,12 +233,7 @@ static int enricher_kafka_start(struct enricher *e, char *err, size_t errsize)
                              DCONF_SCOPE_PRODUCER, err, errsize);
         if (!pc)
                 return -1;
-        if (dkafka_conf_set(pc, "transactional.id", e->cfg.transactional_id, err,
-                            errsize) ||
-            dkafka_conf_set(pc, "enable.idempotence", "true", err, errsize) ||
-            dkafka_conf_set(pc, "acks", "all", err, errsize) ||
-            dkafka_conf_set(pc, "partitioner", "murmur2_random", err, errsize) ||
-            dkafka_conf_set(pc, "allow.auto.create.topics", "false", err, errsize) ||
+        if (dkafka_conf_transactional(pc, e->cfg.transactional_id, err, errsize) ||
             (!dkafka_props_has(&e->props, DCONF_SCOPE_PRODUCER, "linger.ms") &&
              dkafka_conf_set(pc, "linger.ms", "5", err, errsize))) {
                 rd_kafka_conf_destroy(pc);
@@ -294,15 +268,16 @@ static int enricher_kafka_start(struct enricher *e, char *err, size_t errsize)
                 rd_kafka_error_destroy(error);
                 return -1;
         }
-        if (e->cfg.create_topics) {
+        if (e->cfg.topics.create) {
                 static const char *const events[] = {
                     "ITEM_CREATE",         "ITEM_UPDATE",
                     "ITEM_DELETE",         "CO_OPEN",
                     "CO_UPDATE",           "CO_DELETE",
                     "CO_STAGE_TRANSITION", "CO_STAGE_REVIEWER_DECISION",
                     "CO_RESOLUTION"};
-                if (enricher_create_topic(e, e->cfg.raw_topic, e->cfg.raw_retention_ms,
-                                          err, errsize) ||
+                if (enricher_create_topic(e, e->cfg.raw_topic,
+                                          e->cfg.topics.raw_retention_ms, err,
+                                          errsize) ||
                     enricher_create_topic(e, e->cfg.dlq_topic, 0, err, errsize))
                         return -1;
                 for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
@@ -443,9 +418,7 @@ int main(int argc, char **argv)
         dlog_init("duro-enricher", DLOG_INFO);
         if (argc > 1 && !strcmp(argv[1], "dlq"))
                 return enricher_dlq_main(argc - 1, argv + 1);
-        rc = dstartup_config("duro-enricher", enricher_opts, ENRICHER_NOPTS, &e.cfg,
-                             offsetof(struct enricher_config, log_level), argc, argv,
-                             "duro-enricher [options]", &e.props);
+        rc = dstartup_config(&enricher_prog, &e.cfg, argc, argv, &e.props);
         if (rc >= 0)
                 return rc;
         if (enricher_default_ids(&e, err, sizeof(err)) ||
@@ -453,40 +426,19 @@ int main(int argc, char **argv)
                 dlog_error("bad setting: %s", err);
                 return 2;
         }
-        if (dtopics_check_configs(e.cfg.topic_configs, err, sizeof(err))) {
-                dlog_error("bad setting: DURO_TOPIC_CONFIGS: %s", err);
-                return 2;
-        }
         if (!strstr(e.cfg.topic_template, "{event}")) {
                 dlog_error("bad setting: DURO_TOPIC_TEMPLATE=%s: must contain {event}",
                            e.cfg.topic_template);
                 return 2;
         }
-        e.api_key = dsecrets_new(e.cfg.api_key, e.cfg.api_key_file, err, sizeof(err));
-        if (e.cfg.api_key) {
-                memset(e.cfg.api_key, 0, strlen(e.cfg.api_key));
-                free(e.cfg.api_key);
-                e.cfg.api_key = NULL;
-        }
-        if (!e.api_key) {
-                if (getenv("DURO_API_KEY"))
-                        dlog_error("bad setting: DURO_API_KEY: %s", err);
-                else if (e.cfg.api_key_file && *e.cfg.api_key_file)
-                        dlog_error("bad setting: DURO_API_KEY_FILE: %s", err);
-                else
-                        dlog_error("bad setting: no Duro API key: set DURO_API_KEY or "
-                                   "DURO_API_KEY_FILE");
+        e.api_key = dstartup_secrets(&e.cfg.api_key, e.cfg.api_key_file, "DURO_API_KEY",
+                                     "DURO_API_KEY_FILE", "Duro API key");
+        if (!e.api_key)
                 return 2;
-        }
         e.window_ms = e.cfg.dedupe_window_s * 1000;
         atomic_store(&e.run, 1);
 
-        sigemptyset(&set);
-        sigaddset(&set, SIGTERM);
-        sigaddset(&set, SIGINT);
-        sigaddset(&set, SIGHUP);
-        pthread_sigmask(SIG_BLOCK, &set, NULL);
-        signal(SIGPIPE, SIG_IGN);
+        dstartup_block_signals(&set);
         json_object_seed(0);
         curl_global_init(CURL_GLOBAL_DEFAULT);
         srand((unsigned)dtime_now_ms());

@@ -82,11 +82,9 @@ int enricher_ready(void *opaque, char *reason, size_t reasonsize)
 
 int enricher_metrics_render(void *opaque, struct dbuf *b)
 {
-        struct enricher *e                 = opaque;
-        struct enricher_metrics *m         = &e->m;
-        const struct dgql_stats *g         = dgql_stats(e->gql);
-        static const char *const classes[] = {"invalid-payload", "no-topic",
-                                              "produce-rejected", "resource-error"};
+        struct enricher *e         = opaque;
+        struct enricher_metrics *m = &e->m;
+        const struct dgql_stats *g = dgql_stats(e->gql);
         char labels[300], reason[200];
         int rc = 0;
 
@@ -98,8 +96,9 @@ int enricher_metrics_render(void *opaque, struct dbuf *b)
                                atomic_load(&m->deduplicated));
         rc |= dmetrics_head(b, "duro_enricher_dlq_total",
                             "Records written to the DLQ, by error class.", "counter");
-        for (int k = 0; k < 4; k++) {
-                snprintf(labels, sizeof(labels), "class=\"%s\"", classes[k]);
+        for (int k = 0; k < DWIRE_NDLQ_CLASSES; k++) {
+                snprintf(labels, sizeof(labels), "class=\"%s\"",
+                         dwire_dlq_class_name((enum dwire_dlq_class)k));
                 rc |= dmetrics_sample(b, "duro_enricher_dlq_total", labels,
                                       (double)atomic_load(&m->dlq[k]));
         }

@@ -10,6 +10,7 @@
 #include "dbuf.h"
 #include "dlog.h"
 #include "dtime.h"
+#include "dwire.h"
 
 const char *enricher_status_name(enum enricher_status s)
 {
@@ -27,19 +28,6 @@ const char *enricher_status_name(enum enricher_status s)
                 break;
         }
         return "error";
-}
-
-const char *enricher_kind_name(enum enricher_kind k)
-{
-        switch (k) {
-        case ENRICHER_KIND_ITEM:
-                return "item";
-        case ENRICHER_KIND_CHANGE_ORDER:
-                return "change_order";
-        case ENRICHER_KIND_UNKNOWN:
-                break;
-        }
-        return "unknown";
 }
 
 char *enricher_out_topic(const char *tmpl, const char *event)
@@ -75,7 +63,7 @@ static void out_received_at(const rd_kafka_message_t *msg, char *buf, size_t siz
         size_t len               = 0;
 
         if (!rd_kafka_message_headers(msg, &hdrs) &&
-            !rd_kafka_header_get_last(hdrs, "received-at", &v, &len) && v &&
+            !rd_kafka_header_get_last(hdrs, DWIRE_H_RECEIVED_AT, &v, &len) && v &&
             len < size) {
                 memcpy(buf, v, len);
                 buf[len] = '\0';
@@ -158,7 +146,7 @@ char *enricher_out_build(const struct enricher_rec *rec, const char *raw_topic,
         rc |= OUT_LIT(&b, ",\"data\":");
         rc |= out_json(&b, json_object_get(rec->payload, "data"));
         rc |= OUT_LIT(&b, "},\"resource\":{\"kind\":");
-        rc |= out_str(&b, enricher_kind_name(rec->kind));
+        rc |= out_str(&b, dwire_kind_name(rec->kind));
         rc |= OUT_LIT(&b, ",\"id\":");
         rc |= out_str(&b, rec->resource_id ? rec->resource_id : "");
         rc |= OUT_LIT(&b, ",\"status\":");

@@ -32,7 +32,7 @@ enum pull_job_state {
 struct pull_job {
         struct pull_job *next;
         struct enricher_pull *p;
-        enum enricher_kind kind;
+        enum dwire_kind kind;
         size_t *idx; /* item indexes */
         size_t n;
         char *after;
@@ -67,7 +67,7 @@ static long pull_backoff_ms(int failures)
         return ms / 2 + (long)((unsigned long)rand() % (unsigned long)(ms / 2 + 1));
 }
 
-static struct pull_job *pull_job_new(struct enricher_pull *p, enum enricher_kind kind,
+static struct pull_job *pull_job_new(struct enricher_pull *p, enum dwire_kind kind,
                                      const size_t *idx, size_t n)
 {
         struct pull_job *j = calloc(1, sizeof(*j));
@@ -91,11 +91,11 @@ static struct pull_job *pull_job_new(struct enricher_pull *p, enum enricher_kind
         return j;
 }
 
-int enricher_pull_parse(json_t *data, enum enricher_kind kind,
+int enricher_pull_parse(json_t *data, enum dwire_kind kind,
                         void (*found)(void *opaque, const char *id, json_t *node),
                         void *opaque, int *has_next, char **cursor)
 {
-        const char *root = kind == ENRICHER_KIND_ITEM ? "components" : "changeOrders";
+        const char *root = kind == DWIRE_KIND_ITEM ? "components" : "changeOrders";
         json_t *conn, *edges, *edge, *pi;
         size_t i;
 
@@ -261,7 +261,7 @@ static void pull_failed(struct enricher_pull *p, struct pull_job *j,
                 j->state = JOB_DONE;
                 dlog_warn("GraphQL: %s %s failed %d times while other requests "
                           "succeeded: %s",
-                          enricher_kind_name(j->kind), it->id, j->attempts, res->error);
+                          dwire_kind_name(j->kind), it->id, j->attempts, res->error);
                 return;
         }
         j->state         = JOB_READY;
@@ -321,15 +321,15 @@ static json_t *pull_variables(const struct enricher_pull *p, const struct pull_j
 static int pull_submit(struct enricher_pull *p, struct pull_job *j)
 {
         const char *q =
-            j->kind == ENRICHER_KIND_ITEM ? p->e->q_components : p->e->q_change_orders;
+            j->kind == DWIRE_KIND_ITEM ? p->e->q_components : p->e->q_change_orders;
         json_t *vars = pull_variables(p, j);
         int rc;
 
         if (!vars)
                 return -1;
         rc = dgql_submit(p->e->gql, q,
-                         j->kind == ENRICHER_KIND_ITEM ? "DuroComponents"
-                                                       : "DuroChangeOrders",
+                         j->kind == DWIRE_KIND_ITEM ? "DuroComponents"
+                                                    : "DuroChangeOrders",
                          vars, pull_done_cb, j);
         json_decref(vars);
         if (!rc)
@@ -353,18 +353,17 @@ struct enricher_pull *enricher_pull_new(struct enricher *e, struct enricher_item
                 free(p);
                 return NULL;
         }
-        for (int kind = ENRICHER_KIND_ITEM; kind <= ENRICHER_KIND_CHANGE_ORDER;
-             kind++) {
+        for (int kind = DWIRE_KIND_ITEM; kind <= DWIRE_KIND_CHANGE_ORDER; kind++) {
                 size_t cnt = 0;
                 for (size_t i = 0; i < n; i++)
-                        if (items[i].kind == (enum enricher_kind)kind &&
+                        if (items[i].kind == (enum dwire_kind)kind &&
                             items[i].status == ENRICHER_ST_PENDING)
                                 idx[cnt++] = i;
                 for (size_t off = 0; off < cnt; off += (size_t)e->cfg.gql_max_ids) {
                         size_t len = cnt - off;
                         if (len > (size_t)e->cfg.gql_max_ids)
                                 len = (size_t)e->cfg.gql_max_ids;
-                        pull_job_new(p, (enum enricher_kind)kind, idx + off, len);
+                        pull_job_new(p, (enum dwire_kind)kind, idx + off, len);
                 }
         }
         free(idx);

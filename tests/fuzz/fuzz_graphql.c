@@ -28,11 +28,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         dgql_classify(&res, status, body, len, size > 2 ? "3" : NULL);
         if (res.data) {
-                for (int kind = ENRICHER_KIND_ITEM; kind <= ENRICHER_KIND_CHANGE_ORDER;
+                for (int kind = DWIRE_KIND_ITEM; kind <= DWIRE_KIND_CHANGE_ORDER;
                      kind++) {
                         int n = 0, has_next = 0;
                         char *cursor = NULL;
-                        (void)enricher_pull_parse(res.data, (enum enricher_kind)kind,
+                        (void)enricher_pull_parse(res.data, (enum dwire_kind)kind,
                                                   fuzz_found, &n, &has_next, &cursor);
                         free(cursor);
                 }

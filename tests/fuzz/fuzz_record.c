@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 rec.event_id    = p.id;
                 rec.webhook_id  = p.webhook_id;
                 rec.created_at  = p.created_at;
-                rec.kind        = (enum enricher_kind)p.kind;
+                rec.kind        = p.kind;
                 rec.resource_id = p.item_id ? p.item_id : p.change_order_id;
                 rec.item        = &item;
                 rec.status      = size % 2 ? ENRICHER_ST_FOUND : ENRICHER_ST_NOT_FOUND;

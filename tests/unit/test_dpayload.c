@@ -90,7 +90,7 @@ static void test_spec_example_valid(void **state)
         assert_string_equal(p.created_at, "2024-12-20T10:30:00Z");
         assert_string_equal(p.item_id, "comp_123456");
         assert_null(p.change_order_id);
-        assert_int_equal(p.kind, DPAYLOAD_KIND_ITEM);
+        assert_int_equal(p.kind, DWIRE_KIND_ITEM);
         assert_int_equal(p.created_at_ms, 1734690600000LL);
         assert_string_equal(dpayload_key(&p, SPEC_EXAMPLE, strlen(SPEC_EXAMPLE), buf),
                             "comp_123456");
@@ -109,7 +109,7 @@ static void test_spec_co_examples_valid(void **state)
 
         (void)state;
         assert_int_equal(parse(&p, b), 0);
-        assert_int_equal(p.kind, DPAYLOAD_KIND_CHANGE_ORDER);
+        assert_int_equal(p.kind, DWIRE_KIND_CHANGE_ORDER);
         assert_string_equal(p.change_order_id, "co_345678");
         assert_null(p.item_id);
         assert_string_equal(dpayload_key(&p, b, strlen(b), buf), "co_345678");
@@ -174,7 +174,7 @@ static void test_unknown_event_accepted(void **state)
         (void)state;
         assert_int_equal(parse(&p, b), 0);
         assert_int_equal(p.valid, 1);
-        assert_int_equal(p.kind, DPAYLOAD_KIND_UNKNOWN);
+        assert_int_equal(p.kind, DWIRE_KIND_UNKNOWN);
         assert_string_equal(p.event, "PROJECT_ARCHIVED");
         dpayload_free(&p);
         /* an unknown event may have an empty data object */
@@ -587,17 +587,17 @@ static void test_key_sha256_empty_body(void **state)
 static void test_kind_of(void **state)
 {
         (void)state;
-        assert_int_equal(dpayload_kind_of(NULL), DPAYLOAD_KIND_UNKNOWN);
-        assert_int_equal(dpayload_kind_of(""), DPAYLOAD_KIND_UNKNOWN);
-        assert_int_equal(dpayload_kind_of("ITEM_CREATE"), DPAYLOAD_KIND_ITEM);
-        assert_int_equal(dpayload_kind_of("ITEM_"), DPAYLOAD_KIND_ITEM);
-        assert_int_equal(dpayload_kind_of("ITEM"), DPAYLOAD_KIND_UNKNOWN);
-        assert_int_equal(dpayload_kind_of("item_create"), DPAYLOAD_KIND_UNKNOWN);
-        assert_int_equal(dpayload_kind_of("CO_OPEN"), DPAYLOAD_KIND_CHANGE_ORDER);
+        assert_int_equal(dpayload_kind_of(NULL), DWIRE_KIND_UNKNOWN);
+        assert_int_equal(dpayload_kind_of(""), DWIRE_KIND_UNKNOWN);
+        assert_int_equal(dpayload_kind_of("ITEM_CREATE"), DWIRE_KIND_ITEM);
+        assert_int_equal(dpayload_kind_of("ITEM_"), DWIRE_KIND_ITEM);
+        assert_int_equal(dpayload_kind_of("ITEM"), DWIRE_KIND_UNKNOWN);
+        assert_int_equal(dpayload_kind_of("item_create"), DWIRE_KIND_UNKNOWN);
+        assert_int_equal(dpayload_kind_of("CO_OPEN"), DWIRE_KIND_CHANGE_ORDER);
         assert_int_equal(dpayload_kind_of("CO_STAGE_REVIEWER_DECISION"),
-                         DPAYLOAD_KIND_CHANGE_ORDER);
-        assert_int_equal(dpayload_kind_of("COMMENT"), DPAYLOAD_KIND_UNKNOWN);
-        assert_int_equal(dpayload_kind_of("XITEM_CREATE"), DPAYLOAD_KIND_UNKNOWN);
+                         DWIRE_KIND_CHANGE_ORDER);
+        assert_int_equal(dpayload_kind_of("COMMENT"), DWIRE_KIND_UNKNOWN);
+        assert_int_equal(dpayload_kind_of("XITEM_CREATE"), DWIRE_KIND_UNKNOWN);
 }
 
 int main(void)

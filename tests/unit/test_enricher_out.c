@@ -125,7 +125,7 @@ static void out_case_init(struct out_case *c, const char *payload)
         assert_non_null(c->payload);
         c->msg.partition = 3;
         c->msg.offset    = 1234567890123LL;
-        c->item.kind     = ENRICHER_KIND_ITEM;
+        c->item.kind     = DWIRE_KIND_ITEM;
         c->item.status   = ENRICHER_ST_FOUND;
         c->item.doc_text = strdup("{\"id\":\"comp_1\",\"name\":\"Bracket \\u00e9\"}");
         c->item.doc_len  = strlen(c->item.doc_text);
@@ -138,7 +138,7 @@ static void out_case_init(struct out_case *c, const char *payload)
             json_string_value(json_object_get(c->payload, "webhook_id"));
         c->rec.created_at =
             json_string_value(json_object_get(c->payload, "created_at"));
-        c->rec.kind        = ENRICHER_KIND_ITEM;
+        c->rec.kind        = DWIRE_KIND_ITEM;
         c->rec.resource_id = "comp_1";
         c->rec.item        = &c->item;
         c->rec.status      = ENRICHER_ST_FOUND;
@@ -261,7 +261,7 @@ static void test_missing_fields_are_null(void **state)
 
         (void)state;
         out_case_init(&c, "{\"event\":\"SOMETHING_NEW\"}");
-        c.rec.kind        = ENRICHER_KIND_UNKNOWN;
+        c.rec.kind        = DWIRE_KIND_UNKNOWN;
         c.rec.resource_id = NULL;
         c.rec.status      = ENRICHER_ST_UNSUPPORTED;
         c.rec.item        = NULL;

@@ -50,7 +50,7 @@ static json_t *load(const char *text)
 }
 
 /* Parses text for kind; returns the result, fills f, *has_next and *cursor. */
-static int parse(const char *text, enum enricher_kind kind, struct found_log *f,
+static int parse(const char *text, enum dwire_kind kind, struct found_log *f,
                  int *has_next, char **cursor)
 {
         json_t *data = load(text);
@@ -78,7 +78,7 @@ static void test_components_nodes_and_last_page(void **state)
         char *cursor;
 
         (void)state;
-        assert_int_equal(parse(text, ENRICHER_KIND_ITEM, &f, &has_next, &cursor), 0);
+        assert_int_equal(parse(text, DWIRE_KIND_ITEM, &f, &has_next, &cursor), 0);
         assert_int_equal(f.n, 2);
         assert_string_equal(f.ids[0], "comp_123456");
         assert_string_equal(f.ids[1], "comp_654321");
@@ -103,7 +103,7 @@ static void test_components_next_page(void **state)
         char *cursor;
 
         (void)state;
-        assert_int_equal(parse(text, ENRICHER_KIND_ITEM, &f, &has_next, &cursor), 0);
+        assert_int_equal(parse(text, DWIRE_KIND_ITEM, &f, &has_next, &cursor), 0);
         assert_int_equal(f.n, 1);
         assert_string_equal(f.ids[0], "comp_1");
         assert_int_equal(has_next, 1);
@@ -128,8 +128,8 @@ static void test_change_orders_nodes(void **state)
         char *cursor;
 
         (void)state;
-        assert_int_equal(
-            parse(text, ENRICHER_KIND_CHANGE_ORDER, &f, &has_next, &cursor), 0);
+        assert_int_equal(parse(text, DWIRE_KIND_CHANGE_ORDER, &f, &has_next, &cursor),
+                         0);
         assert_int_equal(f.n, 2);
         assert_string_equal(f.ids[0], "co_345678");
         assert_string_equal(f.ids[1], "co_999");
@@ -155,10 +155,10 @@ static void test_kind_selects_root(void **state)
         (void)state;
         /* A components answer read as change orders has no connection, and back. */
         assert_int_equal(
-            parse(components, ENRICHER_KIND_CHANGE_ORDER, &f, &has_next, &cursor), -1);
+            parse(components, DWIRE_KIND_CHANGE_ORDER, &f, &has_next, &cursor), -1);
         assert_int_equal(f.n, 0);
-        assert_int_equal(
-            parse(change_orders, ENRICHER_KIND_ITEM, &f, &has_next, &cursor), -1);
+        assert_int_equal(parse(change_orders, DWIRE_KIND_ITEM, &f, &has_next, &cursor),
+                         -1);
         assert_int_equal(f.n, 0);
 }
 
@@ -172,7 +172,7 @@ static void test_empty_edges(void **state)
         char *cursor;
 
         (void)state;
-        assert_int_equal(parse(text, ENRICHER_KIND_ITEM, &f, &has_next, &cursor), 0);
+        assert_int_equal(parse(text, DWIRE_KIND_ITEM, &f, &has_next, &cursor), 0);
         assert_int_equal(f.n, 0);
         assert_int_equal(has_next, 0);
         assert_null(cursor);
@@ -187,7 +187,7 @@ static void test_page_info_absent_means_last_page(void **state)
         char *cursor;
 
         (void)state;
-        assert_int_equal(parse(text, ENRICHER_KIND_ITEM, &f, &has_next, &cursor), 0);
+        assert_int_equal(parse(text, DWIRE_KIND_ITEM, &f, &has_next, &cursor), 0);
         assert_int_equal(f.n, 1);
         assert_int_equal(has_next, 0);
         assert_null(cursor);
@@ -218,7 +218,7 @@ static void test_missing_connection(void **state)
                 json_t *data = json_loads(texts[i], JSON_DECODE_ANY, NULL);
                 assert_non_null(data);
                 has_next = -7;
-                assert_int_equal(enricher_pull_parse(data, ENRICHER_KIND_ITEM, on_found,
+                assert_int_equal(enricher_pull_parse(data, DWIRE_KIND_ITEM, on_found,
                                                      &f, &has_next, &cursor),
                                  -1);
                 assert_int_equal(f.n, 0);
@@ -226,7 +226,7 @@ static void test_missing_connection(void **state)
                 json_decref(data);
         }
         /* NULL data (an answer without "data") too. */
-        assert_int_equal(enricher_pull_parse(NULL, ENRICHER_KIND_ITEM, on_found, &f,
+        assert_int_equal(enricher_pull_parse(NULL, DWIRE_KIND_ITEM, on_found, &f,
                                              &has_next, &cursor),
                          -1);
         assert_null(cursor);
@@ -248,7 +248,7 @@ static void test_edges_not_an_array(void **state)
         (void)state;
         for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
                 assert_int_equal(
-                    parse(texts[i], ENRICHER_KIND_ITEM, &f, &has_next, &cursor), -1);
+                    parse(texts[i], DWIRE_KIND_ITEM, &f, &has_next, &cursor), -1);
                 assert_int_equal(f.n, 0);
                 assert_null(cursor);
         }
@@ -277,7 +277,7 @@ static void test_node_without_id(void **state)
         (void)state;
         for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
                 assert_int_equal(
-                    parse(texts[i], ENRICHER_KIND_CHANGE_ORDER, &f, &has_next, &cursor),
+                    parse(texts[i], DWIRE_KIND_CHANGE_ORDER, &f, &has_next, &cursor),
                     -1);
                 assert_int_equal(f.n, 0);
                 assert_null(cursor);
@@ -294,7 +294,7 @@ static void test_bad_node_after_good_ones(void **state)
         char *cursor;
 
         (void)state;
-        assert_int_equal(parse(text, ENRICHER_KIND_ITEM, &f, &has_next, &cursor), -1);
+        assert_int_equal(parse(text, DWIRE_KIND_ITEM, &f, &has_next, &cursor), -1);
         /* The answer as a whole is refused; what was reported before is the caller's
          * to ignore. */
         assert_true(f.n <= 1);
@@ -319,7 +319,7 @@ static void test_has_next_without_end_cursor(void **state)
         (void)state;
         for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
                 assert_int_equal(
-                    parse(texts[i], ENRICHER_KIND_ITEM, &f, &has_next, &cursor), -1);
+                    parse(texts[i], DWIRE_KIND_ITEM, &f, &has_next, &cursor), -1);
                 assert_null(cursor);
                 assert_int_equal(has_next, 0);
         }

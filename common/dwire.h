@@ -1,0 +1,59 @@
+/* dwire.h - the names on the wire, in one place: the Kafka record headers the two
+ * programs and their commands write and read, the resource kinds and the DLQ's error
+ * classes. A reader of the topics (docs/architecture.md, schemas/asyncapi.yaml) sees
+ * exactly these strings.
+ *
+ * Every function here is pure and may be called from any thread. */
+#ifndef DWIRE_H
+#define DWIRE_H
+
+/* Headers of a raw record (duro.webhooks.raw), written by the bridge. */
+#define DWIRE_H_EVENT        "duro-event"
+#define DWIRE_H_EVENT_ID     "duro-event-id"
+#define DWIRE_H_WEBHOOK_ID   "duro-webhook-id"
+#define DWIRE_H_SIGNATURE    "duro-signature"
+#define DWIRE_H_RECEIVED_AT  "received-at"
+#define DWIRE_H_CONTENT_TYPE "content-type"
+#define DWIRE_H_INVALID      "duro-invalid"    /* signed but invalid: why */
+#define DWIRE_H_REDRIVE_ID   "duro-redrive-id" /* written by `dlq redrive` */
+
+/* Headers of an output record (duro.events.<event>). */
+#define DWIRE_H_IDEMPOTENCY_KEY "idempotency-key"
+
+/* Headers a DLQ record (duro.webhooks.dlq) adds to the raw record's. */
+#define DWIRE_H_ERROR_CLASS      "error-class"
+#define DWIRE_H_ERROR_MESSAGE    "error-message"
+#define DWIRE_H_ATTEMPTS         "attempts"
+#define DWIRE_H_SOURCE_TOPIC     "source-topic"
+#define DWIRE_H_SOURCE_PARTITION "source-partition"
+#define DWIRE_H_SOURCE_OFFSET    "source-offset"
+
+#define DWIRE_CONTENT_JSON "application/json"
+
+/* The kind of resource an event names (resource.kind of an enriched record). */
+enum dwire_kind {
+        DWIRE_KIND_UNKNOWN      = 0,
+        DWIRE_KIND_ITEM         = 1, /* a component, pulled with components.graphql */
+        DWIRE_KIND_CHANGE_ORDER = 2, /* pulled with change_orders.graphql */
+};
+#define DWIRE_NKINDS 3
+
+/* "unknown", "item", "change_order". */
+const char *dwire_kind_name(enum dwire_kind k);
+
+/* The error-class header of a DLQ record. */
+enum dwire_dlq_class {
+        DWIRE_DLQ_INVALID_PAYLOAD  = 0,
+        DWIRE_DLQ_NO_TOPIC         = 1,
+        DWIRE_DLQ_PRODUCE_REJECTED = 2,
+        DWIRE_DLQ_RESOURCE_ERROR   = 3,
+};
+#define DWIRE_NDLQ_CLASSES 4
+
+/* "invalid-payload", "no-topic", "produce-rejected", "resource-error". */
+const char *dwire_dlq_class_name(enum dwire_dlq_class c);
+
+/* The class named name, or -1 when it names none. */
+int dwire_dlq_class_parse(const char *name);
+
+#endif
