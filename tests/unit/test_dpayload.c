@@ -295,7 +295,6 @@ static const char *const not_rfc3339[] = {
 
 static void test_created_at_not_rfc3339(void **state)
 {
-
         (void)state;
         for (size_t i = 0; i < TU_NELEM(not_rfc3339); i++) {
                 char b[512];
