@@ -118,6 +118,18 @@ def check_secret_file(where, spec, container, var):
     fail(f"{where}: {var}={path} is on no mounted volume")
 
 
+def check_workload(found, kind: str, who: str, secret_var: str) -> str:
+    """found = (document, pod spec, container) of one program: it must run as a
+    ``kind`` with its secret mounted as a file named by ``secret_var``. Returns the
+    "Kind/name" that messages about it start with."""
+    d, spec, c = found
+    w = f"{kind}/{d['metadata']['name']}"
+    if d["kind"] != kind:
+        fail(f"{w}: {who} must be a {kind}")
+    check_secret_file(w, spec, c, secret_var)
+    return w
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("manifests")
@@ -150,11 +162,8 @@ def main():
             topics.append(d)
 
     if bridge:
-        d, spec, c = bridge
-        w = f"Deployment/{d['metadata']['name']}"
-        if d["kind"] != "Deployment":
-            fail(f"{w}: the bridge must be a Deployment")
-        check_secret_file(w, spec, c, "DURO_WEBHOOK_SECRETS_FILE")
+        w = check_workload(bridge, "Deployment", "the bridge", "DURO_WEBHOOK_SECRETS_FILE")
+        _, spec, c = bridge
         drain = int(value(c, "DURO_BRIDGE_DRAIN_DELAY_MS") or 5000)
         ack = int(value(c, "DURO_BRIDGE_ACK_TIMEOUT_MS") or 10000)
         grace = int(spec.get("terminationGracePeriodSeconds", 30))
@@ -162,11 +171,8 @@ def main():
             fail(f"{w}: terminationGracePeriodSeconds {grace} s does not exceed drain delay "
                  f"{drain} ms + ack timeout {ack} ms")
     if enricher:
-        d, spec, c = enricher
-        w = f"StatefulSet/{d['metadata']['name']}"
-        if d["kind"] != "StatefulSet":
-            fail(f"{w}: the enricher must be a StatefulSet")
-        check_secret_file(w, spec, c, "DURO_API_KEY_FILE")
+        w = check_workload(enricher, "StatefulSet", "the enricher", "DURO_API_KEY_FILE")
+        _, spec, c = enricher
         env = c.get("env", [])
         names = [e["name"] for e in env]
         pod = env_map(c).get("POD_NAME")

@@ -231,32 +231,25 @@ EOF
   printf 'KAFKA_PORT=%s\nKAFKA_CONTROLLER_PORT=%s\n' "$port" "$cport" >"$PORTSFILE"
 
   # broker log -> stdout of the JVM -> logs/server.out
-  cat >"$CONF/log4j2.properties" <<'EOF'
-status = warn
-appender.out.type = Console
-appender.out.name = STDOUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = STDOUT
-logger.req.name = kafka.request.logger
-logger.req.level = WARN
-logger.sc.name = state.change.logger
-logger.sc.level = WARN
-logger.cleaner.name = kafka.log.LogCleaner
-logger.cleaner.level = WARN
-EOF
+  write_log4j2 "$CONF/log4j2.properties" SYSTEM_OUT INFO \
+    "logger.req.name = kafka.request.logger" "logger.req.level = WARN" \
+    "logger.sc.name = state.change.logger" "logger.sc.level = WARN" \
+    "logger.cleaner.name = kafka.log.LogCleaner" "logger.cleaner.level = WARN"
   # tools (StorageTool): warnings only, to stderr
-  cat >"$CONF/tools-log4j2.properties" <<'EOF'
-status = warn
-appender.err.type = Console
-appender.err.name = STDERR
-appender.err.target = SYSTEM_ERR
-appender.err.layout.type = PatternLayout
-appender.err.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = WARN
-rootLogger.appenderRef.err.ref = STDERR
-EOF
+  write_log4j2 "$CONF/tools-log4j2.properties" SYSTEM_ERR WARN
+}
+
+# Writes a log4j2 configuration with one console appender: $1 the file, $2 the stream
+# (SYSTEM_OUT or SYSTEM_ERR), $3 the root level; any further arguments are added as lines.
+write_log4j2() {
+  local file=$1 target=$2 level=$3
+  shift 3
+  printf '%s\n' "status = warn" \
+    "appender.console.type = Console" "appender.console.name = CONSOLE" \
+    "appender.console.target = $target" "appender.console.layout.type = PatternLayout" \
+    "appender.console.layout.pattern = [%d] %p %m (%c)%n" \
+    "rootLogger.level = $level" "rootLogger.appenderRef.console.ref = CONSOLE" \
+    "$@" >"$file"
 }
 
 load_ports() {

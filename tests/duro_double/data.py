@@ -22,21 +22,12 @@ COMPONENT = "component"
 CHANGE_ORDER = "change_order"
 KINDS = (COMPONENT, CHANGE_ORDER)
 
-# (category name, code, CPN prefix, name generator key)
-CATEGORIES = [
-    ("Resistor", "RES", "210", "res"),
-    ("Capacitor", "CAP", "211", "cap"),
-    ("Inductor", "IND", "212", "ind"),
-    ("Integrated Circuit", "IC", "230", "ic"),
-    ("Connector", "CON", "240", "con"),
-    ("Printed Circuit Board", "PCB", "300", "pcb"),
-    ("Screw", "SCR", "410", "scr"),
-    ("Enclosure", "ENC", "420", "enc"),
-    ("Cable Assembly", "CBL", "510", "cbl"),
-    ("Assembly", "ASY", "900", "asy"),
-    ("Product", "PRD", "999", "prd"),
-    ("Document", "DOC", "100", "doc"),
-]
+# (category name, code, CPN prefix); the code in lower case picks the name generator
+CATEGORIES = [("Resistor", "RES", "210"), ("Capacitor", "CAP", "211"), ("Inductor", "IND", "212"),
+              ("Integrated Circuit", "IC", "230"), ("Connector", "CON", "240"),
+              ("Printed Circuit Board", "PCB", "300"), ("Screw", "SCR", "410"),
+              ("Enclosure", "ENC", "420"), ("Cable Assembly", "CBL", "510"),
+              ("Assembly", "ASY", "900"), ("Product", "PRD", "999"), ("Document", "DOC", "100")]
 STATUSES = ["DESIGN", "PROTOTYPE", "PRODUCTION", "OBSOLETE"]
 STATUS_WEIGHTS = [3, 2, 6, 1]
 PACKAGES = ["0201", "0402", "0603", "0805", "1206"]
@@ -172,7 +163,8 @@ class DuroData:
 
     def _new_component(self, n: int) -> dict:
         rng = self._rng
-        cat_name, code, prefix, key = rng.choice(CATEGORIES)
+        cat_name, code, prefix = rng.choice(CATEGORIES)
+        key = code.lower()
         counter = self._cpn_counter.get(prefix, 0) + 1
         self._cpn_counter[prefix] = counter
         status = rng.choices(STATUSES, STATUS_WEIGHTS)[0]

@@ -441,6 +441,20 @@ class _Handler(BaseHTTPRequestHandler):
 
 # ---------------------------------------------------------------- the double
 
+def _locked(attr: str, convert=lambda v: v):
+    """A property whose reads and writes of ``self.<attr>`` hold ``self._lock`` (a
+    written value goes through ``convert`` first)."""
+    def getter(self):
+        with self._lock:
+            return getattr(self, attr)
+
+    def setter(self, value):
+        with self._lock:
+            setattr(self, attr, convert(value))
+
+    return property(getter, setter)
+
+
 class DuroDouble:
     """Duro's GraphQL API on ``127.0.0.1:port`` (0: ephemeral). Use as a context manager or
     call :meth:`start` / :meth:`close`. Knobs are attributes (see ``KNOB_DEFAULTS``) that may
@@ -543,25 +557,8 @@ class DuroDouble:
         with self._lock:
             self._knobs = {k: _normalise_knob(k, v) for k, v in KNOB_DEFAULTS.items()}
 
-    @property
-    def api_key(self):
-        with self._lock:
-            return self._api_key
-
-    @api_key.setter
-    def api_key(self, value):
-        with self._lock:
-            self._api_key = value
-
-    @property
-    def api_key_file(self):
-        with self._lock:
-            return self._api_key_file
-
-    @api_key_file.setter
-    def api_key_file(self, value):
-        with self._lock:
-            self._api_key_file = Path(value) if value else None
+    api_key = _locked("_api_key")
+    api_key_file = _locked("_api_key_file", lambda v: Path(v) if v else None)
 
     def control(self, req: dict) -> dict:
         """``POST /_control``: knobs by name, plus ``api_key``, ``api_key_file``,
@@ -703,6 +700,14 @@ class DuroDouble:
         self._doc_cache[query] = hit
         return hit
 
+    def _use_one(self, knob: str) -> bool:
+        """Counts down a knob that fails the next K requests: True while one was left."""
+        with self._lock:
+            hit = self._knobs[knob] > 0
+            if hit:
+                self._knobs[knob] -= 1
+        return hit
+
     def _check_key(self, given: str | None) -> bool:
         with self._lock:
             key, path = self._api_key, self._api_key_file
@@ -786,14 +791,9 @@ class DuroDouble:
         if knobs["outage"]:
             return err(503, "Service unavailable", "SERVICE_UNAVAILABLE")
         retry_after = knobs["retry_after_s"]
-        if knobs["rate_limit_429"]:
-            with self._lock:
-                hit = self._knobs["rate_limit_429"] > 0
-                if hit:
-                    self._knobs["rate_limit_429"] -= 1
-            if hit:
-                return err(429, "Too many requests", "RATE_LIMITED",
-                           [("Retry-After", str(int(retry_after)))], retryAfter=retry_after)
+        if knobs["rate_limit_429"] and self._use_one("rate_limit_429"):
+            return err(429, "Too many requests", "RATE_LIMITED",
+                       [("Retry-After", str(int(retry_after)))], retryAfter=retry_after)
         if not self._check_key(get("x-api-key")):
             return err(401, "Unauthorized: missing or invalid API key", "UNAUTHENTICATED")
         if knobs["forbidden"]:
@@ -814,13 +814,8 @@ class DuroDouble:
         doc, errors = self._document(query)
         if errors:
             return 400, [], _dumps({"errors": errors}), None
-        if knobs["graphql_rate_limited"]:
-            with self._lock:
-                hit = self._knobs["graphql_rate_limited"] > 0
-                if hit:
-                    self._knobs["graphql_rate_limited"] -= 1
-            if hit:
-                return err(200, "Rate limit exceeded", "RATE_LIMITED", retryAfter=retry_after)
+        if knobs["graphql_rate_limited"] and self._use_one("graphql_rate_limited"):
+            return err(200, "Rate limit exceeded", "RATE_LIMITED", retryAfter=retry_after)
         op_name = req.get("operationName") or None
         op = get_operation_ast(doc, op_name)
         if op is None:

@@ -22,16 +22,20 @@ struct fuzz_cfg {
         char *secret;
 };
 
+/* One option of each type (the names are the ones the seed corpus uses). */
+#define FUZZ_OPT(env, flag, type, def, min, max, field, flags)                         \
+        {                                                                              \
+                env, flag, type, def, min, max, offsetof(struct fuzz_cfg, field),      \
+                    flags, #field                                                      \
+        }
+
 static const struct dconf_opt fuzz_opts[] = {
-    {"DURO_S", "s", DCONF_STRING, "x", 0, 0, offsetof(struct fuzz_cfg, s), 0, "s"},
-    {"DURO_N", "n", DCONF_INT, "5", 1, 1000, offsetof(struct fuzz_cfg, n), 0, "n"},
-    {"DURO_B", "b", DCONF_BOOL, "false", 0, 0, offsetof(struct fuzz_cfg, b), 0, "b"},
-    {"DURO_LISTEN", "listen", DCONF_LISTEN, "127.0.0.1:1", 0, 0,
-     offsetof(struct fuzz_cfg, listen), 0, "l"},
-    {"DURO_LOG_LEVEL", "log-level", DCONF_LOGLEVEL, "info", 0, 0,
-     offsetof(struct fuzz_cfg, level), 0, "v"},
-    {"DURO_SECRET", NULL, DCONF_STRING, NULL, 0, 0, offsetof(struct fuzz_cfg, secret),
-     DCONF_F_SECRET, "secret"},
+    FUZZ_OPT("DURO_S", "s", DCONF_STRING, "x", 0, 0, s, 0),
+    FUZZ_OPT("DURO_N", "n", DCONF_INT, "5", 1, 1000, n, 0),
+    FUZZ_OPT("DURO_B", "b", DCONF_BOOL, "false", 0, 0, b, 0),
+    FUZZ_OPT("DURO_LISTEN", "listen", DCONF_LISTEN, "127.0.0.1:1", 0, 0, listen, 0),
+    FUZZ_OPT("DURO_LOG_LEVEL", "log-level", DCONF_LOGLEVEL, "info", 0, 0, level, 0),
+    FUZZ_OPT("DURO_SECRET", NULL, DCONF_STRING, NULL, 0, 0, secret, DCONF_F_SECRET),
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,7 +1,8 @@
 """Helpers for the duro-bridge integration tests.
 
 The bridge runs as a real process (``build/duro-bridge`` or ``$DURO_BRIDGE_BIN``)
-against the real test broker (kafkatest). Everything here is bounded in time:
+against the real test broker (kafkatest); :class:`Bridge` is its wrapper (on
+proctest.Program, which the enricher's shares). Everything here is bounded in time:
 waits poll a condition until a deadline and raise with a message, sockets carry
 timeouts, and every process started is registered so that a fixture finalizer
 kills it even when the test fails.
@@ -9,24 +10,22 @@ kills it even when the test fails.
 
 from __future__ import annotations
 
-import ctypes
 import datetime as dt
 import hashlib
 import hmac
-import http.client
 import json
 import os
 import re
 import secrets
 import select
-import signal
 import socket
 import ssl
-import subprocess
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from proctest import Program, Resp, WaitTimeout, clean_env, http_request, run_once, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "schemas" / "duro-webhook.schema.json"
@@ -38,32 +37,6 @@ RFC3339_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 def bridge_bin() -> str:
     return os.environ.get("DURO_BRIDGE_BIN") or str(REPO_ROOT / "build" / "duro-bridge")
-
-
-# ---------------------------------------------------------------- waiting
-
-class WaitTimeout(AssertionError):
-    """A bounded wait ran out: the condition never held."""
-
-
-def wait_until(pred, timeout: float, what: str, interval: float = 0.05):
-    """Polls pred() until it returns a truthy value (returned) or timeout seconds
-    pass (raises WaitTimeout naming ``what`` and the last exception, if any)."""
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while True:
-        try:
-            v = pred()
-            if v:
-                return v
-            last_exc = None
-        except Exception as e:  # the condition may fail while things settle
-            last_exc = e
-        if time.monotonic() >= deadline:
-            raise WaitTimeout(f"timed out after {timeout}s waiting for {what}"
-                              + (f" (last error: {last_exc!r})" if last_exc else ""))
-        # bounded poll interval, not synchronisation: the loop re-checks the condition
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------------- payloads and signatures
@@ -180,42 +153,6 @@ def webhook_validator():
 
 # ---------------------------------------------------------------- HTTP
 
-@dataclass
-class Resp:
-    status: int
-    headers: dict  # lower-case name -> value
-    body: bytes
-    elapsed: float = 0.0
-
-    def json(self):
-        return json.loads(self.body)
-
-    def header(self, name: str):
-        return self.headers.get(name.lower())
-
-    def __repr__(self) -> str:
-        return f"Resp({self.status}, {self.headers}, {self.body[:300]!r}, {self.elapsed:.3f}s)"
-
-
-def http_request(port: int, method: str, path: str, body: bytes | None = None,
-                 headers: dict | None = None, timeout: float = 20.0,
-                 tls_context: ssl.SSLContext | None = None) -> Resp:
-    """One request on a fresh connection (127.0.0.1)."""
-    if tls_context is not None:
-        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=tls_context)
-    else:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    t0 = time.monotonic()
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        r = conn.getresponse()
-        data = r.read()
-        return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, data,
-                    time.monotonic() - t0)
-    finally:
-        conn.close()
-
-
 def read_http_response(sock: socket.socket, timeout: float) -> Resp | None:
     """Reads one HTTP/1.1 response (Content-Length framed) from a raw socket.
     None when the peer closed (or reset) the connection before sending a byte.
@@ -259,6 +196,16 @@ def read_http_response(sock: socket.socket, timeout: float) -> Resp | None:
     return Resp(status, headers, rest[:n])
 
 
+def response_or_closed(sock: socket.socket, timeout: float):
+    """read_http_response, or "closed" when the connection closed (or broke) without
+    an answer."""
+    try:
+        r = read_http_response(sock, timeout)
+    except ConnectionError:
+        r = None
+    return "closed" if r is None else r
+
+
 def readable_within(sock: socket.socket, timeout: float) -> bool:
     r, _, _ = select.select([sock], [], [], timeout)
     return bool(r)
@@ -284,161 +231,29 @@ def post_declared_size(port: int, body: bytes, headers: dict, path: str = WEBHOO
         s.close()
 
 
-# ---------------------------------------------------------------- metrics
-
-_METRIC_LINE = re.compile(
-    r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+"
-    r"([-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|Inf|NaN))(\s+-?\d+)?$")
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
-
-
-class Metrics:
-    """Parsed Prometheus text. Raises ValueError on any line that is neither a
-    comment nor ``name{labels} value``."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.samples: dict[tuple[str, tuple], float] = {}
-        for ln in text.splitlines():
-            if not ln.strip() or ln.startswith("#"):
-                continue
-            m = _METRIC_LINE.match(ln)
-            if not m:
-                raise ValueError(f"unparseable metrics line: {ln!r}")
-            labels = {}
-            if m[3]:
-                pos = 0
-                s = m[3]
-                while pos < len(s):
-                    lm = _LABEL.match(s, pos)
-                    if not lm:
-                        raise ValueError(f"bad labels in metrics line: {ln!r}")
-                    labels[lm[1]] = lm[2]
-                    pos = lm.end()
-            self.samples[(m[1], tuple(sorted(labels.items())))] = float(m[4])
-
-    def get(self, name: str, default=None, **labels):
-        return self.samples.get((name, tuple(sorted(labels.items()))), default)
-
-    def value(self, name: str, **labels) -> float:
-        v = self.get(name, **labels)
-        if v is None:
-            raise KeyError(f"metric {name}{labels} not found in:\n{self.text}")
-        return v
-
-    def names(self) -> set:
-        return {n for n, _ in self.samples}
-
-    def by_name(self, name: str) -> dict:
-        return {lbl: v for (n, lbl), v in self.samples.items() if n == name}
-
-    def requests(self, status) -> float:
-        return self.value("duro_bridge_requests_total", status=str(status))
-
-
 # ---------------------------------------------------------------- the bridge process
 
-def _pdeathsig():
-    """Child: die with the test process (safety net if pytest itself is killed)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-def clean_env(extra: dict | None = None) -> dict:
-    """The test's environment without DURO_* / KAFKA_* variables, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DURO_", "KAFKA_"))}
-    env.update({k: str(v) for k, v in (extra or {}).items()})
-    return env
-
-
 @dataclass
-class Bridge:
+class Bridge(Program):
     """A duro-bridge process. Use through the ``bridges`` fixture (which kills it)."""
-    env: dict
-    args: list
-    workdir: Path
-    secrets_: list = field(default_factory=list)  # strings that must never reach a log
-    proc: subprocess.Popen | None = None
+    name: str = "bridge"
     port: int | None = None
-    admin_port: int | None = None
-    stderr_path: Path | None = None
-    stdout_path: Path | None = None
     tls_context: ssl.SSLContext | None = None
 
+    program = "duro-bridge"
+    started_line = r"listening: webhooks on port (?P<port>\d+).*admin on port (?P<admin>\d+);"
+
+    def binary(self) -> str:
+        return bridge_bin()
+
     def start(self, timeout: float = 20.0) -> "Bridge":
-        n = len(list(self.workdir.glob("bridge-*.stderr")))
-        self.stderr_path = self.workdir / f"bridge-{n}.stderr"
-        self.stdout_path = self.workdir / f"bridge-{n}.stdout"
-        with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
-            self.proc = subprocess.Popen([bridge_bin(), *self.args], env=self.env,
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         preexec_fn=_pdeathsig)
-
-        def listening():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"duro-bridge exited with {self.proc.returncode} at start:\n"
-                                     f"{self.stderr_text()}")
-            for rec in self.logs():
-                m = re.match(r"listening: webhooks on port (\d+).*admin on port (\d+);",
-                             rec.get("msg", ""))
-                if m:
-                    return int(m[1]), int(m[2])
-            return None
-
-        try:
-            self.port, self.admin_port = wait_until(listening, timeout, "the 'listening:' log line")
-        except WaitTimeout as e:
-            raise WaitTimeout(f"{e}\nstderr:\n{self.stderr_text()}") from None
+        self.port = int(self._start(timeout)["port"])
         return self
 
-    # -- logs --------------------------------------------------------------
-    def stderr_text(self) -> str:
-        try:
-            return self.stderr_path.read_bytes().decode(errors="replace")
-        except (OSError, AttributeError):
-            return ""
-
-    def stdout_text(self) -> str:
-        try:
-            return self.stdout_path.read_bytes().decode(errors="replace")
-        except (OSError, AttributeError):
-            return ""
-
-    def logs(self) -> list[dict]:
-        """Every stderr line, parsed (a non-JSON line becomes {"raw": line})."""
-        out = []
-        for ln in self.stderr_text().splitlines():
-            if not ln.strip():
-                continue
-            try:
-                rec = json.loads(ln)
-                out.append(rec if isinstance(rec, dict) else {"raw": ln})
-            except ValueError:
-                out.append({"raw": ln})
-        return out
-
     def wait_log(self, pred, timeout: float, what: str) -> dict:
+        """The first log record for which pred(record) holds."""
         return wait_until(lambda: next((r for r in self.logs() if pred(r)), None),
                           timeout, f"log line: {what}")
-
-    def assert_no_secret_in_output(self) -> None:
-        text = self.stderr_text() + self.stdout_text()
-        for s in self.secrets_:
-            assert s not in text, "a secret appeared in duro-bridge's output"
-
-    # -- admin -------------------------------------------------------------
-    def admin(self, path: str, timeout: float = 10.0) -> Resp:
-        return http_request(self.admin_port, "GET", path, timeout=timeout)
-
-    def readyz(self) -> Resp:
-        return self.admin("/readyz")
-
-    def metrics(self) -> Metrics:
-        r = self.admin("/metrics")
-        assert r.status == 200, r
-        return Metrics(r.body.decode())
 
     def wait_ready(self, timeout: float = 30.0) -> "Bridge":
         try:
@@ -471,25 +286,6 @@ class Bridge:
         return http_request(self.port, method, path, body=body, headers=h, timeout=timeout,
                             tls_context=self.tls_context)
 
-    # -- process -----------------------------------------------------------
-    def signal(self, sig) -> None:
-        self.proc.send_signal(sig)
-
-    def wait_exit(self, timeout: float) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise WaitTimeout(f"duro-bridge did not exit within {timeout}s\n"
-                              f"stderr tail:\n{self.stderr_text()[-3000:]}") from None
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-
 
 def bridge_env(bootstrap: str, topic: str, secret: str | None = None, **settings) -> dict:
     """A clean environment for a test bridge on ephemeral loopback ports."""
@@ -509,17 +305,7 @@ def bridge_env(bootstrap: str, topic: str, secret: str | None = None, **settings
 def run_bridge_once(env: dict, args: list, timeout: float = 15.0) -> tuple[int, str, str, float]:
     """Runs duro-bridge expecting it to exit by itself; returns (rc, stdout, stderr,
     seconds). Killed if it outlives ``timeout``."""
-    t0 = time.monotonic()
-    p = subprocess.Popen([bridge_bin(), *args], env=env, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_pdeathsig)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate(timeout=10)
-        raise AssertionError(f"duro-bridge {args} did not exit within {timeout}s; stderr:\n"
-                             f"{err.decode(errors='replace')}")
-    return p.returncode, out.decode(errors="replace"), err.decode(errors="replace"), time.monotonic() - t0
+    return run_once([bridge_bin(), *args], env, timeout)
 
 
 # ---------------------------------------------------------------- records

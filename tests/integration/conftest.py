@@ -18,6 +18,7 @@ import pytest
 
 import bridgetest
 import kafkatest
+from proctest import ProgramFactory, wait_until
 
 DEFAULT_TEST_TIMEOUT_S = 120
 
@@ -72,6 +73,18 @@ def broker(tmp_path_factory):
 
 
 @pytest.fixture
+def restorable_broker(broker):
+    """The session's broker for a test that stops or restarts it: brought back (and
+    waited for) at teardown, even when the test fails."""
+    if broker.external and not broker.work_dir:
+        pytest.skip("external broker without DURO_TEST_KAFKA_WORK: cannot stop or restart it")
+    yield broker
+    if not broker.is_running():
+        broker.restart()
+    wait_until(lambda: broker.is_running(), 60, "the broker to run again")
+
+
+@pytest.fixture
 def topic(broker):
     """A fresh 1-partition raw topic for this test."""
     name = kafkatest.unique_name("raw")
@@ -81,11 +94,10 @@ def topic(broker):
 
 # ---------------------------------------------------------------- bridges
 
-class BridgeFactory:
+class BridgeFactory(ProgramFactory):
     def __init__(self, broker, tmp_path: Path):
+        super().__init__(tmp_path)
         self.broker = broker
-        self.tmp_path = tmp_path
-        self.started: list[bridgetest.Bridge] = []
 
     def __call__(self, topic: str, *, secret: str | None = "", secrets_file=None, args=(),
                  extra_secrets=(), ready: bool = True, env: dict | None = None,
@@ -110,16 +122,6 @@ class BridgeFactory:
         if ready:
             b.wait_ready()
         return b
-
-    def cleanup(self):
-        leaked = []
-        for b in self.started:
-            b.kill()
-            try:
-                b.assert_no_secret_in_output()
-            except AssertionError as e:
-                leaked.append(f"{b.stderr_path}: {e}")
-        assert not leaked, "; ".join(leaked)
 
 
 @pytest.fixture

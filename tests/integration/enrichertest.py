@@ -30,22 +30,20 @@ import json
 import os
 import re
 import secrets
-import signal
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 import bridgetest
 import kafkatest
-from bridgetest import Metrics, Resp, WaitTimeout, http_request, java_partition, wait_until
+from bridgetest import body_of, java_partition, now_ms
+from proctest import Program, ProgramFactory, WaitTimeout, clean_env, run_once, wait_until
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 if str(TESTS_DIR) not in sys.path:
@@ -78,42 +76,13 @@ def topic_for(template: str, event: str) -> str:
     return template.replace("{event}", name)
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 # ---------------------------------------------------------------- topics
 
 def create_topics(bootstrap: str, names, partitions: int = OUTPUT_PARTITIONS,
                   config: dict | None = None, timeout: float = 60.0) -> None:
-    """Creates several topics in one request (replication 1) and waits until every
-    partition has a leader."""
-    names = list(names)
-    if not names:
-        return
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
-    futs = admin.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=1,
-                  config={k: str(v) for k, v in (config or {}).items()}) for n in names],
-        operation_timeout=timeout, request_timeout=timeout)
-    for n, f in futs.items():
-        try:
-            f.result(timeout=timeout)
-        except KafkaException as e:
-            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-
-    def ready():
-        md = admin.list_topics(timeout=10)
-        for n in names:
-            t = md.topics.get(n)
-            if t is None or t.error is not None or len(t.partitions) < partitions:
-                return False
-            if not all(p.leader >= 0 and p.error is None for p in t.partitions.values()):
-                return False
-        return True
-
-    wait_until(ready, timeout, f"topics {names} in the metadata", interval=0.1)
+    """kafkatest.create_topics with the output topics' partition count by default."""
+    kafkatest.create_topics(bootstrap, names, partitions=partitions, config=config,
+                            timeout=timeout)
 
 
 # ---------------------------------------------------------------- raw records
@@ -135,12 +104,6 @@ def raw_key(payload: dict | None, body: bytes) -> bytes:
         if isinstance(payload.get("id"), str) and payload["id"]:
             return payload["id"].encode()
     return ("sha256:" + hashlib.sha256(body).hexdigest()).encode()
-
-
-def body_of(payload) -> bytes:
-    if isinstance(payload, (bytes, bytearray)):
-        return bytes(payload)
-    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def rfc3339_ms(ms: int) -> str:
@@ -395,90 +358,40 @@ def expected_document(double: DuroDouble, kind: str, rid: str):
 
 # ---------------------------------------------------------------- the enricher process
 
-def _pdeathsig():
-    bridgetest._pdeathsig()
-
-
 @dataclass
-class Enricher:
+class Enricher(Program):
     """A duro-enricher process. Use through the ``enrichers`` fixture (which kills it)."""
-    env: dict
-    args: list
-    workdir: Path
-    name: str
-    secrets_: list = field(default_factory=list)
-    proc: subprocess.Popen | None = None
-    admin_port: int | None = None
-    stderr_path: Path | None = None
-    stdout_path: Path | None = None
+    name: str = "enricher"
+
+    program = "duro-enricher"
+    started_line = r"running: group .*admin on port (?P<admin>\d+),"
 
     @property
     def txn_id(self) -> str | None:
         return self.env.get("DURO_TRANSACTIONAL_ID")
 
+    def binary(self) -> str:
+        return enricher_bin()
+
     def start(self, timeout: float = 45.0) -> "Enricher":
-        n = len(list(self.workdir.glob(f"{self.name}-*.stderr")))
-        self.stderr_path = self.workdir / f"{self.name}-{n}.stderr"
-        self.stdout_path = self.workdir / f"{self.name}-{n}.stdout"
-        with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
-            self.proc = subprocess.Popen([enricher_bin(), *self.args], env=self.env,
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         preexec_fn=_pdeathsig)
-
-        def running():
-            for rec in self.logs():
-                m = re.match(r"running: group .*admin on port (\d+),", rec.get("msg", ""))
-                if m:
-                    return int(m[1])
-            if self.proc.poll() is not None:
-                raise AssertionError(f"duro-enricher exited with {self.proc.returncode} at "
-                                     f"start:\n{self.stderr_text()}")
-            return None
-
-        try:
-            self.admin_port = wait_until(running, timeout, "the 'running:' log line")
-        except WaitTimeout as e:
-            raise WaitTimeout(f"{e}\nstderr:\n{self.stderr_text()[-4000:]}") from None
+        self._start(timeout)
         return self
 
     # -- logs
-    def stderr_text(self) -> str:
-        try:
-            return self.stderr_path.read_bytes().decode(errors="replace")
-        except (OSError, AttributeError):
-            return ""
-
-    def stdout_text(self) -> str:
-        try:
-            return self.stdout_path.read_bytes().decode(errors="replace")
-        except (OSError, AttributeError):
-            return ""
-
-    def logs(self) -> list[dict]:
-        out = []
-        for ln in self.stderr_text().splitlines():
-            if not ln.strip():
-                continue
-            try:
-                rec = json.loads(ln)
-                out.append(rec if isinstance(rec, dict) else {"raw": ln})
-            except ValueError:
-                out.append({"raw": ln})
-        return out
-
     def log_msgs(self) -> list[str]:
         return [r.get("msg", r.get("raw", "")) for r in self.logs()]
 
+    def _check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n"
+                                 f"{self.stderr_text()[-4000:]}")
+
     def wait_log(self, pred, timeout: float, what: str) -> dict:
+        """The first log record whose message pred(msg) accepts; the enricher must stay up."""
         def find():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n"
-                                     f"{self.stderr_text()[-4000:]}")
+            self._check_alive()
             return next((r for r in self.logs() if pred(r.get("msg", ""))), None)
-        try:
-            return wait_until(find, timeout, f"log line: {what}")
-        except WaitTimeout as e:
-            raise WaitTimeout(f"{e}\n{self.name} stderr tail:\n{self.stderr_text()[-4000:]}") from None
+        return self.wait(find, timeout, f"log line: {what}")
 
     def assigned_counts(self) -> list[int]:
         out = []
@@ -492,78 +405,20 @@ class Enricher:
         def ok():
             c = self.assigned_counts()
             return c and c[-1] >= at_least and c[-1]
-        try:
-            return wait_until(ok, timeout, f"{self.name}: 'assigned N partition(s)' with N >= {at_least}")
-        except WaitTimeout as e:
-            raise WaitTimeout(f"{e}\n{self.name} stderr tail:\n{self.stderr_text()[-4000:]}") from None
-
-    def tail(self, n: int = 40) -> str:
-        return "\n".join(self.stderr_text().splitlines()[-n:])
-
-    def assert_no_secret_in_output(self) -> None:
-        text = self.stderr_text() + self.stdout_text()
-        for s in self.secrets_:
-            assert s not in text, f"an API key appeared in {self.name}'s output"
+        return self.wait(ok, timeout, f"{self.name}: 'assigned N partition(s)' with N >= {at_least}")
 
     # -- admin
-    def admin(self, path: str, timeout: float = 10.0) -> Resp:
-        return http_request(self.admin_port, "GET", path, timeout=timeout)
-
-    def readyz(self) -> Resp:
-        return self.admin("/readyz")
-
-    def metrics(self) -> Metrics:
-        r = self.admin("/metrics")
-        assert r.status == 200, r
-        return Metrics(r.body.decode())
-
     def metric(self, name: str, **labels) -> float:
         return self.metrics().get(name, 0.0, **labels)
 
-    # -- process
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, sig) -> None:
-        self.proc.send_signal(sig)
-
-    def wait_exit(self, timeout: float) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise WaitTimeout(f"{self.name} did not exit within {timeout}s\n"
-                              f"stderr tail:\n{self.tail()}") from None
-
-    def terminate(self, timeout: float = 30.0) -> int:
-        self.signal(signal.SIGTERM)
-        return self.wait_exit(timeout)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-
 
 def enricher_env(extra: dict) -> dict:
-    return bridgetest.clean_env(extra)
+    return clean_env(extra)
 
 
 def run_enricher_once(env: dict, args=(), timeout: float = 20.0) -> tuple[int, str, str]:
     """Runs duro-enricher expecting it to exit by itself: (rc, stdout, stderr)."""
-    p = subprocess.Popen([enricher_bin(), *args], env=env, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_pdeathsig)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate(timeout=10)
-        raise AssertionError(f"duro-enricher {list(args)} did not exit within {timeout}s; "
-                             f"stderr:\n{err.decode(errors='replace')}")
-    return p.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+    return run_once([enricher_bin(), *args], env, timeout)[:3]
 
 
 # ---------------------------------------------------------------- the rig
@@ -650,6 +505,22 @@ class Rig:
             out.setdefault(record_event_id(r, self.dlq), []).append(r)
         return out
 
+    @staticmethod
+    def _wait_watching(procs, cond, timeout: float, what: str, interval: float, detail):
+        """wait_until(cond), where an exited process in ``procs`` fails the check; a
+        timeout message adds detail() and the log tails of ``procs``."""
+        def check():
+            for p in procs:
+                if not p.alive:
+                    raise AssertionError(f"{p.name} exited with {p.proc.returncode}:\n{p.tail()}")
+            return cond()
+
+        try:
+            return wait_until(check, timeout, what, interval=interval)
+        except WaitTimeout as e:
+            logs = "\n".join(f"--- {p.name}:\n{p.tail(60)}" for p in procs)
+            raise WaitTimeout(f"{e}: {detail()}\n{logs}") from None
+
     def wait_for_ids(self, ids, timeout: float = 60.0, tail: Tail | None = None,
                      procs=()) -> dict[str, list[kafkatest.Record]]:
         """Polls (read_committed) until every event id in ``ids`` has a record in an
@@ -660,19 +531,16 @@ class Rig:
         state = {}
 
         def done():
-            for p in procs:
-                if not p.alive:
-                    raise AssertionError(f"{p.name} exited with {p.proc.returncode}:\n{p.tail()}")
             got = self.by_event_id(t.sync())
             state["missing"] = want - set(got)
             return got if not state["missing"] else None
 
-        try:
-            return wait_until(done, timeout, f"records for {len(want)} event ids", interval=0.2)
-        except WaitTimeout as e:
+        def detail():
             missing = sorted(state.get("missing", want))
-            logs = "\n".join(f"--- {p.name}:\n{p.tail(60)}" for p in procs)
-            raise WaitTimeout(f"{e}: {len(missing)} missing, e.g. {missing[:5]}\n{logs}") from None
+            return f"{len(missing)} missing, e.g. {missing[:5]}"
+
+        return self._wait_watching(procs, done, timeout, f"records for {len(want)} event ids",
+                                   0.2, detail)
 
     def final_records(self) -> list[kafkatest.Record]:
         """Every committed record of the output topics and the DLQ (kafkatest.read_all)."""
@@ -707,20 +575,14 @@ class Rig:
         state = {}
 
         def drained():
-            for p in procs:
-                if not p.alive:
-                    raise AssertionError(f"{p.name} exited with {p.proc.returncode}:\n{p.tail()}")
             end = kafkatest.end_offsets(self.bootstrap, self.raw)
             com = self.committed()
             state["end"], state["committed"] = end, com
             return all(com.get(p, -1) >= hi for p, hi in end.items() if hi > 0) and com
-        try:
-            return wait_until(drained, timeout, "the group's committed offsets to reach the raw end",
-                              interval=0.25)
-        except WaitTimeout as e:
-            logs = "\n".join(f"--- {p.name}:\n{p.tail(60)}" for p in procs)
-            raise WaitTimeout(f"{e}: end {state.get('end')}, committed {state.get('committed')}\n"
-                              f"{logs}") from None
+
+        return self._wait_watching(
+            procs, drained, timeout, "the group's committed offsets to reach the raw end", 0.25,
+            lambda: f"end {state.get('end')}, committed {state.get('committed')}")
 
     def assert_exactly_once(self, ids, records=None, allow_extra=False) -> dict:
         """Each id in ``ids`` has exactly one committed record across every output topic
@@ -871,11 +733,18 @@ def check_dlq(rig: Rig, rec: kafkatest.Record, *, error_class: str, raw: kafkate
 
 # ---------------------------------------------------------------- factories and fixtures
 
-class EnricherFactory:
+class EnricherFactory(ProgramFactory):
     def __init__(self, tmp_path: Path):
-        self.tmp_path = tmp_path
-        self.started: list[Enricher] = []
+        super().__init__(tmp_path)
         self.secrets: list[str] = []
+
+    def _add(self, e: Enricher, start: bool, assigned: bool) -> Enricher:
+        self.started.append(e)
+        if start:
+            e.start()
+            if assigned:
+                e.wait_assigned()
+        return e
 
     def __call__(self, env: dict, *, name: str | None = None, args=(), start: bool = True,
                  assigned: bool = True, secrets_=()) -> Enricher:
@@ -886,33 +755,14 @@ class EnricherFactory:
         if env.get("DURO_API_KEY"):
             known.append(env["DURO_API_KEY"])
         e = Enricher(env=dict(env), args=list(args), workdir=d, name=name, secrets_=known)
-        self.started.append(e)
-        if start:
-            e.start()
-            if assigned:
-                e.wait_assigned()
-        return e
+        return self._add(e, start, assigned)
 
     def restart(self, old: Enricher, assigned: bool = True) -> Enricher:
         """A new process of the same logical instance (same env, transactional id)."""
         old.kill()
         e = Enricher(env=dict(old.env), args=list(old.args), workdir=old.workdir,
                      name=old.name, secrets_=list(old.secrets_))
-        self.started.append(e)
-        e.start()
-        if assigned:
-            e.wait_assigned()
-        return e
-
-    def cleanup(self) -> None:
-        leaked = []
-        for e in self.started:
-            e.kill()
-            try:
-                e.assert_no_secret_in_output()
-            except AssertionError as ex:
-                leaked.append(f"{e.stderr_path}: {ex}")
-        assert not leaked, "; ".join(leaked)
+        return self._add(e, True, assigned)
 
 
 @pytest.fixture

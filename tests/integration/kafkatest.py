@@ -30,6 +30,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from proctest import wait_until
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO_ROOT / "scripts" / "kafka.sh"
 
@@ -207,22 +209,6 @@ def _metadata_ok(bootstrap: str) -> bool:
         return False
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while True:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except KafkaException as e:
-            last_exc = e
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}"
-                               + (f" (last error: {last_exc})" if last_exc else ""))
-        time.sleep(interval)
-
-
 def _topic_meta(admin: AdminClient, topic: str):
     md = admin.list_topics(topic=topic, timeout=5)
     t = md.topics.get(topic)
@@ -231,26 +217,39 @@ def _topic_meta(admin: AdminClient, topic: str):
     return t
 
 
-def create_topic(bootstrap: str, name: str, partitions: int = 1, config: dict | None = None,
-                 timeout: float = 30.0) -> None:
-    """Create a topic (replication 1) and wait until the broker's metadata shows
-    every partition with a leader. An existing topic is accepted."""
+def create_topics(bootstrap: str, names, partitions: int = 1, config: dict | None = None,
+                  timeout: float = 30.0) -> None:
+    """Create topics in one request (replication 1) and wait until the broker's
+    metadata shows every partition of each with a leader. Existing topics are
+    accepted."""
+    names = list(names)
+    if not names:
+        return
     admin = _admin(bootstrap)
-    fut = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
-                                        config={k: str(v) for k, v in (config or {}).items()})],
-                              operation_timeout=timeout, request_timeout=timeout)[name]
-    try:
-        fut.result(timeout=timeout)
-    except KafkaException as e:
-        if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise
+    cfg = {k: str(v) for k, v in (config or {}).items()}
+    futs = admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1,
+                                         config=cfg) for n in names],
+                               operation_timeout=timeout, request_timeout=timeout)
+    for fut in futs.values():
+        try:
+            fut.result(timeout=timeout)
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
 
-    def ready():
+    def led(name):
         t = _topic_meta(admin, name)
         return (t is not None and len(t.partitions) >= partitions
                 and all(p.leader >= 0 and p.error is None for p in t.partitions.values()))
 
-    _wait(ready, timeout, f"topic {name} in metadata")
+    wait_until(lambda: all(led(n) for n in names), timeout,
+               f"topics {names} in metadata", interval=0.1)
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1, config: dict | None = None,
+                 timeout: float = 30.0) -> None:
+    """create_topics for one topic."""
+    create_topics(bootstrap, [name], partitions=partitions, config=config, timeout=timeout)
 
 
 def delete_topic(bootstrap: str, name: str, timeout: float = 30.0) -> None:
@@ -263,7 +262,8 @@ def delete_topic(bootstrap: str, name: str, timeout: float = 30.0) -> None:
     except KafkaException as e:
         if e.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
             raise
-    _wait(lambda: _topic_meta(admin, name) is None, timeout, f"topic {name} to disappear")
+    wait_until(lambda: _topic_meta(admin, name) is None, timeout, f"topic {name} to disappear",
+               interval=0.1)
 
 
 def topic_info(bootstrap: str, topic: str) -> dict:

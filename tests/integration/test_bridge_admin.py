@@ -1,7 +1,8 @@
 """The admin listener (DESIGN §3): /healthz live, /readyz ready only with the
 broker reachable and the raw topic present."""
 
-from bridgetest import event, wait_until
+from bridgetest import event
+from proctest import wait_until
 from kafkatest import create_topic, read_all, unique_name
 
 

@@ -8,21 +8,12 @@ even when the test fails."""
 
 import pytest
 
-from bridgetest import body_of, event, wait_until
+from bridgetest import body_of, event
+from proctest import wait_until
 from kafkatest import BrokerControlUnavailable, read_all
 
 ACK_TIMEOUT_MS = 3000
 SLACK_S = 1.5
-
-
-@pytest.fixture
-def restorable_broker(broker):
-    if broker.external and not broker.work_dir:
-        pytest.skip("external broker without DURO_TEST_KAFKA_WORK: cannot stop it")
-    yield broker
-    if not broker.is_running():
-        broker.restart()
-    wait_until(lambda: broker.is_running(), 60, "the broker to run again")
 
 
 @pytest.mark.timeout_s(300)

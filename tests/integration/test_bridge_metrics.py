@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from bridgetest import Metrics, body_of, event, post_declared_size, rfc3339, sign, wait_until
+from bridgetest import body_of, event, post_declared_size, rfc3339, sign
+from proctest import Metrics, wait_until
 
 STATUSES = ["200", "202", "400", "401", "404", "405", "413", "415", "422", "500", "503", "other"]
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from bridgetest import (DEFAULT_MAX_BODY, WEBHOOK_PATH, body_of, event, post_declared_size,
-                        read_http_response, readable_within, rfc3339, sign)
+                        read_http_response, readable_within, response_or_closed, rfc3339, sign)
 from kafkatest import end_offsets, read_all
 
 
@@ -201,11 +201,7 @@ def test_oversize_chunked_upload_cut(broker, bridge, topic):
         except (BrokenPipeError, ConnectionResetError):
             outcome = "closed"
         if outcome is None:
-            try:
-                r = read_http_response(s, 10)
-            except ConnectionError:
-                r = None
-            outcome = "closed" if r is None else r
+            outcome = response_or_closed(s, 10)
     finally:
         s.close()
     assert outcome == "closed" or outcome.status == 413, outcome

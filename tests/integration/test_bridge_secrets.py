@@ -7,7 +7,8 @@ import signal
 
 import pytest
 
-from bridgetest import event, new_secret, wait_until
+from bridgetest import event, new_secret
+from proctest import wait_until
 
 
 def _status(b, secret):

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from bridgetest import WEBHOOK_PATH, body_of, event, read_http_response, sign, wait_until
+from bridgetest import WEBHOOK_PATH, body_of, event, read_http_response, sign
+from proctest import wait_until
 from kafkatest import read_all
 
 CLIENTS = 8

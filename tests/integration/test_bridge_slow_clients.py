@@ -5,7 +5,9 @@ client that gives up half-way publishes nothing and leaves nothing in flight."""
 import socket
 import time
 
-from bridgetest import WEBHOOK_PATH, body_of, event, read_http_response, readable_within, sign, wait_until
+from bridgetest import (WEBHOOK_PATH, body_of, event, read_http_response, readable_within,
+                        response_or_closed, sign)
+from proctest import wait_until
 from kafkatest import end_offsets, read_all
 
 
@@ -52,11 +54,7 @@ def test_trickling_client_cut_by_request_deadline(broker, bridges, topic):
             if time.monotonic() - t0 > 8:
                 break
         if outcome is None:
-            try:
-                r = read_http_response(s, 5)
-            except ConnectionError:
-                r = None
-            outcome = "closed" if r is None else r
+            outcome = response_or_closed(s, 5)
     finally:
         s.close()
     elapsed = time.monotonic() - t0

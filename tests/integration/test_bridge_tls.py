@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from bridgetest import body_of, event, http_request
+from bridgetest import body_of, event
+from proctest import http_request
 from kafkatest import read_at
 
 

@@ -29,6 +29,7 @@ if str(TESTS_DIR) not in sys.path:
 
 from duro_double import (SCHEDULE_S, DuroData, DuroDouble, WebhookSender, co_event,  # noqa: E402
                          item_event, random_events)
+from proctest import wait_until  # noqa: E402
 
 REPO_ROOT = TESTS_DIR.parent
 SDL = REPO_ROOT / "schemas" / "duro-api.graphql"
@@ -41,23 +42,12 @@ pytestmark = pytest.mark.timeout_s(30)
 
 # ---------------------------------------------------------------- helpers
 
-def wait_until(pred, timeout: float, what: str, interval: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)  # polling interval of a bounded wait, not synchronisation
-
-
 @pytest.fixture(autouse=True)
 def no_thread_left():
     before = set(threading.enumerate())
     yield
     wait_until(lambda: not [t for t in threading.enumerate() if t not in before and t.is_alive()],
-               5.0, "every thread started by the test to end")
+               5.0, "every thread started by the test to end", interval=0.01)
 
 
 @pytest.fixture

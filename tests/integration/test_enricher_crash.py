@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bridgetest import wait_until
+from proctest import wait_until
 from enrichertest import (LsoProbe, RawProducer, background, co_event, double, enrichers,  # noqa: F401
                           item_event, now_ms, rig)
 

@@ -85,19 +85,14 @@ def test_invalid_bodies_captured_by_bridge_go_to_dlq_once(rig, double, bridges, 
     assert e.metric("duro_enricher_deduplicated_total") == 2
 
 
-@pytest.mark.timeout_s(90)
-def test_missing_output_topic_goes_to_dlq_and_partition_moves(rig, double, enrichers):
-    comps, cos = double.data.component_ids(), double.data.change_order_ids()
-    missing_topic = rig.topic("CO_RESOLUTION")
-    first = [item_event("ITEM_UPDATE", comps[0], webhook_id=WH),
-             co_event("CO_RESOLUTION", cos[0], webhook_id=WH),
-             item_event("ITEM_UPDATE", comps[1], webhook_id=WH)]
+def _two_rounds_with_dlq(rig, enrichers, first, later, dlq_event, error_class, named):
+    """Produces ``first``, starts an enricher and waits for their records, then
+    produces ``later`` into the moved partitions. Every event has exactly one record:
+    the ``dlq_event`` ones a DLQ record of ``error_class`` whose message names
+    ``named``, the others their output. Returns the enricher."""
     rig.produce(first)
     e = enrichers(rig.env(rig.txn("a")))
     rig.wait_for_ids([p["id"] for p in first], timeout=60, procs=[e])
-    later = [item_event("ITEM_UPDATE", comps[2], webhook_id=WH),
-             co_event("CO_RESOLUTION", cos[1], webhook_id=WH),
-             item_event("ITEM_UPDATE", comps[3], webhook_id=WH)]
     rig.produce(later)
     ids = [p["id"] for p in first + later]
     rig.wait_for_ids(ids, timeout=60, procs=[e])
@@ -105,11 +100,26 @@ def test_missing_output_topic_goes_to_dlq_and_partition_moves(rig, double, enric
     by = rig.assert_exactly_once(ids)
     for p in first + later:
         rec = by[p["id"]][0]
-        if p["event"] == "CO_RESOLUTION":
-            check_dlq(rig, rec, error_class="no-topic")
-            assert missing_topic in rec.header("error-message").decode()
+        if p["event"] == dlq_event:
+            check_dlq(rig, rec, error_class=error_class)
+            assert named in rec.header("error-message").decode()
         else:
             check_output(rig, rec, p, status="found")
+    return e
+
+
+@pytest.mark.timeout_s(90)
+def test_missing_output_topic_goes_to_dlq_and_partition_moves(rig, double, enrichers):
+    comps, cos = double.data.component_ids(), double.data.change_order_ids()
+    missing_topic = rig.topic("CO_RESOLUTION")
+    first = [item_event("ITEM_UPDATE", comps[0], webhook_id=WH),
+             co_event("CO_RESOLUTION", cos[0], webhook_id=WH),
+             item_event("ITEM_UPDATE", comps[1], webhook_id=WH)]
+    later = [item_event("ITEM_UPDATE", comps[2], webhook_id=WH),
+             co_event("CO_RESOLUTION", cos[1], webhook_id=WH),
+             item_event("ITEM_UPDATE", comps[3], webhook_id=WH)]
+    e = _two_rounds_with_dlq(rig, enrichers, first, later, "CO_RESOLUTION", "no-topic",
+                             missing_topic)
     assert e.metric("duro_enricher_dlq_total", **{"class": "no-topic"}) == 2
 
 
@@ -122,23 +132,10 @@ def test_topic_rejecting_the_record_goes_to_dlq_and_partition_moves(rig, double,
     first = [item_event("ITEM_UPDATE", comps[0], webhook_id=WH),
              item_event("ITEM_CREATE", comps[1], webhook_id=WH),
              item_event("ITEM_UPDATE", comps[2], webhook_id=WH)]
-    rig.produce(first)
-    e = enrichers(rig.env(rig.txn("a")))
-    rig.wait_for_ids([p["id"] for p in first], timeout=60, procs=[e])
     later = [item_event("ITEM_UPDATE", comps[3], webhook_id=WH),
              item_event("ITEM_UPDATE", comps[4], webhook_id=WH)]
-    rig.produce(later)
-    ids = [p["id"] for p in first + later]
-    rig.wait_for_ids(ids, timeout=60, procs=[e])
-    rig.wait_drained(timeout=30, procs=[e])
-    by = rig.assert_exactly_once(ids)
-    for p in first + later:
-        rec = by[p["id"]][0]
-        if p["event"] == "ITEM_CREATE":
-            check_dlq(rig, rec, error_class="produce-rejected")
-            assert small in rec.header("error-message").decode()
-        else:
-            check_output(rig, rec, p, status="found")
+    e = _two_rounds_with_dlq(rig, enrichers, first, later, "ITEM_CREATE", "produce-rejected",
+                             small)
     m = e.metrics()
     assert m.value("duro_enricher_dlq_total", **{"class": "produce-rejected"}) == 1
     assert m.value("duro_enricher_transactions_aborted_total") >= 1

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from bridgetest import wait_until
+from proctest import wait_until
 from enrichertest import (background, check_dlq, check_output, co_event, double,  # noqa: F401
                           enrichers, item_event, rig)
 
@@ -42,6 +42,15 @@ def _dlq_total(e) -> float:
     return sum(e.metrics().by_name("duro_enricher_dlq_total").values())
 
 
+def _expect_all_found(rig, payloads, e) -> None:
+    """Waits for a record of every payload: exactly one each, its output, status found."""
+    ids = [p["id"] for p in payloads]
+    rig.wait_for_ids(ids, timeout=60, procs=[e])
+    by = rig.assert_exactly_once(ids)
+    for p in payloads:
+        check_output(rig, by[p["id"]][0], p, status="found")
+
+
 @pytest.mark.timeout_s(90)
 def test_batching_few_requests_for_many_events(rig, double, enrichers):
     n = 200
@@ -51,11 +60,7 @@ def test_batching_few_requests_for_many_events(rig, double, enrichers):
     rig.produce(payloads)
     e = enrichers(rig.env(rig.txn("a"), DURO_API_ORGANIZATION="org-test",
                           DURO_API_LIBRARY="lib-test"))
-    ids = [p["id"] for p in payloads]
-    rig.wait_for_ids(ids, timeout=60, procs=[e])
-    by = rig.assert_exactly_once(ids)
-    for p in payloads:
-        check_output(rig, by[p["id"]][0], p, status="found")
+    _expect_all_found(rig, payloads, e)
     st = double.stats()
     assert st["organizations"] == {"org-test": st["requests_total"]}, st["organizations"]
     assert st["libraries"] == {"lib-test": st["requests_total"]}, st["libraries"]
@@ -305,11 +310,7 @@ def test_pages_are_followed(rig, double, enrichers):
     payloads = _items(comps)
     rig.produce(payloads)
     e = enrichers(rig.env(rig.txn("a")))
-    ids = [p["id"] for p in payloads]
-    rig.wait_for_ids(ids, timeout=60, procs=[e])
-    by = rig.assert_exactly_once(ids)
-    for p in payloads:
-        check_output(rig, by[p["id"]][0], p, status="found")
+    _expect_all_found(rig, payloads, e)
     st = double.stats()
     pages = -(-len(comps) // 7)
     assert st["requests_total"] <= pages + 2, (pages, st["requests_total"], st["ids_histogram"])

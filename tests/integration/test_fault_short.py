@@ -13,20 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bridgetest import wait_until
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fault"))
 import fault_run  # noqa: E402
-
-
-@pytest.fixture
-def restorable_broker(broker):
-    if broker.external and not broker.work_dir:
-        pytest.skip("external broker without DURO_TEST_KAFKA_WORK: cannot restart it")
-    yield broker
-    if not broker.is_running():
-        broker.restart()
-    wait_until(lambda: broker.is_running(), 60, "the broker to run again")
 
 
 @pytest.mark.timeout_s(600)

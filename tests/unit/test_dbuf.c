@@ -141,28 +141,28 @@ static void test_appendf_cap(void **state)
         dbuf_free(&b);
 }
 
-static int vwrap(struct dbuf *b, const char *fmt, ...)
+/* Appends with dbuf_vappendf to an empty buffer and expects rc 0 and the text want. */
+static void expect_vappendf(const char *want, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static int vwrap(struct dbuf *b, const char *fmt, ...)
+static void expect_vappendf(const char *want, const char *fmt, ...)
 {
+        struct dbuf b;
         va_list ap;
-        int r;
+        int rc;
 
+        dbuf_init(&b, 0);
         va_start(ap, fmt);
-        r = dbuf_vappendf(b, fmt, ap);
+        rc = dbuf_vappendf(&b, fmt, ap);
         va_end(ap);
-        return r;
+        assert_int_equal(rc, 0);
+        assert_string_equal(dbuf_cstr(&b), want);
+        dbuf_free(&b);
 }
 
 static void test_vappendf(void **state)
 {
-        struct dbuf b;
-
         (void)state;
-        dbuf_init(&b, 0);
-        assert_int_equal(vwrap(&b, "%s=%u", "n", 7u), 0);
-        assert_string_equal(dbuf_cstr(&b), "n=7");
-        dbuf_free(&b);
+        expect_vappendf("n=7", "%s=%u", "n", 7u);
 }
 
 static void test_take(void **state)

@@ -12,6 +12,7 @@
 
 #include "dconf.h"
 #include "dlog.h"
+#include "tutil.h"
 
 struct tcfg {
         char *name;
@@ -61,19 +62,14 @@ struct run {
 static void load(struct run *r, const char *const *args, const char *const *env)
 {
         char *argv[MAXARGS + 2], *envp[MAXARGS + 1];
-        int argc = 0, n = 0;
+        int argc;
 
         memset(r, 0, sizeof(*r));
-        r->cfg.port  = -99;
-        argv[argc++] = (char *)"prog";
-        for (; args && *args; args++)
-                argv[argc++] = (char *)*args;
-        argv[argc] = NULL;
-        for (; env && *env; env++)
-                envp[n++] = (char *)*env;
-        envp[n] = NULL;
-        r->rc   = dconf_load(tab, NTAB, &r->cfg, argc, argv, envp, "prog [options]",
-                             &r->props, r->err, sizeof(r->err));
+        r->cfg.port = -99;
+        argc        = tutil_vec(argv, TU_NELEM(argv), "prog", args);
+        tutil_vec(envp, TU_NELEM(envp), NULL, env);
+        r->rc = dconf_load(tab, NTAB, &r->cfg, argc, argv, envp, "prog [options]",
+                           &r->props, r->err, sizeof(r->err));
 }
 
 static void done(struct run *r)
@@ -84,9 +80,6 @@ static void done(struct run *r)
         assert_null(r->cfg.listen);
         assert_int_equal(r->props.n, 0);
 }
-
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-#define ENV(...)  ((const char *const[]){__VA_ARGS__, NULL})
 
 static void expect_ok(struct run *r)
 {
@@ -106,21 +99,108 @@ static void expect_error(struct run *r, const char *needle, const char *forbidde
                 fail_msg("error \"%s\" contains \"%s\"", r->err, forbidden);
 }
 
+/* The fields a load case compares (its `check`). */
+enum {
+        C_NAME    = 1,
+        C_PORT    = 2,
+        C_VERBOSE = 4,
+        C_LISTEN  = 8,
+        C_LEVEL   = 16,
+        C_LISTEN2 = 32
+};
+
+/* One dconf_load: its arguments and environment, then either the error it must give
+ * (one line naming each of error[], "" for any error, never holding forbidden) or,
+ * with error[0] NULL, a load after which the fields in `check` hold these values. */
+struct load_case {
+        const char *const *args, *const *env;
+        const char *error[3];
+        const char *forbidden;
+        unsigned check;
+        const char *name, *listen2;
+        long long port;
+        int verbose, level;
+};
+
+static void check_case(const struct load_case *c)
+{
+        struct run r;
+
+        load(&r, c->args, c->env);
+        const struct {
+                unsigned flag;
+                const char *got, *want;
+        } strs[] = {{C_NAME, r.cfg.name, c->name},
+                    {C_LISTEN2, r.cfg.listen2, c->listen2}};
+        const struct {
+                unsigned flag;
+                long long got, want;
+        } nums[] = {{C_PORT, r.cfg.port, c->port},
+                    {C_VERBOSE, r.cfg.verbose, c->verbose},
+                    {C_LEVEL, r.cfg.level, c->level}};
+
+        if (c->error[0]) {
+                expect_error(&r, c->error[0], c->forbidden);
+                for (size_t i = 1; i < TU_NELEM(c->error) && c->error[i]; i++)
+                        if (!strstr(r.err, c->error[i]))
+                                fail_msg("error \"%s\" lacks \"%s\"", r.err,
+                                         c->error[i]);
+        } else {
+                expect_ok(&r);
+        }
+        for (size_t i = 0; i < TU_NELEM(strs); i++)
+                if (c->check & strs[i].flag)
+                        assert_string_equal(strs[i].got, strs[i].want);
+        for (size_t i = 0; i < TU_NELEM(nums); i++)
+                if (c->check & nums[i].flag)
+                        assert_int_equal(nums[i].got, nums[i].want);
+        done(&r);
+}
+
+static void check_cases(const struct load_case *c, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                check_case(&c[i]);
+}
+
+/* A whole configuration as a test expects it (a NULL string: unset). */
+struct want_cfg {
+        const char *name, *listen, *secret, *opt;
+        long long port, secret_num;
+        int verbose, level;
+};
+
+static void expect_str(const char *got, const char *want)
+{
+        if (want)
+                assert_string_equal(got, want);
+        else
+                assert_null(got);
+}
+
+static void expect_cfg(const struct tcfg *got, const struct want_cfg *w)
+{
+        expect_str(got->name, w->name);
+        assert_int_equal(got->port, w->port);
+        assert_int_equal(got->verbose, w->verbose);
+        expect_str(got->listen, w->listen);
+        assert_int_equal(got->level, w->level);
+        expect_str(got->secret, w->secret);
+        assert_int_equal(got->secret_num, w->secret_num);
+        expect_str(got->opt, w->opt);
+}
+
 static void test_defaults(void **state)
 {
+        /* every other field 0 or unset */
+        const struct want_cfg want = {
+            .name = "dflt", .port = 10, .listen = "0.0.0.0:8080", .level = DLOG_INFO};
         struct run r;
 
         (void)state;
         load(&r, NULL, NULL);
         expect_ok(&r);
-        assert_string_equal(r.cfg.name, "dflt");
-        assert_int_equal(r.cfg.port, 10);
-        assert_int_equal(r.cfg.verbose, 0);
-        assert_string_equal(r.cfg.listen, "0.0.0.0:8080");
-        assert_int_equal(r.cfg.level, DLOG_INFO);
-        assert_null(r.cfg.secret);
-        assert_int_equal(r.cfg.secret_num, 0);
-        assert_null(r.cfg.opt);
+        expect_cfg(&r.cfg, &want);
         assert_null(r.cfg.listen2);
         assert_int_equal(r.props.n, 0);
         done(&r);
@@ -128,43 +208,39 @@ static void test_defaults(void **state)
 
 static void test_env_overrides_default(void **state)
 {
+        const struct want_cfg want = {.name       = "fromenv",
+                                      .port       = 42,
+                                      .verbose    = 1,
+                                      .listen     = "[::1]:9",
+                                      .level      = DLOG_WARN,
+                                      .secret     = "s3cr3t",
+                                      .secret_num = 7,
+                                      .opt        = "o"};
         struct run r;
 
         (void)state;
         load(&r, NULL,
-             ENV("PATH=/bin", "DURO_T_NAME=fromenv", "DURO_T_PORT=42",
-                 "DURO_T_VERBOSE=yes", "DURO_T_LISTEN=[::1]:9",
-                 "DURO_T_LOG_LEVEL=warning", "DURO_T_SECRET=s3cr3t",
-                 "DURO_T_SECRET_NUM=7", "DURO_T_OPT=o"));
+             TU_ENV("PATH=/bin", "DURO_T_NAME=fromenv", "DURO_T_PORT=42",
+                    "DURO_T_VERBOSE=yes", "DURO_T_LISTEN=[::1]:9",
+                    "DURO_T_LOG_LEVEL=warning", "DURO_T_SECRET=s3cr3t",
+                    "DURO_T_SECRET_NUM=7", "DURO_T_OPT=o"));
         expect_ok(&r);
-        assert_string_equal(r.cfg.name, "fromenv");
-        assert_int_equal(r.cfg.port, 42);
-        assert_int_equal(r.cfg.verbose, 1);
-        assert_string_equal(r.cfg.listen, "[::1]:9");
-        assert_int_equal(r.cfg.level, DLOG_WARN);
-        assert_string_equal(r.cfg.secret, "s3cr3t");
-        assert_int_equal(r.cfg.secret_num, 7);
-        assert_string_equal(r.cfg.opt, "o");
+        expect_cfg(&r.cfg, &want);
         done(&r);
 }
 
 static void test_env_name_must_match_exactly(void **state)
 {
-        struct run r;
+        const struct load_case cases[] = {
+            {NULL, TU_ENV("DURO_T_PORTX=50", "XDURO_T_PORT=51", "DURO_T_POR=52"),
+             .check = C_PORT, .port = 10},
+            /* an empty value is a value: a string becomes "", an int is an error */
+            {NULL, TU_ENV("DURO_T_NAME="), .check = C_NAME, .name = ""},
+            {NULL, TU_ENV("DURO_T_PORT="), .error = {"DURO_T_PORT"}},
+        };
 
         (void)state;
-        load(&r, NULL, ENV("DURO_T_PORTX=50", "XDURO_T_PORT=51", "DURO_T_POR=52"));
-        expect_ok(&r);
-        assert_int_equal(r.cfg.port, 10);
-        done(&r);
-        /* an empty value is a value: a string becomes "", an int is an error */
-        load(&r, NULL, ENV("DURO_T_NAME="));
-        expect_ok(&r);
-        assert_string_equal(r.cfg.name, "");
-        done(&r);
-        load(&r, NULL, ENV("DURO_T_PORT="));
-        expect_error(&r, "DURO_T_PORT", NULL);
-        done(&r);
+        check_cases(cases, TU_NELEM(cases));
 }
 
 static void test_flag_overrides_env(void **state)
@@ -173,10 +249,10 @@ static void test_flag_overrides_env(void **state)
 
         (void)state;
         load(&r,
-             ARGS("--name=fromflag", "--port", "77", "--log-level=debug", "--listen",
-                  ":81"),
-             ENV("DURO_T_NAME=fromenv", "DURO_T_PORT=42", "DURO_T_LOG_LEVEL=error",
-                 "DURO_T_LISTEN=1.2.3.4:80"));
+             TU_ARGS("--name=fromflag", "--port", "77", "--log-level=debug", "--listen",
+                     ":81"),
+             TU_ENV("DURO_T_NAME=fromenv", "DURO_T_PORT=42", "DURO_T_LOG_LEVEL=error",
+                    "DURO_T_LISTEN=1.2.3.4:80"));
         expect_ok(&r);
         assert_string_equal(r.cfg.name, "fromflag");
         assert_int_equal(r.cfg.port, 77);
@@ -187,65 +263,40 @@ static void test_flag_overrides_env(void **state)
 
 static void test_flag_forms(void **state)
 {
-        struct run r;
+        const struct load_case cases[] = {
+            {TU_ARGS("--port=5"), NULL, .check = C_PORT, .port = 5},
+            {TU_ARGS("--port", "6"), NULL, .check = C_PORT, .port = 6},
+            /* the last one wins, and the earlier string is freed (ASan would see a
+             * leak) */
+            {TU_ARGS("--name=a", "--name", "b", "--port=5", "--port=9"), NULL,
+             .check = C_NAME | C_PORT, .name = "b", .port = 9},
+            /* a value may contain '=' and may be empty with --flag= */
+            {TU_ARGS("--name=a=b"), NULL, .check = C_NAME, .name = "a=b"},
+            {TU_ARGS("--name="), NULL, .check = C_NAME, .name = ""},
+            /* --flag value takes the next argument even when it starts with a dash */
+            {TU_ARGS("--name", "--port"), NULL, .check = C_NAME | C_PORT,
+             .name = "--port", .port = 10},
+        };
 
         (void)state;
-        load(&r, ARGS("--port=5"), NULL);
-        expect_ok(&r);
-        assert_int_equal(r.cfg.port, 5);
-        done(&r);
-        load(&r, ARGS("--port", "6"), NULL);
-        expect_ok(&r);
-        assert_int_equal(r.cfg.port, 6);
-        done(&r);
-        /* the last one wins, and the earlier string is freed (ASan would see a leak) */
-        load(&r, ARGS("--name=a", "--name", "b", "--port=5", "--port=9"), NULL);
-        expect_ok(&r);
-        assert_string_equal(r.cfg.name, "b");
-        assert_int_equal(r.cfg.port, 9);
-        done(&r);
-        /* a value may contain '=' and may be empty with --flag= */
-        load(&r, ARGS("--name=a=b"), NULL);
-        expect_ok(&r);
-        assert_string_equal(r.cfg.name, "a=b");
-        done(&r);
-        load(&r, ARGS("--name="), NULL);
-        expect_ok(&r);
-        assert_string_equal(r.cfg.name, "");
-        done(&r);
-        /* --flag value takes the next argument even when it starts with a dash */
-        load(&r, ARGS("--name", "--port"), NULL);
-        expect_ok(&r);
-        assert_string_equal(r.cfg.name, "--port");
-        assert_int_equal(r.cfg.port, 10);
-        done(&r);
+        check_cases(cases, TU_NELEM(cases));
 }
 
 static void test_bool_flag(void **state)
 {
-        struct run r;
+        const struct load_case cases[] = {
+            {TU_ARGS("--verbose"), NULL, .check = C_VERBOSE, .verbose = 1},
+            /* the bare flag does not swallow the next argument */
+            {TU_ARGS("--verbose", "--port=3"), NULL, .check = C_VERBOSE | C_PORT,
+             .verbose = 1, .port = 3},
+            {TU_ARGS("--verbose=false"), TU_ENV("DURO_T_VERBOSE=true"),
+             .check = C_VERBOSE, .verbose = 0},
+            {TU_ARGS("--verbose=maybe"), NULL, .error = {"--verbose"}},
+            {NULL, TU_ENV("DURO_T_VERBOSE=2"), .error = {"DURO_T_VERBOSE"}},
+        };
 
         (void)state;
-        load(&r, ARGS("--verbose"), NULL);
-        expect_ok(&r);
-        assert_int_equal(r.cfg.verbose, 1);
-        done(&r);
-        /* the bare flag does not swallow the next argument */
-        load(&r, ARGS("--verbose", "--port=3"), NULL);
-        expect_ok(&r);
-        assert_int_equal(r.cfg.verbose, 1);
-        assert_int_equal(r.cfg.port, 3);
-        done(&r);
-        load(&r, ARGS("--verbose=false"), ENV("DURO_T_VERBOSE=true"));
-        expect_ok(&r);
-        assert_int_equal(r.cfg.verbose, 0);
-        done(&r);
-        load(&r, ARGS("--verbose=maybe"), NULL);
-        expect_error(&r, "--verbose", NULL);
-        done(&r);
-        load(&r, NULL, ENV("DURO_T_VERBOSE=2"));
-        expect_error(&r, "DURO_T_VERBOSE", NULL);
-        done(&r);
+        check_cases(cases, TU_NELEM(cases));
 }
 
 static void test_int_errors(void **state)
@@ -253,106 +304,78 @@ static void test_int_errors(void **state)
         static const char *const notint[] = {
             "abc",  "12abc", " 12", "12 ", "1e3",
             "0x10", "1.5",   "-",   "+",   "99999999999999999999"};
-        struct run r;
+        const struct load_case cases[] = {
+            {NULL, TU_ENV("DURO_T_PORT=1000"),
+             .error = {"DURO_T_PORT", "1000", "between 1 and 100"}},
+            {NULL, TU_ENV("DURO_T_PORT=0"), .error = {"DURO_T_PORT"}},
+            {TU_ARGS("--port=101"), NULL, .error = {"--port"}},
+            /* the bounds themselves are fine */
+            {TU_ARGS("--port=100"), TU_ENV("DURO_T_PORT=1"), .check = C_PORT,
+             .port = 100},
+            /* a flag that needs a value, given last */
+            {TU_ARGS("--port"), NULL, .error = {"--port"}},
+        };
 
         (void)state;
-        load(&r, NULL, ENV("DURO_T_PORT=1000"));
-        expect_error(&r, "DURO_T_PORT", NULL);
-        assert_non_null(strstr(r.err, "1000"));
-        assert_non_null(strstr(r.err, "between 1 and 100"));
-        done(&r);
-        load(&r, NULL, ENV("DURO_T_PORT=0"));
-        expect_error(&r, "DURO_T_PORT", NULL);
-        done(&r);
-        load(&r, ARGS("--port=101"), NULL);
-        expect_error(&r, "--port", NULL);
-        done(&r);
-        /* the bounds themselves are fine */
-        load(&r, ARGS("--port=100"), ENV("DURO_T_PORT=1"));
-        expect_ok(&r);
-        assert_int_equal(r.cfg.port, 100);
-        done(&r);
-        for (size_t i = 0; i < sizeof(notint) / sizeof(notint[0]); i++) {
+        check_cases(cases, TU_NELEM(cases));
+        for (size_t i = 0; i < TU_NELEM(notint); i++) {
                 char e[64], f[64];
                 snprintf(e, sizeof(e), "DURO_T_PORT=%s", notint[i]);
-                load(&r, NULL, ENV(e));
-                expect_error(&r, "DURO_T_PORT", NULL);
-                if (i < 9)
-                        assert_non_null(strstr(r.err, "not an integer"));
-                done(&r);
                 snprintf(f, sizeof(f), "--port=%s", notint[i]);
-                load(&r, ARGS(f), NULL);
-                expect_error(&r, "--port", NULL);
-                done(&r);
+                const struct load_case bad[] = {
+                    {NULL, TU_ENV(e),
+                     .error = {"DURO_T_PORT", i < 9 ? "not an integer" : NULL}},
+                    {TU_ARGS(f), NULL, .error = {"--port"}},
+                };
+                check_cases(bad, TU_NELEM(bad));
         }
-        /* a flag that needs a value, given last */
-        load(&r, ARGS("--port"), NULL);
-        expect_error(&r, "--port", NULL);
-        done(&r);
 }
 
 static void test_secret_values_never_in_errors(void **state)
 {
-        struct run r;
+        const struct load_case cases[] = {
+            {NULL, TU_ENV("DURO_T_SECRET_NUM=777777"), .error = {"DURO_T_SECRET_NUM"},
+             .forbidden = "777777"},
+            {NULL, TU_ENV("DURO_T_SECRET_NUM=hunter2"), .error = {"DURO_T_SECRET_NUM"},
+             .forbidden = "hunter2"},
+            /* secrets have no flag */
+            {TU_ARGS("--secret=hunter2"), NULL, .error = {"--secret"},
+             .forbidden = "hunter2"},
+            {TU_ARGS("--secret-num=5"), NULL, .error = {""}},
+        };
 
         (void)state;
-        load(&r, NULL, ENV("DURO_T_SECRET_NUM=777777"));
-        expect_error(&r, "DURO_T_SECRET_NUM", "777777");
-        done(&r);
-        load(&r, NULL, ENV("DURO_T_SECRET_NUM=hunter2"));
-        expect_error(&r, "DURO_T_SECRET_NUM", "hunter2");
-        done(&r);
-        /* secrets have no flag */
-        load(&r, ARGS("--secret=hunter2"), NULL);
-        expect_error(&r, "--secret", "hunter2");
-        done(&r);
-        load(&r, ARGS("--secret-num=5"), NULL);
-        expect_error(&r, NULL, NULL);
-        done(&r);
+        check_cases(cases, TU_NELEM(cases));
 }
 
 static void test_unknown_flag_and_stray_args(void **state)
 {
-        struct run r;
+        const struct load_case cases[] = {
+            {TU_ARGS("--nope"), NULL, .error = {"--nope"}},
+            /* the value of an unknown flag is not echoed (it might be a secret) */
+            {TU_ARGS("--webhook-secret=hunter2"), NULL, .error = {"--webhook-secret"},
+             .forbidden = "hunter2"},
+            /* a prefix of a flag is not that flag */
+            {TU_ARGS("--por=5"), NULL, .error = {"--por"}},
+            {TU_ARGS("--portx=5"), NULL, .error = {"--portx"}},
+            {TU_ARGS("stray"), NULL, .error = {"stray"}},
+            {TU_ARGS("-p"), NULL, .error = {"-p"}},
+        };
 
         (void)state;
-        load(&r, ARGS("--nope"), NULL);
-        expect_error(&r, "--nope", NULL);
-        done(&r);
-        /* the value of an unknown flag is not echoed (it might be a secret) */
-        load(&r, ARGS("--webhook-secret=hunter2"), NULL);
-        expect_error(&r, "--webhook-secret", "hunter2");
-        done(&r);
-        /* a prefix of a flag is not that flag */
-        load(&r, ARGS("--por=5"), NULL);
-        expect_error(&r, "--por", NULL);
-        done(&r);
-        load(&r, ARGS("--portx=5"), NULL);
-        expect_error(&r, "--portx", NULL);
-        done(&r);
-        load(&r, ARGS("stray"), NULL);
-        expect_error(&r, "stray", NULL);
-        done(&r);
-        load(&r, ARGS("-p"), NULL);
-        expect_error(&r, "-p", NULL);
-        done(&r);
+        check_cases(cases, TU_NELEM(cases));
 }
 
 static void test_loglevel(void **state)
 {
-        struct run r;
+        const struct load_case cases[] = {
+            {TU_ARGS("--log-level=ERROR"), NULL, .check = C_LEVEL, .level = DLOG_ERROR},
+            {TU_ARGS("--log-level=verbose"), NULL, .error = {"--log-level"}},
+            {NULL, TU_ENV("DURO_T_LOG_LEVEL=trace"), .error = {"DURO_T_LOG_LEVEL"}},
+        };
 
         (void)state;
-        load(&r, ARGS("--log-level=ERROR"), NULL);
-        expect_ok(&r);
-        assert_int_equal(r.cfg.level, DLOG_ERROR);
-        done(&r);
-        load(&r, ARGS("--log-level=verbose"), NULL);
-        expect_error(&r, "--log-level", NULL);
-        done(&r);
-        load(&r, NULL, ENV("DURO_T_LOG_LEVEL=trace"));
-        expect_error(&r, "DURO_T_LOG_LEVEL", NULL);
-        done(&r);
+        check_cases(cases, TU_NELEM(cases));
 }
 
 static void test_listen_validation(void **state)
@@ -362,27 +385,24 @@ static void test_listen_validation(void **state)
         static const char *const bad[] = {"nope",     "1.2.3.4:99999", "::1:80",
                                           "1.2.3.4:", "1.2.3.4:-1",    "1.2.3.4:80x",
                                           "[::1]80",  "[::1",          ""};
-        struct run r;
 
         (void)state;
-        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        for (size_t i = 0; i < TU_NELEM(ok); i++) {
                 char e[64];
                 snprintf(e, sizeof(e), "DURO_T_LISTEN2=%s", ok[i]);
-                load(&r, NULL, ENV(e));
-                expect_ok(&r);
-                assert_string_equal(r.cfg.listen2, ok[i]);
-                done(&r);
+                const struct load_case c = {NULL, TU_ENV(e), .check = C_LISTEN2,
+                                            .listen2 = ok[i]};
+                check_case(&c);
         }
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (size_t i = 0; i < TU_NELEM(bad); i++) {
                 char e[64], f[64];
                 snprintf(e, sizeof(e), "DURO_T_LISTEN2=%s", bad[i]);
-                load(&r, NULL, ENV(e));
-                expect_error(&r, "DURO_T_LISTEN2", NULL);
-                done(&r);
                 snprintf(f, sizeof(f), "--listen2=%s", bad[i]);
-                load(&r, ARGS(f), NULL);
-                expect_error(&r, "--listen2", NULL);
-                done(&r);
+                const struct load_case c[] = {
+                    {NULL, TU_ENV(e), .error = {"DURO_T_LISTEN2"}},
+                    {TU_ARGS(f), NULL, .error = {"--listen2"}},
+                };
+                check_cases(c, TU_NELEM(c));
         }
 }
 
@@ -391,7 +411,7 @@ static void test_x_flag(void **state)
         struct run r;
 
         (void)state;
-        load(&r, ARGS("-X", "a.b=c", "-Xd.e=f", "-X", "sasl.jaas=x=y"), NULL);
+        load(&r, TU_ARGS("-X", "a.b=c", "-Xd.e=f", "-X", "sasl.jaas=x=y"), NULL);
         expect_ok(&r);
         assert_int_equal(r.props.n, 3);
         assert_string_equal(r.props.v[0].name, "a.b");
@@ -406,7 +426,7 @@ static void test_x_flag(void **state)
         assert_string_equal(r.props.v[2].value, "x=y");
         done(&r);
         /* an empty value is allowed */
-        load(&r, ARGS("-Xa.b="), NULL);
+        load(&r, TU_ARGS("-Xa.b="), NULL);
         expect_ok(&r);
         assert_int_equal(r.props.n, 1);
         assert_string_equal(r.props.v[0].value, "");
@@ -415,21 +435,15 @@ static void test_x_flag(void **state)
 
 static void test_x_flag_errors(void **state)
 {
-        struct run r;
+        const struct load_case cases[] = {
+            {TU_ARGS("-X"), NULL, .error = {"-X"}},
+            {TU_ARGS("-X", "noequals"), NULL, .error = {"-X"}},
+            {TU_ARGS("-X", "=v"), NULL, .error = {"-X"}},
+            {TU_ARGS("-Xnoequals"), NULL, .error = {"-X"}},
+        };
 
         (void)state;
-        load(&r, ARGS("-X"), NULL);
-        expect_error(&r, "-X", NULL);
-        done(&r);
-        load(&r, ARGS("-X", "noequals"), NULL);
-        expect_error(&r, "-X", NULL);
-        done(&r);
-        load(&r, ARGS("-X", "=v"), NULL);
-        expect_error(&r, "-X", NULL);
-        done(&r);
-        load(&r, ARGS("-Xnoequals"), NULL);
-        expect_error(&r, "-X", NULL);
-        done(&r);
+        check_cases(cases, TU_NELEM(cases));
 }
 
 static void test_env_props(void **state)
@@ -437,10 +451,10 @@ static void test_env_props(void **state)
         struct run r;
 
         (void)state;
-        load(&r, ARGS("-X", "a.b=c"),
-             ENV("DURO_RDKAFKA_LINGER_MS=5", "DURO_RDKAFKA_PRODUCER_X_Y=1",
-                 "DURO_RDKAFKA_CONSUMER_FETCH_MAX_BYTES=2", "KAFKA_FOO_BAR=3",
-                 "DURO_T_PORT=12"));
+        load(&r, TU_ARGS("-X", "a.b=c"),
+             TU_ENV("DURO_RDKAFKA_LINGER_MS=5", "DURO_RDKAFKA_PRODUCER_X_Y=1",
+                    "DURO_RDKAFKA_CONSUMER_FETCH_MAX_BYTES=2", "KAFKA_FOO_BAR=3",
+                    "DURO_T_PORT=12"));
         expect_ok(&r);
         assert_int_equal(r.cfg.port, 12);
         assert_int_equal(r.props.n, 4);
@@ -463,15 +477,15 @@ static void test_env_props(void **state)
 
 static void test_env_props_errors(void **state)
 {
-        struct run r;
+        const struct load_case cases[] = {
+            {NULL, TU_ENV("DURO_RDKAFKA_=x"), .error = {"DURO_RDKAFKA_"},
+             .forbidden = "=x"},
+            {NULL, TU_ENV("DURO_RDKAFKA_PRODUCER_=hunter2"),
+             .error = {"DURO_RDKAFKA_PRODUCER_"}, .forbidden = "hunter2"},
+        };
 
         (void)state;
-        load(&r, NULL, ENV("DURO_RDKAFKA_=x"));
-        expect_error(&r, "DURO_RDKAFKA_", "=x");
-        done(&r);
-        load(&r, NULL, ENV("DURO_RDKAFKA_PRODUCER_=hunter2"));
-        expect_error(&r, "DURO_RDKAFKA_PRODUCER_", "hunter2");
-        done(&r);
+        check_cases(cases, TU_NELEM(cases));
 }
 
 static int has_name(const char **list, const char *entry)
@@ -531,35 +545,19 @@ static void test_unknown_env(void **state)
 static enum dconf_result load_captured(const char *const *args, char *out,
                                        size_t outsize)
 {
-        char tmpl[] = "/tmp/test_dconf_XXXXXX";
-        int fd = mkstemp(tmpl), saved, argc = 0;
         char *argv[MAXARGS + 2];
+        int argc = tutil_vec(argv, TU_NELEM(argv), "prog", args);
         struct tcfg cfg;
         struct dconf_props props;
+        struct tutil_capture cap;
         char err[256];
         enum dconf_result rc;
-        ssize_t n;
 
-        assert_true(fd >= 0);
-        unlink(tmpl);
-        argv[argc++] = (char *)"prog";
-        for (; *args; args++)
-                argv[argc++] = (char *)*args;
-        argv[argc] = NULL;
         memset(&cfg, 0, sizeof(cfg));
-        fflush(stdout);
-        saved = dup(STDOUT_FILENO);
-        assert_true(saved >= 0);
-        assert_true(dup2(fd, STDOUT_FILENO) >= 0);
+        tutil_capture_begin(&cap, STDOUT_FILENO);
         rc = dconf_load(tab, NTAB, &cfg, argc, argv, NULL, "prog [options]", &props,
                         err, sizeof(err));
-        fflush(stdout);
-        assert_true(dup2(saved, STDOUT_FILENO) >= 0);
-        close(saved);
-        n = pread(fd, out, outsize - 1, 0);
-        assert_true(n >= 0);
-        out[n] = '\0';
-        close(fd);
+        tutil_capture_end(&cap, out, outsize);
         dconf_free(tab, NTAB, &cfg);
         dconf_props_free(&props);
         return rc;
@@ -570,7 +568,8 @@ static void test_help(void **state)
         static char out[8192];
 
         (void)state;
-        assert_int_equal(load_captured(ARGS("--help"), out, sizeof(out)), DCONF_HELP);
+        assert_int_equal(load_captured(TU_ARGS("--help"), out, sizeof(out)),
+                         DCONF_HELP);
         assert_non_null(strstr(out, "prog [options]"));
         assert_non_null(strstr(out, "--port"));
         assert_non_null(strstr(out, "DURO_T_PORT"));
@@ -580,7 +579,7 @@ static void test_help(void **state)
         assert_non_null(strstr(out, "(env only)"));
         assert_non_null(strstr(out, "-X prop=value"));
         assert_null(strstr(out, "--secret")); /* a secret has no flag */
-        assert_int_equal(load_captured(ARGS("-h"), out, sizeof(out)), DCONF_HELP);
+        assert_int_equal(load_captured(TU_ARGS("-h"), out, sizeof(out)), DCONF_HELP);
         assert_non_null(strstr(out, "--port"));
 }
 
@@ -591,37 +590,31 @@ static void test_help_stops_parsing(void **state)
         (void)state;
         /* --help is answered before a later bad flag is looked at */
         assert_int_equal(
-            load_captured(ARGS("--port=5", "--help", "--nope"), out, sizeof(out)),
+            load_captured(TU_ARGS("--port=5", "--help", "--nope"), out, sizeof(out)),
             DCONF_HELP);
         assert_non_null(strstr(out, "usage: prog [options]"));
 }
 
 static void test_parse_bool(void **state)
 {
-        static const char *const t[]   = {"true", "TRUE", "True", "1",
-                                          "yes",  "YES",  "on",   "On"};
-        static const char *const f[]   = {"false", "FALSE", "0",  "no",
-                                          "No",    "off",   "OFF"};
-        static const char *const bad[] = {"",  "2",     "y",     "n",      "t",
-                                          "f", "truex", " true", "enabled"};
-        int b;
+        /* each group of texts: what dconf_parse_bool returns and the value it sets (-1:
+         * left as it was) */
+        const struct {
+                const char *const *texts;
+                int rc, value;
+        } groups[] = {
+            {TU_LIST("true", "TRUE", "True", "1", "yes", "YES", "on", "On"), 0, 1},
+            {TU_LIST("false", "FALSE", "0", "no", "No", "off", "OFF"), 0, 0},
+            {TU_LIST("", "2", "y", "n", "t", "f", "truex", " true", "enabled"), -1, -1},
+        };
 
         (void)state;
-        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-                b = -1;
-                assert_int_equal(dconf_parse_bool(t[i], &b), 0);
-                assert_int_equal(b, 1);
-        }
-        for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-                b = -1;
-                assert_int_equal(dconf_parse_bool(f[i], &b), 0);
-                assert_int_equal(b, 0);
-        }
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                b = -1;
-                assert_int_equal(dconf_parse_bool(bad[i], &b), -1);
-                assert_int_equal(b, -1);
-        }
+        for (size_t g = 0; g < TU_NELEM(groups); g++)
+                for (const char *const *t = groups[g].texts; *t; t++) {
+                        int b = -1;
+                        assert_int_equal(dconf_parse_bool(*t, &b), groups[g].rc);
+                        assert_int_equal(b, groups[g].value);
+                }
 }
 
 int main(void)

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "dgql.h"
+#include "tutil.h"
 
 /* Classifies a NUL-terminated body (or NULL) into a result prefilled with junk, so
  * that every field the classifier is meant to set is seen to be set. */
@@ -24,6 +25,154 @@ static void classify(struct dgql_result *res, long status, const char *body,
         assert_int_equal(res->http_status, status);
         if (res->outcome != DGQL_OK)
                 assert_non_null(memchr(res->error, '\0', sizeof(res->error)));
+}
+
+/* Answers classified by the tests below, each tagged with the test that checks it:
+ * HTTP status, body (NULL: none), Retry-After (NULL: none), and what must come out.
+ * A field left out of a case is not checked. */
+enum gql_group {
+        G_OK_EMPTY_ERRORS,
+        G_INTERNAL,
+        G_PARTIAL,
+        G_NO_CODE,
+        G_RATE,
+        G_RATE_NOT_FIRST,
+        G_UNAUTH,
+        G_HTTP_AUTH,
+        G_HTTP_429,
+        G_EMPTY,
+};
+
+enum { ANY_OUTCOME = -1 }; /* outcome not checked */
+enum {
+        RETRY_EQ     = 1,
+        RETRY_CAPPED = 2
+};                                /* retry_after_ms == retry_ms, or in (0, 1 h] */
+enum { IS_SET = 1, IS_NULL = 2 }; /* data, errors */
+
+#define RETRY_MS(v) .retry = RETRY_EQ, .retry_ms = (v)
+
+static const struct gql_case {
+        enum gql_group group;
+        long status;
+        const char *body, *retry_after;
+        int outcome;
+        int retry;
+        long retry_ms;
+        const char *error, *error2; /* in r.error; "": r.error is not empty */
+        int data, errors;
+        size_t nerrors; /* json_array_size(errors), when not 0 */
+} gql_cases[] = {
+    {G_OK_EMPTY_ERRORS, 200, "{\"data\":{\"x\":1},\"errors\":[]}", NULL, DGQL_OK,
+     .errors = IS_NULL},
+    {G_INTERNAL, 200,
+     "{\"data\":null,\"errors\":[{\"message\":\"boom\",\"extensions\":"
+     "{\"code\":\"INTERNAL_SERVER_ERROR\"}}]}",
+     NULL, DGQL_FAILED, RETRY_MS(-1), .error = "INTERNAL_SERVER_ERROR",
+     .error2 = "boom", .errors = IS_SET, .nerrors = 1, .data = IS_NULL},
+    /* Errors win over partial data; the data is still handed over. */
+    {G_PARTIAL, 200,
+     "{\"data\":{\"x\":1},\"errors\":[{\"message\":\"no\",\"extensions\":"
+     "{\"code\":\"FORBIDDEN\"}}]}",
+     NULL, DGQL_FAILED, .error = "FORBIDDEN", .data = IS_SET},
+    {G_NO_CODE, 200, "{\"errors\":[{\"message\":\"Syntax Error\"}]}", NULL, DGQL_FAILED,
+     .error = "Syntax Error"},
+    {G_NO_CODE, 200, "{\"errors\":[42]}", NULL, DGQL_FAILED, .error = ""},
+    /* Duro's documented form. */
+    {G_RATE, 200,
+     "{\"errors\":[{\"message\":\"Rate limit exceeded\",\"extensions\":"
+     "{\"code\":\"RATE_LIMITED\",\"retryAfter\":3}}]}",
+     NULL, DGQL_RATE_LIMITED, RETRY_MS(3000), .error = "RATE_LIMITED"},
+    /* Fractional seconds. */
+    {G_RATE, 200,
+     "{\"errors\":[{\"extensions\":{\"code\":\"RATE_LIMITED\","
+     "\"retryAfter\":1.5}}]}",
+     NULL, DGQL_RATE_LIMITED, RETRY_MS(1500)},
+    /* Without retryAfter, or not a number: not said. */
+    {G_RATE, 200, "{\"errors\":[{\"extensions\":{\"code\":\"RATE_LIMITED\"}}]}", NULL,
+     DGQL_RATE_LIMITED, RETRY_MS(-1)},
+    {G_RATE, 200,
+     "{\"errors\":[{\"extensions\":{\"code\":\"RATE_LIMITED\","
+     "\"retryAfter\":\"3\"}}]}",
+     NULL, DGQL_RATE_LIMITED, RETRY_MS(-1)},
+    {G_RATE_NOT_FIRST, 200,
+     "{\"errors\":[{\"message\":\"a\",\"extensions\":{\"code\":\"X\"}},"
+     "{\"message\":\"b\",\"extensions\":{\"code\":\"RATE_LIMITED\","
+     "\"retryAfter\":2}}]}",
+     NULL, DGQL_RATE_LIMITED, RETRY_MS(2000)},
+    {G_UNAUTH, 200,
+     "{\"data\":null,\"errors\":[{\"message\":\"Invalid API key\","
+     "\"extensions\":{\"code\":\"UNAUTHENTICATED\"}}]}",
+     NULL, DGQL_AUTH, .error = "UNAUTHENTICATED"},
+    {G_HTTP_AUTH, 401, "{\"errors\":[{\"message\":\"no\"}]}", NULL, DGQL_AUTH,
+     .error = "401", .data = IS_NULL, .errors = IS_NULL},
+    {G_HTTP_AUTH, 403, NULL, NULL, DGQL_AUTH, .error = "403"},
+    {G_HTTP_429, 429, "slow down", "7", DGQL_RATE_LIMITED, RETRY_MS(7000)},
+    {G_HTTP_429, 429, "", NULL, DGQL_RATE_LIMITED, RETRY_MS(-1)},
+    {G_HTTP_429, 429, "", "", DGQL_RATE_LIMITED, RETRY_MS(-1)},
+    {G_HTTP_429, 429, "", "0", DGQL_RATE_LIMITED, RETRY_MS(0)},
+    /* Not seconds (an HTTP date, garbage, negative): not said. */
+    {G_HTTP_429, 429, "", "Wed, 21 Oct 2015 07:28:00 GMT", DGQL_RATE_LIMITED,
+     RETRY_MS(-1)},
+    {G_HTTP_429, 429, "", "soon", ANY_OUTCOME, RETRY_MS(-1)},
+    {G_HTTP_429, 429, "", "-5", ANY_OUTCOME, RETRY_MS(-1)},
+    /* Huge values are capped (one hour), never overflow. */
+    {G_HTTP_429, 429, "", "99999999999999999999999", DGQL_RATE_LIMITED,
+     .retry = RETRY_CAPPED},
+    {G_EMPTY, 200, "{}", NULL, DGQL_FAILED, .data = IS_NULL, .error = ""},
+    {G_EMPTY, 200, "{\"data\":null,\"errors\":[]}", NULL, DGQL_FAILED, .data = IS_NULL,
+     .errors = IS_NULL, .error = ""},
+    {G_EMPTY, 200, "{\"data\":null}", NULL, .outcome = DGQL_FAILED},
+    /* "errors" that is not an array is no error list. */
+    {G_EMPTY, 200, "{\"data\":null,\"errors\":{\"message\":\"x\"}}", NULL, DGQL_FAILED,
+     .errors = IS_NULL},
+};
+
+static void expect_json(const json_t *j, int want)
+{
+        if (want == IS_SET)
+                assert_non_null(j);
+        else if (want == IS_NULL)
+                assert_null(j);
+}
+
+static void expect_error_text(const char *error, const char *want)
+{
+        if (want && !want[0])
+                assert_true(strlen(error) > 0);
+        else if (want)
+                assert_non_null(strstr(error, want));
+}
+
+/* Classifies every case of group g (there is at least one) and checks it. */
+static void expect_group(enum gql_group g)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < TU_NELEM(gql_cases); i++) {
+                const struct gql_case *c = &gql_cases[i];
+                struct dgql_result r;
+
+                if (c->group != g)
+                        continue;
+                classify(&r, c->status, c->body, c->retry_after);
+                if (c->outcome != ANY_OUTCOME)
+                        assert_int_equal(r.outcome, c->outcome);
+                if (c->retry == RETRY_EQ)
+                        assert_int_equal(r.retry_after_ms, c->retry_ms);
+                else if (c->retry == RETRY_CAPPED)
+                        assert_true(r.retry_after_ms > 0 &&
+                                    r.retry_after_ms <= 3600 * 1000L);
+                expect_error_text(r.error, c->error);
+                expect_error_text(r.error, c->error2);
+                expect_json(r.data, c->data);
+                expect_json(r.errors, c->errors);
+                if (c->nerrors)
+                        assert_int_equal(json_array_size(r.errors), c->nerrors);
+                dgql_result_clear(&r);
+                n++;
+        }
+        assert_true(n > 0);
 }
 
 static void test_ok_with_data(void **state)
@@ -60,193 +209,56 @@ static void test_ok_data_outlives_clear_when_taken(void **state)
 
 static void test_ok_empty_errors_array_ignored(void **state)
 {
-        struct dgql_result r;
-
         (void)state;
-        classify(&r, 200, "{\"data\":{\"x\":1},\"errors\":[]}", NULL);
-        assert_int_equal(r.outcome, DGQL_OK);
-        assert_null(r.errors);
-        dgql_result_clear(&r);
+        expect_group(G_OK_EMPTY_ERRORS);
 }
 
 static void test_graphql_error_internal(void **state)
 {
-        struct dgql_result r;
-
         (void)state;
-        classify(&r, 200,
-                 "{\"data\":null,\"errors\":[{\"message\":\"boom\",\"extensions\":"
-                 "{\"code\":\"INTERNAL_SERVER_ERROR\"}}]}",
-                 NULL);
-        assert_int_equal(r.outcome, DGQL_FAILED);
-        assert_non_null(strstr(r.error, "INTERNAL_SERVER_ERROR"));
-        assert_non_null(strstr(r.error, "boom"));
-        assert_non_null(r.errors);
-        assert_int_equal(json_array_size(r.errors), 1);
-        assert_null(r.data);
-        assert_int_equal(r.retry_after_ms, -1);
-        dgql_result_clear(&r);
+        expect_group(G_INTERNAL);
 }
 
 static void test_graphql_error_with_partial_data(void **state)
 {
-        struct dgql_result r;
-
         (void)state;
-        /* Errors win over partial data; the data is still handed over. */
-        classify(&r, 200,
-                 "{\"data\":{\"x\":1},\"errors\":[{\"message\":\"no\",\"extensions\":"
-                 "{\"code\":\"FORBIDDEN\"}}]}",
-                 NULL);
-        assert_int_equal(r.outcome, DGQL_FAILED);
-        assert_non_null(strstr(r.error, "FORBIDDEN"));
-        assert_non_null(r.data);
-        dgql_result_clear(&r);
+        expect_group(G_PARTIAL);
 }
 
 static void test_graphql_error_without_code(void **state)
 {
-        struct dgql_result r;
-
         (void)state;
-        classify(&r, 200, "{\"errors\":[{\"message\":\"Syntax Error\"}]}", NULL);
-        assert_int_equal(r.outcome, DGQL_FAILED);
-        assert_non_null(strstr(r.error, "Syntax Error"));
-        dgql_result_clear(&r);
-
-        classify(&r, 200, "{\"errors\":[42]}", NULL);
-        assert_int_equal(r.outcome, DGQL_FAILED);
-        assert_true(strlen(r.error) > 0);
-        dgql_result_clear(&r);
+        expect_group(G_NO_CODE);
 }
 
 static void test_graphql_rate_limited(void **state)
 {
-        struct dgql_result r;
-
         (void)state;
-        /* Duro's documented form. */
-        classify(&r, 200,
-                 "{\"errors\":[{\"message\":\"Rate limit exceeded\",\"extensions\":"
-                 "{\"code\":\"RATE_LIMITED\",\"retryAfter\":3}}]}",
-                 NULL);
-        assert_int_equal(r.outcome, DGQL_RATE_LIMITED);
-        assert_int_equal(r.retry_after_ms, 3000);
-        assert_non_null(strstr(r.error, "RATE_LIMITED"));
-        dgql_result_clear(&r);
-
-        /* Fractional seconds. */
-        classify(&r, 200,
-                 "{\"errors\":[{\"extensions\":{\"code\":\"RATE_LIMITED\","
-                 "\"retryAfter\":1.5}}]}",
-                 NULL);
-        assert_int_equal(r.outcome, DGQL_RATE_LIMITED);
-        assert_int_equal(r.retry_after_ms, 1500);
-        dgql_result_clear(&r);
-
-        /* Without retryAfter, or not a number: not said. */
-        classify(&r, 200, "{\"errors\":[{\"extensions\":{\"code\":\"RATE_LIMITED\"}}]}",
-                 NULL);
-        assert_int_equal(r.outcome, DGQL_RATE_LIMITED);
-        assert_int_equal(r.retry_after_ms, -1);
-        dgql_result_clear(&r);
-        classify(&r, 200,
-                 "{\"errors\":[{\"extensions\":{\"code\":\"RATE_LIMITED\","
-                 "\"retryAfter\":\"3\"}}]}",
-                 NULL);
-        assert_int_equal(r.outcome, DGQL_RATE_LIMITED);
-        assert_int_equal(r.retry_after_ms, -1);
-        dgql_result_clear(&r);
+        expect_group(G_RATE);
 }
 
 static void test_graphql_rate_limited_not_first(void **state)
 {
-        struct dgql_result r;
-
         (void)state;
-        classify(&r, 200,
-                 "{\"errors\":[{\"message\":\"a\",\"extensions\":{\"code\":\"X\"}},"
-                 "{\"message\":\"b\",\"extensions\":{\"code\":\"RATE_LIMITED\","
-                 "\"retryAfter\":2}}]}",
-                 NULL);
-        assert_int_equal(r.outcome, DGQL_RATE_LIMITED);
-        assert_int_equal(r.retry_after_ms, 2000);
-        dgql_result_clear(&r);
+        expect_group(G_RATE_NOT_FIRST);
 }
 
 static void test_graphql_unauthenticated(void **state)
 {
-        struct dgql_result r;
-
         (void)state;
-        classify(&r, 200,
-                 "{\"data\":null,\"errors\":[{\"message\":\"Invalid API key\","
-                 "\"extensions\":{\"code\":\"UNAUTHENTICATED\"}}]}",
-                 NULL);
-        assert_int_equal(r.outcome, DGQL_AUTH);
-        assert_non_null(strstr(r.error, "UNAUTHENTICATED"));
-        dgql_result_clear(&r);
+        expect_group(G_UNAUTH);
 }
 
 static void test_http_auth(void **state)
 {
-        struct dgql_result r;
-
         (void)state;
-        classify(&r, 401, "{\"errors\":[{\"message\":\"no\"}]}", NULL);
-        assert_int_equal(r.outcome, DGQL_AUTH);
-        assert_non_null(strstr(r.error, "401"));
-        assert_null(r.data);
-        assert_null(r.errors);
-        dgql_result_clear(&r);
-        classify(&r, 403, NULL, NULL);
-        assert_int_equal(r.outcome, DGQL_AUTH);
-        assert_non_null(strstr(r.error, "403"));
-        dgql_result_clear(&r);
+        expect_group(G_HTTP_AUTH);
 }
 
 static void test_http_429(void **state)
 {
-        struct dgql_result r;
-
         (void)state;
-        classify(&r, 429, "slow down", "7");
-        assert_int_equal(r.outcome, DGQL_RATE_LIMITED);
-        assert_int_equal(r.retry_after_ms, 7000);
-        dgql_result_clear(&r);
-
-        classify(&r, 429, "", NULL);
-        assert_int_equal(r.outcome, DGQL_RATE_LIMITED);
-        assert_int_equal(r.retry_after_ms, -1);
-        dgql_result_clear(&r);
-
-        classify(&r, 429, "", "");
-        assert_int_equal(r.outcome, DGQL_RATE_LIMITED);
-        assert_int_equal(r.retry_after_ms, -1);
-        dgql_result_clear(&r);
-
-        classify(&r, 429, "", "0");
-        assert_int_equal(r.outcome, DGQL_RATE_LIMITED);
-        assert_int_equal(r.retry_after_ms, 0);
-        dgql_result_clear(&r);
-
-        /* Not seconds (an HTTP date, garbage, negative): not said. */
-        classify(&r, 429, "", "Wed, 21 Oct 2015 07:28:00 GMT");
-        assert_int_equal(r.outcome, DGQL_RATE_LIMITED);
-        assert_int_equal(r.retry_after_ms, -1);
-        dgql_result_clear(&r);
-        classify(&r, 429, "", "soon");
-        assert_int_equal(r.retry_after_ms, -1);
-        dgql_result_clear(&r);
-        classify(&r, 429, "", "-5");
-        assert_int_equal(r.retry_after_ms, -1);
-        dgql_result_clear(&r);
-
-        /* Huge values are capped (one hour), never overflow. */
-        classify(&r, 429, "", "99999999999999999999999");
-        assert_int_equal(r.outcome, DGQL_RATE_LIMITED);
-        assert_true(r.retry_after_ms > 0 && r.retry_after_ms <= 3600 * 1000L);
-        dgql_result_clear(&r);
+        expect_group(G_HTTP_429);
 }
 
 static void test_http_5xx_and_others(void **state)
@@ -255,7 +267,7 @@ static void test_http_5xx_and_others(void **state)
         struct dgql_result r;
 
         (void)state;
-        for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        for (size_t i = 0; i < TU_NELEM(statuses); i++) {
                 /* Even a well-formed GraphQL body does not make a non-200 a success. */
                 classify(&r, statuses[i], "{\"data\":{\"x\":1}}", "5");
                 assert_int_equal(r.outcome, DGQL_FAILED);
@@ -279,7 +291,7 @@ static void test_not_json_or_not_object(void **state)
         struct dgql_result r;
 
         (void)state;
-        for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        for (size_t i = 0; i < TU_NELEM(bodies); i++) {
                 classify(&r, 200, bodies[i], NULL);
                 assert_int_equal(r.outcome, DGQL_FAILED);
                 assert_null(r.data);
@@ -306,31 +318,8 @@ static void test_body_not_nul_terminated(void **state)
 
 static void test_empty_object_and_null_data(void **state)
 {
-        struct dgql_result r;
-
         (void)state;
-        classify(&r, 200, "{}", NULL);
-        assert_int_equal(r.outcome, DGQL_FAILED);
-        assert_null(r.data);
-        assert_true(strlen(r.error) > 0);
-        dgql_result_clear(&r);
-
-        classify(&r, 200, "{\"data\":null,\"errors\":[]}", NULL);
-        assert_int_equal(r.outcome, DGQL_FAILED);
-        assert_null(r.data);
-        assert_null(r.errors);
-        assert_true(strlen(r.error) > 0);
-        dgql_result_clear(&r);
-
-        classify(&r, 200, "{\"data\":null}", NULL);
-        assert_int_equal(r.outcome, DGQL_FAILED);
-        dgql_result_clear(&r);
-
-        /* "errors" that is not an array is no error list. */
-        classify(&r, 200, "{\"data\":null,\"errors\":{\"message\":\"x\"}}", NULL);
-        assert_int_equal(r.outcome, DGQL_FAILED);
-        assert_null(r.errors);
-        dgql_result_clear(&r);
+        expect_group(G_EMPTY);
 }
 
 static void test_error_text_bounded(void **state)
@@ -379,7 +368,7 @@ static void test_graphql_retry_after_clamped(void **state)
                      {"\"7\"", -1},
                      {"2.5", 2500}};
         (void)state;
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (size_t i = 0; i < TU_NELEM(cases); i++) {
                 char body[200];
                 struct dgql_result r;
                 snprintf(body, sizeof(body),

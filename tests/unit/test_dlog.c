@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dlog.h"
+#include "tutil.h"
 
 static const char *esc(const char *s, size_t len)
 {
@@ -50,13 +51,93 @@ static int is_json_string_body(const char *s, json_t **out)
         return 1;
 }
 
+/* dlog_json_escape cases, by the test that checks them: the input, the escaped text
+ * wanted, and how many bytes of the input to escape (0: up to its NUL). */
+enum esc_group {
+        ESC_PLAIN,
+        ESC_QUOTES,
+        ESC_CONTROL,
+        ESC_UTF8_KEPT,
+        ESC_INVALID_UTF8,
+        ESC_CUT_BY_LEN,
+};
+
+static const struct esc_case {
+        enum esc_group group;
+        const char *in, *want;
+        size_t len;
+} escapes[] = {
+    {ESC_PLAIN, "hello world", "hello world", 0},
+    {ESC_PLAIN, "", "", 0},
+    {ESC_QUOTES, "a\"b", "a\\\"b", 0},
+    {ESC_QUOTES, "a\\b", "a\\\\b", 0},
+    {ESC_QUOTES, "\"\\\"\\", "\\\"\\\\\\\"\\\\", 0},
+    /* '/' needs no escape */
+    {ESC_QUOTES, "a/b", "a/b", 0},
+    {ESC_CONTROL, "a\nb\rc\td", "a\\nb\\rc\\td", 0},
+    {ESC_CONTROL, "\x01", "\\u0001", 0},
+    {ESC_CONTROL, "\x1f", "\\u001f", 0},
+    {ESC_CONTROL, "\b\f", "\\u0008\\u000c", 0},
+    {ESC_CONTROL, "\x7f", "\\u007f", 0},
+    {ESC_CONTROL, "a\0b", "a\\u0000b", 3},
+    /* in order: é, €, 😀, U+FFFF, U+10FFFF, U+0080, U+0800, U+10000 */
+    {ESC_UTF8_KEPT, "caf\xc3\xa9", "caf\xc3\xa9", 0},
+    {ESC_UTF8_KEPT, "\xe2\x82\xac", "\xe2\x82\xac", 0},
+    {ESC_UTF8_KEPT, "\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80", 0},
+    {ESC_UTF8_KEPT, "\xef\xbf\xbf", "\xef\xbf\xbf", 0},
+    {ESC_UTF8_KEPT, "\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf", 0},
+    {ESC_UTF8_KEPT, "\xc2\x80", "\xc2\x80", 0},
+    {ESC_UTF8_KEPT, "\xe0\xa0\x80", "\xe0\xa0\x80", 0},
+    {ESC_UTF8_KEPT, "\xf0\x90\x80\x80", "\xf0\x90\x80\x80", 0},
+    {ESC_INVALID_UTF8, "\xff", "\\ufffd", 0},
+    /* lone continuation */
+    {ESC_INVALID_UTF8, "a\x80z", "a\\ufffdz", 0},
+    /* truncated at end */
+    {ESC_INVALID_UTF8, "\xc3", "\\ufffd", 0},
+    /* bad continuation */
+    {ESC_INVALID_UTF8, "\xc3(", "\\ufffd(", 0},
+    /* truncated 3-byte */
+    {ESC_INVALID_UTF8, "\xe2\x82", "\\ufffd\\ufffd", 0},
+    /* overlong '/' */
+    {ESC_INVALID_UTF8, "\xc0\xaf", "\\ufffd\\ufffd", 0},
+    {ESC_INVALID_UTF8, "\xe0\x80\xaf", "\\ufffd\\ufffd\\ufffd", 0},
+    /* surrogate */
+    {ESC_INVALID_UTF8, "\xed\xa0\x80", "\\ufffd\\ufffd\\ufffd", 0},
+    /* > U+10FFFF */
+    {ESC_INVALID_UTF8, "\xf4\x90\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd", 0},
+    {ESC_INVALID_UTF8, "\xf8\x88\x80\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd",
+     0},
+    /* valid text after an invalid byte is kept */
+    {ESC_INVALID_UTF8, "\xff\xc3\xa9", "\\ufffd\xc3\xa9", 0},
+    /* a sequence that len cuts short is invalid, even when the bytes beyond len
+     * would complete it */
+    {ESC_CUT_BY_LEN, "a\xc3\xa9", "a\\ufffd", 2},
+    {ESC_CUT_BY_LEN, "\xe2\x82\xac", "\\ufffd\\ufffd", 2},
+    {ESC_CUT_BY_LEN, "\xf0\x9f\x98\x80", "\\ufffd\\ufffd\\ufffd", 3},
+};
+
+/* Checks every case of group g (there is at least one). */
+static void expect_escapes(enum esc_group g)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < TU_NELEM(escapes); i++) {
+                const struct esc_case *c = &escapes[i];
+                if (c->group != g)
+                        continue;
+                assert_string_equal(esc(c->in, c->len ? c->len : strlen(c->in)),
+                                    c->want);
+                n++;
+        }
+        assert_true(n > 0);
+}
+
 static void test_escape_plain(void **state)
 {
         char out[16];
 
         (void)state;
-        assert_string_equal(ESC("hello world"), "hello world");
-        assert_string_equal(ESC(""), "");
+        expect_escapes(ESC_PLAIN);
         assert_int_equal(dlog_json_escape(out, sizeof(out), "abc", 3), 3);
         assert_string_equal(out, "abc");
         /* len, not the NUL, ends the input */
@@ -66,12 +147,9 @@ static void test_escape_plain(void **state)
 
 static void test_escape_quotes_backslash(void **state)
 {
+
         (void)state;
-        assert_string_equal(ESC("a\"b"), "a\\\"b");
-        assert_string_equal(ESC("a\\b"), "a\\\\b");
-        assert_string_equal(ESC("\"\\\"\\"), "\\\"\\\\\\\"\\\\");
-        /* '/' needs no escape */
-        assert_string_equal(ESC("a/b"), "a/b");
+        expect_escapes(ESC_QUOTES);
 }
 
 static void test_escape_control_chars(void **state)
@@ -79,12 +157,7 @@ static void test_escape_control_chars(void **state)
         char in[1];
 
         (void)state;
-        assert_string_equal(ESC("a\nb\rc\td"), "a\\nb\\rc\\td");
-        assert_string_equal(ESC("\x01"), "\\u0001");
-        assert_string_equal(ESC("\x1f"), "\\u001f");
-        assert_string_equal(ESC("\b\f"), "\\u0008\\u000c");
-        assert_string_equal(ESC("\x7f"), "\\u007f");
-        assert_string_equal(esc("a\0b", 3), "a\\u0000b");
+        expect_escapes(ESC_CONTROL);
         /* every control character comes out as valid JSON for the same character */
         for (int c = 0; c < 0x20; c++) {
                 json_t *j     = NULL;
@@ -100,35 +173,16 @@ static void test_escape_control_chars(void **state)
 
 static void test_escape_utf8_kept(void **state)
 {
+
         (void)state;
-        assert_string_equal(ESC("caf\xc3\xa9"), "caf\xc3\xa9");           /* é */
-        assert_string_equal(ESC("\xe2\x82\xac"), "\xe2\x82\xac");         /* € */
-        assert_string_equal(ESC("\xf0\x9f\x98\x80"), "\xf0\x9f\x98\x80"); /* 😀 */
-        assert_string_equal(ESC("\xef\xbf\xbf"), "\xef\xbf\xbf");         /* U+FFFF */
-        assert_string_equal(ESC("\xf4\x8f\xbf\xbf"), "\xf4\x8f\xbf\xbf"); /* U+10FFFF */
-        assert_string_equal(ESC("\xc2\x80"), "\xc2\x80");                 /* U+0080 */
-        assert_string_equal(ESC("\xe0\xa0\x80"), "\xe0\xa0\x80");         /* U+0800 */
-        assert_string_equal(ESC("\xf0\x90\x80\x80"), "\xf0\x90\x80\x80"); /* U+10000 */
+        expect_escapes(ESC_UTF8_KEPT);
 }
 
 static void test_escape_invalid_utf8(void **state)
 {
+
         (void)state;
-        assert_string_equal(ESC("\xff"), "\\ufffd");
-        assert_string_equal(ESC("a\x80z"), "a\\ufffdz");        /* lone continuation */
-        assert_string_equal(ESC("\xc3"), "\\ufffd");            /* truncated at end */
-        assert_string_equal(ESC("\xc3("), "\\ufffd(");          /* bad continuation */
-        assert_string_equal(ESC("\xe2\x82"), "\\ufffd\\ufffd"); /* truncated 3-byte */
-        assert_string_equal(ESC("\xc0\xaf"), "\\ufffd\\ufffd"); /* overlong '/' */
-        assert_string_equal(ESC("\xe0\x80\xaf"), "\\ufffd\\ufffd\\ufffd");
-        assert_string_equal(ESC("\xed\xa0\x80"),
-                            "\\ufffd\\ufffd\\ufffd"); /* surrogate */
-        assert_string_equal(ESC("\xf4\x90\x80\x80"),
-                            "\\ufffd\\ufffd\\ufffd\\ufffd"); /* > U+10FFFF */
-        assert_string_equal(ESC("\xf8\x88\x80\x80\x80"),
-                            "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd");
-        /* valid text after an invalid byte is kept */
-        assert_string_equal(ESC("\xff\xc3\xa9"), "\\ufffd\xc3\xa9");
+        expect_escapes(ESC_INVALID_UTF8);
 }
 
 static void test_escape_sequence_cut_by_len(void **state)
@@ -136,11 +190,7 @@ static void test_escape_sequence_cut_by_len(void **state)
         char *heap;
 
         (void)state;
-        /* a sequence that len cuts short is invalid, even when the bytes beyond len
-         * would complete it */
-        assert_string_equal(esc("a\xc3\xa9", 2), "a\\ufffd");
-        assert_string_equal(esc("\xe2\x82\xac", 2), "\\ufffd\\ufffd");
-        assert_string_equal(esc("\xf0\x9f\x98\x80", 3), "\\ufffd\\ufffd\\ufffd");
+        expect_escapes(ESC_CUT_BY_LEN);
         /* and nothing past len is read (ASan checks the heap copy) */
         heap = malloc(1);
         assert_non_null(heap);
@@ -151,32 +201,37 @@ static void test_escape_sequence_cut_by_len(void **state)
 
 static void test_escape_truncation(void **state)
 {
+        /* out size, input (len bytes) -> length returned, text written */
+        static const struct {
+                size_t size;
+                const char *in;
+                size_t len, n;
+                const char *want;
+        } cases[] = {
+            {1, "abc", 3, 0, ""},
+            {3, "abc", 3, 2, "ab"},
+            /* an escape is never split */
+            {4, "ab\"", 3, 2, "ab"},
+            {5, "ab\"", 3, 4, "ab\\\""},
+            {7, "a\x01", 2, 1, "a"},
+            {8, "a\x01", 2, 7, "a\\u0001"},
+            {7, "a\xff", 2, 1, "a"},
+            /* nor is a multi-byte character */
+            {4, "ab\xe2\x82\xac", 5, 2, "ab"},
+            {6, "ab\xe2\x82\xac", 5, 5, "ab\xe2\x82\xac"},
+        };
         char out[32];
 
         (void)state;
         memset(out, 'x', sizeof(out));
         assert_int_equal(dlog_json_escape(out, 0, "abc", 3), 0);
         assert_int_equal(out[0], 'x'); /* nothing written */
-        assert_int_equal(dlog_json_escape(out, 1, "abc", 3), 0);
-        assert_string_equal(out, "");
-        assert_int_equal(dlog_json_escape(out, 3, "abc", 3), 2);
-        assert_string_equal(out, "ab");
-        /* an escape is never split */
-        assert_int_equal(dlog_json_escape(out, 4, "ab\"", 3), 2);
-        assert_string_equal(out, "ab");
-        assert_int_equal(dlog_json_escape(out, 5, "ab\"", 3), 4);
-        assert_string_equal(out, "ab\\\"");
-        assert_int_equal(dlog_json_escape(out, 7, "a\x01", 2), 1);
-        assert_string_equal(out, "a");
-        assert_int_equal(dlog_json_escape(out, 8, "a\x01", 2), 7);
-        assert_string_equal(out, "a\\u0001");
-        assert_int_equal(dlog_json_escape(out, 7, "a\xff", 2), 1);
-        assert_string_equal(out, "a");
-        /* nor is a multi-byte character */
-        assert_int_equal(dlog_json_escape(out, 4, "ab\xe2\x82\xac", 5), 2);
-        assert_string_equal(out, "ab");
-        assert_int_equal(dlog_json_escape(out, 6, "ab\xe2\x82\xac", 5), 5);
-        assert_string_equal(out, "ab\xe2\x82\xac");
+        for (size_t i = 0; i < TU_NELEM(cases); i++) {
+                assert_int_equal(
+                    dlog_json_escape(out, cases[i].size, cases[i].in, cases[i].len),
+                    cases[i].n);
+                assert_string_equal(out, cases[i].want);
+        }
 }
 
 static void test_escape_truncation_every_size(void **state)
@@ -233,46 +288,34 @@ static void test_escape_random_bytes_valid_json(void **state)
 
 static void test_level_parse(void **state)
 {
-        enum dlog_level l;
+        /* text -> result, and the level it leaves (set to DLOG_INFO before each) */
+        static const struct {
+                const char *text;
+                int rc;
+                enum dlog_level level;
+        } cases[] = {
+            {"debug", 0, DLOG_DEBUG}, {"INFO", 0, DLOG_INFO},
+            {"warn", 0, DLOG_WARN},   {"Warning", 0, DLOG_WARN},
+            {"error", 0, DLOG_ERROR}, {"fatal", -1, DLOG_INFO},
+            {"", -1, DLOG_INFO},      {"infos", -1, DLOG_INFO},
+        };
 
         (void)state;
-        assert_int_equal(dlog_level_parse("debug", &l), 0);
-        assert_int_equal(l, DLOG_DEBUG);
-        assert_int_equal(dlog_level_parse("INFO", &l), 0);
-        assert_int_equal(l, DLOG_INFO);
-        assert_int_equal(dlog_level_parse("warn", &l), 0);
-        assert_int_equal(l, DLOG_WARN);
-        assert_int_equal(dlog_level_parse("Warning", &l), 0);
-        assert_int_equal(l, DLOG_WARN);
-        assert_int_equal(dlog_level_parse("error", &l), 0);
-        assert_int_equal(l, DLOG_ERROR);
-        l = DLOG_INFO;
-        assert_int_equal(dlog_level_parse("fatal", &l), -1);
-        assert_int_equal(dlog_level_parse("", &l), -1);
-        assert_int_equal(dlog_level_parse("infos", &l), -1);
-        assert_int_equal(l, DLOG_INFO);
+        for (size_t i = 0; i < TU_NELEM(cases); i++) {
+                enum dlog_level l = DLOG_INFO;
+                assert_int_equal(dlog_level_parse(cases[i].text, &l), cases[i].rc);
+                assert_int_equal(l, cases[i].level);
+        }
 }
 
 /* Runs fn with stderr captured into out. */
 static void capture_stderr(void (*fn)(void), char *out, size_t outsize)
 {
-        char tmpl[] = "/tmp/test_dlog_XXXXXX";
-        int fd      = mkstemp(tmpl), saved;
-        ssize_t n;
+        struct tutil_capture cap;
 
-        assert_true(fd >= 0);
-        unlink(tmpl);
-        fflush(stderr);
-        saved = dup(STDERR_FILENO);
-        assert_true(saved >= 0);
-        assert_true(dup2(fd, STDERR_FILENO) >= 0);
+        tutil_capture_begin(&cap, STDERR_FILENO);
         fn();
-        assert_true(dup2(saved, STDERR_FILENO) >= 0);
-        close(saved);
-        n = pread(fd, out, outsize - 1, 0);
-        assert_true(n >= 0);
-        out[n] = '\0';
-        close(fd);
+        tutil_capture_end(&cap, out, outsize);
 }
 
 static void log_some(void)

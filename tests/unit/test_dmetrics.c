@@ -200,23 +200,32 @@ static void test_hist_too_many_bounds(void **state)
         dbuf_free(&b);
 }
 
-static void test_render_cap(void **state)
+/* What rendering one metric into a buffer capped at cap returns: the histogram
+ * (which 0), a counter (1) or a gauge (2). */
+static int render_capped(int which, size_t cap)
 {
         struct dmetrics_hist h;
         struct dbuf b;
+        int rc;
 
-        (void)state;
         dmetrics_hist_init(&h, bounds, 4);
-        dbuf_init(&b, 60);
-        assert_int_equal(
-            dmetrics_hist_render(&b, "duro_ack_seconds", "Ack latency.", &h), -1);
+        dbuf_init(&b, cap);
+        if (which == 0)
+                rc = dmetrics_hist_render(&b, "duro_ack_seconds", "Ack latency.", &h);
+        else if (which == 1)
+                rc = dmetrics_counter(&b, "duro_things_total", "Things.", 1);
+        else
+                rc = dmetrics_gauge(&b, "duro_gauge", "G.", 1);
         dbuf_free(&b);
-        dbuf_init(&b, 20);
-        assert_int_equal(dmetrics_counter(&b, "duro_things_total", "Things.", 1), -1);
-        dbuf_free(&b);
-        dbuf_init(&b, 20);
-        assert_int_equal(dmetrics_gauge(&b, "duro_gauge", "G.", 1), -1);
-        dbuf_free(&b);
+        return rc;
+}
+
+static void test_render_cap(void **state)
+{
+        (void)state;
+        assert_int_equal(render_capped(0, 60), -1);
+        assert_int_equal(render_capped(1, 20), -1);
+        assert_int_equal(render_capped(2, 20), -1);
 }
 
 static struct dmetrics_hist shared;

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 
 #include "dnet.h"
+#include "tutil.h"
 
 static void test_check_ok(void **state)
 {
@@ -22,7 +23,7 @@ static void test_check_ok(void **state)
         char why[128];
 
         (void)state;
-        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        for (size_t i = 0; i < TU_NELEM(ok); i++) {
                 why[0] = '\0';
                 if (dnet_check_listen(ok[i], why, sizeof(why)) != 0)
                         fail_msg("\"%s\" refused: %s", ok[i], why);
@@ -31,26 +32,24 @@ static void test_check_ok(void **state)
 
 static void test_check_bad(void **state)
 {
-        static const char *const bad[] = {
-            "nope",
-            "1.2.3.4:99999",
-            "::1:80",
-            "1.2.3.4:",
-            "1.2.3.4:-1",
-            "1.2.3.4:65536",
-            "1.2.3.4:80x",
-            "[::1]80",
-            "[::1",
-            "[::1]",
-            "",
-            ":",
-            "a:b:c",
-            "host:port",
-        };
+        static const char *const bad[] = {"nope",
+                                          "1.2.3.4:99999",
+                                          "::1:80",
+                                          "1.2.3.4:",
+                                          "1.2.3.4:-1",
+                                          "1.2.3.4:65536",
+                                          "1.2.3.4:80x",
+                                          "[::1]80",
+                                          "[::1",
+                                          "[::1]",
+                                          "",
+                                          ":",
+                                          "a:b:c",
+                                          "host:port"};
         char why[128];
 
         (void)state;
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (size_t i = 0; i < TU_NELEM(bad); i++) {
                 why[0] = '\0';
                 if (dnet_check_listen(bad[i], why, sizeof(why)) == 0)
                         fail_msg("\"%s\" accepted", bad[i]);

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "dpayload.h"
+#include "tutil.h"
 
 #define SPEC_EXAMPLE                                                                   \
         "{\n"                                                                          \
@@ -276,30 +277,31 @@ static void test_created_at_missing_or_mistyped(void **state)
                        "created_at", NULL);
 }
 
+/* created_at values that are not RFC 3339 date-times (or not real dates) */
+static const char *const not_rfc3339[] = {
+    "2024-12-20 10:30:00Z",
+    "2024-12-20T10:30:00",
+    "2024-12-20",
+    "yesterday",
+    "",
+    "2024-13-20T10:30:00Z",
+    "2024-02-30T10:30:00Z",
+    "2023-02-29T10:30:00Z",
+    "2024-12-20T25:30:00Z",
+    "2024-12-20T10:30:00Z ",
+    "1734690600",
+    "2024-12-20T10:30:00+0200",
+};
+
 static void test_created_at_not_rfc3339(void **state)
 {
-        static const char *const bad[] = {
-            "2024-12-20 10:30:00Z",
-            "2024-12-20T10:30:00",
-            "2024-12-20",
-            "yesterday",
-            "",
-            "2024-13-20T10:30:00Z",
-            "2024-02-30T10:30:00Z",
-            "2023-02-29T10:30:00Z",
-            "2024-12-20T25:30:00Z",
-            "2024-12-20T10:30:00Z ",
-            "1734690600",
-            "2024-12-20T10:30:00+0200",
-        };
-
         (void)state;
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (size_t i = 0; i < TU_NELEM(not_rfc3339); i++) {
                 char b[512];
                 snprintf(b, sizeof(b),
                          "{\"id\":\"e\",\"event\":\"ITEM_UPDATE\",\"created_at\":"
                          "\"%s\",\"data\":{\"item_id\":\"c\"}}",
-                         bad[i]);
+                         not_rfc3339[i]);
                 expect_invalid(b, "created_at", "RFC 3339");
         }
 }
@@ -321,33 +323,49 @@ static void test_data_missing_or_mistyped(void **state)
                        NULL);
 }
 
+/* Events whose data lacks a usable resource id: body_with(event, data) is invalid
+ * with a reason that names field. */
+static const struct {
+        const char *field, *event, *data;
+} id_missing[] = {
+    {"data.item_id", "\"ITEM_UPDATE\"", "{}"},
+    {"data.item_id", "\"ITEM_CREATE\"", "{\"item_id\":\"\"}"},
+    {"data.item_id", "\"ITEM_CREATE\"", "{\"item_id\":123}"},
+    {"data.item_id", "\"ITEM_DELETE\"", "{\"item_id\":null}"},
+    {"data.item_id", "\"ITEM_UPDATE\"", "{\"item_id\":[\"c\"]}"},
+    /* a change order id does not stand in for an item id */
+    {"data.item_id", "\"ITEM_UPDATE\"", "{\"change_order_id\":\"co_1\"}"},
+    {"data.change_order_id", "\"CO_OPEN\"", "{}"},
+    {"data.change_order_id", "\"CO_UPDATE\"", "{\"change_order_id\":\"\"}"},
+    {"data.change_order_id", "\"CO_DELETE\"", "{\"change_order_id\":5}"},
+    {"data.change_order_id", "\"CO_RESOLUTION\"", "{\"item_id\":\"comp_1\"}"},
+};
+
+/* Checks the id_missing cases of one field (there is at least one). */
+static void expect_id_missing(const char *field)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < TU_NELEM(id_missing); i++) {
+                if (strcmp(id_missing[i].field, field) != 0)
+                        continue;
+                expect_invalid(body_with(id_missing[i].event, id_missing[i].data),
+                               field, NULL);
+                n++;
+        }
+        assert_true(n > 0);
+}
+
 static void test_item_event_without_item_id(void **state)
 {
         (void)state;
-        expect_invalid(body_with("\"ITEM_UPDATE\"", "{}"), "data.item_id", NULL);
-        expect_invalid(body_with("\"ITEM_CREATE\"", "{\"item_id\":\"\"}"),
-                       "data.item_id", NULL);
-        expect_invalid(body_with("\"ITEM_CREATE\"", "{\"item_id\":123}"),
-                       "data.item_id", NULL);
-        expect_invalid(body_with("\"ITEM_DELETE\"", "{\"item_id\":null}"),
-                       "data.item_id", NULL);
-        expect_invalid(body_with("\"ITEM_UPDATE\"", "{\"item_id\":[\"c\"]}"),
-                       "data.item_id", NULL);
-        /* a change order id does not stand in for an item id */
-        expect_invalid(body_with("\"ITEM_UPDATE\"", "{\"change_order_id\":\"co_1\"}"),
-                       "data.item_id", NULL);
+        expect_id_missing("data.item_id");
 }
 
 static void test_co_event_without_change_order_id(void **state)
 {
         (void)state;
-        expect_invalid(body_with("\"CO_OPEN\"", "{}"), "data.change_order_id", NULL);
-        expect_invalid(body_with("\"CO_UPDATE\"", "{\"change_order_id\":\"\"}"),
-                       "data.change_order_id", NULL);
-        expect_invalid(body_with("\"CO_DELETE\"", "{\"change_order_id\":5}"),
-                       "data.change_order_id", NULL);
-        expect_invalid(body_with("\"CO_RESOLUTION\"", "{\"item_id\":\"comp_1\"}"),
-                       "data.change_order_id", NULL);
+        expect_id_missing("data.change_order_id");
 }
 
 /* Builds an ITEM_UPDATE body whose maximum nesting is depth (>= 2). */

@@ -16,6 +16,7 @@
 
 #include "dsecrets.h"
 #include "dsig.h"
+#include "tutil.h"
 
 struct fx {
         char dir[64];
@@ -90,44 +91,49 @@ static void expect_set(struct dsecrets *s, const char *a, const char *b)
         dsecrets_release(set);
 }
 
+/* Expects set to hold exactly these keys, in this order (a NULL-terminated list). */
+static void expect_keys(const struct dsecrets_set *set, const char *const *keys)
+{
+        size_t n = 0;
+
+        for (; keys[n]; n++) {
+                size_t len = strlen(keys[n]);
+                assert_true(n < set->n);
+                assert_int_equal(set->secret[n].len, len);
+                assert_memory_equal(set->secret[n].key, keys[n], len);
+        }
+        assert_int_equal(set->n, n);
+}
+
 /* ---- dsecrets_parse ---- */
+
+/* dsecrets_parse of a NUL-terminated text, which must give a set. */
+static struct dsecrets_set *parse_text(const char *text)
+{
+        struct dsecrets_set *set = dsecrets_parse(text, strlen(text));
+
+        assert_non_null(set);
+        return set;
+}
 
 static void test_parse_lines(void **state)
 {
-        const char *d = "alpha\n\nbeta\n";
-        struct dsecrets_set *set;
+        struct dsecrets_set *set = parse_text("alpha\n\nbeta\n");
 
         (void)state;
-        set = dsecrets_parse(d, strlen(d));
-        assert_non_null(set);
         assert_int_equal(atomic_load(&set->refcnt), 1);
-        assert_int_equal(set->n, 2);
-        assert_int_equal(set->secret[0].len, 5);
-        assert_memory_equal(set->secret[0].key, "alpha", 5);
-        assert_int_equal(set->secret[1].len, 4);
-        assert_memory_equal(set->secret[1].key, "beta", 4);
+        expect_keys(set, TU_LIST("alpha", "beta"));
         dsecrets_release(set);
 }
 
 static void test_parse_crlf_and_trim(void **state)
 {
-        const char *d = "  alpha  \r\n\r\n\t beta\t\r\n   \r\n gam ma \r\nlast";
-        struct dsecrets_set *set;
+        /* inner white space is part of the secret; the last line has no newline */
+        struct dsecrets_set *set =
+            parse_text("  alpha  \r\n\r\n\t beta\t\r\n   \r\n gam ma \r\nlast");
 
         (void)state;
-        set = dsecrets_parse(d, strlen(d));
-        assert_non_null(set);
-        assert_int_equal(set->n, 4);
-        assert_int_equal(set->secret[0].len, 5);
-        assert_memory_equal(set->secret[0].key, "alpha", 5);
-        assert_int_equal(set->secret[1].len, 4);
-        assert_memory_equal(set->secret[1].key, "beta", 4);
-        /* inner white space is part of the secret */
-        assert_int_equal(set->secret[2].len, 6);
-        assert_memory_equal(set->secret[2].key, "gam ma", 6);
-        /* no final newline */
-        assert_int_equal(set->secret[3].len, 4);
-        assert_memory_equal(set->secret[3].key, "last", 4);
+        expect_keys(set, TU_LIST("alpha", "beta", "gam ma", "last"));
         dsecrets_release(set);
 }
 

@@ -12,6 +12,7 @@
 
 #include "dsecrets.h"
 #include "dsig.h"
+#include "tutil.h"
 
 static void hex_of(const unsigned char *b, size_t n, char *out)
 {
@@ -75,128 +76,143 @@ static void test_parse_ok_lower_and_upper(void **state)
 
 static void test_parse_malformed(void **state)
 {
+        /* the header: prefix, then `digits` hex digits 'a', then suffix; at byte `at`
+         * (when not -1) `c` instead; and what dsig_parse says */
+        static const struct {
+                const char *prefix;
+                int digits;
+                const char *suffix;
+                int at;
+                char c;
+                enum dsig_result want;
+        } cases[] = {
+            /* wrong or missing prefix */
+            {"sha1=", 64, "", -1, 0, DSIG_MALFORMED},
+            {"", 64, "", -1, 0, DSIG_MALFORMED},
+            {"sha256:", 64, "", -1, 0, DSIG_MALFORMED},
+            {" sha256=", 64, "", -1, 0, DSIG_MALFORMED},
+            {"", 0, "", -1, 0, DSIG_MALFORMED},
+            {"sha256=", 0, "", -1, 0, DSIG_MALFORMED},
+            /* 63 and 65 hex digits */
+            {"sha256=", 63, "", -1, 0, DSIG_MALFORMED},
+            {"sha256=", 64, "a", -1, 0, DSIG_MALFORMED},
+            /* non-hex digit at the start, middle and end */
+            {"sha256=", 64, "", 7, 'g', DSIG_MALFORMED},
+            {"sha256=", 64, "", 7 + 31, 'z', DSIG_MALFORMED},
+            {"sha256=", 64, "", 7 + 63, ' ', DSIG_MALFORMED},
+            {"sha256=", 62, "-1", -1, 0, DSIG_MALFORMED},
+            /* the control case: exactly 64 valid digits parse */
+            {"sha256=", 64, "", -1, 0, DSIG_OK},
+        };
         unsigned char d[DSIG_LEN];
-        char hex64[65], buf[128];
 
         (void)state;
-        memset(hex64, 'a', 64);
-        hex64[64] = '\0';
-
-        /* wrong or missing prefix */
-        snprintf(buf, sizeof(buf), "sha1=%s", hex64);
-        assert_int_equal(dsig_parse(buf, d), DSIG_MALFORMED);
-        snprintf(buf, sizeof(buf), "%s", hex64);
-        assert_int_equal(dsig_parse(buf, d), DSIG_MALFORMED);
-        snprintf(buf, sizeof(buf), "sha256:%s", hex64);
-        assert_int_equal(dsig_parse(buf, d), DSIG_MALFORMED);
-        snprintf(buf, sizeof(buf), " sha256=%s", hex64);
-        assert_int_equal(dsig_parse(buf, d), DSIG_MALFORMED);
-        assert_int_equal(dsig_parse("", d), DSIG_MALFORMED);
-        assert_int_equal(dsig_parse("sha256=", d), DSIG_MALFORMED);
-
-        /* 63 and 65 hex digits */
-        snprintf(buf, sizeof(buf), "sha256=%.63s", hex64);
-        assert_int_equal(dsig_parse(buf, d), DSIG_MALFORMED);
-        snprintf(buf, sizeof(buf), "sha256=%sa", hex64);
-        assert_int_equal(dsig_parse(buf, d), DSIG_MALFORMED);
-
-        /* non-hex digit at the start, middle and end */
-        snprintf(buf, sizeof(buf), "sha256=%s", hex64);
-        buf[7] = 'g';
-        assert_int_equal(dsig_parse(buf, d), DSIG_MALFORMED);
-        snprintf(buf, sizeof(buf), "sha256=%s", hex64);
-        buf[7 + 31] = 'z';
-        assert_int_equal(dsig_parse(buf, d), DSIG_MALFORMED);
-        snprintf(buf, sizeof(buf), "sha256=%s", hex64);
-        buf[7 + 63] = ' ';
-        assert_int_equal(dsig_parse(buf, d), DSIG_MALFORMED);
-        snprintf(buf, sizeof(buf), "sha256=%.62s-1", hex64);
-        assert_int_equal(dsig_parse(buf, d), DSIG_MALFORMED);
-
-        /* the control case: exactly 64 valid digits parse */
-        snprintf(buf, sizeof(buf), "sha256=%s", hex64);
-        assert_int_equal(dsig_parse(buf, d), DSIG_OK);
+        for (size_t i = 0; i < TU_NELEM(cases); i++) {
+                char buf[128];
+                int n = snprintf(
+                    buf, sizeof(buf), "%s%.*s%s", cases[i].prefix, cases[i].digits,
+                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                    "aaaa",
+                    cases[i].suffix);
+                assert_true(n >= 0 && (size_t)n < sizeof(buf));
+                if (cases[i].at >= 0)
+                        buf[cases[i].at] = cases[i].c;
+                assert_int_equal(dsig_parse(buf, d), cases[i].want);
+        }
 }
 
 /* ---- RFC 4231 HMAC-SHA256 test vectors ---- */
 
-static void test_rfc4231_case1(void **state)
+/* One test case of RFC 4231: key and data are either given (len bytes) or len bytes
+ * of fill; hex is the HMAC-SHA256. Each is a test of its own (see main). */
+struct rfc4231 {
+        const char *key;
+        size_t key_len;
+        unsigned char key_fill;
+        const char *data;
+        size_t data_len;
+        unsigned char data_fill;
+        const char *hex;
+};
+
+static const struct rfc4231 rfc4231_case1 = {
+    NULL,
+    20,
+    0x0b,
+    "Hi There",
+    8,
+    0,
+    "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"};
+static const struct rfc4231 rfc4231_case2 = {
+    "Jefe",
+    4,
+    0,
+    "what do ya want for nothing?",
+    28,
+    0,
+    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"};
+static const struct rfc4231 rfc4231_case3 = {
+    NULL,
+    20,
+    0xaa,
+    NULL,
+    50,
+    0xdd,
+    "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"};
+static const struct rfc4231 rfc4231_case4 = {
+    "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12"
+    "\x13\x14\x15\x16\x17\x18\x19",
+    25,
+    0,
+    NULL,
+    50,
+    0xcd,
+    "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"};
+static const struct rfc4231 rfc4231_case6 = {
+    NULL,
+    131,
+    0xaa,
+    "Test Using Larger Than Block-Size Key - Hash Key First",
+    54,
+    0,
+    "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"};
+static const struct rfc4231 rfc4231_case7 = {
+    NULL,
+    131,
+    0xaa,
+    "This is a test using a larger than block-size key and a larger than block-size "
+    "data. The key needs to be hashed before being used by the HMAC algorithm.",
+    152,
+    0,
+    "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"};
+
+/* Runs the RFC 4231 case its state points to. */
+static void test_rfc4231(void **state)
 {
-        unsigned char key[20];
+        const struct rfc4231 *c = *state;
+        unsigned char key[256], data[256];
         char got[65];
 
-        (void)state;
-        memset(key, 0x0b, sizeof(key));
-        hmac_hex(key, sizeof(key), "Hi There", 8, got);
-        assert_string_equal(
-            got, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+        assert_true(c->key_len <= sizeof(key) && c->data_len <= sizeof(data));
+        if (c->key)
+                memcpy(key, c->key, c->key_len);
+        else
+                memset(key, c->key_fill, c->key_len);
+        if (c->data) {
+                assert_int_equal(strlen(c->data), c->data_len);
+                memcpy(data, c->data, c->data_len);
+        } else {
+                memset(data, c->data_fill, c->data_len);
+        }
+        hmac_hex(key, c->key_len, data, c->data_len, got);
+        assert_string_equal(got, c->hex);
 }
 
-static void test_rfc4231_case2(void **state)
-{
-        const char *data = "what do ya want for nothing?";
-        char got[65];
-
-        (void)state;
-        hmac_hex((const unsigned char *)"Jefe", 4, data, strlen(data), got);
-        assert_string_equal(
-            got, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-}
-
-static void test_rfc4231_case3(void **state)
-{
-        unsigned char key[20], data[50];
-        char got[65];
-
-        (void)state;
-        memset(key, 0xaa, sizeof(key));
-        memset(data, 0xdd, sizeof(data));
-        hmac_hex(key, sizeof(key), data, sizeof(data), got);
-        assert_string_equal(
-            got, "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
-}
-
-static void test_rfc4231_case4(void **state)
-{
-        unsigned char key[25], data[50];
-        char got[65];
-
-        (void)state;
-        for (int i = 0; i < 25; i++)
-                key[i] = (unsigned char)(i + 1);
-        memset(data, 0xcd, sizeof(data));
-        hmac_hex(key, sizeof(key), data, sizeof(data), got);
-        assert_string_equal(
-            got, "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b");
-}
-
-static void test_rfc4231_case6(void **state)
-{
-        const char *data = "Test Using Larger Than Block-Size Key - Hash Key First";
-        unsigned char key[131];
-        char got[65];
-
-        (void)state;
-        memset(key, 0xaa, sizeof(key));
-        hmac_hex(key, sizeof(key), data, strlen(data), got);
-        assert_string_equal(
-            got, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
-}
-
-static void test_rfc4231_case7(void **state)
-{
-        const char *data = "This is a test using a larger than block-size key and a "
-                           "larger than block-size data. The key needs to be hashed "
-                           "before being used by the HMAC algorithm.";
-        unsigned char key[131];
-        char got[65];
-
-        (void)state;
-        memset(key, 0xaa, sizeof(key));
-        hmac_hex(key, sizeof(key), data, strlen(data), got);
-        assert_string_equal(
-            got, "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
-}
+#define RFC4231_TEST(n)                                                                \
+        {                                                                              \
+                "test_rfc4231_case" #n, test_rfc4231, NULL, NULL,                      \
+                    (void *)&rfc4231_case##n                                           \
+        }
 
 static void test_hmac_empty_body(void **state)
 {
@@ -215,29 +231,47 @@ static void test_hmac_empty_body(void **state)
 
 /* ---- dsig_sign / dsig_verify ---- */
 
-static struct dsecrets_set *set_of(const char *lines)
+/* dsig_sign with a text key, over a text body, into sig (80 bytes: room to spare). */
+static void sign_with(const char *key, const char *body, char sig[80])
 {
+        dsig_sign((const unsigned char *)key, strlen(key), body, strlen(body), sig, 80);
+}
+
+/* Fixture of the tests that verify: the initial state is the secrets file text, the
+ * test gets the parsed set, teardown releases it. */
+static int set_setup(void **state)
+{
+        const char *lines      = *state;
         struct dsecrets_set *s = dsecrets_parse(lines, strlen(lines));
 
-        assert_non_null(s);
-        return s;
+        if (!s)
+                return -1;
+        *state = s;
+        return 0;
 }
+
+static int set_teardown(void **state)
+{
+        dsecrets_release(*state);
+        return 0;
+}
+
+#define SET_TEST(f, secrets)                                                           \
+        cmocka_unit_test_prestate_setup_teardown(f, set_setup, set_teardown,           \
+                                                 (void *)(secrets))
 
 static void test_sign_format_and_round_trip(void **state)
 {
         const char *body = "{\"id\":\"evt_1\"}";
         char sig[80], want[65];
-        struct dsecrets_set *set = set_of("s3cret\n");
+        struct dsecrets_set *set = *state;
 
-        (void)state;
-        dsig_sign((const unsigned char *)"s3cret", 6, body, strlen(body), sig,
-                  sizeof(sig));
+        sign_with("s3cret", body, sig);
         assert_int_equal(strlen(sig), 7 + 64);
         assert_memory_equal(sig, "sha256=", 7);
         hmac_hex((const unsigned char *)"s3cret", 6, body, strlen(body), want);
         assert_string_equal(sig + 7, want);
         assert_int_equal(dsig_verify(set, sig, body, strlen(body)), DSIG_OK);
-        dsecrets_release(set);
 }
 
 static void test_sign_small_buffer(void **state)
@@ -256,108 +290,92 @@ static void test_sign_small_buffer(void **state)
         }
 }
 
+/* Signs body with key, then verifies that signature over the same body with set. */
+static enum dsig_result verify_signed_by(const struct dsecrets_set *set,
+                                         const char *key, const char *body)
+{
+        char sig[80];
+
+        dsig_sign((const unsigned char *)key, strlen(key), body, strlen(body), sig,
+                  sizeof(sig));
+        return dsig_verify(set, sig, body, strlen(body));
+}
+
 static void test_verify_several_secrets(void **state)
 {
         const char *body         = "{\"event\":\"ITEM_UPDATE\"}";
-        struct dsecrets_set *set = set_of("old-secret\nnew-secret\n");
-        char sig[80];
+        struct dsecrets_set *set = *state;
 
-        (void)state;
         assert_int_equal(set->n, 2);
-        dsig_sign((const unsigned char *)"old-secret", 10, body, strlen(body), sig,
-                  sizeof(sig));
-        assert_int_equal(dsig_verify(set, sig, body, strlen(body)), DSIG_OK);
-        dsig_sign((const unsigned char *)"new-secret", 10, body, strlen(body), sig,
-                  sizeof(sig));
-        assert_int_equal(dsig_verify(set, sig, body, strlen(body)), DSIG_OK);
-        dsig_sign((const unsigned char *)"other", 5, body, strlen(body), sig,
-                  sizeof(sig));
-        assert_int_equal(dsig_verify(set, sig, body, strlen(body)), DSIG_MISMATCH);
-        dsecrets_release(set);
+        assert_int_equal(verify_signed_by(set, "old-secret", body), DSIG_OK);
+        assert_int_equal(verify_signed_by(set, "new-secret", body), DSIG_OK);
+        assert_int_equal(verify_signed_by(set, "other", body), DSIG_MISMATCH);
 }
 
 static void test_verify_secret_one_byte_off(void **state)
 {
         const char *body         = "payload";
-        struct dsecrets_set *set = set_of("abcdef");
+        struct dsecrets_set *set = *state;
         char sig[80];
 
-        (void)state;
         /* last byte differs */
-        dsig_sign((const unsigned char *)"abcdeg", 6, body, strlen(body), sig,
-                  sizeof(sig));
-        assert_int_equal(dsig_verify(set, sig, body, strlen(body)), DSIG_MISMATCH);
+        assert_int_equal(verify_signed_by(set, "abcdeg", body), DSIG_MISMATCH);
         /* one byte shorter, one byte longer */
-        dsig_sign((const unsigned char *)"abcde", 5, body, strlen(body), sig,
-                  sizeof(sig));
-        assert_int_equal(dsig_verify(set, sig, body, strlen(body)), DSIG_MISMATCH);
-        dsig_sign((const unsigned char *)"abcdefg", 7, body, strlen(body), sig,
-                  sizeof(sig));
-        assert_int_equal(dsig_verify(set, sig, body, strlen(body)), DSIG_MISMATCH);
+        assert_int_equal(verify_signed_by(set, "abcde", body), DSIG_MISMATCH);
+        assert_int_equal(verify_signed_by(set, "abcdefg", body), DSIG_MISMATCH);
         /* the right one */
-        dsig_sign((const unsigned char *)"abcdef", 6, body, strlen(body), sig,
-                  sizeof(sig));
-        assert_int_equal(dsig_verify(set, sig, body, strlen(body)), DSIG_OK);
+        assert_int_equal(verify_signed_by(set, "abcdef", body), DSIG_OK);
         /* ... but over a body one byte off */
+        sign_with("abcdef", body, sig);
         assert_int_equal(dsig_verify(set, sig, "payloae", 7), DSIG_MISMATCH);
         assert_int_equal(dsig_verify(set, sig, body, strlen(body) - 1), DSIG_MISMATCH);
-        dsecrets_release(set);
 }
 
 static void test_verify_signature_one_bit_off(void **state)
 {
         const char *body         = "payload";
-        struct dsecrets_set *set = set_of("abcdef");
+        struct dsecrets_set *set = *state;
         char sig[80];
 
-        (void)state;
-        dsig_sign((const unsigned char *)"abcdef", 6, body, strlen(body), sig,
-                  sizeof(sig));
+        sign_with("abcdef", body, sig);
         sig[7 + 63] = sig[7 + 63] == '0' ? '1' : '0';
         assert_int_equal(dsig_verify(set, sig, body, strlen(body)), DSIG_MISMATCH);
-        dsecrets_release(set);
 }
 
 static void test_verify_empty_body(void **state)
 {
-        struct dsecrets_set *set = set_of("key");
+        struct dsecrets_set *set = *state;
         char sig[80];
 
-        (void)state;
         dsig_sign((const unsigned char *)"key", 3, "", 0, sig, sizeof(sig));
         assert_string_equal(sig, "sha256=5d5d139563c95b5967b9bd9a8c9b233a9dedb45072794"
                                  "cd232dc1b74832607d0");
         assert_int_equal(dsig_verify(set, sig, "", 0), DSIG_OK);
         assert_int_equal(dsig_verify(set, sig, NULL, 0), DSIG_OK);
         assert_int_equal(dsig_verify(set, sig, " ", 1), DSIG_MISMATCH);
-        dsecrets_release(set);
 }
 
 static void test_verify_header_errors_and_null_set(void **state)
 {
-        struct dsecrets_set *set = set_of("key");
+        struct dsecrets_set *set = *state;
         char sig[80];
 
-        (void)state;
         assert_int_equal(dsig_verify(set, NULL, "x", 1), DSIG_MISSING);
         assert_int_equal(dsig_verify(set, "sha256=zz", "x", 1), DSIG_MALFORMED);
         dsig_sign((const unsigned char *)"key", 3, "x", 1, sig, sizeof(sig));
         assert_int_equal(dsig_verify(NULL, sig, "x", 1), DSIG_MISMATCH);
-        dsecrets_release(set);
 }
 
 static void test_verify_binary_body(void **state)
 {
         static const unsigned char body[] = {0x00, 0xff, 0x7b, 0x00, 0x0a};
-        struct dsecrets_set *set          = set_of("k");
+        struct dsecrets_set *set          = *state;
         char sig[80];
 
-        (void)state;
         dsig_sign((const unsigned char *)"k", 1, body, sizeof(body), sig, sizeof(sig));
         assert_int_equal(dsig_verify(set, sig, body, sizeof(body)), DSIG_OK);
         /* a NUL in the body is not a terminator: dropping the bytes after it fails */
         assert_int_equal(dsig_verify(set, sig, body, 1), DSIG_MISMATCH);
-        dsecrets_release(set);
 }
 
 static void test_result_str(void **state)
@@ -383,7 +401,7 @@ static void test_sha256_known_digests(void **state)
         char key[DSIG_SHA256_KEY_SIZE], want[DSIG_SHA256_KEY_SIZE];
 
         (void)state;
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (size_t i = 0; i < TU_NELEM(cases); i++) {
                 unsigned char md[DSIG_LEN];
                 char hex[2 * DSIG_LEN + 1];
                 dsig_sha256(cases[i].in, strlen(cases[i].in), md);
@@ -406,13 +424,10 @@ static void test_verify_keyed_context_and_fallback(void **state)
 {
         const char *body = "{\"event\":\"CO_RESOLUTION\"}";
         char sig_b[80], sig_c[80];
-        struct dsecrets_set *set = set_of("a-secret\nb-secret\n");
+        struct dsecrets_set *set = *state;
 
-        (void)state;
-        dsig_sign((const unsigned char *)"b-secret", 8, body, strlen(body), sig_b,
-                  sizeof(sig_b));
-        dsig_sign((const unsigned char *)"c-secret", 8, body, strlen(body), sig_c,
-                  sizeof(sig_c));
+        sign_with("b-secret", body, sig_b);
+        sign_with("c-secret", body, sig_c);
         assert_int_equal(set->n, 2);
         assert_non_null(set->secret[0].mac);
         assert_non_null(set->secret[1].mac);
@@ -429,7 +444,6 @@ static void test_verify_keyed_context_and_fallback(void **state)
         }
         assert_int_equal(dsig_verify(set, sig_b, body, strlen(body)), DSIG_OK);
         assert_int_equal(dsig_verify(set, sig_c, body, strlen(body)), DSIG_MISMATCH);
-        dsecrets_release(set);
 }
 
 int main(void)
@@ -439,22 +453,22 @@ int main(void)
             cmocka_unit_test(test_sha256_known_digests),
             cmocka_unit_test(test_parse_ok_lower_and_upper),
             cmocka_unit_test(test_parse_malformed),
-            cmocka_unit_test(test_rfc4231_case1),
-            cmocka_unit_test(test_rfc4231_case2),
-            cmocka_unit_test(test_rfc4231_case3),
-            cmocka_unit_test(test_rfc4231_case4),
-            cmocka_unit_test(test_rfc4231_case6),
-            cmocka_unit_test(test_rfc4231_case7),
+            RFC4231_TEST(1),
+            RFC4231_TEST(2),
+            RFC4231_TEST(3),
+            RFC4231_TEST(4),
+            RFC4231_TEST(6),
+            RFC4231_TEST(7),
             cmocka_unit_test(test_hmac_empty_body),
-            cmocka_unit_test(test_sign_format_and_round_trip),
+            SET_TEST(test_sign_format_and_round_trip, "s3cret\n"),
             cmocka_unit_test(test_sign_small_buffer),
-            cmocka_unit_test(test_verify_several_secrets),
-            cmocka_unit_test(test_verify_keyed_context_and_fallback),
-            cmocka_unit_test(test_verify_secret_one_byte_off),
-            cmocka_unit_test(test_verify_signature_one_bit_off),
-            cmocka_unit_test(test_verify_empty_body),
-            cmocka_unit_test(test_verify_header_errors_and_null_set),
-            cmocka_unit_test(test_verify_binary_body),
+            SET_TEST(test_verify_several_secrets, "old-secret\nnew-secret\n"),
+            SET_TEST(test_verify_keyed_context_and_fallback, "a-secret\nb-secret\n"),
+            SET_TEST(test_verify_secret_one_byte_off, "abcdef"),
+            SET_TEST(test_verify_signature_one_bit_off, "abcdef"),
+            SET_TEST(test_verify_empty_body, "key"),
+            SET_TEST(test_verify_header_errors_and_null_set, "key"),
+            SET_TEST(test_verify_binary_body, "k"),
             cmocka_unit_test(test_result_str),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "dtime.h"
+#include "tutil.h"
 
 static void expect_ms(const char *s, int64_t want)
 {
@@ -32,122 +33,156 @@ static void expect_bad(const char *s)
         assert_int_equal(got, 12345); /* untouched on failure */
 }
 
-static void test_parse_utc(void **state)
+/* RFC 3339 parsing cases, a list for each test below (see TIME_TEST in main): a text
+ * and the epoch milliseconds it parses to, or BAD when it is not RFC 3339 (refused). */
+struct time_case {
+        const char *text; /* NULL ends a list */
+        int64_t ms;
+};
+
+#define BAD           INT64_MIN
+#define FRACTION_BASE 1734690600000LL /* 2024-12-20T10:30:00Z */
+
+static const struct time_case utc[] = {
+    {"2024-12-20T10:30:00Z", 1734690600000LL},
+    {"2024-12-20T10:30:00z", 1734690600000LL},
+    {"2024-12-20t10:30:00Z", 1734690600000LL},
+    {"2024-12-20t10:30:00z", 1734690600000LL},
+    {"1970-01-01T00:00:00Z", 0},
+    {"1999-12-31T23:59:59Z", 946684799000LL},
+    {"2100-03-01T00:00:00Z", 4107542400000LL},
+    {NULL, 0},
+};
+
+static const struct time_case offsets[] = {
+    {"2024-12-20T12:30:00+02:00", 1734690600000LL},
+    {"2024-12-20T05:00:00-05:30", 1734690600000LL},
+    {"2024-12-20T10:30:00+00:00", 1734690600000LL},
+    {"2024-12-20T10:30:00-00:00", 1734690600000LL},
+    {"2024-12-20T10:30:00+23:59", 1734690600000LL - 1439LL * 60000},
+    /* an offset that crosses the day, month and year */
+    /* 2023-12-31 23:30Z */
+    {"2024-01-01T00:30:00+01:00", 1704065400000LL},
+    /* 2024-01-01 00:30Z */
+    {"2023-12-31T23:30:00-01:00", 1704069000000LL},
+    {NULL, 0},
+};
+
+static const struct time_case fractions[] = {
+    {"2024-12-20T10:30:00.1Z", FRACTION_BASE + 100},
+    {"2024-12-20T10:30:00.12Z", FRACTION_BASE + 120},
+    {"2024-12-20T10:30:00.123Z", FRACTION_BASE + 123},
+    {"2024-12-20T10:30:00.1234Z", FRACTION_BASE + 123},
+    {"2024-12-20T10:30:00.12345Z", FRACTION_BASE + 123},
+    {"2024-12-20T10:30:00.123456Z", FRACTION_BASE + 123},
+    {"2024-12-20T10:30:00.1234567Z", FRACTION_BASE + 123},
+    {"2024-12-20T10:30:00.12345678Z", FRACTION_BASE + 123},
+    {"2024-12-20T10:30:00.123456789Z", FRACTION_BASE + 123},
+    /* truncated, not rounded */
+    {"2024-12-20T10:30:00.999999999Z", FRACTION_BASE + 999},
+    {"2024-12-20T10:30:00.000000001Z", FRACTION_BASE},
+    {"2024-12-20T10:30:00.0Z", FRACTION_BASE},
+    {"2024-12-20T10:30:00.5+02:00", FRACTION_BASE - 7200000 + 500},
+    {"2024-12-20T05:00:00.250-05:30", FRACTION_BASE + 250},
+    /* negative epoch with a fraction */
+    {"1969-12-31T23:59:59.5Z", -500},
+    {NULL, 0},
+};
+
+static const struct time_case leap_years[] = {
+    {"2024-02-29T00:00:00Z", 1709164800000LL},
+    {"2000-02-29T23:59:59Z", 951868799000LL},
+    {"2023-02-29T00:00:00Z", BAD},
+    {"1900-02-29T00:00:00Z", BAD},
+    {"2100-02-29T00:00:00Z", BAD},
+    {"2024-02-30T00:00:00Z", BAD},
+    {"2023-02-28T00:00:00Z", 1677542400000LL},
+    {NULL, 0},
+};
+
+static const struct time_case bad_fields[] = {
+    {"2024-00-20T10:30:00Z", BAD},
+    {"2024-13-20T10:30:00Z", BAD},
+    {"2024-12-00T10:30:00Z", BAD},
+    {"2024-12-32T10:30:00Z", BAD},
+    {"2024-04-31T10:30:00Z", BAD},
+    {"2024-06-31T10:30:00Z", BAD},
+    {"2024-11-31T10:30:00Z", BAD},
+    {"2024-12-20T24:00:00Z", BAD},
+    {"2024-12-20T10:60:00Z", BAD},
+    {"2024-12-20T10:30:61Z", BAD},
+    {"2024-12-20T10:30:00+24:00", BAD},
+    {"2024-12-20T10:30:00+02:60", BAD},
+    /* the 31st of the long months is fine */
+    {"2024-12-31T00:00:00Z", 1735603200000LL},
+    {NULL, 0},
+};
+
+static const struct time_case leap_second[] = {
+    /* 2016-12-31T23:59:60Z, clamped to :59 */
+    {"2016-12-31T23:59:60Z", 1483228799000LL},
+    {NULL, 0},
+};
+
+static const struct time_case bad_syntax[] = {
+    {"", BAD},
+    /* missing zone */
+    {"2024-12-20T10:30:00", BAD},
+    /* missing zone after fraction */
+    {"2024-12-20T10:30:00.123", BAD},
+    /* trailing junk */
+    {"2024-12-20T10:30:00Z ", BAD},
+    {"2024-12-20T10:30:00Zx", BAD},
+    {"2024-12-20T10:30:00+02:00x", BAD},
+    {"2024-12-20T10:30:00ZZ", BAD},
+    {" 2024-12-20T10:30:00Z", BAD},
+    /* space separator */
+    {"2024-12-20 10:30:00Z", BAD},
+    {"2024-12-20X10:30:00Z", BAD},
+    /* no seconds */
+    {"2024-12-20T10:30Z", BAD},
+    {"2024-12-20", BAD},
+    {"2024-1-20T10:30:00Z", BAD},
+    {"24-12-20T10:30:00Z", BAD},
+    {"2024/12/20T10:30:00Z", BAD},
+    /* empty fraction */
+    {"2024-12-20T10:30:00.Z", BAD},
+    {"2024-12-20T10:30:00,5Z", BAD},
+    /* offset without colon */
+    {"2024-12-20T10:30:00+0200", BAD},
+    {"2024-12-20T10:30:00+02", BAD},
+    {"2024-12-20T10:30:00+2:00", BAD},
+    {"2024-12-20T10:30:00 +02:00", BAD},
+    {"2024-12-20T10:30:00UTC", BAD},
+    {"+2024-12-20T10:30:00Z", BAD},
+    {"2024-12-2aT10:30:00Z", BAD},
+    {"1734690600", BAD},
+    {NULL, 0},
+};
+
+static const struct time_case extreme_years[] = {
+    {"0001-01-01T00:00:00Z", -62135596800000LL},
+    {"9999-12-31T23:59:59.999Z", 253402300799999LL},
+    {NULL, 0},
+};
+
+/* Checks the cases of the list the state points to. */
+static void run_time_cases(void **state)
 {
-        (void)state;
-        expect_ms("2024-12-20T10:30:00Z", 1734690600000LL);
-        expect_ms("2024-12-20T10:30:00z", 1734690600000LL);
-        expect_ms("2024-12-20t10:30:00Z", 1734690600000LL);
-        expect_ms("2024-12-20t10:30:00z", 1734690600000LL);
-        expect_ms("1970-01-01T00:00:00Z", 0);
-        expect_ms("1999-12-31T23:59:59Z", 946684799000LL);
-        expect_ms("2100-03-01T00:00:00Z", 4107542400000LL);
+        const struct time_case *c = *state;
+
+        assert_non_null(c->text);
+        for (; c->text; c++)
+                if (c->ms == BAD)
+                        expect_bad(c->text);
+                else
+                        expect_ms(c->text, c->ms);
 }
 
-static void test_parse_offsets(void **state)
-{
-        (void)state;
-        expect_ms("2024-12-20T12:30:00+02:00", 1734690600000LL);
-        expect_ms("2024-12-20T05:00:00-05:30", 1734690600000LL);
-        expect_ms("2024-12-20T10:30:00+00:00", 1734690600000LL);
-        expect_ms("2024-12-20T10:30:00-00:00", 1734690600000LL);
-        expect_ms("2024-12-20T10:30:00+23:59", 1734690600000LL - 1439LL * 60000);
-        /* an offset that crosses the day, month and year */
-        expect_ms("2024-01-01T00:30:00+01:00", 1704065400000LL); /* 2023-12-31 23:30Z */
-        expect_ms("2023-12-31T23:30:00-01:00", 1704069000000LL); /* 2024-01-01 00:30Z */
-}
-
-static void test_parse_fractions(void **state)
-{
-        const int64_t base = 1734690600000LL;
-
-        (void)state;
-        expect_ms("2024-12-20T10:30:00.1Z", base + 100);
-        expect_ms("2024-12-20T10:30:00.12Z", base + 120);
-        expect_ms("2024-12-20T10:30:00.123Z", base + 123);
-        expect_ms("2024-12-20T10:30:00.1234Z", base + 123);
-        expect_ms("2024-12-20T10:30:00.12345Z", base + 123);
-        expect_ms("2024-12-20T10:30:00.123456Z", base + 123);
-        expect_ms("2024-12-20T10:30:00.1234567Z", base + 123);
-        expect_ms("2024-12-20T10:30:00.12345678Z", base + 123);
-        expect_ms("2024-12-20T10:30:00.123456789Z", base + 123);
-        /* truncated, not rounded */
-        expect_ms("2024-12-20T10:30:00.999999999Z", base + 999);
-        expect_ms("2024-12-20T10:30:00.000000001Z", base);
-        expect_ms("2024-12-20T10:30:00.0Z", base);
-        expect_ms("2024-12-20T10:30:00.5+02:00", base - 7200000 + 500);
-        expect_ms("2024-12-20T05:00:00.250-05:30", base + 250);
-        /* negative epoch with a fraction */
-        expect_ms("1969-12-31T23:59:59.5Z", -500);
-}
-
-static void test_parse_leap_years(void **state)
-{
-        (void)state;
-        expect_ms("2024-02-29T00:00:00Z", 1709164800000LL);
-        expect_ms("2000-02-29T23:59:59Z", 951868799000LL);
-        expect_bad("2023-02-29T00:00:00Z");
-        expect_bad("1900-02-29T00:00:00Z");
-        expect_bad("2100-02-29T00:00:00Z");
-        expect_bad("2024-02-30T00:00:00Z");
-        expect_ms("2023-02-28T00:00:00Z", 1677542400000LL);
-}
-
-static void test_parse_bad_fields(void **state)
-{
-        (void)state;
-        expect_bad("2024-00-20T10:30:00Z");
-        expect_bad("2024-13-20T10:30:00Z");
-        expect_bad("2024-12-00T10:30:00Z");
-        expect_bad("2024-12-32T10:30:00Z");
-        expect_bad("2024-04-31T10:30:00Z");
-        expect_bad("2024-06-31T10:30:00Z");
-        expect_bad("2024-11-31T10:30:00Z");
-        expect_bad("2024-12-20T24:00:00Z");
-        expect_bad("2024-12-20T10:60:00Z");
-        expect_bad("2024-12-20T10:30:61Z");
-        expect_bad("2024-12-20T10:30:00+24:00");
-        expect_bad("2024-12-20T10:30:00+02:60");
-        /* the 31st of the long months is fine */
-        expect_ms("2024-12-31T00:00:00Z", 1735603200000LL);
-}
-
-static void test_parse_leap_second(void **state)
-{
-        (void)state;
-        /* 2016-12-31T23:59:60Z, clamped to :59 */
-        expect_ms("2016-12-31T23:59:60Z", 1483228799000LL);
-}
-
-static void test_parse_bad_syntax(void **state)
-{
-        (void)state;
-        expect_bad("");
-        expect_bad("2024-12-20T10:30:00");     /* missing zone */
-        expect_bad("2024-12-20T10:30:00.123"); /* missing zone after fraction */
-        expect_bad("2024-12-20T10:30:00Z ");   /* trailing junk */
-        expect_bad("2024-12-20T10:30:00Zx");
-        expect_bad("2024-12-20T10:30:00+02:00x");
-        expect_bad("2024-12-20T10:30:00ZZ");
-        expect_bad(" 2024-12-20T10:30:00Z");
-        expect_bad("2024-12-20 10:30:00Z"); /* space separator */
-        expect_bad("2024-12-20X10:30:00Z");
-        expect_bad("2024-12-20T10:30Z"); /* no seconds */
-        expect_bad("2024-12-20");
-        expect_bad("2024-1-20T10:30:00Z");
-        expect_bad("24-12-20T10:30:00Z");
-        expect_bad("2024/12/20T10:30:00Z");
-        expect_bad("2024-12-20T10:30:00.Z"); /* empty fraction */
-        expect_bad("2024-12-20T10:30:00,5Z");
-        expect_bad("2024-12-20T10:30:00+0200"); /* offset without colon */
-        expect_bad("2024-12-20T10:30:00+02");
-        expect_bad("2024-12-20T10:30:00+2:00");
-        expect_bad("2024-12-20T10:30:00 +02:00");
-        expect_bad("2024-12-20T10:30:00UTC");
-        expect_bad("+2024-12-20T10:30:00Z");
-        expect_bad("2024-12-2aT10:30:00Z");
-        expect_bad("1734690600");
-}
+#define TIME_TEST(name, cases)                                                         \
+        {                                                                              \
+#name, run_time_cases, NULL, NULL, (void *)(cases)                     \
+        }
 
 static void test_parse_len_bounds(void **state)
 {
@@ -172,13 +207,6 @@ static void test_parse_len_bounds(void **state)
         assert_int_equal(ms, 1734690600000LL - 7200000);
         assert_int_equal(dtime_parse_rfc3339(heap, 24, &ms), -1);
         free(heap);
-}
-
-static void test_parse_extreme_years(void **state)
-{
-        (void)state;
-        expect_ms("0001-01-01T00:00:00Z", -62135596800000LL);
-        expect_ms("9999-12-31T23:59:59.999Z", 253402300799999LL);
 }
 
 static void test_format(void **state)
@@ -236,7 +264,7 @@ static void test_round_trip(void **state)
         uint64_t x = 0x9e3779b97f4a7c15ULL;
 
         (void)state;
-        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        for (size_t i = 0; i < TU_NELEM(v); i++) {
                 dtime_format_ms(buf, sizeof(buf), v[i]);
                 assert_int_equal(dtime_parse_rfc3339(buf, strlen(buf), &back), 0);
                 if (back != v[i])
@@ -281,15 +309,15 @@ static void test_clocks(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_parse_utc),
-            cmocka_unit_test(test_parse_offsets),
-            cmocka_unit_test(test_parse_fractions),
-            cmocka_unit_test(test_parse_leap_years),
-            cmocka_unit_test(test_parse_bad_fields),
-            cmocka_unit_test(test_parse_leap_second),
-            cmocka_unit_test(test_parse_bad_syntax),
+            TIME_TEST(test_parse_utc, utc),
+            TIME_TEST(test_parse_offsets, offsets),
+            TIME_TEST(test_parse_fractions, fractions),
+            TIME_TEST(test_parse_leap_years, leap_years),
+            TIME_TEST(test_parse_bad_fields, bad_fields),
+            TIME_TEST(test_parse_leap_second, leap_second),
+            TIME_TEST(test_parse_bad_syntax, bad_syntax),
             cmocka_unit_test(test_parse_len_bounds),
-            cmocka_unit_test(test_parse_extreme_years),
+            TIME_TEST(test_parse_extreme_years, extreme_years),
             cmocka_unit_test(test_format),
             cmocka_unit_test(test_format_small_buffer_terminated),
             cmocka_unit_test(test_round_trip),
