@@ -287,9 +287,6 @@ enricher_batch_next_offsets(const struct enricher *e, const struct enricher_batc
  * it, or, with nowait, takes only what the consumer already holds. Returns the number
  * of records, 0 when none (or the records taken were dropped by a rebalance). */
 size_t enricher_consume_take(struct enricher *e, struct enricher_batch *b, int nowait);
-/* Seeks partition, when still assigned, back to offset (a record taken but not
- * processed). */
-void enricher_consume_seek(struct enricher *e, int32_t partition, int64_t offset);
 /* Seeks every partition of b that is still assigned back to the first offset b holds
  * for it, so that nothing taken but not committed is skipped. */
 void enricher_consume_rewind(struct enricher *e, const struct enricher_batch *b);

@@ -20,7 +20,9 @@ static void consume_seek_list(struct enricher *e, rd_kafka_topic_partition_list_
         rd_kafka_topic_partition_list_destroy(l);
 }
 
-void enricher_consume_seek(struct enricher *e, int32_t partition, int64_t offset)
+/* Seeks partition, when still assigned, back to offset (a record taken but not
+ * processed). */
+static void consume_seek(struct enricher *e, int32_t partition, int64_t offset)
 {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
 
@@ -54,7 +56,7 @@ void enricher_consume_wait(struct enricher *e, int timeout_ms)
         if (!m)
                 return;
         if (!m->err)
-                enricher_consume_seek(e, m->partition, m->offset);
+                consume_seek(e, m->partition, m->offset);
         rd_kafka_message_destroy(m);
 }
 
@@ -72,7 +74,7 @@ static void consume_rebalanced(struct enricher *e, struct enricher_batch *b,
 {
         enricher_batch_drop_recs(b);
         if (m && !m->err)
-                enricher_consume_seek(e, m->partition, m->offset);
+                consume_seek(e, m->partition, m->offset);
         if (m)
                 rd_kafka_message_destroy(m);
 }
@@ -98,7 +100,7 @@ static enum consume_polled consume_poll(struct enricher *e, struct enricher_batc
         if (enricher_batch_add(b, m)) {
                 /* m is the next record of its partition: read it again */
                 enricher_consume_rewind(e, b);
-                enricher_consume_seek(e, m->partition, m->offset);
+                consume_seek(e, m->partition, m->offset);
                 rd_kafka_message_destroy(m);
                 enricher_batch_drop_recs(b);
                 return CONSUME_DROP;
