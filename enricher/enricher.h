@@ -1,11 +1,15 @@
-/* enricher.h - duro-enricher internals shared by its modules.
+/* enricher.h - duro-enricher's shared types, and the functions its files call in one
+ * another, grouped by the file that defines them.
  *
- * Modules: enricher_main.c (start-up, signals, watchdog, shutdown), enricher_batch.c
- * (the batch cycle of DESIGN §4: take, dedupe, pull, one transaction), enricher_pull.c
- * (resolving resource ids through GraphQL: batching, pagination, retries, grace
- * re-asks, splitting to pin a failure on one id), enricher_dedupe.c (the per-partition
- * dedupe set and its rebuild from the raw partition), enricher_out.c (output and DLQ
- * records), enricher_metrics.c (/metrics and /readyz). */
+ * Modules: docs/architecture.md.
+ *
+ * Each function says the thread that calls it:
+ *   main thread: start-up, the batch cycle, every transactional call and every call on
+ *     the consumers (so also librdkafka's callbacks, which are served inside them);
+ *   the pull-ahead thread: the GraphQL pull of the batch taken ahead, while the main
+ *     thread commits the previous batch (enricher_cycle.c starts and joins it);
+ *   the admin thread: libmicrohttpd's, answering /readyz and /metrics (dadmin.h);
+ *   any thread: safe from all of them. */
 #ifndef ENRICHER_H
 #define ENRICHER_H
 
@@ -22,6 +26,11 @@
 #include "dtopics.h"
 #include "dwire.h"
 
+struct dkafka_rec;
+struct enricher_force; /* enricher_txn.c */
+struct enricher_pull;  /* enricher_pull.c */
+
+/* The settings (enricher_main.c's table); strings are owned, freed by dconf_free(). */
 struct enricher_config {
         char *bootstrap;
         char *raw_topic;
@@ -51,14 +60,15 @@ struct enricher_config {
         struct dtopics_config topics;
 };
 
-/* The dedupe set of one input partition: 128-bit digests of dedupe keys with the raw
- * record timestamp, in an open-addressing table; pruned by stream time. */
 /* A dedupe key as the set stores it: the first 128 bits of its SHA-256. Made once per
  * record (enricher_dedupe_id_of), then looked up and added as often as needed. */
 struct enricher_dedupe_id {
         uint64_t d[2];
 };
 
+/* The dedupe set of one input partition: 128-bit digests of dedupe keys with the raw
+ * record timestamp, in an open-addressing table; pruned by stream time. It owns slots
+ * (enricher_dedupe_clear frees them). */
 struct enricher_dedupe {
         struct enricher_dedupe_slot *slots;
         size_t cap; /* power of two, 0 when empty */
@@ -67,6 +77,8 @@ struct enricher_dedupe {
         int64_t window_ms;
 };
 
+/* An assigned input partition (the table e->parts of enricher_parts.c, which owns it
+ * and its dedupe set). */
 struct enricher_part {
         int32_t partition;
         int64_t next_offset; /* first offset not yet committed; -1 unknown */
@@ -90,32 +102,35 @@ enum enricher_action {
         ENRICHER_ACT_DLQ       = 2,
 };
 
-/* An id to resolve through GraphQL (one per distinct kind+id in a batch). */
+/* An id to resolve through GraphQL (one per distinct kind+id in a batch). The batch
+ * owns id, doc_text and doc (enricher_batch_free frees them). */
 struct enricher_item {
         enum dwire_kind kind;
         char *id;
         int grace; /* 1: re-ask after the grace period when missing */
         int grace_done;
         enum enricher_status status;
-        char *doc_text; /* owned: the document when FOUND, compact JSON, written once */
+        char *doc_text; /* the document when FOUND, compact JSON, written once */
         size_t doc_len;
-        json_t *doc; /* owned: the document when FOUND and doc_text could not be made */
+        json_t *doc; /* the document when FOUND and doc_text could not be made */
         char error[200];
         int attempts;
 };
 
+/* A record of a batch. The batch owns msg, payload, dedupe_key and topic
+ * (enricher_batch_free frees them); the other pointers borrow from payload or from the
+ * batch's items. */
 struct enricher_rec {
-        rd_kafka_message_t *msg; /* owned */
+        rd_kafka_message_t *msg;
         enum enricher_action action;
         char *dedupe_key;
         struct enricher_dedupe_id dedupe_id; /* of dedupe_key */
-        json_t *payload;                     /* owned; NULL when not parseable */
-        const char *event, *event_id, *webhook_id, *created_at; /* borrowed */
+        json_t *payload;                     /* NULL when not parseable */
+        const char *event, *event_id, *webhook_id, *created_at;
         enum dwire_kind kind;
         const char *resource_id;
-        char raw_key_hash[72];
         size_t item_index;          /* of the batch's item, when pending */
-        struct enricher_item *item; /* borrowed from the batch's items */
+        struct enricher_item *item; /* set once the pull is done */
         enum enricher_status status;
         enum dwire_dlq_class dlq_class;
         char dlq_message[256];
@@ -125,14 +140,45 @@ struct enricher_rec {
         rd_kafka_resp_err_t failed_err;
 };
 
-/* A (partition, offset) to send to the DLQ on the redo, after a permanent produce
- * error. */
-struct enricher_force {
-        int32_t partition;
-        int64_t offset;
-        char message[200];
+/* A batch: the records taken together, the ids they name, and what the cycle, the
+ * consumer and the transaction code keep of it. Made and freed by enricher_batch.c:
+ * it owns recs (and what each record owns), items (and what each owns), slots, seen,
+ * offsets and pull. The main thread handles it, but for its pull while the pull-ahead
+ * thread runs that. */
+struct enricher_batch {
+        struct enricher_rec *recs;
+        size_t n, cap;
+        struct enricher_item *items;
+        size_t nitems, items_cap;
+        size_t *slots;               /* hash index of items: index + 1, 0 when free */
+        size_t nslots;               /* a power of two, at least twice nitems */
+        struct enricher_dedupe seen; /* keys first seen in this batch */
+        /* to commit: first unprocessed offset per partition, fixed before the next
+         * batch is taken (enricher_consume_offsets) */
+        rd_kafka_topic_partition_list_t *offsets;
+        struct enricher_pull *pull; /* while the pull runs */
+        int64_t pull_start_ms;
+        /* pulling ahead, while the previous batch commits (enricher_cycle.c, which
+         * joins the thread before the batch is freed) */
+        pthread_t thread;
+        int threaded;
+        atomic_int stop;
+        int64_t t_produced, t_offsets; /* monotonic ms, for the debug timing line */
+        int64_t first_ms; /* monotonic ms when its first record was taken */
+        int sorted;       /* classified and its pull begun (else still being taken) */
 };
 
+/* The consumer lag of one partition, as /metrics shows it. */
+struct enricher_lag {
+        int32_t partition;
+        int64_t lag;
+};
+
+#define ENRICHER_MAX_LAG 256
+
+/* What /metrics shows (enricher_metrics.c owns it: enricher_metrics_init and
+ * enricher_metrics_destroy, which frees the produced topics and the lock). Counters
+ * are atomics, counted where the event happens; lock guards produced and lag. */
 struct enricher_metrics {
         atomic_ullong consumed;
         atomic_ullong deduplicated;
@@ -143,78 +189,203 @@ struct enricher_metrics {
         atomic_ullong dedupe_size;
         struct dmetrics_hist batch_size;
         struct dmetrics_hist event_latency; /* raw record timestamp to commit */
-        pthread_mutex_t lock;               /* produced per topic, lag */
+        pthread_mutex_t lock;
         struct {
                 char *topic;
                 unsigned long long n;
         } produced[64];
         size_t nproduced;
-        struct {
-                int32_t partition;
-                int64_t lag;
-        } lag[256];
+        struct enricher_lag lag[ENRICHER_MAX_LAG];
         size_t nlag;
 };
 
-struct batch;
-
-struct enricher {
-        struct enricher_config cfg;
-        struct dconf_props props;
-        struct dsecrets *api_key;
-        struct dgql *gql;
-        char *q_components, *q_change_orders; /* query texts */
-        rd_kafka_t *consumer;
-        rd_kafka_t *producer;
-        rd_kafka_t *reader; /* assign-only consumer for dedupe rebuilds */
-        struct enricher_part *parts;
-        size_t nparts;
-        int rebalanced; /* set by the rebalance callback, cleared by the cycle */
-        int paused;
-        struct enricher_force *force;
-        size_t nforce;
-        /* output topics known to exist, and recently found missing */
-        struct {
-                char *topic;
-                int exists;
-                int64_t checked_ms;
-        } topics[128];
-        size_t ntopics;
-        struct enricher_metrics m;
-        atomic_int run;
-        atomic_int reload_key; /* SIGHUP seen */
-        atomic_int fatal;
-        atomic_int not_ready;        /* outage or auth failure */
-        char not_ready_reason[200];  /* under m.lock */
-        atomic_llong txn_call_since; /* monotonic ms; 0 when no transactional call */
-        struct batch *ahead;         /* taken, its pull running; enricher_batch.c */
-        int64_t window_ms;
+/* Whether the Duro API answers, for /readyz (enricher_ready.c owns it: init and
+ * destroy). lock guards reason. */
+struct enricher_ready {
+        pthread_mutex_t lock;
+        atomic_int api_down; /* outage or the key refused */
+        char reason[200];
 };
 
-/* enricher_dedupe.c */
+/* An output topic's entry in the cache of enricher_topics.c (which owns topic). */
+#define ENRICHER_MAX_TOPICS 128
+struct enricher_topic {
+        char *topic;
+        int exists;
+        int64_t checked_ms; /* monotonic */
+};
+
+/* The enricher: one, made by main. Each member is kept by the file named beside it,
+ * which frees what it owns. */
+struct enricher {
+        struct enricher_config cfg;           /* enricher_main.c */
+        struct dconf_props props;             /* enricher_main.c */
+        struct dsecrets *api_key;             /* enricher_main.c */
+        struct dgql *gql;                     /* enricher_main.c */
+        char *q_components, *q_change_orders; /* query texts; enricher_main.c */
+        rd_kafka_t *consumer;                 /* enricher_main.c */
+        rd_kafka_t *producer;                 /* enricher_main.c */
+        rd_kafka_t *reader; /* the dedupe rebuilds' consumer; enricher_main.c */
+        int64_t window_ms;  /* the dedupe window; enricher_main.c */
+        struct enricher_part *parts; /* enricher_parts.c */
+        size_t nparts;
+        /* set by the rebalance callback, cleared by the cycle before it waits */
+        int rebalanced;
+        int paused; /* enricher_consume.c; cleared by the rebalance callback */
+        struct enricher_force *force; /* to send to the DLQ on the redo; txn.c */
+        size_t nforce;
+        struct enricher_topic topics[ENRICHER_MAX_TOPICS]; /* enricher_topics.c */
+        size_t ntopics;
+        struct enricher_metrics m;    /* enricher_metrics.c */
+        struct enricher_ready ready;  /* enricher_ready.c */
+        struct enricher_batch *ahead; /* taken, its pull running; enricher_cycle.c */
+        /* Shared with the other threads: */
+        atomic_int run;        /* 0: stop (the signal thread, or main) */
+        atomic_int reload_key; /* SIGHUP seen (the signal thread) */
+        atomic_int fatal;      /* a fatal Kafka error (the error callback) */
+        /* monotonic ms when the transactional call running began, 0 when none
+         * (enricher_txn.c; the watchdog thread reads it) */
+        atomic_llong txn_call_since;
+};
+
+/* enricher_cycle.c - main thread. */
+/* Runs one batch: take, dedupe, pull, one transaction. Returns 0, or -1 after a fatal
+ * transactional error. */
+int enricher_cycle_run(struct enricher *e);
+/* At shutdown: drops the batch pulled ahead (not committed, so it is read again). */
+void enricher_cycle_drop_ahead(struct enricher *e);
+
+/* enricher_batch.c - main thread. */
+/* An empty batch, or NULL when out of memory. */
+struct enricher_batch *enricher_batch_new(void);
+/* Frees b and all it owns; its pull-ahead thread must have been joined. */
+void enricher_batch_free(struct enricher_batch *b);
+/* Adds the record m (the batch takes it). Returns 0, or -1 when out of memory (m is
+ * still the caller's). */
+int enricher_batch_add(struct enricher_batch *b, rd_kafka_message_t *m);
+/* Releases the records taken so far (the batch stays usable, empty). */
+void enricher_batch_drop_recs(struct enricher_batch *b);
+/* Parses each record, drops duplicates (keys already committed, or seen earlier in
+ * this batch or in prev), routes invalid and forced ones to the DLQ, and gathers the
+ * ids to pull as items. prev, when not NULL, is the batch before this one, whose
+ * transaction has not committed yet (if it aborts, this batch is dropped too).
+ * Returns 0 or -1 (out of memory, or a record of a partition not assigned). */
+int enricher_batch_classify(struct enricher *e, struct enricher_batch *b,
+                            const struct enricher_batch *prev);
+/* After the pull: copies each item's outcome to its records. */
+void enricher_batch_apply_items(struct enricher_batch *b);
+/* Gives each output record its topic; one whose topic does not exist goes to the
+ * DLQ. */
+void enricher_batch_route_topics(struct enricher *e, struct enricher_batch *b);
+/* For each partition of b, the offset just after its last record (a new list, the
+ * caller destroys it). */
+rd_kafka_topic_partition_list_t *
+enricher_batch_next_offsets(const struct enricher *e, const struct enricher_batch *b);
+
+/* enricher_consume.c - main thread. */
+/* Takes records into b: waits up to DURO_BATCH_WAIT_MS from its first record to fill
+ * it, or, with nowait, takes only what the consumer already holds. Returns the number
+ * of records, 0 when none (or the records taken were dropped by a rebalance). */
+size_t enricher_consume_take(struct enricher *e, struct enricher_batch *b, int nowait);
+/* Seeks every partition of b that is still assigned back to the first offset b holds
+ * for it, so that nothing taken but not committed is skipped. */
+void enricher_consume_rewind(struct enricher *e, const struct enricher_batch *b);
+/* Serves the consumer for up to timeout_ms (the group's callbacks); a record it
+ * returns is put back. */
+void enricher_consume_wait(struct enricher *e, int timeout_ms);
+/* Pauses every assigned partition (staying in the group) unless paused already. */
+void enricher_consume_pause(struct enricher *e);
+/* While paused: serves the group's callbacks; a record returned is dropped (the
+ * resume seeks past b). */
+void enricher_consume_serve_paused(struct enricher *e);
+/* Resumes the partitions and seeks each partition of b to just after its last record
+ * (the pause discarded what was prefetched). */
+void enricher_consume_resume(struct enricher *e, const struct enricher_batch *b);
+/* Fixes b's offsets to commit (b->offsets): the first unprocessed offset per partition.
+ * Called before the next batch is taken. */
+void enricher_consume_offsets(struct enricher *e, struct enricher_batch *b);
+
+/* enricher_parts.c - main thread. */
+/* The state of an assigned partition (NULL when not assigned). */
+struct enricher_part *enricher_part_find(struct enricher *e, int32_t partition);
+/* Forgets every partition and frees their dedupe sets (rebalance, shutdown). */
+void enricher_parts_clear(struct enricher *e);
+/* librdkafka's rebalance callback, on the main thread inside rd_kafka_consumer_poll:
+ * replaces the partition table and sets e->rebalanced. */
+void enricher_parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                 rd_kafka_topic_partition_list_t *parts, void *opaque);
+/* Rebuilds the dedupe sets not rebuilt since assignment. Returns 0 or -1. */
+int enricher_parts_rebuild(struct enricher *e);
+/* The dedupe keys held for all assigned partitions. */
+size_t enricher_parts_dedupe_size(const struct enricher *e);
+/* Refreshes the consumer-lag gauge (at most once a second; at most a second's wait):
+ * asks Kafka first, then publishes the numbers (enricher_metrics_set_lag). */
+void enricher_parts_update_lag(struct enricher *e);
+
+/* enricher_txn.c - main thread. */
+enum enricher_txn_result {
+        ENRICHER_TXN_COMMITTED = 0,
+        ENRICHER_TXN_REDO      = 1, /* aborted: rewind and take the batch again */
+        ENRICHER_TXN_FATAL     = -1,
+};
+/* init_transactions (retried while running). Returns 0 or -1 with err set. */
+int enricher_txn_init(struct enricher *e, char *err, size_t errsize);
+/* One transaction for b: its outputs and DLQ records in offset order, its offsets,
+ * the commit. */
+enum enricher_txn_result enricher_txn_run(struct enricher *e, struct enricher_batch *b);
+/* After the commit: the dedupe sets, the committed positions, the metrics, the forced
+ * DLQ entries done with. */
+void enricher_txn_committed(struct enricher *e, const struct enricher_batch *b);
+/* 1 (msg set) when the record at m's partition and offset was rejected for good by
+ * its output topic and goes to the DLQ. */
+int enricher_txn_forced(const struct enricher *e, const rd_kafka_message_t *m,
+                        char *msg, size_t size);
+/* librdkafka's delivery report callback, on the main thread inside rd_kafka_poll and
+ * the transactional calls. */
+void enricher_txn_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
+/* Frees the forced-DLQ list (shutdown). */
+void enricher_txn_destroy(struct enricher *e);
+
+/* enricher_topics.c - main thread. */
+/* 1 when the output topic exists (cached: found ones for good, missing ones for a few
+ * seconds); creates it when missing and provisioning is on. */
+int enricher_topics_exists(struct enricher *e, const char *topic);
+/* With provisioning on: creates the raw topic, the DLQ and the outputs of the known
+ * events when missing. Returns 0 or -1 with err set. */
+int enricher_topics_create_all(struct enricher *e, char *err, size_t errsize);
+/* Frees the cache (shutdown). */
+void enricher_topics_free(struct enricher *e);
+
+/* enricher_dedupe.c - a set is used by one thread at a time (the main thread, for the
+ * partitions' sets and the batches'); the key and id functions are pure (any
+ * thread). */
 void enricher_dedupe_id_of(const char *key, struct enricher_dedupe_id *id);
 int enricher_dedupe_has_id(const struct enricher_dedupe *d,
                            const struct enricher_dedupe_id *id);
 int enricher_dedupe_add_id(struct enricher_dedupe *d,
                            const struct enricher_dedupe_id *id, int64_t ts_ms);
-/* The same for a key not yet made into an id. */
+/* The same for a key not yet made into an id (add: the rebuild; has: the tests). */
 int enricher_dedupe_has(const struct enricher_dedupe *d, const char *key);
 int enricher_dedupe_add(struct enricher_dedupe *d, const char *key, int64_t ts_ms);
 void enricher_dedupe_clear(struct enricher_dedupe *d);
-/* Rebuilds part's set from the raw partition (DESIGN §4). Returns 0 or -1. */
+/* Main thread: rebuilds part's set from the raw partition, from the window before the
+ * last committed record up to the committed offset. Returns 0 or -1. */
 int enricher_dedupe_rebuild(struct enricher *e, struct enricher_part *part);
 /* The dedupe key of a raw record: event id, sha256:<hex>, plus the redrive id. Caller
  * frees. */
 char *enricher_dedupe_key(const rd_kafka_message_t *msg, const char *event_id);
 
-/* enricher_pull.c */
+/* enricher_pull.c - a pull is used by one thread at a time: the main thread, or the
+ * pull-ahead thread while it runs (dgql's callbacks run inside enricher_pull_step and
+ * enricher_pull_free, on that thread). */
 enum enricher_pull_result {
         ENRICHER_PULL_DONE   = 0,
         ENRICHER_PULL_AGAIN  = 1, /* still working: call again */
         ENRICHER_PULL_OUTAGE = 2, /* the API is down: pause, back off, retry */
         ENRICHER_PULL_AUTH   = 3, /* the key was refused: not ready until it works */
 };
-struct enricher_pull;
+/* A pull of the pending items (borrowed: they must outlive it). Free with
+ * enricher_pull_free(). */
 struct enricher_pull *enricher_pull_new(struct enricher *e, struct enricher_item *items,
                                         size_t n);
 /* Works for up to budget_ms. */
@@ -223,55 +394,56 @@ enum enricher_pull_result enricher_pull_step(struct enricher_pull *p, long budge
 void enricher_pull_retry(struct enricher_pull *p);
 const char *enricher_pull_error(const struct enricher_pull *p);
 void enricher_pull_free(struct enricher_pull *p);
-/* Parses one GraphQL answer's connection for kind (exposed for tests and fuzzing):
- * calls found(opaque, id, node) for each node; sets *has_next and *cursor (malloc'd or
- * NULL). Returns 0, or -1 when the answer does not have the expected shape. */
+/* Any thread (exposed for tests and fuzzing): parses one GraphQL answer's connection
+ * for kind: calls found(opaque, id, node) for each node; sets *has_next and *cursor
+ * (malloc'd or NULL). Returns 0, or -1 when the answer does not have the expected
+ * shape. */
 int enricher_pull_parse(json_t *data, enum dwire_kind kind,
                         void (*found)(void *opaque, const char *id, json_t *node),
                         void *opaque, int *has_next, char **cursor);
 
-/* enricher_out.c */
+/* enricher_out.c - any thread (pure but for the clock). */
 /* Output topic for an event name from the template ("{event}" replaced by the lower-
  * cased, sanitised name). Caller frees. */
 char *enricher_out_topic(const char *tmpl, const char *event);
-/* Builds the output value (caller frees) for rec: the envelope written as text around
- * the item's doc_text, so a document pulled once is serialised once however many
- * events name it. Strings are escaped as dlog_json_escape() does. NULL when out of
- * memory. */
-char *enricher_out_value(const struct enricher *e, const struct enricher_rec *rec,
-                         size_t *len);
-/* The same with the times and the raw topic given (enricher_out_value's core). */
+/* The output value of rec (caller frees): the envelope written as text around the
+ * item's doc_text, so a document pulled once is serialised once however many events
+ * name it. Strings are escaped as dlog_json_escape() does. NULL when out of memory. */
 char *enricher_out_build(const struct enricher_rec *rec, const char *raw_topic,
                          const char *received_at, const char *enriched_at, size_t *len);
-const char *enricher_status_name(enum enricher_status s);
+/* Fills out with the record to produce for r: its output record, or its DLQ record
+ * (the raw record's key, value and headers, plus why). out->opaque is r. Returns 0, or
+ * -1 when out of memory (logged). What out holds is the caller's until
+ * dkafka_produce() takes it; enricher_out_release() frees it when the produce fails. */
+int enricher_out_record(const struct enricher *e, struct enricher_rec *r,
+                        struct dkafka_rec *out);
+void enricher_out_release(struct dkafka_rec *out);
 
-/* enricher_batch.c */
-int enricher_batch_cycle(struct enricher *e);
-/* At shutdown: drops the batch pulled ahead (not committed, so it is read again). */
-void enricher_batch_drop_ahead(struct enricher *e);
-void enricher_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                           rd_kafka_topic_partition_list_t *parts, void *opaque);
-/* The state of an assigned partition (NULL when not assigned). */
-struct enricher_part *enricher_part_find(struct enricher *e, int32_t partition);
-/* Finds or adds it. */
-struct enricher_part *enricher_part_get(struct enricher *e, int32_t partition);
-void enricher_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
+/* enricher_ready.c */
+/* Main thread, before the admin thread starts / after it stops. */
+void enricher_ready_init(struct enricher_ready *r);
+void enricher_ready_destroy(struct enricher_ready *r);
+/* Main thread: the Duro API is down or refuses the key (reason says which): not ready
+ * until enricher_ready_api_up(). */
+void enricher_ready_api_down(struct enricher *e, const char *reason);
+void enricher_ready_api_up(struct enricher *e);
+/* The admin thread (/readyz, and /metrics' gauge): returns 1 when ready, else 0 with
+ * the reason (a dadmin_ready_fn). */
+int enricher_ready(void *opaque, char *reason, size_t reasonsize);
 
-/* enricher_main.c: creates topic when missing (provisioning on). Returns 0 or -1. */
-int enricher_create_topic(struct enricher *e, const char *topic, long long retention_ms,
-                          char *err, size_t errsize);
+/* enricher_metrics.c */
+/* Main thread, before the admin thread starts / after it stops. */
+void enricher_metrics_init(struct enricher_metrics *m);
+void enricher_metrics_destroy(struct enricher_metrics *m);
+/* Main thread: one more record committed to topic. */
+void enricher_metrics_produced(struct enricher_metrics *m, const char *topic);
+/* Main thread: replaces the lag gauge's samples with lag[0..n). */
+void enricher_metrics_set_lag(struct enricher_metrics *m,
+                              const struct enricher_lag *lag, size_t n);
+/* The admin thread: /metrics (a dadmin_metrics_fn). */
+int enricher_metrics_render(void *opaque, struct dbuf *out);
 
 /* enricher_dlq.c: `duro-enricher dlq ...` (argv[0] is "dlq"). */
 int enricher_dlq_main(int argc, char **argv);
-
-/* enricher_metrics.c */
-void enricher_metrics_init(struct enricher_metrics *m);
-void enricher_metrics_produced(struct enricher_metrics *m, const char *topic);
-int enricher_metrics_render(void *opaque, struct dbuf *out);
-int enricher_ready(void *opaque, char *reason, size_t reasonsize);
-/* Refreshes the consumer-lag gauge (at most once a second; at most a second's wait). */
-void enricher_update_lag(struct enricher *e);
-void enricher_set_not_ready(struct enricher *e, const char *reason);
-void enricher_set_ready(struct enricher *e);
 
 #endif

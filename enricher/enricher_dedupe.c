@@ -1,7 +1,7 @@
 /* enricher_dedupe.c - the dedupe set: per input partition, the dedupe keys processed
  * within the window, measured in stream time (raw record timestamps), never the wall
  * clock. Keys are stored as 128-bit SHA-256 prefixes. On assignment the set is rebuilt
- * from the raw partition itself, so no other state is kept anywhere (DESIGN §4). */
+ * from the raw partition itself, so no other state is kept anywhere. */
 #include "enricher.h"
 
 #include <stdio.h>

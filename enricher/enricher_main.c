@@ -1,11 +1,10 @@
-/* enricher_main.c - duro-enricher: start-up (configuration table, API key, GraphQL
- * queries, the transactional producer, the consumer group), the main loop of batch
- * cycles with signals (SIGHUP re-reads the API key file), the watchdog on hung
- * transactional calls, and shutdown (DESIGN §4). */
+/* enricher_main.c - duro-enricher's start-up (the settings table, the API key, the
+ * GraphQL queries, the transactional producer, the consumer group), the loop of batch
+ * cycles, the signal thread (SIGHUP re-reads the API key file), the watchdog thread
+ * on hung transactional calls, and shutdown. */
 #include "enricher.h"
 
 #include <curl/curl.h>
-#include <errno.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,14 +16,12 @@
 #include <unistd.h>
 
 #include "dadmin.h"
-#include "dstartup.h"
-#include "dbuf.h"
 #include "dfile.h"
 #include "dkafka.h"
 #include "dlog.h"
 #include "dnet.h"
+#include "dstartup.h"
 #include "dtime.h"
-#include "dtopics.h"
 
 #define ENRICHER_OPT(env, flag, type, def, min, max, field, help)                      \
         {                                                                              \
@@ -198,19 +195,9 @@ static int enricher_default_ids(struct enricher *e, char *err, size_t errsize)
         return 0;
 }
 
-int enricher_create_topic(struct enricher *e, const char *topic, long long retention_ms,
-                          char *err, size_t errsize)
-{
-        int created = 0;
-
-        return dtopics_ensure(e->producer, topic, &e->cfg.topics, retention_ms,
-                              &created, err, errsize);
-}
-
-/* librdkafka prefetches up to 64 MiB of the backlog by default (and the enricher's RSS
- * grew with it: 67 MiB over a 60,000-record backlog, 45 MiB with 2 MiB); 2 MiB keeps
- * the cycle fed as well (same throughput in the benchmark), and the memory bounded
- * whatever the backlog. Overridable like any consumer property. */
+/* librdkafka prefetches up to 64 MiB of the backlog by default, and the enricher's
+ * memory grew with it; 2 MiB keeps the cycle fed as well (docs/benchmarks.md) and the
+ * memory bounded whatever the backlog. Overridable like any consumer property. */
 static int enricher_bound_prefetch(struct enricher *e, rd_kafka_conf_t *conf, char *err,
                                    size_t errsize)
 {
@@ -221,13 +208,31 @@ static int enricher_bound_prefetch(struct enricher *e, rd_kafka_conf_t *conf, ch
                                errsize);
 }
 
-static int enricher_kafka_start(struct enricher *e, char *err, size_t errsize)
+/* The client of type made from conf (which it takes), with e as its callbacks'
+ * opaque; NULL with err set ("cannot create the <what>: ..."). */
+static rd_kafka_t *enricher_kafka_new(struct enricher *e, rd_kafka_type_t type,
+                                      rd_kafka_conf_t *conf, const char *what,
+                                      char *err, size_t errsize)
 {
-        rd_kafka_conf_t *pc, *cc, *rc;
-        char rderr[512], val[64];
+        char rderr[512];
+        rd_kafka_t *rk;
+
+        rd_kafka_conf_set_opaque(conf, e);
+        rk = rd_kafka_new(type, conf, rderr, sizeof(rderr));
+        if (!rk) {
+                snprintf(err, errsize, "cannot create the %s: %s", what, rderr);
+                rd_kafka_conf_destroy(conf);
+        }
+        return rk;
+}
+
+/* The transactional producer, its transactions initialised, and the topics created
+ * when provisioning is on. */
+static int enricher_producer_start(struct enricher *e, char *err, size_t errsize)
+{
+        char val[64];
         size_t sz = sizeof(val);
-        rd_kafka_error_t *error;
-        rd_kafka_topic_partition_list_t *sub;
+        rd_kafka_conf_t *pc;
 
         pc = dkafka_conf_new(e->cfg.bootstrap, "duro-enricher", &e->props,
                              DCONF_SCOPE_PRODUCER, err, errsize);
@@ -242,111 +247,93 @@ static int enricher_kafka_start(struct enricher *e, char *err, size_t errsize)
         if (rd_kafka_conf_get(pc, "transaction.timeout.ms", val, &sz) ==
             RD_KAFKA_CONF_OK)
                 enricher_watchdog_ms = atoll(val) + 30000;
-        rd_kafka_conf_set_dr_msg_cb(pc, enricher_dr_cb);
+        rd_kafka_conf_set_dr_msg_cb(pc, enricher_txn_dr_cb);
         rd_kafka_conf_set_error_cb(pc, enricher_error_cb);
-        rd_kafka_conf_set_opaque(pc, e);
-        e->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, rderr, sizeof(rderr));
-        if (!e->producer) {
-                snprintf(err, errsize, "cannot create the producer: %s", rderr);
-                rd_kafka_conf_destroy(pc);
+        e->producer =
+            enricher_kafka_new(e, RD_KAFKA_PRODUCER, pc, "producer", err, errsize);
+        if (!e->producer || enricher_txn_init(e, err, errsize))
                 return -1;
-        }
-        for (;;) {
-                atomic_store(&e->txn_call_since, dtime_mono_ms());
-                error = rd_kafka_init_transactions(e->producer, -1);
-                atomic_store(&e->txn_call_since, 0);
-                if (!error)
-                        break;
-                if (rd_kafka_error_is_retriable(error) && atomic_load(&e->run)) {
-                        dlog_warn("init_transactions: %s; retrying",
-                                  rd_kafka_error_string(error));
-                        rd_kafka_error_destroy(error);
-                        continue;
+        return enricher_topics_create_all(e, err, errsize);
+}
+
+/* A consumer: client_id, the n properties kv, the prefetch bound, and, for the group
+ * member, the rebalance and error callbacks. NULL with err set. */
+static rd_kafka_t *enricher_consumer_new(struct enricher *e, const char *client_id,
+                                         const char *const (*kv)[2], size_t n,
+                                         int member, const char *what, char *err,
+                                         size_t errsize)
+{
+        rd_kafka_conf_t *conf = dkafka_conf_new(e->cfg.bootstrap, client_id, &e->props,
+                                                DCONF_SCOPE_CONSUMER, err, errsize);
+        rd_kafka_t *rk;
+
+        if (!conf)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if (dkafka_conf_set(conf, kv[i][0], kv[i][1], err, errsize)) {
+                        rd_kafka_conf_destroy(conf);
+                        return NULL;
                 }
-                snprintf(err, errsize, "init_transactions: %s",
-                         rd_kafka_error_string(error));
-                rd_kafka_error_destroy(error);
-                return -1;
+        if (enricher_bound_prefetch(e, conf, err, errsize)) {
+                rd_kafka_conf_destroy(conf);
+                return NULL;
         }
-        if (e->cfg.topics.create) {
-                static const char *const events[] = {
-                    "ITEM_CREATE",         "ITEM_UPDATE",
-                    "ITEM_DELETE",         "CO_OPEN",
-                    "CO_UPDATE",           "CO_DELETE",
-                    "CO_STAGE_TRANSITION", "CO_STAGE_REVIEWER_DECISION",
-                    "CO_RESOLUTION"};
-                if (enricher_create_topic(e, e->cfg.raw_topic,
-                                          e->cfg.topics.raw_retention_ms, err,
-                                          errsize) ||
-                    enricher_create_topic(e, e->cfg.dlq_topic, 0, err, errsize))
-                        return -1;
-                for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
-                        char *t = enricher_out_topic(e->cfg.topic_template, events[i]);
-                        int r   = t ? enricher_create_topic(e, t, 0, err, errsize) : -1;
-                        free(t);
-                        if (r)
-                                return -1;
-                }
+        if (member) {
+                rd_kafka_conf_set_rebalance_cb(conf, enricher_parts_rebalance_cb);
+                rd_kafka_conf_set_error_cb(conf, enricher_error_cb);
         }
+        rk = enricher_kafka_new(e, RD_KAFKA_CONSUMER, conf, what, err, errsize);
+        if (rk)
+                rd_kafka_poll_set_consumer(rk);
+        return rk;
+}
 
-        cc = dkafka_conf_new(e->cfg.bootstrap, "duro-enricher", &e->props,
-                             DCONF_SCOPE_CONSUMER, err, errsize);
-        if (!cc)
-                return -1;
-        if (dkafka_conf_set(cc, "group.id", e->cfg.group, err, errsize) ||
-            dkafka_conf_set(cc, "group.instance.id", e->cfg.group_instance_id, err,
-                            errsize) ||
-            dkafka_conf_set(cc, "isolation.level", "read_committed", err, errsize) ||
-            dkafka_conf_set(cc, "enable.auto.commit", "false", err, errsize) ||
-            dkafka_conf_set(cc, "enable.auto.offset.store", "false", err, errsize) ||
-            dkafka_conf_set(cc, "auto.offset.reset", "earliest", err, errsize) ||
-            dkafka_conf_set(cc, "partition.assignment.strategy", "range,roundrobin",
-                            err, errsize) ||
-            enricher_bound_prefetch(e, cc, err, errsize)) {
-                rd_kafka_conf_destroy(cc);
-                return -1;
-        }
-        rd_kafka_conf_set_rebalance_cb(cc, enricher_rebalance_cb);
-        rd_kafka_conf_set_error_cb(cc, enricher_error_cb);
-        rd_kafka_conf_set_opaque(cc, e);
-        e->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, rderr, sizeof(rderr));
-        if (!e->consumer) {
-                snprintf(err, errsize, "cannot create the consumer: %s", rderr);
-                rd_kafka_conf_destroy(cc);
-                return -1;
-        }
-        rd_kafka_poll_set_consumer(e->consumer);
+/* The group member (subscribed once the reader exists too), and the assign-only
+ * consumer the dedupe rebuilds read the raw partitions with. */
+static int enricher_consumers_start(struct enricher *e, char *err, size_t errsize)
+{
+        const char *const member[][2] = {
+            {"group.id", e->cfg.group},
+            {"group.instance.id", e->cfg.group_instance_id},
+            {"isolation.level", "read_committed"},
+            {"enable.auto.commit", "false"},
+            {"enable.auto.offset.store", "false"},
+            {"auto.offset.reset", "earliest"},
+            {"partition.assignment.strategy", "range,roundrobin"},
+        };
+        const char *const reader[][2] = {
+            {"group.id", e->cfg.group},      {"isolation.level", "read_committed"},
+            {"enable.auto.commit", "false"}, {"enable.partition.eof", "true"},
+            {"fetch.wait.max.ms", "10"},
+        };
 
-        rc = dkafka_conf_new(e->cfg.bootstrap, "duro-enricher-rebuild", &e->props,
-                             DCONF_SCOPE_CONSUMER, err, errsize);
-        if (!rc)
+        e->consumer = enricher_consumer_new(e, "duro-enricher", member,
+                                            sizeof(member) / sizeof(member[0]), 1,
+                                            "consumer", err, errsize);
+        if (!e->consumer)
                 return -1;
-        if (dkafka_conf_set(rc, "group.id", e->cfg.group, err, errsize) ||
-            dkafka_conf_set(rc, "isolation.level", "read_committed", err, errsize) ||
-            dkafka_conf_set(rc, "enable.auto.commit", "false", err, errsize) ||
-            dkafka_conf_set(rc, "enable.partition.eof", "true", err, errsize) ||
-            dkafka_conf_set(rc, "fetch.wait.max.ms", "10", err, errsize) ||
-            enricher_bound_prefetch(e, rc, err, errsize)) {
-                rd_kafka_conf_destroy(rc);
-                return -1;
-        }
-        e->reader = rd_kafka_new(RD_KAFKA_CONSUMER, rc, rderr, sizeof(rderr));
-        if (!e->reader) {
-                snprintf(err, errsize, "cannot create the rebuild reader: %s", rderr);
-                rd_kafka_conf_destroy(rc);
-                return -1;
-        }
-        rd_kafka_poll_set_consumer(e->reader);
+        e->reader = enricher_consumer_new(e, "duro-enricher-rebuild", reader,
+                                          sizeof(reader) / sizeof(reader[0]), 0,
+                                          "rebuild reader", err, errsize);
+        return e->reader ? 0 : -1;
+}
 
+/* The three clients, then the subscription to the raw topic. */
+static int enricher_kafka_start(struct enricher *e, char *err, size_t errsize)
+{
+        rd_kafka_topic_partition_list_t *sub;
+        int rc;
+
+        if (enricher_producer_start(e, err, errsize) ||
+            enricher_consumers_start(e, err, errsize))
+                return -1;
         sub = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(sub, e->cfg.raw_topic, RD_KAFKA_PARTITION_UA);
-        if (rd_kafka_subscribe(e->consumer, sub)) {
+        rc = rd_kafka_subscribe(e->consumer, sub) ? -1 : 0;
+        if (rc)
                 snprintf(err, errsize, "cannot subscribe to %s", e->cfg.raw_topic);
-                rd_kafka_topic_partition_list_destroy(sub);
-                return -1;
-        }
         rd_kafka_topic_partition_list_destroy(sub);
-        return 0;
+        return rc;
 }
 
 /* Exits the process when a transactional call hangs (a known librdkafka issue): the
@@ -405,58 +392,129 @@ static void enricher_reload_key(struct enricher *e, int force)
                            err);
 }
 
+/* The start-up steps before any thread: the settings, the ids, the queries, the API
+ * key. Returns -1 to go on, or the exit status. */
+static int enricher_configure(struct enricher *e, int argc, char **argv)
+{
+        char err[512];
+        int rc = dstartup_config(&enricher_prog, &e->cfg, argc, argv, &e->props);
+
+        if (rc >= 0)
+                return rc;
+        if (enricher_default_ids(e, err, sizeof(err)) ||
+            enricher_load_queries(e, err, sizeof(err))) {
+                dlog_error("bad setting: %s", err);
+                return 2;
+        }
+        if (!strstr(e->cfg.topic_template, "{event}")) {
+                dlog_error("bad setting: DURO_TOPIC_TEMPLATE=%s: must contain {event}",
+                           e->cfg.topic_template);
+                return 2;
+        }
+        e->api_key =
+            dstartup_secrets(&e->cfg.api_key, e->cfg.api_key_file, "DURO_API_KEY",
+                             "DURO_API_KEY_FILE", "Duro API key");
+        if (!e->api_key)
+                return 2;
+        e->window_ms = e->cfg.dedupe_window_s * 1000;
+        return -1;
+}
+
+/* The GraphQL client. Returns 0 or -1 (logged). */
+static int enricher_gql_start(struct enricher *e)
+{
+        struct dgql_config gc;
+        char err[512];
+
+        memset(&gc, 0, sizeof(gc));
+        gc.url          = e->cfg.api_url;
+        gc.api_key      = e->api_key;
+        gc.organization = e->cfg.api_org;
+        gc.library      = e->cfg.api_lib;
+        gc.timeout_ms   = (long)e->cfg.gql_timeout_ms;
+        gc.concurrency  = (int)e->cfg.gql_concurrency;
+        gc.rate_per_s   = (double)e->cfg.gql_rate;
+        e->gql          = dgql_new(&gc, err, sizeof(err));
+        if (!e->gql) {
+                dlog_error("bad setting: DURO_API_URL: %s", err);
+                return -1;
+        }
+        return 0;
+}
+
+/* Batch cycles until told to stop. Returns the exit status. */
+static int enricher_loop(struct enricher *e)
+{
+        while (atomic_load(&e->run)) {
+                enricher_reload_key(e, atomic_exchange(&e->reload_key, 0));
+                if (atomic_load(&e->fatal) || enricher_cycle_run(e))
+                        return 1;
+                enricher_parts_update_lag(e);
+        }
+        return 0;
+}
+
+/* Shutdown: the batch taken ahead dropped, the clients closed, the threads joined,
+ * everything freed. */
+static void enricher_stop(struct enricher *e, struct dadmin *admin, pthread_t watchdog,
+                          pthread_t sigthread)
+{
+        atomic_store(&e->run, 0);
+        enricher_cycle_drop_ahead(e);
+        if (e->consumer) {
+                rd_kafka_consumer_close(e->consumer);
+                rd_kafka_destroy(e->consumer);
+        }
+        if (e->reader) {
+                rd_kafka_consumer_close(e->reader);
+                rd_kafka_destroy(e->reader);
+        }
+        if (e->producer)
+                rd_kafka_destroy(e->producer);
+        pthread_join(watchdog, NULL);
+        pthread_kill(sigthread, SIGTERM); /* wakes sigwait if still waiting */
+        pthread_join(sigthread, NULL);
+        dadmin_stop(admin);
+        enricher_ready_destroy(&e->ready);
+        enricher_metrics_destroy(&e->m);
+        dgql_destroy(e->gql);
+        dsecrets_destroy(e->api_key);
+        free(e->q_components);
+        free(e->q_change_orders);
+        enricher_topics_free(e);
+        enricher_parts_clear(e);
+        enricher_txn_destroy(e);
+        dconf_props_free(&e->props);
+        dconf_free(enricher_opts, ENRICHER_NOPTS, &e->cfg);
+        curl_global_cleanup();
+        rd_kafka_wait_destroyed(5000);
+        dlog_info("stopped");
+}
+
 int main(int argc, char **argv)
 {
         static struct enricher e;
-        struct dadmin *admin = NULL;
-        struct dgql_config gc;
+        struct dadmin *admin;
         pthread_t watchdog, sigthread;
         char err[512];
         sigset_t set;
-        int exit_code = 0, rc;
+        int exit_code, rc;
 
         dlog_init("duro-enricher", DLOG_INFO);
         if (argc > 1 && !strcmp(argv[1], "dlq"))
                 return enricher_dlq_main(argc - 1, argv + 1);
-        rc = dstartup_config(&enricher_prog, &e.cfg, argc, argv, &e.props);
-        if (rc >= 0)
+        if ((rc = enricher_configure(&e, argc, argv)) >= 0)
                 return rc;
-        if (enricher_default_ids(&e, err, sizeof(err)) ||
-            enricher_load_queries(&e, err, sizeof(err))) {
-                dlog_error("bad setting: %s", err);
-                return 2;
-        }
-        if (!strstr(e.cfg.topic_template, "{event}")) {
-                dlog_error("bad setting: DURO_TOPIC_TEMPLATE=%s: must contain {event}",
-                           e.cfg.topic_template);
-                return 2;
-        }
-        e.api_key = dstartup_secrets(&e.cfg.api_key, e.cfg.api_key_file, "DURO_API_KEY",
-                                     "DURO_API_KEY_FILE", "Duro API key");
-        if (!e.api_key)
-                return 2;
-        e.window_ms = e.cfg.dedupe_window_s * 1000;
         atomic_store(&e.run, 1);
 
         dstartup_block_signals(&set);
         json_object_seed(0);
         curl_global_init(CURL_GLOBAL_DEFAULT);
         srand((unsigned)dtime_now_ms());
-
-        memset(&gc, 0, sizeof(gc));
-        gc.url          = e.cfg.api_url;
-        gc.api_key      = e.api_key;
-        gc.organization = e.cfg.api_org;
-        gc.library      = e.cfg.api_lib;
-        gc.timeout_ms   = (long)e.cfg.gql_timeout_ms;
-        gc.concurrency  = (int)e.cfg.gql_concurrency;
-        gc.rate_per_s   = (double)e.cfg.gql_rate;
-        e.gql           = dgql_new(&gc, err, sizeof(err));
-        if (!e.gql) {
-                dlog_error("bad setting: DURO_API_URL: %s", err);
+        if (enricher_gql_start(&e))
                 return 2;
-        }
         enricher_metrics_init(&e.m);
+        enricher_ready_init(&e.ready);
         admin = dadmin_start(e.cfg.admin_listen, enricher_ready,
                              enricher_metrics_render, &e, err, sizeof(err));
         if (!admin) {
@@ -468,59 +526,14 @@ int main(int argc, char **argv)
         if (enricher_kafka_start(&e, err, sizeof(err))) {
                 dlog_error("%s", err);
                 exit_code = 2;
-                goto out;
+        } else {
+                dlog_info("running: group %s, transactional.id %s, %s -> %s (DLQ %s), "
+                          "admin on port %d, GraphQL %s",
+                          e.cfg.group, e.cfg.transactional_id, e.cfg.raw_topic,
+                          e.cfg.topic_template, e.cfg.dlq_topic, dadmin_port(admin),
+                          e.cfg.api_url);
+                exit_code = enricher_loop(&e);
         }
-        dlog_info("running: group %s, transactional.id %s, %s -> %s (DLQ %s), admin on "
-                  "port %d, GraphQL %s",
-                  e.cfg.group, e.cfg.transactional_id, e.cfg.raw_topic,
-                  e.cfg.topic_template, e.cfg.dlq_topic, dadmin_port(admin),
-                  e.cfg.api_url);
-
-        while (atomic_load(&e.run)) {
-                enricher_reload_key(&e, atomic_exchange(&e.reload_key, 0));
-                if (atomic_load(&e.fatal)) {
-                        exit_code = 1;
-                        break;
-                }
-                if (enricher_batch_cycle(&e)) {
-                        exit_code = 1;
-                        break;
-                }
-                enricher_update_lag(&e);
-        }
-out:
-        atomic_store(&e.run, 0);
-        enricher_batch_drop_ahead(&e);
-        if (e.consumer) {
-                rd_kafka_consumer_close(e.consumer);
-                rd_kafka_destroy(e.consumer);
-        }
-        if (e.reader) {
-                rd_kafka_consumer_close(e.reader);
-                rd_kafka_destroy(e.reader);
-        }
-        if (e.producer)
-                rd_kafka_destroy(e.producer);
-        pthread_join(watchdog, NULL);
-        pthread_kill(sigthread, SIGTERM); /* wakes sigwait if still waiting */
-        pthread_join(sigthread, NULL);
-        dadmin_stop(admin);
-        dgql_destroy(e.gql);
-        dsecrets_destroy(e.api_key);
-        free(e.q_components);
-        free(e.q_change_orders);
-        for (size_t i = 0; i < e.ntopics; i++)
-                free(e.topics[i].topic);
-        for (size_t i = 0; i < e.m.nproduced; i++)
-                free(e.m.produced[i].topic);
-        for (size_t i = 0; i < e.nparts; i++)
-                enricher_dedupe_clear(&e.parts[i].dd);
-        free(e.parts);
-        free(e.force);
-        dconf_props_free(&e.props);
-        dconf_free(enricher_opts, ENRICHER_NOPTS, &e.cfg);
-        curl_global_cleanup();
-        rd_kafka_wait_destroyed(5000);
-        dlog_info("stopped");
+        enricher_stop(&e, admin, watchdog, sigthread);
         return exit_code;
 }

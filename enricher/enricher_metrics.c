@@ -1,12 +1,11 @@
-/* enricher_metrics.c - what /metrics and /readyz report for duro-enricher. */
+/* enricher_metrics.c - what /metrics reports for duro-enricher: the counters and
+ * histograms the cycle keeps, the GraphQL client's, and readiness. */
 #include "enricher.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "dlog.h"
-#include "dtime.h"
 
 void enricher_metrics_init(struct enricher_metrics *m)
 {
@@ -20,6 +19,14 @@ void enricher_metrics_init(struct enricher_metrics *m)
         dmetrics_hist_init(&m->event_latency, lat_bounds,
                            sizeof(lat_bounds) / sizeof(lat_bounds[0]));
         pthread_mutex_init(&m->lock, NULL);
+}
+
+void enricher_metrics_destroy(struct enricher_metrics *m)
+{
+        for (size_t i = 0; i < m->nproduced; i++)
+                free(m->produced[i].topic);
+        m->nproduced = 0;
+        pthread_mutex_destroy(&m->lock);
 }
 
 void enricher_metrics_produced(struct enricher_metrics *m, const char *topic)
@@ -41,67 +48,70 @@ void enricher_metrics_produced(struct enricher_metrics *m, const char *topic)
         pthread_mutex_unlock(&m->lock);
 }
 
-void enricher_set_not_ready(struct enricher *e, const char *reason)
+void enricher_metrics_set_lag(struct enricher_metrics *m,
+                              const struct enricher_lag *lag, size_t n)
 {
-        pthread_mutex_lock(&e->m.lock);
-        if (!atomic_load(&e->not_ready) || strcmp(e->not_ready_reason, reason)) {
-                snprintf(e->not_ready_reason, sizeof(e->not_ready_reason), "%s",
-                         reason);
-                if (!atomic_exchange(&e->not_ready, 1))
-                        dlog_warn("not ready: %s; partitions paused", reason);
-        }
-        pthread_mutex_unlock(&e->m.lock);
+        if (n > ENRICHER_MAX_LAG)
+                n = ENRICHER_MAX_LAG;
+        pthread_mutex_lock(&m->lock);
+        memcpy(m->lag, lag, n * sizeof(*lag));
+        m->nlag = n;
+        pthread_mutex_unlock(&m->lock);
 }
 
-void enricher_set_ready(struct enricher *e)
-{
-        if (atomic_exchange(&e->not_ready, 0))
-                dlog_info("ready again: the Duro API answers");
-}
+/* A counter of struct enricher_metrics, by its offset. */
+struct metrics_counter {
+        const char *name, *help;
+        size_t off;
+};
 
-int enricher_ready(void *opaque, char *reason, size_t reasonsize)
-{
-        struct enricher *e = opaque;
+#define METRICS_COUNTER(name, help, field)                                             \
+        {                                                                              \
+                name, help, offsetof(struct enricher_metrics, field)                   \
+        }
 
-        if (!atomic_load(&e->run)) {
-                snprintf(reason, reasonsize, "shutting down");
-                return 0;
-        }
-        if (atomic_load(&e->fatal)) {
-                snprintf(reason, reasonsize, "fatal Kafka error");
-                return 0;
-        }
-        if (atomic_load(&e->not_ready)) {
-                pthread_mutex_lock(&e->m.lock);
-                snprintf(reason, reasonsize, "%s", e->not_ready_reason);
-                pthread_mutex_unlock(&e->m.lock);
-                return 0;
-        }
-        return 1;
-}
+#define METRICS_N(a) (sizeof(a) / sizeof((a)[0]))
 
-int enricher_metrics_render(void *opaque, struct dbuf *b)
+/* Rendered first: the records taken. */
+static const struct metrics_counter metrics_taken[] = {
+    METRICS_COUNTER("duro_enricher_consumed_total",
+                    "Raw records taken from the raw topic.", consumed),
+    METRICS_COUNTER("duro_enricher_deduplicated_total",
+                    "Raw records dropped as duplicates.", deduplicated),
+};
+
+/* Rendered after the gauges: the transactions. */
+static const struct metrics_counter metrics_txns[] = {
+    METRICS_COUNTER("duro_enricher_transactions_committed_total",
+                    "Kafka transactions committed.", txn_committed),
+    METRICS_COUNTER("duro_enricher_transactions_aborted_total",
+                    "Kafka transactions aborted (the batch is redone).", txn_aborted),
+    METRICS_COUNTER("duro_enricher_batches_pulled_ahead_total",
+                    "Batches taken and pulled while the previous batch's "
+                    "transaction was committing (DURO_PULL_AHEAD).",
+                    pulled_ahead),
+};
+
+static int metrics_render_counters(struct dbuf *b, const struct enricher_metrics *m,
+                                   const struct metrics_counter *t, size_t n)
 {
-        struct enricher *e         = opaque;
-        struct enricher_metrics *m = &e->m;
-        const struct dgql_stats *g = dgql_stats(e->gql);
-        char labels[300], reason[200];
         int rc = 0;
 
-        rc |= dmetrics_counter(b, "duro_enricher_consumed_total",
-                               "Raw records taken from the raw topic.",
-                               atomic_load(&m->consumed));
-        rc |= dmetrics_counter(b, "duro_enricher_deduplicated_total",
-                               "Raw records dropped as duplicates.",
-                               atomic_load(&m->deduplicated));
-        rc |= dmetrics_head(b, "duro_enricher_dlq_total",
-                            "Records written to the DLQ, by error class.", "counter");
-        for (int k = 0; k < DWIRE_NDLQ_CLASSES; k++) {
-                snprintf(labels, sizeof(labels), "class=\"%s\"",
-                         dwire_dlq_class_name((enum dwire_dlq_class)k));
-                rc |= dmetrics_sample(b, "duro_enricher_dlq_total", labels,
-                                      (double)atomic_load(&m->dlq[k]));
+        for (size_t i = 0; i < n; i++) {
+                const struct metrics_counter *c = &t[i];
+                const atomic_ullong *v =
+                    (const atomic_ullong *)((const char *)m + c->off);
+                rc |= dmetrics_counter(b, c->name, c->help, atomic_load(v));
         }
+        return rc;
+}
+
+/* The samples kept under the lock: produced per topic, lag per partition. */
+static int metrics_render_locked(struct dbuf *b, struct enricher_metrics *m)
+{
+        char labels[300];
+        int rc = 0;
+
         rc |= dmetrics_head(b, "duro_enricher_produced_total",
                             "Enriched records committed, by output topic.", "counter");
         pthread_mutex_lock(&m->lock);
@@ -120,26 +130,14 @@ int enricher_metrics_render(void *opaque, struct dbuf *b)
                                       (double)m->lag[i].lag);
         }
         pthread_mutex_unlock(&m->lock);
-        rc |= dmetrics_gauge(b, "duro_enricher_dedupe_set_size",
-                             "Dedupe keys held for the assigned partitions.",
-                             (double)atomic_load(&m->dedupe_size));
-        rc |= dmetrics_counter(b, "duro_enricher_transactions_committed_total",
-                               "Kafka transactions committed.",
-                               atomic_load(&m->txn_committed));
-        rc |= dmetrics_counter(b, "duro_enricher_transactions_aborted_total",
-                               "Kafka transactions aborted (the batch is redone).",
-                               atomic_load(&m->txn_aborted));
-        rc |= dmetrics_counter(b, "duro_enricher_batches_pulled_ahead_total",
-                               "Batches taken and pulled while the previous batch's "
-                               "transaction was committing (DURO_PULL_AHEAD).",
-                               atomic_load(&m->pulled_ahead));
-        rc |= dmetrics_hist_render(b, "duro_enricher_batch_size",
-                                   "Records per batch (in units of one record).",
-                                   &m->batch_size);
-        rc |= dmetrics_hist_render(b, "duro_enricher_event_latency_seconds",
-                                   "From the raw record's timestamp to the commit of "
-                                   "its output.",
-                                   &m->event_latency);
+        return rc;
+}
+
+static int metrics_render_graphql(struct dbuf *b, const struct dgql_stats *g)
+{
+        char labels[300];
+        int rc = 0;
+
         rc |= dmetrics_counter(b, "duro_enricher_graphql_requests_total",
                                "GraphQL requests made.", atomic_load(&g->requests));
         rc |= dmetrics_head(b, "duro_enricher_graphql_answers_total",
@@ -153,44 +151,39 @@ int enricher_metrics_render(void *opaque, struct dbuf *b)
         rc |= dmetrics_hist_render(b, "duro_enricher_graphql_latency_seconds",
                                    "GraphQL request latency.",
                                    (struct dmetrics_hist *)&g->latency);
+        return rc;
+}
+
+int enricher_metrics_render(void *opaque, struct dbuf *b)
+{
+        struct enricher *e         = opaque;
+        struct enricher_metrics *m = &e->m;
+        char labels[300], reason[200];
+        int rc = 0;
+
+        rc |= metrics_render_counters(b, m, metrics_taken, METRICS_N(metrics_taken));
+        rc |= dmetrics_head(b, "duro_enricher_dlq_total",
+                            "Records written to the DLQ, by error class.", "counter");
+        for (int k = 0; k < DWIRE_NDLQ_CLASSES; k++) {
+                snprintf(labels, sizeof(labels), "class=\"%s\"",
+                         dwire_dlq_class_name((enum dwire_dlq_class)k));
+                rc |= dmetrics_sample(b, "duro_enricher_dlq_total", labels,
+                                      (double)atomic_load(&m->dlq[k]));
+        }
+        rc |= metrics_render_locked(b, m);
+        rc |= dmetrics_gauge(b, "duro_enricher_dedupe_set_size",
+                             "Dedupe keys held for the assigned partitions.",
+                             (double)atomic_load(&m->dedupe_size));
+        rc |= metrics_render_counters(b, m, metrics_txns, METRICS_N(metrics_txns));
+        rc |= dmetrics_hist_render(b, "duro_enricher_batch_size",
+                                   "Records per batch (in units of one record).",
+                                   &m->batch_size);
+        rc |= dmetrics_hist_render(b, "duro_enricher_event_latency_seconds",
+                                   "From the raw record's timestamp to the commit of "
+                                   "its output.",
+                                   &m->event_latency);
+        rc |= metrics_render_graphql(b, dgql_stats(e->gql));
         rc |= dmetrics_gauge(b, "duro_enricher_ready", "1 when /readyz answers ready.",
                              enricher_ready(e, reason, sizeof(reason)));
         return rc ? -1 : 0;
-}
-
-void enricher_update_lag(struct enricher *e)
-{
-        static int64_t last_ms;
-        int64_t now = dtime_mono_ms();
-
-        /* The end offsets against the first offset not yet committed (known from the
-         * committed offset read at assignment, then from each commit). */
-        if (now - last_ms < 1000)
-                return;
-        last_ms = now;
-        pthread_mutex_lock(&e->m.lock);
-        e->m.nlag = 0;
-        for (size_t i = 0; i < e->nparts && e->m.nlag < 256; i++) {
-                const struct enricher_part *part = &e->parts[i];
-                int64_t lo = -1, hi = -1, base;
-                /* Ask the broker through the producer's connection (the consumer's
-                 * waits behind its long-poll fetches); fall back to the offsets the
-                 * consumer cached. Bounded: one second for all partitions. */
-                if ((dtime_mono_ms() - now > 1000 ||
-                     rd_kafka_query_watermark_offsets(e->producer, e->cfg.raw_topic,
-                                                      part->partition, &lo, &hi,
-                                                      500)) &&
-                    rd_kafka_get_watermark_offsets(e->consumer, e->cfg.raw_topic,
-                                                   part->partition, &lo, &hi))
-                        continue;
-                if (hi < 0)
-                        continue;
-                base = part->next_offset >= 0 ? part->next_offset : lo;
-                if (base < 0)
-                        continue;
-                e->m.lag[e->m.nlag].partition = part->partition;
-                e->m.lag[e->m.nlag].lag       = hi > base ? hi - base : 0;
-                e->m.nlag++;
-        }
-        pthread_mutex_unlock(&e->m.lock);
 }

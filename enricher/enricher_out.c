@@ -1,18 +1,22 @@
-/* enricher_out.c - the records the enricher writes: the output topic name from the
- * template, and the enriched value (schema duro.enriched.v1, DESIGN §4). */
+/* enricher_out.c - every record the enricher produces, built in one place: the output
+ * record (topic name from the template, key, headers, and the enriched value of schema
+ * duro.enriched.v1, docs/architecture.md) and the DLQ record (the raw record with the
+ * error headers added). */
 #include "enricher.h"
 
 #include <ctype.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dbuf.h"
+#include "dkafka.h"
 #include "dlog.h"
 #include "dtime.h"
 #include "dwire.h"
 
-const char *enricher_status_name(enum enricher_status s)
+static const char *out_status_name(enum enricher_status s)
 {
         switch (s) {
         case ENRICHER_ST_FOUND:
@@ -150,7 +154,7 @@ char *enricher_out_build(const struct enricher_rec *rec, const char *raw_topic,
         rc |= OUT_LIT(&b, ",\"id\":");
         rc |= out_str(&b, rec->resource_id ? rec->resource_id : "");
         rc |= OUT_LIT(&b, ",\"status\":");
-        rc |= out_str(&b, enricher_status_name(rec->status));
+        rc |= out_str(&b, out_status_name(rec->status));
         rc |= OUT_LIT(&b, "},\"document\":");
         rc |= out_document(&b, rec);
         rc |= OUT_LIT(&b, ",\"received_at\":");
@@ -168,12 +172,96 @@ char *enricher_out_build(const struct enricher_rec *rec, const char *raw_topic,
         return dbuf_take(&b, len);
 }
 
-char *enricher_out_value(const struct enricher *e, const struct enricher_rec *rec,
-                         size_t *len)
+/* The output value of rec with the times taken now. */
+static char *out_value(const struct enricher *e, const struct enricher_rec *rec,
+                       size_t *len)
 {
         char received[64], enriched[40];
 
         out_received_at(rec->msg, received, sizeof(received));
         dtime_format_ms(enriched, sizeof(enriched), dtime_now_ms());
         return enricher_out_build(rec, e->cfg.raw_topic, received, enriched, len);
+}
+
+static void out_header(rd_kafka_headers_t *h, const char *name, const char *value)
+{
+        if (value)
+                rd_kafka_header_add(h, name, -1, value, -1);
+}
+
+/* The DLQ record: the raw record's key, value (copied) and headers, with why. */
+static void out_dlq_record(const struct enricher *e, const struct enricher_rec *r,
+                           struct dkafka_rec *out)
+{
+        rd_kafka_headers_t *src = NULL, *h;
+        char num[32];
+
+        h = rd_kafka_message_headers(r->msg, &src) ? rd_kafka_headers_new(8)
+                                                   : rd_kafka_headers_copy(src);
+        out_header(h, DWIRE_H_ERROR_CLASS, dwire_dlq_class_name(r->dlq_class));
+        out_header(h, DWIRE_H_ERROR_MESSAGE, r->dlq_message);
+        snprintf(num, sizeof(num), "%d", r->attempts);
+        out_header(h, DWIRE_H_ATTEMPTS, num);
+        out_header(h, DWIRE_H_SOURCE_TOPIC, e->cfg.raw_topic);
+        snprintf(num, sizeof(num), "%d", (int)r->msg->partition);
+        out_header(h, DWIRE_H_SOURCE_PARTITION, num);
+        snprintf(num, sizeof(num), "%lld", (long long)r->msg->offset);
+        out_header(h, DWIRE_H_SOURCE_OFFSET, num);
+        out->topic     = e->cfg.dlq_topic;
+        out->value     = r->msg->payload;
+        out->value_len = r->msg->len;
+        out->key       = r->msg->key;
+        out->key_len   = r->msg->key_len;
+        out->headers   = h;
+        out->msgflags  = RD_KAFKA_MSG_F_COPY;
+}
+
+/* The output record: keyed by the resource id (else the raw key), the enriched value
+ * built here and handed to librdkafka (which frees it once delivered). */
+static int out_output_record(const struct enricher *e, const struct enricher_rec *r,
+                             struct dkafka_rec *out)
+{
+        out->value = out_value(e, r, &out->value_len);
+        if (!out->value) {
+                dlog_error(
+                    "out of memory building the output of %s [%d] at offset %lld",
+                    e->cfg.raw_topic, (int)r->msg->partition,
+                    (long long)r->msg->offset);
+                return -1;
+        }
+        out->headers = rd_kafka_headers_new(4);
+        out_header(out->headers, DWIRE_H_IDEMPOTENCY_KEY,
+                   r->event_id ? r->event_id : r->dedupe_key);
+        out_header(out->headers, DWIRE_H_EVENT, r->event);
+        out_header(out->headers, DWIRE_H_EVENT_ID, r->event_id);
+        out_header(out->headers, DWIRE_H_CONTENT_TYPE, DWIRE_CONTENT_JSON);
+        out->topic = r->topic;
+        if (r->kind != DWIRE_KIND_UNKNOWN && r->resource_id) {
+                out->key     = r->resource_id;
+                out->key_len = strlen(r->resource_id);
+        } else {
+                out->key     = r->msg->key;
+                out->key_len = r->msg->key_len;
+        }
+        out->msgflags = RD_KAFKA_MSG_F_FREE;
+        return 0;
+}
+
+int enricher_out_record(const struct enricher *e, struct enricher_rec *r,
+                        struct dkafka_rec *out)
+{
+        memset(out, 0, sizeof(*out));
+        out->opaque = r;
+        if (r->action == ENRICHER_ACT_DLQ) {
+                out_dlq_record(e, r, out);
+                return 0;
+        }
+        return out_output_record(e, r, out);
+}
+
+void enricher_out_release(struct dkafka_rec *out)
+{
+        rd_kafka_headers_destroy(out->headers);
+        if (out->msgflags == RD_KAFKA_MSG_F_FREE)
+                free(out->value);
 }

@@ -1,4 +1,4 @@
-/* enricher_pull.c - resolves the resource ids of a batch through GraphQL (DESIGN §4).
+/* enricher_pull.c - resolves the resource ids of a batch through GraphQL.
  *
  * All distinct ids of a kind go in one request (split past DURO_GRAPHQL_MAX_IDS);
  * pages are followed; several requests run at once (dgql). A missing id of a create/

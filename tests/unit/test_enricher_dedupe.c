@@ -30,227 +30,209 @@ static void key_of(char *buf, size_t size, const char *prefix, long i)
 
 /* ---- enricher_dedupe_add / has / clear ---- */
 
-static void test_empty_set_has_nothing(void **state)
+/* A scenario of the set as steps: add a key at a timestamp, check that it is there or
+ * not, check the count, clear (which must leave the set empty and usable). */
+enum step_op { END = 0, ADD, HAS, LACKS, COUNT, CLEAR };
+
+struct step {
+        enum step_op op;
+        const char *key;
+        int64_t n; /* ADD: the timestamp; COUNT: the count */
+};
+
+struct script {
+        const char *name;
+        int64_t window_ms;
+        struct step steps[20];
+};
+
+/* 2000-01-01T00:00:00Z: decades behind the wall clock. */
+#define T2000 INT64_C(946684800000)
+
+static struct script scripts[] = {
+    {"empty set has nothing",
+     WINDOW_MS,
+     {{LACKS, "evt_1", 0}, {LACKS, "", 0}, {COUNT, NULL, 0}}},
+    {"added found, others not",
+     WINDOW_MS,
+     {{ADD, "evt_abc123", 100},
+      {ADD, "evt_def456", 200},
+      {ADD, "sha256:00ff", 300},
+      {HAS, "evt_abc123", 0},
+      {HAS, "evt_def456", 0},
+      {HAS, "sha256:00ff", 0},
+      {LACKS, "evt_abc124", 0},
+      {LACKS, "evt_abc12", 0},
+      {LACKS, "EVT_ABC123", 0},
+      {LACKS, "", 0},
+      /* A redriven record's key differs from the plain event id. */
+      {LACKS, "evt_abc123#r1", 0},
+      {COUNT, NULL, 3}}},
+    {"same key twice counted once",
+     WINDOW_MS,
+     {{ADD, "evt_1", 10},
+      {ADD, "evt_1", 20},
+      {ADD, "evt_1", 15},
+      {COUNT, NULL, 1},
+      {HAS, "evt_1", 0}}},
+    {"clear forgets everything",
+     WINDOW_MS,
+     {{ADD, "evt_1", 10},
+      {ADD, "evt_2", 5000},
+      {CLEAR, NULL, 0},
+      {LACKS, "evt_1", 0},
+      {LACKS, "evt_2", 0},
+      /* Usable again; stream time starts over (a key at t=0 is live again). */
+      {ADD, "evt_1", 0},
+      {HAS, "evt_1", 0},
+      {LACKS, "evt_2", 0},
+      {CLEAR, NULL, 0},
+      {CLEAR, NULL, 0}}}, /* twice is harmless */
+    {"stream time pruning",
+     WINDOW_MS,
+     {{ADD, "first", 0},
+      {HAS, "first", 0},
+      /* Exactly one window later the first key is still inside it. */
+      {ADD, "second", WINDOW_MS},
+      {HAS, "first", 0},
+      /* One millisecond more and it has left the window. */
+      {ADD, "third", WINDOW_MS + 1},
+      {LACKS, "first", 0},
+      {HAS, "second", 0},
+      {HAS, "third", 0},
+      /* The expired key can be added again and is found again. */
+      {ADD, "first", WINDOW_MS + 2},
+      {HAS, "first", 0}}},
+    {"wall clock plays no part",
+     WINDOW_MS,
+     {{ADD, "old", T2000},
+      {HAS, "old", 0},
+      /* Stream time moves only with records: no record, no expiry. */
+      {ADD, "older", T2000 - 500},
+      {HAS, "old", 0},
+      {HAS, "older", 0},
+      {ADD, "next", T2000 + WINDOW_MS},
+      {HAS, "old", 0},
+      {LACKS, "older", 0}}},
+    /* Timestamp 0 (1970) with a tiny window is found as long as nothing newer came. */
+    {"epoch timestamp, tiny window", 1, {{ADD, "epoch", 0}, {HAS, "epoch", 0}}},
+    /* A key lives one window from its newest timestamp: a newer one extends its
+     * life, an older one (a redelivery read late) does not shorten it. */
+    {"newest timestamp counts",
+     WINDOW_MS,
+     {{ADD, "k", 0},
+      {ADD, "k", 500},
+      {ADD, "k", 10},
+      /* Stream time 500 + window: the horizon is 500, so k (500) lives on. */
+      {ADD, "x", 500 + WINDOW_MS},
+      {HAS, "k", 0},
+      {ADD, "y", 501 + WINDOW_MS},
+      {LACKS, "k", 0}}},
+};
+
+static void test_script(void **state)
 {
+        const struct script *sc = *state;
         struct enricher_dedupe d;
 
-        (void)state;
-        dd_init(&d, WINDOW_MS);
-        assert_false(enricher_dedupe_has(&d, "evt_1"));
-        assert_false(enricher_dedupe_has(&d, ""));
-        assert_int_equal(d.n, 0);
+        dd_init(&d, sc->window_ms);
+        for (const struct step *st = sc->steps; st->op != END; st++) {
+                switch (st->op) {
+                case ADD:
+                        assert_int_equal(enricher_dedupe_add(&d, st->key, st->n), 0);
+                        break;
+                case HAS:
+                        assert_true(enricher_dedupe_has(&d, st->key));
+                        break;
+                case LACKS:
+                        assert_false(enricher_dedupe_has(&d, st->key));
+                        break;
+                case COUNT:
+                        assert_int_equal(d.n, st->n);
+                        break;
+                case CLEAR:
+                        enricher_dedupe_clear(&d);
+                        assert_int_equal(d.n, 0);
+                        assert_int_equal(d.cap, 0);
+                        assert_null(d.slots);
+                        break;
+                case END:
+                        break;
+                }
+        }
         enricher_dedupe_clear(&d);
 }
 
-static void test_added_found_others_not(void **state)
+/* Adds the keys evt_<from> .. evt_<to - 1>, evt_<i> at base + i (mod 0) or at
+ * base + i % mod. */
+static void add_keys(struct enricher_dedupe *d, long from, long to, int64_t base,
+                     long mod)
 {
-        struct enricher_dedupe d;
+        char k[32];
 
-        (void)state;
-        dd_init(&d, WINDOW_MS);
-        assert_int_equal(enricher_dedupe_add(&d, "evt_abc123", 100), 0);
-        assert_int_equal(enricher_dedupe_add(&d, "evt_def456", 200), 0);
-        assert_int_equal(enricher_dedupe_add(&d, "sha256:00ff", 300), 0);
-        assert_true(enricher_dedupe_has(&d, "evt_abc123"));
-        assert_true(enricher_dedupe_has(&d, "evt_def456"));
-        assert_true(enricher_dedupe_has(&d, "sha256:00ff"));
-        assert_false(enricher_dedupe_has(&d, "evt_abc124"));
-        assert_false(enricher_dedupe_has(&d, "evt_abc12"));
-        assert_false(enricher_dedupe_has(&d, "EVT_ABC123"));
-        assert_false(enricher_dedupe_has(&d, ""));
-        /* A redriven record's key differs from the plain event id. */
-        assert_false(enricher_dedupe_has(&d, "evt_abc123#r1"));
-        assert_int_equal(d.n, 3);
-        enricher_dedupe_clear(&d);
+        for (long i = from; i < to; i++) {
+                key_of(k, sizeof(k), "evt_", i);
+                assert_int_equal(enricher_dedupe_add(d, k, base + (mod ? i % mod : i)),
+                                 0);
+        }
 }
 
-static void test_same_key_twice_counted_once(void **state)
+/* How many of the keys evt_<from> .. evt_<to - 1> the set holds. */
+static long keys_held(const struct enricher_dedupe *d, long from, long to)
 {
-        struct enricher_dedupe d;
+        char k[32];
+        long held = 0;
 
-        (void)state;
-        dd_init(&d, WINDOW_MS);
-        assert_int_equal(enricher_dedupe_add(&d, "evt_1", 10), 0);
-        assert_int_equal(enricher_dedupe_add(&d, "evt_1", 20), 0);
-        assert_int_equal(enricher_dedupe_add(&d, "evt_1", 15), 0);
-        assert_int_equal(d.n, 1);
-        assert_true(enricher_dedupe_has(&d, "evt_1"));
-        enricher_dedupe_clear(&d);
-}
-
-static void test_clear_forgets_everything(void **state)
-{
-        struct enricher_dedupe d;
-
-        (void)state;
-        dd_init(&d, WINDOW_MS);
-        assert_int_equal(enricher_dedupe_add(&d, "evt_1", 10), 0);
-        assert_int_equal(enricher_dedupe_add(&d, "evt_2", 5000), 0);
-        enricher_dedupe_clear(&d);
-        assert_int_equal(d.n, 0);
-        assert_int_equal(d.cap, 0);
-        assert_null(d.slots);
-        assert_false(enricher_dedupe_has(&d, "evt_1"));
-        assert_false(enricher_dedupe_has(&d, "evt_2"));
-        /* Usable again; stream time starts over (a key at t=0 is live again). */
-        d.window_ms = WINDOW_MS;
-        assert_int_equal(enricher_dedupe_add(&d, "evt_1", 0), 0);
-        assert_true(enricher_dedupe_has(&d, "evt_1"));
-        assert_false(enricher_dedupe_has(&d, "evt_2"));
-        enricher_dedupe_clear(&d);
-        enricher_dedupe_clear(&d); /* twice is harmless */
-}
-
-static void test_stream_time_pruning(void **state)
-{
-        struct enricher_dedupe d;
-
-        (void)state;
-        dd_init(&d, WINDOW_MS);
-        assert_int_equal(enricher_dedupe_add(&d, "first", 0), 0);
-        assert_true(enricher_dedupe_has(&d, "first"));
-
-        /* Exactly one window later the first key is still inside it. */
-        assert_int_equal(enricher_dedupe_add(&d, "second", WINDOW_MS), 0);
-        assert_true(enricher_dedupe_has(&d, "first"));
-
-        /* One millisecond more and it has left the window. */
-        assert_int_equal(enricher_dedupe_add(&d, "third", WINDOW_MS + 1), 0);
-        assert_false(enricher_dedupe_has(&d, "first"));
-        assert_true(enricher_dedupe_has(&d, "second"));
-        assert_true(enricher_dedupe_has(&d, "third"));
-
-        /* The expired key can be added again and is found again. */
-        assert_int_equal(enricher_dedupe_add(&d, "first", WINDOW_MS + 2), 0);
-        assert_true(enricher_dedupe_has(&d, "first"));
-        enricher_dedupe_clear(&d);
-}
-
-static void test_wall_clock_plays_no_part(void **state)
-{
-        struct enricher_dedupe d;
-        /* 2000-01-01T00:00:00Z: decades behind the wall clock. */
-        const int64_t t0 = INT64_C(946684800000);
-
-        (void)state;
-        dd_init(&d, WINDOW_MS);
-        assert_int_equal(enricher_dedupe_add(&d, "old", t0), 0);
-        assert_true(enricher_dedupe_has(&d, "old"));
-        /* Stream time moves only with records: no record, no expiry. */
-        assert_int_equal(enricher_dedupe_add(&d, "older", t0 - 500), 0);
-        assert_true(enricher_dedupe_has(&d, "old"));
-        assert_true(enricher_dedupe_has(&d, "older"));
-        assert_int_equal(enricher_dedupe_add(&d, "next", t0 + WINDOW_MS), 0);
-        assert_true(enricher_dedupe_has(&d, "old"));
-        assert_false(enricher_dedupe_has(&d, "older"));
-        enricher_dedupe_clear(&d);
-
-        /* Timestamp 0 (1970) with a tiny window is found as long as nothing newer came.
-         */
-        dd_init(&d, 1);
-        assert_int_equal(enricher_dedupe_add(&d, "epoch", 0), 0);
-        assert_true(enricher_dedupe_has(&d, "epoch"));
-        enricher_dedupe_clear(&d);
+        for (long i = from; i < to; i++) {
+                key_of(k, sizeof(k), "evt_", i);
+                held += enricher_dedupe_has(d, k);
+        }
+        return held;
 }
 
 static void test_growth_keeps_all_within_window(void **state)
 {
         struct enricher_dedupe d;
-        char k[32];
         const long n = 20000;
 
         (void)state;
         dd_init(&d, INT64_C(90000) * 1000); /* the default 25h */
-        for (long i = 0; i < n; i++) {
-                key_of(k, sizeof(k), "evt_", i);
-                assert_int_equal(enricher_dedupe_add(&d, k, 1000 + i), 0);
-        }
+        add_keys(&d, 0, n, 1000, 0);
         assert_int_equal(d.n, n);
         assert_true(d.cap >= 2 * (size_t)n);
         assert_int_equal(d.cap & (d.cap - 1), 0); /* a power of two */
-        for (long i = 0; i < n; i++) {
-                key_of(k, sizeof(k), "evt_", i);
-                assert_true(enricher_dedupe_has(&d, k));
-        }
-        for (long i = n; i < 2 * n; i++) {
-                key_of(k, sizeof(k), "evt_", i);
-                assert_false(enricher_dedupe_has(&d, k));
-        }
+        assert_int_equal(keys_held(&d, 0, n), n);
+        assert_int_equal(keys_held(&d, n, 2 * n), 0);
         enricher_dedupe_clear(&d);
 }
 
 static void test_growth_with_pruning_stays_bounded(void **state)
 {
         struct enricher_dedupe d;
-        char k[32];
         const long n = 30000;
 
         (void)state;
         dd_init(&d, WINDOW_MS);
         /* One key per millisecond: at most WINDOW_MS + 1 live at any time. */
-        for (long i = 0; i < n; i++) {
-                key_of(k, sizeof(k), "evt_", i);
-                assert_int_equal(enricher_dedupe_add(&d, k, i), 0);
-        }
-        for (long i = 0; i < n; i++) {
-                key_of(k, sizeof(k), "evt_", i);
-                if (i >= n - 1 - WINDOW_MS)
-                        assert_true(enricher_dedupe_has(&d, k));
-                else
-                        assert_false(enricher_dedupe_has(&d, k));
-        }
+        add_keys(&d, 0, n, 0, 0);
+        assert_int_equal(keys_held(&d, n - 1 - WINDOW_MS, n), WINDOW_MS + 1);
+        assert_int_equal(keys_held(&d, 0, n - 1 - WINDOW_MS), 0);
         /* Expired keys were dropped when the table was rebuilt, not kept forever. */
         assert_true(d.cap <= 16384);
         assert_true(d.n <= d.cap / 2);
         enricher_dedupe_clear(&d);
 }
 
-static void test_older_timestamp_does_not_shorten_life(void **state)
-{
-        struct enricher_dedupe d;
-
-        (void)state;
-        dd_init(&d, WINDOW_MS);
-        assert_int_equal(enricher_dedupe_add(&d, "k", 1000), 0);
-        /* The same key again with an older timestamp (a redelivery read late). */
-        assert_int_equal(enricher_dedupe_add(&d, "k", 10), 0);
-        /* Stream time 1000 + window: the horizon is 1000, so k (1000) lives on. */
-        assert_int_equal(enricher_dedupe_add(&d, "x", 1000 + WINDOW_MS), 0);
-        assert_true(enricher_dedupe_has(&d, "k"));
-        assert_int_equal(enricher_dedupe_add(&d, "y", 1001 + WINDOW_MS), 0);
-        assert_false(enricher_dedupe_has(&d, "k"));
-        enricher_dedupe_clear(&d);
-}
-
-static void test_newer_timestamp_extends_life(void **state)
-{
-        struct enricher_dedupe d;
-
-        (void)state;
-        dd_init(&d, WINDOW_MS);
-        assert_int_equal(enricher_dedupe_add(&d, "k", 0), 0);
-        assert_int_equal(enricher_dedupe_add(&d, "k", 500), 0);
-        assert_int_equal(enricher_dedupe_add(&d, "x", 500 + WINDOW_MS), 0);
-        assert_true(enricher_dedupe_has(&d, "k"));
-        assert_int_equal(enricher_dedupe_add(&d, "y", 501 + WINDOW_MS), 0);
-        assert_false(enricher_dedupe_has(&d, "k"));
-        enricher_dedupe_clear(&d);
-}
-
 static void test_older_timestamp_survives_rehash(void **state)
 {
         struct enricher_dedupe d;
-        char k[32];
 
         (void)state;
         dd_init(&d, WINDOW_MS);
         assert_int_equal(enricher_dedupe_add(&d, "k", 900), 0);
         assert_int_equal(enricher_dedupe_add(&d, "k", 1), 0);
         /* Force several rebuilds of the table inside the window. */
-        for (long i = 0; i < 500; i++) {
-                key_of(k, sizeof(k), "evt_", i);
-                assert_int_equal(enricher_dedupe_add(&d, k, 900 + i % 100), 0);
-        }
+        add_keys(&d, 0, 500, 900, 100);
         assert_int_equal(enricher_dedupe_add(&d, "z", 900 + WINDOW_MS), 0);
         assert_true(enricher_dedupe_has(&d, "k"));
         enricher_dedupe_clear(&d);
@@ -293,81 +275,55 @@ static void sha256_key(const void *p, size_t len, char out[7 + 64 + 1])
         out[7 + 64] = '\0';
 }
 
-static void test_key_event_id(void **state)
+/* SHA-256 of the empty string. */
+#define SHA256_EMPTY                                                                   \
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+#define TEXT(s) s, sizeof(s) - 1
+
+/* A hand-built record and its dedupe key: the event id, or, without one (NULL or
+ * empty), sha256:<hex> of all the payload's bytes (want NULL: computed here). */
+static const struct key_case {
+        const char *payload;
+        size_t len;
+        const char *event_id;
+        const char *want;
+} key_cases[] = {
+    {TEXT("{\"id\":\"evt_abc123\"}"), "evt_abc123", "evt_abc123"},
+    {TEXT("this is not JSON at all"), NULL, NULL},
+    {TEXT("this is not JSON at all"), "", NULL}, /* an empty id counts as none */
+    {TEXT("{\0x\xff}"), NULL, NULL},             /* every byte counts, NUL ones too */
+    {NULL, 0, NULL, SHA256_EMPTY},
+    {"", 0, NULL, SHA256_EMPTY},
+};
+
+static void test_key_hand_built(void **state)
 {
-        static const char body[] = "{\"id\":\"evt_abc123\"}";
-        rd_kafka_message_t *m    = fake_msg_new(body, sizeof(body) - 1);
-        rd_kafka_headers_t *h    = NULL;
-        char *k;
-
         (void)state;
-        assert_int_not_equal(rd_kafka_message_headers(m, &h),
-                             RD_KAFKA_RESP_ERR_NO_ERROR);
-        k = enricher_dedupe_key(m, "evt_abc123");
-        assert_non_null(k);
-        assert_string_equal(k, "evt_abc123");
-        free(k);
-        free(m);
-}
+        for (size_t i = 0; i < sizeof(key_cases) / sizeof(key_cases[0]); i++) {
+                const struct key_case *c = &key_cases[i];
+                rd_kafka_message_t *m    = fake_msg_new(c->payload, c->len);
+                rd_kafka_headers_t *h    = NULL;
+                char want[72], partial[72], *k;
 
-static void test_key_no_event_id_hashes_payload(void **state)
-{
-        static const char body[] = "this is not JSON at all";
-        rd_kafka_message_t *m    = fake_msg_new(body, sizeof(body) - 1);
-        char want[72], *k;
-
-        (void)state;
-        sha256_key(body, sizeof(body) - 1, want);
-        k = enricher_dedupe_key(m, NULL);
-        assert_non_null(k);
-        assert_int_equal(strlen(k), 7 + 64);
-        assert_string_equal(k, want);
-        free(k);
-        /* An empty event id counts as none. */
-        k = enricher_dedupe_key(m, "");
-        assert_non_null(k);
-        assert_string_equal(k, want);
-        free(k);
-        free(m);
-}
-
-static void test_key_hash_covers_all_bytes(void **state)
-{
-        static const unsigned char body[] = {'{', 0, 'x', 0xff, '}'};
-        rd_kafka_message_t *m             = fake_msg_new(body, sizeof(body));
-        char want[72], partial[72], *k;
-
-        (void)state;
-        sha256_key(body, sizeof(body), want);
-        sha256_key(body, 1, partial);
-        k = enricher_dedupe_key(m, NULL);
-        assert_non_null(k);
-        assert_string_equal(k, want);
-        assert_string_not_equal(k, partial);
-        free(k);
-        free(m);
-}
-
-static void test_key_empty_and_null_payload(void **state)
-{
-        /* SHA-256 of the empty string. */
-        static const char empty[] =
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b93"
-            "4ca495991b7852b855";
-        rd_kafka_message_t *m = fake_msg_new(NULL, 0);
-        char *k;
-
-        (void)state;
-        k = enricher_dedupe_key(m, NULL);
-        assert_non_null(k);
-        assert_string_equal(k, empty);
-        free(k);
-        m->payload = (void *)"";
-        k          = enricher_dedupe_key(m, NULL);
-        assert_non_null(k);
-        assert_string_equal(k, empty);
-        free(k);
-        free(m);
+                print_message("case %zu\n", i);
+                /* The fake message has no headers. */
+                assert_int_not_equal(rd_kafka_message_headers(m, &h),
+                                     RD_KAFKA_RESP_ERR_NO_ERROR);
+                if (!c->want)
+                        sha256_key(c->payload, c->len, want);
+                k = enricher_dedupe_key(m, c->event_id);
+                assert_non_null(k);
+                assert_string_equal(k, c->want ? c->want : want);
+                if (!c->want) {
+                        /* sha256: and 64 hex digits, of the whole payload */
+                        assert_int_equal(strlen(k), 7 + 64);
+                        sha256_key(c->payload, c->len - 1, partial);
+                        assert_string_not_equal(k, partial);
+                }
+                free(k);
+                free(m);
+        }
 }
 
 /* Real messages with headers come from a producer without brokers: purged messages
@@ -487,23 +443,20 @@ static void test_key_real_messages_redrive_header(void **state)
 
 int main(void)
 {
-        const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_empty_set_has_nothing),
-            cmocka_unit_test(test_added_found_others_not),
-            cmocka_unit_test(test_same_key_twice_counted_once),
-            cmocka_unit_test(test_clear_forgets_everything),
-            cmocka_unit_test(test_stream_time_pruning),
-            cmocka_unit_test(test_wall_clock_plays_no_part),
+        static const struct CMUnitTest plain[] = {
             cmocka_unit_test(test_growth_keeps_all_within_window),
             cmocka_unit_test(test_growth_with_pruning_stays_bounded),
-            cmocka_unit_test(test_older_timestamp_does_not_shorten_life),
-            cmocka_unit_test(test_newer_timestamp_extends_life),
             cmocka_unit_test(test_older_timestamp_survives_rehash),
-            cmocka_unit_test(test_key_event_id),
-            cmocka_unit_test(test_key_no_event_id_hashes_payload),
-            cmocka_unit_test(test_key_hash_covers_all_bytes),
-            cmocka_unit_test(test_key_empty_and_null_payload),
+            cmocka_unit_test(test_key_hand_built),
             cmocka_unit_test(test_key_real_messages_redrive_header),
         };
+        enum { NSCRIPTS = sizeof(scripts) / sizeof(scripts[0]) };
+        enum { NPLAIN = sizeof(plain) / sizeof(plain[0]) };
+        struct CMUnitTest tests[NSCRIPTS + NPLAIN];
+
+        for (size_t i = 0; i < NSCRIPTS; i++)
+                tests[i] = (struct CMUnitTest){scripts[i].name, test_script, NULL, NULL,
+                                               &scripts[i]};
+        memcpy(tests + NSCRIPTS, plain, sizeof(plain));
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* Unit tests for enricher_out.c: output topic names from the template and the enriched
- * value (schema duro.enriched.v1, DESIGN §4), read back with jansson. */
+ * value (schema duro.enriched.v1, docs/architecture.md), read back with jansson. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -107,14 +107,21 @@ static void test_long_event_name(void **state)
         check_topic(DEFAULT_TEMPLATE, ev, want);
 }
 
-/* A record as the batch holds it once its item was pulled. */
+/* A record as the batch holds it once its item was pulled, and its value parsed back
+ * (each test gets one from case_setup, with SPEC_PAYLOAD). */
 struct out_case {
         rd_kafka_message_t msg;
         struct enricher_item item;
         struct enricher_rec rec;
         json_t *payload;
         char key[80];
+        json_t *value; /* out_parse's result */
 };
+
+#define SPEC_PAYLOAD                                                                   \
+        "{\"id\":\"evt_abc123\",\"webhook_id\":\"webhook_xyz789\",\"event\":\"ITEM_"   \
+        "UPDATE\","                                                                    \
+        "\"created_at\":\"2024-12-20T10:30:00Z\",\"data\":{\"item_id\":\"comp_1\"}}"
 
 static void out_case_init(struct out_case *c, const char *payload)
 {
@@ -151,24 +158,50 @@ static void out_case_free(struct out_case *c)
         if (c->item.doc)
                 json_decref(c->item.doc);
         json_decref(c->payload);
+        if (c->value)
+                json_decref(c->value);
 }
 
-/* Builds the value and parses it back; the caller owns the result. */
+/* The case again with another raw payload. */
+static void out_case_reset(struct out_case *c, const char *payload)
+{
+        out_case_free(c);
+        out_case_init(c, payload);
+}
+
+static int case_setup(void **state)
+{
+        struct out_case *c = malloc(sizeof(*c));
+
+        assert_non_null(c);
+        out_case_init(c, SPEC_PAYLOAD);
+        *state = c;
+        return 0;
+}
+
+static int case_teardown(void **state)
+{
+        out_case_free(*state);
+        free(*state);
+        return 0;
+}
+
+/* Builds the value and parses it back into c->value (the case owns it). */
 static json_t *out_parse(struct out_case *c, const char *received)
 {
         size_t len = 0;
         char *v    = enricher_out_build(&c->rec, "duro.webhooks.raw", received,
                                         "2024-12-20T10:30:00.180Z", &len);
         json_error_t jerr;
-        json_t *o;
 
         assert_non_null(v);
         assert_int_equal(len, strlen(v));
-        o = json_loadb(v, len, 0, &jerr);
-        if (!o)
+        assert_null(c->value);
+        c->value = json_loadb(v, len, 0, &jerr);
+        if (!c->value)
                 fail_msg("not JSON (%s): %s", jerr.text, v);
         free(v);
-        return o;
+        return c->value;
 }
 
 static const char *str_at(json_t *o, const char *a, const char *b)
@@ -180,23 +213,16 @@ static const char *str_at(json_t *o, const char *a, const char *b)
         return json_string_value(v);
 }
 
-#define SPEC_PAYLOAD                                                                   \
-        "{\"id\":\"evt_abc123\",\"webhook_id\":\"webhook_xyz789\",\"event\":\"ITEM_"   \
-        "UPDATE\","                                                                    \
-        "\"created_at\":\"2024-12-20T10:30:00Z\",\"data\":{\"item_id\":\"comp_1\"}}"
-
-static void test_value_is_the_design_layout(void **state)
+static void test_value_layout(void **state)
 {
-        struct out_case c;
-        size_t len = 0;
-        char *v;
-
-        (void)state;
-        out_case_init(&c, SPEC_PAYLOAD);
-        v = enricher_out_build(&c.rec, "duro.webhooks.raw", "2024-12-20T10:30:00.120Z",
+        struct out_case *c = *state;
+        size_t len         = 0;
+        char *v =
+            enricher_out_build(&c->rec, "duro.webhooks.raw", "2024-12-20T10:30:00.120Z",
                                "2024-12-20T10:30:00.180Z", &len);
+
         assert_non_null(v);
-        /* DESIGN §4's field order, compact, the document as it was pulled */
+        /* The documented field order, compact, the document as it was pulled */
         assert_string_equal(
             v,
             "{\"schema\":\"duro.enriched.v1\",\"idempotency_key\":\"evt_abc123\","
@@ -210,21 +236,19 @@ static void test_value_is_the_design_layout(void **state)
             "\"partition\":3,\"offset\":1234567890123}}");
         assert_int_equal(len, strlen(v));
         free(v);
-        out_case_free(&c);
 }
 
 static void test_strings_escaped(void **state)
 {
-        struct out_case c;
+        struct out_case *c = *state;
         json_t *o;
 
-        (void)state;
         /* quotes, backslash, control characters, multi-byte UTF-8, "/" */
-        out_case_init(&c, "{\"id\":\"e\\\"v\\\\t\\n\\u0001\",\"webhook_id\":\"w/1\","
+        out_case_reset(c, "{\"id\":\"e\\\"v\\\\t\\n\\u0001\",\"webhook_id\":\"w/1\","
                           "\"event\":\"ITEM_UPDATE\",\"created_at\":\"2024\\u2028x\","
                           "\"data\":{\"item_id\":\"\\u00fc\\ud83d\\ude00\\\"\"}}");
-        c.rec.resource_id = "r\"\\\x7f";
-        o                 = out_parse(&c, "t\tab");
+        c->rec.resource_id = "r\"\\\x7f";
+        o                  = out_parse(c, "t\tab");
         assert_string_equal(str_at(o, "idempotency_key", NULL), "e\"v\\t\n\x01");
         assert_string_equal(str_at(o, "event", "id"), "e\"v\\t\n\x01");
         assert_string_equal(str_at(o, "event", "webhook_id"), "w/1");
@@ -235,38 +259,29 @@ static void test_strings_escaped(void **state)
             "\xc3\xbc\xf0\x9f\x98\x80\"");
         assert_string_equal(str_at(o, "resource", "id"), "r\"\\\x7f");
         assert_string_equal(str_at(o, "received_at", NULL), "t\tab");
-        json_decref(o);
-        out_case_free(&c);
 }
 
 static void test_invalid_utf8_replaced(void **state)
 {
-        struct out_case c;
-        json_t *o;
-
-        (void)state;
-        out_case_init(&c, SPEC_PAYLOAD);
         /* a received-at header is raw bytes: still a valid value, U+FFFD in place */
-        o = out_parse(&c, "2024\xff\xc3(");
+        json_t *o = out_parse(*state, "2024\xff\xc3(");
+
         assert_string_equal(str_at(o, "received_at", NULL),
                             "2024\xef\xbf\xbd\xef\xbf\xbd(");
-        json_decref(o);
-        out_case_free(&c);
 }
 
 static void test_missing_fields_are_null(void **state)
 {
-        struct out_case c;
+        struct out_case *c = *state;
         json_t *o, *ev;
 
-        (void)state;
-        out_case_init(&c, "{\"event\":\"SOMETHING_NEW\"}");
-        c.rec.kind        = DWIRE_KIND_UNKNOWN;
-        c.rec.resource_id = NULL;
-        c.rec.status      = ENRICHER_ST_UNSUPPORTED;
-        c.rec.item        = NULL;
-        strcpy(c.key, "sha256:00ff");
-        o  = out_parse(&c, "2024-12-20T10:30:00.120Z");
+        out_case_reset(c, "{\"event\":\"SOMETHING_NEW\"}");
+        c->rec.kind        = DWIRE_KIND_UNKNOWN;
+        c->rec.resource_id = NULL;
+        c->rec.status      = ENRICHER_ST_UNSUPPORTED;
+        c->rec.item        = NULL;
+        strcpy(c->key, "sha256:00ff");
+        o  = out_parse(c, "2024-12-20T10:30:00.120Z");
         ev = json_object_get(o, "event");
         assert_string_equal(str_at(o, "idempotency_key", NULL), "sha256:00ff");
         assert_true(json_is_null(json_object_get(ev, "id")));
@@ -278,41 +293,34 @@ static void test_missing_fields_are_null(void **state)
         assert_string_equal(str_at(o, "resource", "id"), "");
         assert_string_equal(str_at(o, "resource", "status"), "unsupported");
         assert_true(json_is_null(json_object_get(o, "document")));
-        json_decref(o);
-        out_case_free(&c);
 }
 
 static void test_document_only_when_found(void **state)
 {
-        struct out_case c;
+        struct out_case *c = *state;
+
         json_t *o;
 
-        (void)state;
-        out_case_init(&c, SPEC_PAYLOAD);
-        c.rec.status = ENRICHER_ST_DELETED; /* the item has a text, the record not */
-        o            = out_parse(&c, "x");
+        c->rec.status = ENRICHER_ST_DELETED; /* the item has a text, the record not */
+        o             = out_parse(c, "x");
         assert_true(json_is_null(json_object_get(o, "document")));
         assert_string_equal(str_at(o, "resource", "status"), "deleted");
-        json_decref(o);
-        out_case_free(&c);
 }
 
 static void test_document_from_tree_when_no_text(void **state)
 {
-        struct out_case c;
+        struct out_case *c = *state;
         json_t *o;
 
-        (void)state;
-        out_case_init(&c, SPEC_PAYLOAD);
-        free(c.item.doc_text);
-        c.item.doc_text = NULL;
-        c.item.doc_len  = 0;
-        c.item.doc      = json_pack("{s:s, s:[i,i]}", "id", "comp_1", "revs", 1, 2);
-        o               = out_parse(&c, "x");
-        assert_true(json_equal(json_object_get(o, "document"), c.item.doc));
-        json_decref(o);
-        out_case_free(&c);
+        free(c->item.doc_text);
+        c->item.doc_text = NULL;
+        c->item.doc_len  = 0;
+        c->item.doc      = json_pack("{s:s, s:[i,i]}", "id", "comp_1", "revs", 1, 2);
+        o                = out_parse(c, "x");
+        assert_true(json_equal(json_object_get(o, "document"), c->item.doc));
 }
+
+#define CASE_TEST(f) cmocka_unit_test_setup_teardown(f, case_setup, case_teardown)
 
 int main(void)
 {
@@ -325,12 +333,12 @@ int main(void)
             cmocka_unit_test(test_only_first_placeholder_replaced),
             cmocka_unit_test(test_template_without_placeholder),
             cmocka_unit_test(test_long_event_name),
-            cmocka_unit_test(test_value_is_the_design_layout),
-            cmocka_unit_test(test_strings_escaped),
-            cmocka_unit_test(test_invalid_utf8_replaced),
-            cmocka_unit_test(test_missing_fields_are_null),
-            cmocka_unit_test(test_document_only_when_found),
-            cmocka_unit_test(test_document_from_tree_when_no_text),
+            CASE_TEST(test_value_layout),
+            CASE_TEST(test_strings_escaped),
+            CASE_TEST(test_invalid_utf8_replaced),
+            CASE_TEST(test_missing_fields_are_null),
+            CASE_TEST(test_document_only_when_found),
+            CASE_TEST(test_document_from_tree_when_no_text),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,189 @@
+/* enricher_consume.c - the consumer side of a batch: taking raw records, putting
+ * them back (seeking a partition to an offset, rewinding a batch), pausing every
+ * partition while the Duro API is down and resuming after it, and the offsets a batch
+ * commits. */
+#include "enricher.h"
+
+#include "dlog.h"
+#include "dtime.h"
+
+/* Seeks the partitions of l (offsets set); what says what failed in the warning. */
+static void consume_seek_list(struct enricher *e, rd_kafka_topic_partition_list_t *l,
+                              const char *what)
+{
+        rd_kafka_error_t *error;
+
+        if (l->cnt && (error = rd_kafka_seek_partitions(e->consumer, l, -1))) {
+                dlog_warn("%s failed: %s", what, rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Seeks partition, when still assigned, back to offset (a record taken but not
+ * processed). */
+static void consume_seek(struct enricher *e, int32_t partition, int64_t offset)
+{
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+
+        if (enricher_part_find(e, partition))
+                rd_kafka_topic_partition_list_add(l, e->cfg.raw_topic, partition)
+                    ->offset = offset;
+        consume_seek_list(e, l, "seek back");
+}
+
+void enricher_consume_rewind(struct enricher *e, const struct enricher_batch *b)
+{
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+
+        for (size_t i = 0; i < b->n; i++) {
+                const rd_kafka_message_t *m = b->recs[i].msg;
+                int found                   = 0;
+                for (int k = 0; k < l->cnt; k++)
+                        found |= l->elems[k].partition == m->partition;
+                if (!found && enricher_part_find(e, m->partition))
+                        rd_kafka_topic_partition_list_add(l, e->cfg.raw_topic,
+                                                          m->partition)
+                            ->offset = m->offset;
+        }
+        consume_seek_list(e, l, "seek back");
+}
+
+void enricher_consume_wait(struct enricher *e, int timeout_ms)
+{
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(e->consumer, timeout_ms);
+
+        if (!m)
+                return;
+        if (!m->err)
+                consume_seek(e, m->partition, m->offset);
+        rd_kafka_message_destroy(m);
+}
+
+/* What the poll in enricher_consume_take returned, other than a record to keep. */
+enum consume_polled {
+        CONSUME_RECORD  = 0,
+        CONSUME_NOTHING = 1, /* none yet (or an error, logged) */
+        CONSUME_DROP    = 2, /* the batch belongs to the old assignment */
+};
+
+/* After a rebalance: whatever was taken before belongs to the old assignment; m (the
+ * poll's result, or NULL) is put back. */
+static void consume_rebalanced(struct enricher *e, struct enricher_batch *b,
+                               rd_kafka_message_t *m)
+{
+        enricher_batch_drop_recs(b);
+        if (m && !m->err)
+                consume_seek(e, m->partition, m->offset);
+        if (m)
+                rd_kafka_message_destroy(m);
+}
+
+/* Polls for up to wait ms; a record is added to b. */
+static enum consume_polled consume_poll(struct enricher *e, struct enricher_batch *b,
+                                        long wait)
+{
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(e->consumer, (int)wait);
+
+        if (e->rebalanced) {
+                consume_rebalanced(e, b, m);
+                return CONSUME_DROP;
+        }
+        if (!m)
+                return CONSUME_NOTHING;
+        if (m->err) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                        dlog_warn("consumer: %s", rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                return CONSUME_NOTHING;
+        }
+        if (enricher_batch_add(b, m)) {
+                /* m is the next record of its partition: read it again */
+                enricher_consume_rewind(e, b);
+                consume_seek(e, m->partition, m->offset);
+                rd_kafka_message_destroy(m);
+                enricher_batch_drop_recs(b);
+                return CONSUME_DROP;
+        }
+        if (b->n == 1)
+                b->first_ms = dtime_mono_ms();
+        return CONSUME_RECORD;
+}
+
+size_t enricher_consume_take(struct enricher *e, struct enricher_batch *b, int nowait)
+{
+        e->rebalanced = 0;
+        while (b->n < (size_t)e->cfg.batch_max && atomic_load(&e->run)) {
+                long wait = nowait ? 0 : 100;
+                if (b->n && !nowait) {
+                        wait = (long)(b->first_ms + e->cfg.batch_wait_ms -
+                                      dtime_mono_ms());
+                        if (wait <= 0)
+                                break;
+                }
+                switch (consume_poll(e, b, wait)) {
+                case CONSUME_RECORD:
+                        break;
+                case CONSUME_NOTHING:
+                        if (!b->n || nowait)
+                                return b->n;
+                        break;
+                case CONSUME_DROP:
+                        return 0;
+                }
+        }
+        return b->n;
+}
+
+/* Pauses or resumes every assigned partition. */
+static void consume_set_paused(struct enricher *e, int pause)
+{
+        rd_kafka_topic_partition_list_t *l = NULL;
+
+        if (rd_kafka_assignment(e->consumer, &l) || !l)
+                return;
+        if (pause)
+                rd_kafka_pause_partitions(e->consumer, l);
+        else
+                rd_kafka_resume_partitions(e->consumer, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        e->paused = pause;
+}
+
+void enricher_consume_pause(struct enricher *e)
+{
+        if (!e->paused)
+                consume_set_paused(e, 1);
+}
+
+void enricher_consume_serve_paused(struct enricher *e)
+{
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(e->consumer, 0);
+
+        if (m)
+                rd_kafka_message_destroy(m);
+}
+
+void enricher_consume_resume(struct enricher *e, const struct enricher_batch *b)
+{
+        consume_set_paused(e, 0);
+        consume_seek_list(e, enricher_batch_next_offsets(e, b), "seek after pause");
+}
+
+/* Every record delivered so far is in b (or committed) when this is called, so the
+ * consumer's position can only be ahead of b's last record by control records
+ * (transaction markers, e.g. from a redrive), and committing past them keeps the lag
+ * honest. */
+void enricher_consume_offsets(struct enricher *e, struct enricher_batch *b)
+{
+        rd_kafka_topic_partition_list_t *offsets = enricher_batch_next_offsets(e, b);
+        rd_kafka_topic_partition_list_t *pos;
+
+        pos = rd_kafka_topic_partition_list_copy(offsets);
+        if (!rd_kafka_position(e->consumer, pos))
+                for (int k = 0; k < pos->cnt; k++)
+                        if (pos->elems[k].offset > offsets->elems[k].offset)
+                                offsets->elems[k].offset = pos->elems[k].offset;
+        rd_kafka_topic_partition_list_destroy(pos);
+        b->offsets = offsets;
+}
