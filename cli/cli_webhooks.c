@@ -3,7 +3,7 @@
  * (the queries and mutations of Duro's webhook documentation). Tables for people,
  * --json for scripts; exit 0 on success, 1 with a one-line reason on any error, 2 on
  * bad usage. The API key comes from DURO_API_KEY or DURO_API_KEY_FILE, never argv. */
-#include "bridge.h"
+#include "../bridge/bridge.h"
 
 #include <curl/curl.h>
 #include <stdarg.h>

@@ -5,7 +5,7 @@
  * Selection: --event-id (repeatable), --since (RFC 3339, or an age such as 30m, 2h,
  * 7d),
  * --class. Reads with read_committed up to the end offsets seen at start. */
-#include "enricher.h"
+#include "../enricher/enricher.h"
 
 #include <stddef.h>
 #include <stdio.h>
