@@ -1,26 +1,33 @@
-/* enricher_dlq.c - `duro-enricher dlq list|redrive`: what is in the dead-letter topic
- * and why, and copying chosen records back to the raw topic in ONE transaction, each
- * with a new `duro-redrive-id` header, so that the enricher processes each once more,
+/* cli_dlq.c - `duro-enricher dlq list|redrive`: what is in the dead-letter topic and
+ * why, and copying chosen records back to the raw topic in ONE transaction, each with
+ * a new `duro-redrive-id` header, so that the enricher processes each once more,
  * exactly once per redrive (its dedupe key becomes <event id>#<redrive id>).
  * Selection: --event-id (repeatable), --since (RFC 3339, or an age such as 30m, 2h,
- * 7d),
- * --class. Reads with read_committed up to the end offsets seen at start. */
-#include "../enricher/enricher.h"
+ * 7d), --class. Reads with read_committed up to the end offsets seen at start. The
+ * Kafka settings come from the environment or their flags (--bootstrap-servers,
+ * --raw-topic, ..., -X prop=value: see --help). */
+#include "cli.h"
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "dbuf.h"
-#include "dconf.h"
 #include "dkafka.h"
-#include "dlog.h"
 #include "dtime.h"
 #include "dwire.h"
 
-extern char **environ;
+static const char dlq_usage[] =
+    "duro-enricher dlq list [--since T] [--class C] [--event-id ID]... "
+    "[--limit N] [--json]\n"
+    "       duro-enricher dlq redrive [--since T] [--class C] [--event-id ID]... "
+    "[--dry-run] [--json]\n"
+    "  T: RFC 3339 (2024-12-20T10:30:00Z) or an age (90s, 30m, 2h, 7d)\n"
+    "  C: invalid-payload | no-topic | produce-rejected | resource-error\n"
+    "settings: KAFKA_BOOTSTRAP_SERVERS, DURO_RAW_TOPIC, DURO_DLQ_TOPIC, "
+    "DURO_ENRICHER_GROUP, DURO_RDKAFKA_*, or their flags (--help lists them)";
 
 #define DLQ_TIMEOUT_MS 10000
 
@@ -38,7 +45,7 @@ struct dlq_config {
                     help                                                               \
         }
 
-static const struct dconf_opt dlq_opts[] = {
+static const struct dconf_opt dlq_settings[] = {
     DLQ_OPT("KAFKA_BOOTSTRAP_SERVERS", "bootstrap-servers", DCONF_STRING,
             "127.0.0.1:9092", bootstrap, "Kafka bootstrap servers"),
     DLQ_OPT("DURO_RAW_TOPIC", "raw-topic", DCONF_STRING, "duro.webhooks.raw", raw_topic,
@@ -50,17 +57,40 @@ static const struct dconf_opt dlq_opts[] = {
     DLQ_OPT("DURO_LOG_LEVEL", "log-level", DCONF_LOGLEVEL, "warn", log_level,
             "log level"),
 };
-#define DLQ_NOPTS (sizeof(dlq_opts) / sizeof(dlq_opts[0]))
 
-static const char dlq_usage[] =
-    "usage: duro-enricher dlq list [--since T] [--class C] [--event-id ID]... "
-    "[--limit N] [--json]\n"
-    "       duro-enricher dlq redrive [--since T] [--class C] [--event-id ID]... "
-    "[--dry-run] [--json]\n"
-    "  T: RFC 3339 (2024-12-20T10:30:00Z) or an age (90s, 30m, 2h, 7d)\n"
-    "  C: invalid-payload | no-topic | produce-rejected | resource-error\n"
-    "environment: KAFKA_BOOTSTRAP_SERVERS, DURO_RAW_TOPIC, DURO_DLQ_TOPIC, "
-    "DURO_ENRICHER_GROUP, DURO_RDKAFKA_*\n";
+struct dlq_args {
+        const char *since; /* as given */
+        const char *cls;
+        struct cli_texts ids;
+        long limit;
+        int json, dry_run;
+        int64_t since_ms; /* from since; -1: from the beginning */
+};
+
+#define DLQ_ARG(name, type, field, min, max)                                           \
+        {                                                                              \
+                name, type, offsetof(struct dlq_args, field), min, max                 \
+        }
+
+static const struct cli_opt dlq_opts[] = {
+    DLQ_ARG("--json", CLI_SWITCH, json, 0, 0),
+    DLQ_ARG("--dry-run", CLI_SWITCH, dry_run, 0, 0),
+    DLQ_ARG("--since", CLI_TEXT, since, 0, 0),
+    DLQ_ARG("--class", CLI_TEXT, cls, 0, 0),
+    DLQ_ARG("--event-id", CLI_REPEAT, ids, 0, 0),
+    DLQ_ARG("--limit", CLI_NUMBER, limit, 1, LONG_MAX),
+};
+
+enum { DLQ_LIST, DLQ_REDRIVE };
+static const char *const dlq_subs[] = {"list", "redrive", NULL};
+
+static const struct cli_cmd dlq_cmd = {
+    .name          = "duro-enricher dlq",
+    .usage         = dlq_usage,
+    .log_level_off = offsetof(struct dlq_config, log_level),
+    CLI_TABLES(dlq_subs, dlq_settings, dlq_opts),
+    .kafka = 1,
+};
 
 /* Headers the DLQ adds, dropped on the way back to the raw topic. */
 static const char *const dlq_own_headers[] = {
@@ -69,88 +99,17 @@ static const char *const dlq_own_headers[] = {
     DWIRE_H_SOURCE_PARTITION, DWIRE_H_SOURCE_OFFSET,
     DWIRE_H_REDRIVE_ID,       NULL};
 
-struct dlq_args {
-        int64_t since_ms; /* -1: from the beginning */
-        const char *cls;
-        const char **ids;
-        size_t nids;
-        long limit;
-        int json, dry_run;
-};
-
-static int dlq_fail(const char *what, const char *detail)
+/* Checks the selection options; sets since_ms. Returns -1 to go on or the status. */
+static int dlq_check_args(struct dlq_args *a)
 {
-        fprintf(stderr, "duro-enricher dlq: %s%s\n", what, detail);
-        return 1;
-}
-
-/* "2024-12-20T10:30:00Z" or an age "90s", "30m", "2h", "7d". */
-static int dlq_parse_since(const char *s, int64_t *out)
-{
-        char *end;
-        long long n;
-
-        if (!dtime_parse_rfc3339(s, strlen(s), out))
-                return 0;
-        n = strtoll(s, &end, 10);
-        if (end == s || n < 0 || end[0] == '\0' || end[1] != '\0')
-                return -1;
-        switch (*end) {
-        case 's':
-                break;
-        case 'm':
-                n *= 60;
-                break;
-        case 'h':
-                n *= 3600;
-                break;
-        case 'd':
-                n *= 86400;
-                break;
-        default:
-                return -1;
-        }
-        *out = dtime_now_ms() - n * 1000;
-        return 0;
-}
-
-static int dlq_parse_args(int argc, char **argv, struct dlq_args *a)
-{
-        memset(a, 0, sizeof(*a));
         a->since_ms = -1;
-        a->limit    = 1000000;
-        a->ids      = calloc((size_t)argc + 1, sizeof(*a->ids));
-        if (!a->ids)
-                return dlq_fail("out of memory", "");
-        for (int i = 0; i < argc; i++) {
-                const char *o = argv[i];
-                int has       = i + 1 < argc;
-                if (!strcmp(o, "--json"))
-                        a->json = 1;
-                else if (!strcmp(o, "--dry-run"))
-                        a->dry_run = 1;
-                else if (!strcmp(o, "--since") && has) {
-                        if (dlq_parse_since(argv[++i], &a->since_ms))
-                                return dlq_fail("--since: not RFC 3339 nor an age like "
-                                                "30m: ",
-                                                argv[i]);
-                } else if (!strcmp(o, "--class") && has) {
-                        a->cls = argv[++i];
-                        if (dwire_dlq_class_parse(a->cls) < 0)
-                                return dlq_fail("--class: unknown class ", a->cls);
-                } else if (!strcmp(o, "--event-id") && has) {
-                        a->ids[a->nids++] = argv[++i];
-                } else if (!strcmp(o, "--limit") && has) {
-                        char *end;
-                        a->limit = strtol(argv[++i], &end, 10);
-                        if (*end || a->limit < 1)
-                                return dlq_fail("--limit: not a positive number: ",
-                                                argv[i]);
-                } else {
-                        return dlq_fail("unknown option or missing value: ", o);
-                }
-        }
-        return 0;
+        if (a->since && cli_parse_time(a->since, &a->since_ms))
+                return cli_fail(CLI_USAGE,
+                                "--since: not RFC 3339 nor an age like 30m: %s",
+                                a->since);
+        if (a->cls && dwire_dlq_class_parse(a->cls) < 0)
+                return cli_fail(CLI_USAGE, "--class: unknown class %s", a->cls);
+        return -1;
 }
 
 static int dlq_selected(const struct dlq_args *a, const rd_kafka_message_t *m)
@@ -162,42 +121,39 @@ static int dlq_selected(const struct dlq_args *a, const rd_kafka_message_t *m)
         if (a->cls && (!dkafka_header(m, DWIRE_H_ERROR_CLASS, cls, sizeof(cls)) ||
                        strcmp(cls, a->cls)))
                 return 0;
-        if (a->nids) {
+        if (a->ids.n) {
                 int hit = 0;
                 if (!dkafka_header(m, DWIRE_H_EVENT_ID, id, sizeof(id)))
                         return 0;
-                for (size_t i = 0; i < a->nids && !hit; i++)
-                        hit = !strcmp(a->ids[i], id);
+                for (size_t i = 0; i < a->ids.n && !hit; i++)
+                        hit = !strcmp(a->ids.v[i], id);
                 return hit;
         }
         return 1;
 }
 
-/* Reads the DLQ (read_committed) from --since (or the start) to the end offsets seen
- * now, keeping the selected records in *out (owned). Returns 0 or -1. */
-static int dlq_read(rd_kafka_t *c, const struct dlq_config *cfg,
-                    const struct dlq_args *a, rd_kafka_message_t ***out, size_t *nout)
+/* Assigns every partition of the DLQ from --since (or the start) and notes in *end
+ * (malloc'd, np + 1 entries, indexed by partition) the end offsets seen now. Returns
+ * 0 or the exit status. */
+static int dlq_assign(rd_kafka_t *c, const struct dlq_config *cfg,
+                      const struct dlq_args *a, int64_t **end, int *np)
 {
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_topic_partition_list_t *l;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(c, cfg->dlq_topic, NULL);
-        int64_t *end;
-        int open   = 0, np;
-        size_t cap = 0;
 
-        *out  = NULL;
-        *nout = 0;
         if (rd_kafka_metadata(c, 0, rkt, &md, DLQ_TIMEOUT_MS) || md->topic_cnt != 1 ||
             md->topics[0].err) {
                 if (md)
                         rd_kafka_metadata_destroy(md);
                 rd_kafka_topic_destroy(rkt);
-                return dlq_fail("cannot read the DLQ topic ", cfg->dlq_topic);
+                return cli_fail(CLI_FAIL, "cannot read the DLQ topic %s",
+                                cfg->dlq_topic);
         }
-        np  = md->topics[0].partition_cnt;
-        l   = rd_kafka_topic_partition_list_new(np);
-        end = calloc((size_t)np + 1, sizeof(*end));
-        for (int i = 0; i < np; i++) {
+        *np  = md->topics[0].partition_cnt;
+        l    = rd_kafka_topic_partition_list_new(*np);
+        *end = calloc((size_t)*np + 1, sizeof(**end));
+        for (int i = 0; i < *np; i++) {
                 int32_t p = md->topics[0].partitions[i].id;
                 int64_t lo, hi;
                 if (rd_kafka_query_watermark_offsets(c, cfg->dlq_topic, p, &lo, &hi,
@@ -205,64 +161,82 @@ static int dlq_read(rd_kafka_t *c, const struct dlq_config *cfg,
                         hi = 0;
                 rd_kafka_topic_partition_list_add(l, cfg->dlq_topic, p)->offset =
                     a->since_ms >= 0 ? a->since_ms : RD_KAFKA_OFFSET_BEGINNING;
-                if (p <= np)
-                        end[p] = hi;
-                open++;
+                if (p <= *np)
+                        (*end)[p] = hi;
         }
         rd_kafka_metadata_destroy(md);
         rd_kafka_topic_destroy(rkt);
         if (a->since_ms >= 0 && rd_kafka_offsets_for_times(c, l, DLQ_TIMEOUT_MS)) {
-                free(end);
                 rd_kafka_topic_partition_list_destroy(l);
-                return dlq_fail("cannot look up offsets for --since", "");
+                return cli_fail(CLI_FAIL, "cannot look up offsets for --since");
         }
         rd_kafka_assign(c, l);
         rd_kafka_topic_partition_list_destroy(l);
-        while (open > 0) {
+        return 0;
+}
+
+/* Appends m to *out (grown as needed). Returns 0 or the exit status (m is destroyed
+ * then). */
+static int dlq_keep(rd_kafka_message_t *m, rd_kafka_message_t ***out, size_t *nout,
+                    size_t *cap)
+{
+        if (*nout == *cap) {
+                rd_kafka_message_t **nm;
+                size_t ncap = *cap ? *cap * 2 : 64;
+                nm          = realloc(*out, ncap * sizeof(*nm));
+                if (!nm) {
+                        rd_kafka_message_destroy(m);
+                        return cli_fail(CLI_FAIL, "out of memory");
+                }
+                *out = nm;
+                *cap = ncap;
+        }
+        (*out)[(*nout)++] = m;
+        return 0;
+}
+
+/* Reads the DLQ (read_committed) from --since (or the start) to the end offsets seen
+ * now, keeping the selected records in *out (owned, also on failure). Returns 0 or
+ * the exit status. */
+static int dlq_read(rd_kafka_t *c, const struct dlq_config *cfg,
+                    const struct dlq_args *a, rd_kafka_message_t ***out, size_t *nout)
+{
+        int64_t *end = NULL;
+        int open, np = 0, rc = 0;
+        size_t cap = 0;
+
+        *out  = NULL;
+        *nout = 0;
+        rc    = dlq_assign(c, cfg, a, &end, &np);
+        if (rc) {
+                free(end);
+                return rc;
+        }
+        for (open = np; open > 0 && !rc;) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(c, DLQ_TIMEOUT_MS);
                 if (!m) {
-                        free(end);
-                        return dlq_fail("timed out reading ", cfg->dlq_topic);
-                }
-                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        rc = cli_fail(CLI_FAIL, "timed out reading %s", cfg->dlq_topic);
+                } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                         /* once per partition: its end is marked by -1 */
                         if (m->partition <= np && end[m->partition] >= 0) {
                                 end[m->partition] = -1;
                                 open--;
                         }
                         rd_kafka_message_destroy(m);
-                        continue;
-                }
-                if (m->err) {
-                        dlq_fail("reading the DLQ: ", rd_kafka_message_errstr(m));
+                } else if (m->err) {
+                        rc = cli_fail(CLI_FAIL, "reading the DLQ: %s",
+                                      rd_kafka_message_errstr(m));
                         rd_kafka_message_destroy(m);
-                        free(end);
-                        return -1;
-                }
-                if (m->partition <= np &&
-                    (end[m->partition] < 0 || m->offset >= end[m->partition])) {
+                } else if ((m->partition <= np && (end[m->partition] < 0 ||
+                                                   m->offset >= end[m->partition])) ||
+                           !dlq_selected(a, m) || (long)*nout >= a->limit) {
                         rd_kafka_message_destroy(m);
-                        continue;
+                } else {
+                        rc = dlq_keep(m, out, nout, &cap);
                 }
-                if (!dlq_selected(a, m) || (long)*nout >= a->limit) {
-                        rd_kafka_message_destroy(m);
-                        continue;
-                }
-                if (*nout == cap) {
-                        rd_kafka_message_t **nm;
-                        cap = cap ? cap * 2 : 64;
-                        nm  = realloc(*out, cap * sizeof(*nm));
-                        if (!nm) {
-                                rd_kafka_message_destroy(m);
-                                free(end);
-                                return dlq_fail("out of memory", "");
-                        }
-                        *out = nm;
-                }
-                (*out)[(*nout)++] = m;
         }
         free(end);
-        return 0;
+        return rc;
 }
 
 static void dlq_print(rd_kafka_message_t **ms, size_t n, int json,
@@ -307,10 +281,7 @@ static void dlq_print(rd_kafka_message_t **ms, size_t n, int json,
                 }
         }
         if (json) {
-                char *s = json_dumps(arr, JSON_INDENT(2));
-                if (s)
-                        printf("%s\n", s);
-                free(s);
+                cli_print_json(arr);
                 json_decref(arr);
         }
 }
@@ -335,67 +306,63 @@ static void dlq_new_id(char out[33])
         out[32] = '\0';
 }
 
-static int dlq_redrive(const struct dlq_config *cfg, const struct dconf_props *props,
+/* Produces a copy of m to the raw topic, without the DLQ's own headers and with
+ * redrive id id. Returns NULL or the error (the caller's). */
+static rd_kafka_error_t *dlq_copy(rd_kafka_t *p, const struct dlq_config *cfg,
+                                  const rd_kafka_message_t *m, const char *id)
+{
+        rd_kafka_headers_t *src = NULL, *h;
+        struct dkafka_rec rec   = {0};
+        rd_kafka_resp_err_t err;
+
+        h = rd_kafka_message_headers(m, &src) ? rd_kafka_headers_new(8)
+                                              : rd_kafka_headers_copy(src);
+        for (const char *const *d = dlq_own_headers; *d; d++)
+                rd_kafka_header_remove(h, *d);
+        rd_kafka_header_add(h, DWIRE_H_REDRIVE_ID, -1, id, 32);
+        rec.topic     = cfg->raw_topic;
+        rec.key       = m->key;
+        rec.key_len   = m->key_len;
+        rec.value     = m->payload;
+        rec.value_len = m->len;
+        rec.headers   = h;
+        rec.msgflags  = RD_KAFKA_MSG_F_COPY;
+        err           = dkafka_produce(p, &rec, 0);
+        if (!err)
+                return NULL;
+        rd_kafka_headers_destroy(h);
+        return rd_kafka_error_new(err, "%s", rd_kafka_err2str(err));
+}
+
+/* Copies the n records ms to the raw topic in one transaction; ids gets their redrive
+ * ids (n * 33 bytes: 32 hex digits and a NUL each). Returns 0 or the exit status. */
+static int dlq_redrive(const struct cli *cli, const struct dlq_config *cfg,
                        rd_kafka_message_t **ms, size_t n, char *ids)
 {
-        char err[512], txid[512], host[128];
-        rd_kafka_conf_t *conf;
-        rd_kafka_t *p;
+        char txid[512], host[128];
         rd_kafka_error_t *error;
-        int rc = 0;
+        rd_kafka_t *p;
+        int rc;
 
         if (gethostname(host, sizeof(host)))
                 snprintf(host, sizeof(host), "host");
         host[sizeof(host) - 1] = '\0';
         snprintf(txid, sizeof(txid), "%s-redrive-%s-%d", cfg->group, host,
                  (int)getpid());
-        conf = dkafka_conf_new(cfg->bootstrap, "duro-enricher-redrive", props,
-                               DCONF_SCOPE_PRODUCER, err, sizeof(err));
-        if (!conf || dkafka_conf_transactional(conf, txid, err, sizeof(err))) {
-                if (conf)
-                        rd_kafka_conf_destroy(conf);
-                return dlq_fail("bad setting: ", err);
-        }
-        p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-        if (!p) {
-                rd_kafka_conf_destroy(conf);
-                return dlq_fail("cannot create the producer: ", err);
-        }
+        rc = cli_producer(cli, cfg->bootstrap, "duro-enricher-redrive", txid, &p);
+        if (rc)
+                return rc;
         error = rd_kafka_init_transactions(p, DLQ_TIMEOUT_MS * 3);
         if (!error)
                 error = rd_kafka_begin_transaction(p);
         for (size_t i = 0; i < n && !error; i++) {
-                rd_kafka_message_t *m   = ms[i];
-                rd_kafka_headers_t *src = NULL, *h;
-                struct dkafka_rec rec   = {0};
-                rd_kafka_resp_err_t perr;
                 dlq_new_id(ids + i * 33);
-                if (i + 1 < n)
-                        ids[i * 33 + 32] = ' ';
-                h = rd_kafka_message_headers(m, &src) ? rd_kafka_headers_new(8)
-                                                      : rd_kafka_headers_copy(src);
-                for (const char *const *d = dlq_own_headers; *d; d++)
-                        rd_kafka_header_remove(h, *d);
-                rd_kafka_header_add(h, DWIRE_H_REDRIVE_ID, -1, ids + i * 33, 32);
-                rec.topic     = cfg->raw_topic;
-                rec.key       = m->key;
-                rec.key_len   = m->key_len;
-                rec.value     = m->payload;
-                rec.value_len = m->len;
-                rec.headers   = h;
-                rec.msgflags  = RD_KAFKA_MSG_F_COPY;
-                perr          = dkafka_produce(p, &rec, 0);
-                if (perr) {
-                        rd_kafka_headers_destroy(h);
-                        error = rd_kafka_error_new(perr, "%s", rd_kafka_err2str(perr));
-                }
+                error = dlq_copy(p, cfg, ms[i], ids + i * 33);
         }
-        for (size_t i = 0; i + 1 < n; i++)
-                ids[i * 33 + 32] = '\0';
         if (!error)
                 error = rd_kafka_commit_transaction(p, -1);
         if (error) {
-                rc = dlq_fail("redrive failed, nothing was redriven: ",
+                rc = cli_fail(CLI_FAIL, "redrive failed, nothing was redriven: %s",
                               rd_kafka_error_string(error));
                 if (rd_kafka_error_txn_requires_abort(error)) {
                         rd_kafka_error_t *ae = rd_kafka_abort_transaction(p, -1);
@@ -408,93 +375,57 @@ static int dlq_redrive(const struct dlq_config *cfg, const struct dconf_props *p
         return rc;
 }
 
-int enricher_dlq_main(int argc, char **argv)
+/* Reads the selection, redrives it (unless it is a list or a dry run), prints it. */
+static int dlq_run(const struct cli *cli, const struct dlq_config *cfg,
+                   const struct dlq_args *a)
 {
-        static char *noargs[] = {(char *)"duro-enricher", NULL};
-        struct dlq_config cfg;
-        struct dlq_args a;
-        struct dconf_props props;
+        int redrive             = cli->sub == DLQ_REDRIVE;
         rd_kafka_message_t **ms = NULL;
         size_t n                = 0;
-        rd_kafka_conf_t *conf;
+        char *ids               = NULL;
         rd_kafka_t *c;
-        char err[512], *ids = NULL;
-        int rc = 0, redrive;
+        int rc = cli_consumer(cli, cfg->bootstrap, "duro-enricher-dlq", cfg->group, &c);
 
-        if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-                fputs(dlq_usage, argc < 2 ? stderr : stdout);
-                return argc < 2 ? 2 : 0;
-        }
-        redrive = !strcmp(argv[1], "redrive");
-        if (!redrive && strcmp(argv[1], "list")) {
-                fprintf(stderr, "duro-enricher dlq: %s: unknown command\n%s", argv[1],
-                        dlq_usage);
-                return 2;
-        }
-        memset(&cfg, 0, sizeof(cfg));
-        if (dconf_load(dlq_opts, DLQ_NOPTS, &cfg, 1, noargs, environ,
-                       "duro-enricher dlq", &props, err, sizeof(err)) != DCONF_OK ||
-            dkafka_check_props(&props, err, sizeof(err))) {
-                fprintf(stderr, "duro-enricher dlq: bad setting: %s\n", err);
-                return 2;
-        }
-        dlog_init("duro-enricher", (enum dlog_level)cfg.log_level);
-        if (dlq_parse_args(argc - 2, argv + 2, &a)) {
-                rc = 2;
-                goto out;
-        }
-        conf = dkafka_conf_new(cfg.bootstrap, "duro-enricher-dlq", &props,
-                               DCONF_SCOPE_CONSUMER, err, sizeof(err));
-        if (!conf || dkafka_conf_set(conf, "group.id", cfg.group, err, sizeof(err)) ||
-            dkafka_conf_set(conf, "isolation.level", "read_committed", err,
-                            sizeof(err)) ||
-            dkafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ||
-            dkafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err))) {
-                if (conf)
-                        rd_kafka_conf_destroy(conf);
-                fprintf(stderr, "duro-enricher dlq: bad setting: %s\n", err);
-                rc = 2;
-                goto out;
-        }
-        c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-        if (!c) {
-                rd_kafka_conf_destroy(conf);
-                rc = dlq_fail("cannot create the consumer: ", err);
-                goto out;
-        }
-        rd_kafka_poll_set_consumer(c);
-        rc = dlq_read(c, &cfg, &a, &ms, &n) ? 1 : 0;
+        if (rc)
+                return rc;
+        rc = dlq_read(c, cfg, a, &ms, &n);
         rd_kafka_assign(c, NULL);
-        if (!rc && redrive && !a.dry_run && n > 0) {
+        if (!rc && redrive && !a->dry_run && n > 0) {
                 ids = calloc(n, 33);
-                if (!ids)
-                        rc = dlq_fail("out of memory", "");
-                else
-                        rc = dlq_redrive(&cfg, &props, ms, n, ids);
+                rc  = ids ? dlq_redrive(cli, cfg, ms, n, ids)
+                          : cli_fail(CLI_FAIL, "out of memory");
         }
         if (!rc) {
-                dlq_print(ms, n, a.json, ids);
-                if (!a.json)
+                dlq_print(ms, n, a->json, ids);
+                if (!a->json)
                         fprintf(stderr, "%zu record(s)%s\n", n,
                                 redrive
-                                    ? (a.dry_run ? " would be redriven (dry run)"
-                                                 : (n ? " redriven in one transaction"
-                                                      : ": nothing to redrive"))
+                                    ? (a->dry_run ? " would be redriven (dry run)"
+                                                  : (n ? " redriven in one transaction"
+                                                       : ": nothing to redrive"))
                                     : "");
         }
         /* The messages hold references to the consumer: destroy them first. */
         for (size_t i = 0; i < n; i++)
                 rd_kafka_message_destroy(ms[i]);
-        n = 0;
-        rd_kafka_consumer_close(c);
-        rd_kafka_destroy(c);
-out:
-        for (size_t i = 0; i < n; i++)
-                rd_kafka_message_destroy(ms[i]);
         free(ms);
         free(ids);
-        free(a.ids);
-        dconf_props_free(&props);
-        dconf_free(dlq_opts, DLQ_NOPTS, &cfg);
+        rd_kafka_consumer_close(c);
+        rd_kafka_destroy(c);
+        return rc;
+}
+
+int cli_dlq_main(int argc, char **argv)
+{
+        struct dlq_config cfg = {0};
+        struct dlq_args a     = {.limit = 1000000};
+        struct cli cli;
+        int rc = cli_start(&cli, &dlq_cmd, argc, argv, &cfg, &a);
+
+        if (rc < 0)
+                rc = dlq_check_args(&a);
+        if (rc < 0)
+                rc = dlq_run(&cli, &cfg, &a);
+        cli_end(&cli);
         return rc;
 }

@@ -261,8 +261,9 @@ void enricher_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 int enricher_create_topic(struct enricher *e, const char *topic, long long retention_ms,
                           char *err, size_t errsize);
 
-/* enricher_dlq.c: `duro-enricher dlq ...` (argv[0] is "dlq"). */
-int enricher_dlq_main(int argc, char **argv);
+/* cli/cli_dlq.c (declared with the other commands in cli/cli.h): `duro-enricher dlq
+ * ...` (argv[0] is "dlq"). */
+int cli_dlq_main(int argc, char **argv);
 
 /* enricher_metrics.c */
 void enricher_metrics_init(struct enricher_metrics *m);

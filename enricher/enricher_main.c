@@ -417,7 +417,7 @@ int main(int argc, char **argv)
 
         dlog_init("duro-enricher", DLOG_INFO);
         if (argc > 1 && !strcmp(argv[1], "dlq"))
-                return enricher_dlq_main(argc - 1, argv + 1);
+                return cli_dlq_main(argc - 1, argv + 1);
         rc = dstartup_config(&enricher_prog, &e.cfg, argc, argv, &e.props);
         if (rc >= 0)
                 return rc;
