@@ -115,17 +115,17 @@ def test_usage_errors(rig):
     assert rc == 2 and "unknown command" in err
 
 
-def dead_bootstrap() -> str:
-    """A loopback address where no broker listens."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"127.0.0.1:{port}"
+@pytest.fixture
+def dead_broker():
+    """A loopback address where no broker answers: a socket bound there that never
+    listens (connections are refused), held for the whole test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield "127.0.0.1:%d" % s.getsockname()[1]
 
 
 def one_line_error(err: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("duro-enricher dlq: "), err
     return lines[0]
 
@@ -142,12 +142,12 @@ def put_dead_letters(rig, payloads, error_class="resource-error"):
 
 
 @pytest.mark.timeout_s(120)
-def test_kafka_settings_as_flags(rig, double):  # noqa: F811
+def test_kafka_settings_as_flags(rig, double, dead_broker):  # noqa: F811
     events = [item_event("ITEM_UPDATE", c, webhook_id=WH)
               for c in double.data.component_ids()[:2]]
     put_dead_letters(rig, events)
     # Only flags name the broker and the topics: the environment points elsewhere.
-    env = rig.env(rig.txn("flags"), KAFKA_BOOTSTRAP_SERVERS=dead_bootstrap(),
+    env = rig.env(rig.txn("flags"), KAFKA_BOOTSTRAP_SERVERS=dead_broker,
                   DURO_RAW_TOPIC=None, DURO_DLQ_TOPIC=None, DURO_ENRICHER_GROUP=None)
     rc, out, err = run_enricher_once(
         env, ("dlq", "list", "--json", "--bootstrap-servers", rig.bootstrap,

@@ -154,27 +154,27 @@ def test_errors_one_line_and_exit_status(api, double, tmp_path):  # noqa: F811
     assert double.api_key not in out + err
 
 
-def dead_url() -> str:
-    """A loopback URL where nothing listens."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}/graphql"
+@pytest.fixture
+def dead():
+    """A loopback URL where nothing answers: a socket bound to its port that never
+    listens (connections are refused), held for the whole test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{s.getsockname()[1]}/graphql"
 
 
 def no_default_api(dead: str) -> dict:
-    """Sends whatever does not go to 127.0.0.1 to a dead loopback proxy: a command that
-    fell back on the default (Duro's real API) fails here instead of leaving the
+    """Sends whatever does not go to 127.0.0.1 to that dead port as a proxy: a command
+    that fell back on the default (Duro's real API) fails here instead of leaving the
     machine."""
     proxy = dead.rsplit("/", 1)[0]
     return {"https_proxy": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy,
             "HTTP_PROXY": proxy, "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
 
 
-def test_api_flags_without_environment(api, double):  # noqa: F811
+def test_api_flags_without_environment(api, double, dead):  # noqa: F811
     keyfile = api["DURO_API_KEY_FILE"]
-    env = no_default_api(dead_url())  # no DURO_* variable at all
+    env = no_default_api(dead)  # no DURO_* variable at all
     rc, out, err = run(env, "create", "--name", "by flags", "--url",
                        "https://h.example.com/w", "--events", "ITEM_CREATE",
                        "--api-url", double.url, "--api-key-file", keyfile, "--json")
@@ -192,8 +192,7 @@ def test_api_flags_without_environment(api, double):  # noqa: F811
     assert stats["libraries"].get("lib_by_flag") == 1, stats
 
 
-def test_flags_win_over_environment(api, double):  # noqa: F811
-    dead = dead_url()
+def test_flags_win_over_environment(api, double, dead):  # noqa: F811
     rc, out, err = run(dict(api, DURO_API_URL=dead), "list", "--api-url", double.url)
     assert rc == 0, err
     assert out.split()[:4] == ["ID", "NAME", "URL", "ENABLED"]
