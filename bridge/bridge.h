@@ -167,8 +167,9 @@ int bridge_req_answer(struct bridge_req *req, unsigned status, const char *error
 void bridge_kafka_stop(struct bridge *br);
 int bridge_kafka_ready(struct bridge *br, char *reason, size_t reasonsize);
 
-/* bridge_webhooks.c: `duro-bridge webhooks ...` (argv[0] is "webhooks"). */
-int bridge_webhooks_main(int argc, char **argv);
+/* cli/cli_webhooks.c (declared with the other commands in cli/cli.h): `duro-bridge
+ * webhooks ...` (argv[0] is "webhooks"). */
+int cli_webhooks_main(int argc, char **argv);
 
 /* bridge_metrics.c */
 void bridge_metrics_init(struct bridge_metrics *m);

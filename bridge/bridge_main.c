@@ -176,7 +176,7 @@ int main(int argc, char **argv)
 
         dlog_init("duro-bridge", DLOG_INFO);
         if (argc > 1 && !strcmp(argv[1], "webhooks"))
-                return bridge_webhooks_main(argc - 1, argv + 1);
+                return cli_webhooks_main(argc - 1, argv + 1);
         rc = dstartup_config(&bridge_prog, &br.cfg, argc, argv, &br.props);
         if (rc >= 0)
                 return rc;

@@ -1,6 +1,7 @@
 /* dstartup.c - shared start-up steps of the daemons (see dstartup.h). */
 #include "dstartup.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,15 +53,16 @@ int dstartup_config(const struct dstartup_prog *prog, void *cfg, int argc, char 
         return -1;
 }
 
-struct dsecrets *dstartup_secrets(char **value, const char *path, const char *value_env,
-                                  const char *path_env, const char *what)
+struct dsecrets *dstartup_secrets_load(char **value, const char *path,
+                                       const char *value_env, const char *path_env,
+                                       const char *what, char *err, size_t errsize)
 {
         int from_env = *value && **value, from_file = path && *path;
         struct dsecrets *s = NULL;
-        char err[400];
+        char why[400];
 
         if (from_env || from_file)
-                s = dsecrets_new(*value, path, err, sizeof(err));
+                s = dsecrets_new(*value, path, why, sizeof(why));
         if (*value) {
                 memset(*value, 0, strlen(*value));
                 free(*value);
@@ -69,13 +71,25 @@ struct dsecrets *dstartup_secrets(char **value, const char *path, const char *va
         if (s)
                 return s;
         if (from_env)
-                dlog_error("bad setting: %s: %s", value_env, err);
+                snprintf(err, errsize, "%s: %s", value_env, why);
         else if (from_file)
-                dlog_error("bad setting: %s: %s", path_env, err);
+                snprintf(err, errsize, "%s: %s", path_env, why);
         else
-                dlog_error("bad setting: no %s: set %s or %s", what, value_env,
-                           path_env);
+                snprintf(err, errsize, "no %s: set %s or %s", what, value_env,
+                         path_env);
         return NULL;
+}
+
+struct dsecrets *dstartup_secrets(char **value, const char *path, const char *value_env,
+                                  const char *path_env, const char *what)
+{
+        char err[512];
+        struct dsecrets *s = dstartup_secrets_load(value, path, value_env, path_env,
+                                                   what, err, sizeof(err));
+
+        if (!s)
+                dlog_error("bad setting: %s", err);
+        return s;
 }
 
 void dstartup_block_signals(sigset_t *set)

@@ -42,6 +42,12 @@ int dstartup_config(const struct dstartup_prog *prog, void *cfg, int argc, char 
 struct dsecrets *dstartup_secrets(char **value, const char *path, const char *value_env,
                                   const char *path_env, const char *what);
 
+/* The same, for the admin commands (which print their own errors): instead of logging,
+ * it writes the one line, without "bad setting: ", into err. */
+struct dsecrets *dstartup_secrets_load(char **value, const char *path,
+                                       const char *value_env, const char *path_env,
+                                       const char *what, char *err, size_t errsize);
+
 /* Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (threads started later
  * inherit the mask, so the one thread that waits for them takes them) and ignores
  * SIGPIPE. set gets the three. */

@@ -443,7 +443,8 @@ void enricher_metrics_set_lag(struct enricher_metrics *m,
 /* The admin thread: /metrics (a dadmin_metrics_fn). */
 int enricher_metrics_render(void *opaque, struct dbuf *out);
 
-/* enricher_dlq.c: `duro-enricher dlq ...` (argv[0] is "dlq"). */
-int enricher_dlq_main(int argc, char **argv);
+/* cli/cli_dlq.c (declared with the other commands in cli/cli.h): `duro-enricher dlq
+ * ...` (argv[0] is "dlq"). */
+int cli_dlq_main(int argc, char **argv);
 
 #endif

@@ -502,7 +502,7 @@ int main(int argc, char **argv)
 
         dlog_init("duro-enricher", DLOG_INFO);
         if (argc > 1 && !strcmp(argv[1], "dlq"))
-                return enricher_dlq_main(argc - 1, argv + 1);
+                return cli_dlq_main(argc - 1, argv + 1);
         if ((rc = enricher_configure(&e, argc, argv)) >= 0)
                 return rc;
         atomic_store(&e.run, 1);

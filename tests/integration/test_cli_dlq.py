@@ -1,16 +1,19 @@
-"""`duro-enricher dlq list|redrive` against the real broker (DESIGN §4): list shows what
-is in the DLQ and why (filters by class, event id and time); redrive copies the chosen
-records back to the raw topic in ONE transaction, each with a new duro-redrive-id, so the
-enricher processes each once more: one redrive, exactly one more output; the same redrive
-run twice, two more (each with its own redrive id), never more."""
+"""`duro-enricher dlq list|redrive` against the real broker: list shows what is in the
+DLQ and why (filters by class, event id and time); redrive copies the chosen records back
+to the raw topic in ONE transaction, each with a new duro-redrive-id, so the enricher
+processes each once more: one redrive, exactly one more output; the same redrive run
+twice, two more (each with its own redrive id), never more. The Kafka settings work as
+flags too (--bootstrap-servers, --raw-topic, --dlq-topic, --group, -X), over the
+environment."""
 
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
-from enrichertest import (Rig, double, enrichers, item_event,  # noqa: F401
+from enrichertest import (RawProducer, Rig, double, enrichers, item_event,  # noqa: F401
                           run_enricher_once)
 
 WH = "webhook_cli"
@@ -110,3 +113,85 @@ def test_usage_errors(rig):
     assert rc == 2 and "--since" in err
     rc, out, err = dlq(rig, "frobnicate")
     assert rc == 2 and "unknown command" in err
+
+
+@pytest.fixture
+def dead_broker():
+    """A loopback address where no broker answers: a socket bound there that never
+    listens (connections are refused), held for the whole test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield "127.0.0.1:%d" % s.getsockname()[1]
+
+
+def one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("duro-enricher dlq: "), err
+    return lines[0]
+
+
+def put_dead_letters(rig, payloads, error_class="resource-error"):
+    """Writes DLQ records as the enricher does: the raw record's headers plus the
+    DLQ's own."""
+    p = RawProducer(rig.bootstrap, rig.dlq)
+    for n, payload in enumerate(payloads):
+        p.produce(payload, headers={"error-class": error_class, "error-message": "test",
+                                    "attempts": "1", "source-topic": rig.raw,
+                                    "source-partition": "0", "source-offset": str(n)})
+    p.flush()
+
+
+@pytest.mark.timeout_s(120)
+def test_kafka_settings_as_flags(rig, double, dead_broker):  # noqa: F811
+    events = [item_event("ITEM_UPDATE", c, webhook_id=WH)
+              for c in double.data.component_ids()[:2]]
+    put_dead_letters(rig, events)
+    # Only flags name the broker and the topics: the environment points elsewhere.
+    env = rig.env(rig.txn("flags"), KAFKA_BOOTSTRAP_SERVERS=dead_broker,
+                  DURO_RAW_TOPIC=None, DURO_DLQ_TOPIC=None, DURO_ENRICHER_GROUP=None)
+    rc, out, err = run_enricher_once(
+        env, ("dlq", "list", "--json", "--bootstrap-servers", rig.bootstrap,
+              f"--dlq-topic={rig.dlq}"), timeout=60)
+    assert rc == 0, err
+    assert sorted(r["event_id"] for r in json.loads(out)) == sorted(e["id"] for e in events)
+
+    rc, out, err = run_enricher_once(
+        env, ("dlq", "redrive", "--event-id", events[0]["id"], "--json",
+              "--bootstrap-servers", rig.bootstrap, "--dlq-topic", rig.dlq,
+              "--raw-topic", rig.raw, "--group", rig.group), timeout=60)
+    assert rc == 0, err
+    redriven = json.loads(out)
+    assert [r["event_id"] for r in redriven] == [events[0]["id"]]
+    raw = [r for r in rig.raw_records() if r.header("duro-redrive-id")]
+    assert [r.header("duro-redrive-id").decode() for r in raw] == \
+        [redriven[0]["redrive_id"]]
+    assert raw[0].header("duro-event-id") == events[0]["id"].encode()
+    assert raw[0].header("error-class") is None
+
+    # -X passes a librdkafka property: here the broker itself.
+    rc, out, err = run_enricher_once(
+        env, ("dlq", "list", "--json", "-X", f"bootstrap.servers={rig.bootstrap}",
+              "--dlq-topic", rig.dlq), timeout=60)
+    assert rc == 0, err
+    assert len(json.loads(out)) == 2
+
+
+def test_kafka_flags_checked_and_unknown_refused(rig):
+    rc, out, err = dlq(rig, "list", "--frobnicate")
+    assert rc == 2 and "--frobnicate: unknown option" in one_line_error(err)
+    rc, out, err = dlq(rig, "list", "-X", "isolation.level=read_uncommitted")
+    line = one_line_error(err)
+    assert rc == 2 and "isolation.level" in line and "refused" in line
+    rc, out, err = dlq(rig, "list", "--bootstrap-servers")
+    assert rc == 2 and "--bootstrap-servers: expects a value" in one_line_error(err)
+    rc, out, err = dlq(rig, "redrive", "--limit", "0")
+    assert rc == 2 and "--limit 0" in one_line_error(err)
+    assert [r for r in rig.raw_records() if r.header("duro-redrive-id")] == []
+
+    rc, out, err = dlq(rig, "--help")
+    assert rc == 0, err
+    for flag, env in (("--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS"),
+                      ("--raw-topic", "DURO_RAW_TOPIC"), ("--dlq-topic", "DURO_DLQ_TOPIC"),
+                      ("--group", "DURO_ENRICHER_GROUP"), ("-X", "DURO_RDKAFKA_")):
+        assert [ln for ln in out.splitlines()
+                if ln.split()[:1] == [flag] and env in ln], (flag, out)

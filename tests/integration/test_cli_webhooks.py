@@ -1,7 +1,9 @@
 """`duro-bridge webhooks list|create|update|logs` against the Duro test double: the
 queries and mutations of Duro's webhook documentation, pagination of logs, tables and
 --json, and a one-line reason with a non-zero exit on every error (auth, unknown id,
-API unreachable, bad usage). The API key comes from the environment or a file only."""
+API unreachable, bad usage). The API key comes from the environment or a file only;
+every other setting --help lists also works as a flag, and wins over the
+environment."""
 
 from __future__ import annotations
 
@@ -150,3 +152,89 @@ def test_errors_one_line_and_exit_status(api, double, tmp_path):  # noqa: F811
     rc, out, err = run(api, "frobnicate")
     assert rc == 2 and "unknown command" in err
     assert double.api_key not in out + err
+
+
+@pytest.fixture
+def dead():
+    """A loopback URL where nothing answers: a socket bound to its port that never
+    listens (connections are refused), held for the whole test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{s.getsockname()[1]}/graphql"
+
+
+def no_default_api(dead: str) -> dict:
+    """Sends whatever does not go to 127.0.0.1 to that dead port as a proxy: a command
+    that fell back on the default (Duro's real API) fails here instead of leaving the
+    machine."""
+    proxy = dead.rsplit("/", 1)[0]
+    return {"https_proxy": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy,
+            "HTTP_PROXY": proxy, "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
+
+
+def test_api_flags_without_environment(api, double, dead):  # noqa: F811
+    keyfile = api["DURO_API_KEY_FILE"]
+    env = no_default_api(dead)  # no DURO_* variable at all
+    rc, out, err = run(env, "create", "--name", "by flags", "--url",
+                       "https://h.example.com/w", "--events", "ITEM_CREATE",
+                       "--api-url", double.url, "--api-key-file", keyfile, "--json")
+    assert rc == 0, err
+    created = json.loads(out)
+    assert [h["id"] for h in double.webhooks_list()] == [created["id"]]
+
+    rc, out, err = run(env, "list", f"--api-url={double.url}", f"--api-key-file={keyfile}",
+                       "--json", "--api-organization", "org_by_flag",
+                       "--api-library", "lib_by_flag")
+    assert rc == 0, err
+    assert [h["id"] for h in json.loads(out)] == [created["id"]]
+    stats = double.stats()
+    assert stats["organizations"].get("org_by_flag") == 1, stats
+    assert stats["libraries"].get("lib_by_flag") == 1, stats
+
+
+def test_flags_win_over_environment(api, double, dead):  # noqa: F811
+    rc, out, err = run(dict(api, DURO_API_URL=dead), "list", "--api-url", double.url)
+    assert rc == 0, err
+    assert out.split()[:4] == ["ID", "NAME", "URL", "ENABLED"]
+    rc, out, err = run(api, "list", "--api-url", dead)
+    assert rc == 1 and "unreachable" in one_line_error(err)
+    # a flag's value is checked like the variable's
+    rc, out, err = run(api, "list", "--graphql-timeout-ms", "5")
+    line = one_line_error(err)
+    assert rc == 2 and "--graphql-timeout-ms" in line and "between 100 and" in line
+    rc, out, err = run(api, "list", "--log-level", "chatty")
+    assert rc == 2 and "--log-level" in one_line_error(err)
+
+
+def test_unknown_and_misplaced_flags_refused(api, double):  # noqa: F811
+    before = double.stats()["requests_total"]
+    rc, out, err = run(api, "list", "--no-such-flag")
+    assert rc == 2 and "--no-such-flag: unknown option" in one_line_error(err)
+    # the key is never a flag, and a value given to a refused flag is not echoed
+    rc, out, err = run(api, "list", "--api-key=" + double.api_key)
+    assert rc == 2 and "--api-key: unknown option" in one_line_error(err)
+    assert double.api_key not in out + err
+    rc, out, err = run(api, "list", "-X", "linger.ms=5")
+    assert rc == 2 and "-X" in one_line_error(err)
+    rc, out, err = run(api, "list", "--api-url")
+    assert rc == 2 and "--api-url: expects a value" in one_line_error(err)
+    rc, out, err = run(api, "list", "--json=yes")
+    assert rc == 2 and "--json takes no value" in one_line_error(err)
+    assert double.stats()["requests_total"] == before, "nothing was asked of the API"
+
+
+def test_help_lists_every_settings_flag():
+    rc, out, err = run({}, "--help")
+    assert rc == 0, err
+    for flag, env in (("--api-url", "DURO_API_URL"), ("--api-key-file", "DURO_API_KEY_FILE"),
+                      ("--api-organization", "DURO_API_ORGANIZATION"),
+                      ("--api-library", "DURO_API_LIBRARY"),
+                      ("--graphql-timeout-ms", "DURO_GRAPHQL_TIMEOUT_MS"),
+                      ("--log-level", "DURO_LOG_LEVEL")):
+        row = [ln for ln in out.splitlines() if ln.split()[:1] == [flag]]
+        assert row and env in row[0], (flag, out)
+    assert any(ln.split()[:3] == ["(env", "only)", "DURO_API_KEY"]
+               for ln in out.splitlines()), out
+    assert "duro-bridge webhooks list" in out
+    rc, out2, err = run({}, "logs", "--help")
+    assert rc == 0 and out2 == out

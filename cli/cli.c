@@ -1,0 +1,391 @@
+/* cli.c - the admin commands' shared part (see cli.h): failing with one line, reading
+ * the command line into options and settings, and setting up the API client and the
+ * Kafka clients. */
+#include "cli.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dkafka.h"
+#include "dlog.h"
+#include "dstartup.h"
+#include "dtime.h"
+
+extern char **environ;
+
+/* The running command's name for messages, and its program's for the log (main
+ * thread only). */
+static const char *cli_name = "duro";
+static char cli_prog[64];
+
+int cli_fail(int status, const char *fmt, ...)
+{
+        va_list ap;
+
+        fprintf(stderr, "%s: ", cli_name);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return status;
+}
+
+static int cli_is_help(const char *arg)
+{
+        return !strcmp(arg, "--help") || !strcmp(arg, "-h") ||
+               !strcmp(arg, "--version");
+}
+
+/* The setting whose flag arg is ("--name" or "--name=value"), or NULL. */
+static const struct dconf_opt *cli_setting(const struct cli_cmd *cmd, const char *arg)
+{
+        size_t len;
+
+        if (strncmp(arg, "--", 2) != 0)
+                return NULL;
+        arg += 2;
+        len = strcspn(arg, "=");
+        for (size_t i = 0; i < cmd->nsettings; i++) {
+                const char *flag = cmd->settings[i].flag;
+                if (flag && strlen(flag) == len && !strncmp(flag, arg, len))
+                        return &cmd->settings[i];
+        }
+        return NULL;
+}
+
+/* The option arg names (len bytes of it), or the positional one for an argument
+ * without dashes while its field is still unset. */
+static const struct cli_opt *cli_find_opt(const struct cli *cli, const char *arg,
+                                          size_t len)
+{
+        const struct cli_cmd *cmd = cli->cmd;
+
+        for (size_t i = 0; i < cmd->nopts; i++) {
+                const struct cli_opt *o = &cmd->opts[i];
+                if (arg[0] == '-' && o->name && strlen(o->name) == len &&
+                    !strncmp(o->name, arg, len))
+                        return o;
+                if (arg[0] != '-' && !o->name &&
+                    !*(const char **)((char *)cli->opts + o->off))
+                        return o;
+        }
+        return NULL;
+}
+
+/* Stores val, the value of option o, into the options struct. */
+static int cli_set_opt(struct cli *cli, const struct cli_opt *o, const char *val,
+                       int argc)
+{
+        char *field = (char *)cli->opts + o->off, *end;
+        struct cli_texts *t;
+        long n;
+
+        switch (o->type) {
+        case CLI_SWITCH:
+                *(int *)field = 1;
+                return 0;
+        case CLI_TEXT:
+                *(const char **)field = val;
+                return 0;
+        case CLI_NUMBER:
+                errno = 0;
+                n     = strtol(val, &end, 10);
+                if (errno || end == val || *end || n < o->min || n > o->max) {
+                        if (o->max == LONG_MAX)
+                                return cli_fail(CLI_USAGE,
+                                                "%s %s: not a number of at least %ld",
+                                                o->name, val, o->min);
+                        return cli_fail(CLI_USAGE,
+                                        "%s %s: not a number from %ld to %ld", o->name,
+                                        val, o->min, o->max);
+                }
+                *(long *)field = n;
+                return 0;
+        case CLI_REPEAT:
+                t = (struct cli_texts *)field;
+                if (!t->v && !(t->v = calloc((size_t)argc, sizeof(*t->v))))
+                        return cli_fail(CLI_FAIL, "out of memory");
+                t->v[t->n++] = val;
+                return 0;
+        }
+        return CLI_USAGE;
+}
+
+/* Takes the subcommand's option at argv[*i] (and its value). Returns 0 or the exit
+ * status. A value given as --opt=value is never printed for an unknown option: it
+ * might be a secret put where it does not belong. */
+static int cli_take_opt(struct cli *cli, int argc, char **argv, int *i)
+{
+        const char *arg = argv[*i], *val = NULL;
+        size_t len              = arg[0] == '-' ? strcspn(arg, "=") : strlen(arg);
+        const struct cli_opt *o = cli_find_opt(cli, arg, len);
+
+        if (!o)
+                return cli_fail(CLI_USAGE, "%.*s: unknown option (see --help)",
+                                (int)len, arg);
+        if (!o->name)
+                return cli_set_opt(cli, o, arg, argc);
+        if (arg[len] == '=')
+                val = arg + len + 1;
+        else if (o->type != CLI_SWITCH && *i + 1 < argc)
+                val = argv[++*i];
+        if (o->type == CLI_SWITCH && val)
+                return cli_fail(CLI_USAGE, "%s takes no value", o->name);
+        if (o->type != CLI_SWITCH && !val)
+                return cli_fail(CLI_USAGE, "%s expects a value", o->name);
+        return cli_set_opt(cli, o, val, argc);
+}
+
+/* Sorts argv[2..] into setv (what dconf reads: the settings' flags, -X, --help) and
+ * the subcommand's options. Returns -1 to go on, or the exit status. */
+static int cli_sort_args(struct cli *cli, int argc, char **argv, char **setv, int *setc)
+{
+        for (int i = 2; i < argc; i++) {
+                const char *arg = argv[i];
+                const struct dconf_opt *s;
+                int rc;
+                if (cli_is_help(arg)) {
+                        setv[(*setc)++] = argv[i];
+                } else if (!strncmp(arg, "-X", 2)) {
+                        if (!cli->cmd->kafka)
+                                return cli_fail(CLI_USAGE, "-X: this command has no "
+                                                           "Kafka client");
+                        setv[(*setc)++] = argv[i];
+                        if (!arg[2] && i + 1 < argc)
+                                setv[(*setc)++] = argv[++i];
+                } else if ((s = cli_setting(cli->cmd, arg))) {
+                        setv[(*setc)++] = argv[i];
+                        if (!strchr(arg, '=') && s->type != DCONF_BOOL && i + 1 < argc)
+                                setv[(*setc)++] = argv[++i];
+                } else if ((rc = cli_take_opt(cli, argc, argv, &i))) {
+                        return rc;
+                }
+        }
+        return -1;
+}
+
+/* Loads the settings: defaults, the environment, then the flags in setv. */
+static int cli_load(struct cli *cli, int setc, char **setv)
+{
+        const struct cli_cmd *cmd = cli->cmd;
+        char err[512];
+
+        switch (dconf_load(cmd->settings, cmd->nsettings, cli->cfg, setc, setv, environ,
+                           cmd->usage, &cli->props, err, sizeof(err))) {
+        case DCONF_HELP:
+                return 0;
+        case DCONF_ERROR:
+                return cli_fail(CLI_USAGE, "bad setting: %s", err);
+        case DCONF_OK:
+                break;
+        }
+        if (cmd->kafka && dkafka_check_props(&cli->props, err, sizeof(err)))
+                return cli_fail(CLI_USAGE, "bad setting: %s", err);
+        snprintf(cli_prog, sizeof(cli_prog), "%.*s", (int)strcspn(cmd->name, " "),
+                 cmd->name);
+        dlog_init(cli_prog,
+                  (enum dlog_level) * (int *)((char *)cli->cfg + cmd->log_level_off));
+        return -1;
+}
+
+int cli_start(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
+              void *cfg, void *opts)
+{
+        char **setv;
+        int setc = 1, rc;
+
+        memset(cli, 0, sizeof(*cli));
+        cli->cmd  = cmd;
+        cli->cfg  = cfg;
+        cli->opts = opts;
+        cli->sub  = -1;
+        cli_name  = cmd->name;
+        for (int i = 0; argc > 1 && cmd->subs[i] && cli->sub < 0; i++)
+                if (!strcmp(argv[1], cmd->subs[i]))
+                        cli->sub = i;
+        if (cli->sub < 0 && !(argc > 1 && cli_is_help(argv[1]))) {
+                if (argc > 1)
+                        cli_fail(CLI_USAGE, "%s: unknown command", argv[1]);
+                fprintf(stderr, "usage: %s\n", cmd->usage);
+                return CLI_USAGE;
+        }
+        if (cli->sub < 0) /* --help or --version first: dconf answers it */
+                return cli_load(cli, argc, argv);
+        setv = calloc((size_t)argc + 1, sizeof(*setv));
+        if (!setv)
+                return cli_fail(CLI_FAIL, "out of memory");
+        setv[0] = argv[0];
+        rc      = cli_sort_args(cli, argc, argv, setv, &setc);
+        if (rc < 0)
+                rc = cli_load(cli, setc, setv);
+        free(setv);
+        return rc;
+}
+
+void cli_end(struct cli *cli)
+{
+        const struct cli_cmd *cmd = cli->cmd;
+
+        dgql_destroy(cli->gql);
+        cli->gql = NULL;
+        dsecrets_destroy(cli->api_key);
+        cli->api_key = NULL;
+        if (cli->curl_ready)
+                curl_global_cleanup();
+        cli->curl_ready = 0;
+        for (size_t i = 0; i < cmd->nopts; i++) {
+                if (cmd->opts[i].type == CLI_REPEAT) {
+                        struct cli_texts *t =
+                            (struct cli_texts *)((char *)cli->opts + cmd->opts[i].off);
+                        free(t->v);
+                        t->v = NULL;
+                        t->n = 0;
+                }
+        }
+        dconf_props_free(&cli->props);
+        dconf_free(cmd->settings, cmd->nsettings, cli->cfg);
+}
+
+int cli_api_client(struct cli *cli, struct cli_api *api)
+{
+        struct dgql_config gc;
+        char err[512];
+
+        cli->api_key = dstartup_secrets_load(&api->key, api->key_file, "DURO_API_KEY",
+                                             "DURO_API_KEY_FILE", "Duro API key", err,
+                                             sizeof(err));
+        if (!cli->api_key)
+                return cli_fail(CLI_USAGE, "bad setting: %s", err);
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        cli->curl_ready = 1;
+        memset(&gc, 0, sizeof(gc));
+        gc.url          = api->url;
+        gc.api_key      = cli->api_key;
+        gc.organization = api->org;
+        gc.library      = api->lib;
+        gc.timeout_ms   = (long)api->timeout_ms;
+        gc.concurrency  = 1;
+        cli->gql        = dgql_new(&gc, err, sizeof(err));
+        if (!cli->gql)
+                return cli_fail(CLI_FAIL, "%s", err);
+        return 0;
+}
+
+json_t *cli_api_call(struct cli *cli, const char *query, const char *opname,
+                     json_t *variables)
+{
+        struct dgql_result res;
+        json_t *data;
+
+        if (dgql_call(cli->gql, query, opname, variables, &res)) {
+                cli_fail(CLI_FAIL, "out of memory");
+                return NULL;
+        }
+        if (res.outcome != DGQL_OK) {
+                const char *what = res.outcome == DGQL_AUTH ? "authentication failed: "
+                                   : res.http_status == 0   ? "Duro API unreachable: "
+                                                            : "Duro API error: ";
+                cli_fail(CLI_FAIL, "%s%s", what, res.error);
+                dgql_result_clear(&res);
+                return NULL;
+        }
+        data     = res.data;
+        res.data = NULL;
+        dgql_result_clear(&res);
+        return data;
+}
+
+/* Makes the client of conf (taken). bad: conf is NULL or one of its properties was
+ * refused, err says why, and bad_status is the exit status for that. Returns 0 or the
+ * exit status. */
+static int cli_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, int bad,
+                         int bad_status, char *err, size_t errsize, rd_kafka_t **out)
+{
+        if (bad) {
+                if (conf)
+                        rd_kafka_conf_destroy(conf);
+                return cli_fail(bad_status, "bad setting: %s", err);
+        }
+        *out = rd_kafka_new(type, conf, err, errsize);
+        if (*out)
+                return 0;
+        rd_kafka_conf_destroy(conf);
+        return cli_fail(CLI_FAIL, "cannot create the %s: %s",
+                        type == RD_KAFKA_PRODUCER ? "producer" : "consumer", err);
+}
+
+int cli_consumer(const struct cli *cli, const char *bootstrap, const char *client_id,
+                 const char *group, rd_kafka_t **out)
+{
+        char err[512];
+        rd_kafka_conf_t *conf = dkafka_conf_new(bootstrap, client_id, &cli->props,
+                                                DCONF_SCOPE_CONSUMER, err, sizeof(err));
+        int bad =
+            !conf || dkafka_conf_set(conf, "group.id", group, err, sizeof(err)) ||
+            dkafka_conf_set(conf, "isolation.level", "read_committed", err,
+                            sizeof(err)) ||
+            dkafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ||
+            dkafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err));
+        int rc = cli_kafka_new(RD_KAFKA_CONSUMER, conf, bad, CLI_USAGE, err,
+                               sizeof(err), out);
+
+        if (!rc)
+                rd_kafka_poll_set_consumer(*out);
+        return rc;
+}
+
+int cli_producer(const struct cli *cli, const char *bootstrap, const char *client_id,
+                 const char *transactional_id, rd_kafka_t **out)
+{
+        char err[512];
+        rd_kafka_conf_t *conf = dkafka_conf_new(bootstrap, client_id, &cli->props,
+                                                DCONF_SCOPE_PRODUCER, err, sizeof(err));
+        int bad               = !conf ||
+                  dkafka_conf_transactional(conf, transactional_id, err, sizeof(err));
+
+        return cli_kafka_new(RD_KAFKA_PRODUCER, conf, bad, CLI_FAIL, err, sizeof(err),
+                             out);
+}
+
+int cli_parse_time(const char *s, int64_t *ms)
+{
+        char *end;
+        long long n;
+
+        if (!dtime_parse_rfc3339(s, strlen(s), ms))
+                return 0;
+        n = strtoll(s, &end, 10);
+        if (end == s || n < 0 || end[0] == '\0' || end[1] != '\0')
+                return -1;
+        switch (*end) {
+        case 's':
+                break;
+        case 'm':
+                n *= 60;
+                break;
+        case 'h':
+                n *= 3600;
+                break;
+        case 'd':
+                n *= 86400;
+                break;
+        default:
+                return -1;
+        }
+        *ms = dtime_now_ms() - n * 1000;
+        return 0;
+}
+
+void cli_print_json(const json_t *v)
+{
+        char *s = json_dumps(v, JSON_INDENT(2));
+
+        if (s)
+                printf("%s\n", s);
+        free(s);
+}

@@ -1,0 +1,431 @@
+/* cli_dlq.c - `duro-enricher dlq list|redrive`: what is in the dead-letter topic and
+ * why, and copying chosen records back to the raw topic in ONE transaction, each with
+ * a new `duro-redrive-id` header, so that the enricher processes each once more,
+ * exactly once per redrive (its dedupe key becomes <event id>#<redrive id>).
+ * Selection: --event-id (repeatable), --since (RFC 3339, or an age such as 30m, 2h,
+ * 7d), --class. Reads with read_committed up to the end offsets seen at start. The
+ * Kafka settings come from the environment or their flags (--bootstrap-servers,
+ * --raw-topic, ..., -X prop=value: see --help). */
+#include "cli.h"
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dkafka.h"
+#include "dtime.h"
+#include "dwire.h"
+
+static const char dlq_usage[] =
+    "duro-enricher dlq list [--since T] [--class C] [--event-id ID]... "
+    "[--limit N] [--json]\n"
+    "       duro-enricher dlq redrive [--since T] [--class C] [--event-id ID]... "
+    "[--dry-run] [--json]\n"
+    "  T: RFC 3339 (2024-12-20T10:30:00Z) or an age (90s, 30m, 2h, 7d)\n"
+    "  C: invalid-payload | no-topic | produce-rejected | resource-error\n"
+    "settings: KAFKA_BOOTSTRAP_SERVERS, DURO_RAW_TOPIC, DURO_DLQ_TOPIC, "
+    "DURO_ENRICHER_GROUP, DURO_RDKAFKA_*, or their flags (--help lists them)";
+
+#define DLQ_TIMEOUT_MS 10000
+
+struct dlq_config {
+        char *bootstrap;
+        char *raw_topic;
+        char *dlq_topic;
+        char *group;
+        int log_level;
+};
+
+#define DLQ_OPT(env, flag, type, def, field, help)                                     \
+        {                                                                              \
+                env, flag, type, def, 0, 0, offsetof(struct dlq_config, field), 0,     \
+                    help                                                               \
+        }
+
+static const struct dconf_opt dlq_settings[] = {
+    DLQ_OPT("KAFKA_BOOTSTRAP_SERVERS", "bootstrap-servers", DCONF_STRING,
+            "127.0.0.1:9092", bootstrap, "Kafka bootstrap servers"),
+    DLQ_OPT("DURO_RAW_TOPIC", "raw-topic", DCONF_STRING, "duro.webhooks.raw", raw_topic,
+            "raw topic (redrive target)"),
+    DLQ_OPT("DURO_DLQ_TOPIC", "dlq-topic", DCONF_STRING, "duro.webhooks.dlq", dlq_topic,
+            "dead-letter topic"),
+    DLQ_OPT("DURO_ENRICHER_GROUP", "group", DCONF_STRING, "duro-enricher", group,
+            "names the redrive's transactional.id"),
+    DLQ_OPT("DURO_LOG_LEVEL", "log-level", DCONF_LOGLEVEL, "warn", log_level,
+            "log level"),
+};
+
+struct dlq_args {
+        const char *since; /* as given */
+        const char *cls;
+        struct cli_texts ids;
+        long limit;
+        int json, dry_run;
+        int64_t since_ms; /* from since; -1: from the beginning */
+};
+
+#define DLQ_ARG(name, type, field, min, max)                                           \
+        {                                                                              \
+                name, type, offsetof(struct dlq_args, field), min, max                 \
+        }
+
+static const struct cli_opt dlq_opts[] = {
+    DLQ_ARG("--json", CLI_SWITCH, json, 0, 0),
+    DLQ_ARG("--dry-run", CLI_SWITCH, dry_run, 0, 0),
+    DLQ_ARG("--since", CLI_TEXT, since, 0, 0),
+    DLQ_ARG("--class", CLI_TEXT, cls, 0, 0),
+    DLQ_ARG("--event-id", CLI_REPEAT, ids, 0, 0),
+    DLQ_ARG("--limit", CLI_NUMBER, limit, 1, LONG_MAX),
+};
+
+enum { DLQ_LIST, DLQ_REDRIVE };
+static const char *const dlq_subs[] = {"list", "redrive", NULL};
+
+static const struct cli_cmd dlq_cmd = {
+    .name          = "duro-enricher dlq",
+    .usage         = dlq_usage,
+    .log_level_off = offsetof(struct dlq_config, log_level),
+    CLI_TABLES(dlq_subs, dlq_settings, dlq_opts),
+    .kafka = 1,
+};
+
+/* Headers the DLQ adds, dropped on the way back to the raw topic. */
+static const char *const dlq_own_headers[] = {
+    DWIRE_H_ERROR_CLASS,      DWIRE_H_ERROR_MESSAGE,
+    DWIRE_H_ATTEMPTS,         DWIRE_H_SOURCE_TOPIC,
+    DWIRE_H_SOURCE_PARTITION, DWIRE_H_SOURCE_OFFSET,
+    DWIRE_H_REDRIVE_ID,       NULL};
+
+/* Checks the selection options; sets since_ms. Returns -1 to go on or the status. */
+static int dlq_check_args(struct dlq_args *a)
+{
+        a->since_ms = -1;
+        if (a->since && cli_parse_time(a->since, &a->since_ms))
+                return cli_fail(CLI_USAGE,
+                                "--since: not RFC 3339 nor an age like 30m: %s",
+                                a->since);
+        if (a->cls && dwire_dlq_class_parse(a->cls) < 0)
+                return cli_fail(CLI_USAGE, "--class: unknown class %s", a->cls);
+        return -1;
+}
+
+static int dlq_selected(const struct dlq_args *a, const rd_kafka_message_t *m)
+{
+        char cls[64], id[256];
+
+        if (a->since_ms >= 0 && rd_kafka_message_timestamp(m, NULL) < a->since_ms)
+                return 0;
+        if (a->cls && (!dkafka_header(m, DWIRE_H_ERROR_CLASS, cls, sizeof(cls)) ||
+                       strcmp(cls, a->cls)))
+                return 0;
+        if (a->ids.n) {
+                int hit = 0;
+                if (!dkafka_header(m, DWIRE_H_EVENT_ID, id, sizeof(id)))
+                        return 0;
+                for (size_t i = 0; i < a->ids.n && !hit; i++)
+                        hit = !strcmp(a->ids.v[i], id);
+                return hit;
+        }
+        return 1;
+}
+
+/* Assigns every partition of the DLQ from --since (or the start) and notes in *end
+ * (malloc'd, np + 1 entries, indexed by partition) the end offsets seen now. Returns
+ * 0 or the exit status. */
+static int dlq_assign(rd_kafka_t *c, const struct dlq_config *cfg,
+                      const struct dlq_args *a, int64_t **end, int *np)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_partition_list_t *l;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(c, cfg->dlq_topic, NULL);
+
+        if (rd_kafka_metadata(c, 0, rkt, &md, DLQ_TIMEOUT_MS) || md->topic_cnt != 1 ||
+            md->topics[0].err) {
+                if (md)
+                        rd_kafka_metadata_destroy(md);
+                rd_kafka_topic_destroy(rkt);
+                return cli_fail(CLI_FAIL, "cannot read the DLQ topic %s",
+                                cfg->dlq_topic);
+        }
+        *np  = md->topics[0].partition_cnt;
+        l    = rd_kafka_topic_partition_list_new(*np);
+        *end = calloc((size_t)*np + 1, sizeof(**end));
+        for (int i = 0; i < *np; i++) {
+                int32_t p = md->topics[0].partitions[i].id;
+                int64_t lo, hi;
+                if (rd_kafka_query_watermark_offsets(c, cfg->dlq_topic, p, &lo, &hi,
+                                                     DLQ_TIMEOUT_MS))
+                        hi = 0;
+                rd_kafka_topic_partition_list_add(l, cfg->dlq_topic, p)->offset =
+                    a->since_ms >= 0 ? a->since_ms : RD_KAFKA_OFFSET_BEGINNING;
+                if (p <= *np)
+                        (*end)[p] = hi;
+        }
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        if (a->since_ms >= 0 && rd_kafka_offsets_for_times(c, l, DLQ_TIMEOUT_MS)) {
+                rd_kafka_topic_partition_list_destroy(l);
+                return cli_fail(CLI_FAIL, "cannot look up offsets for --since");
+        }
+        rd_kafka_assign(c, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        return 0;
+}
+
+/* Appends m to *out (grown as needed). Returns 0 or the exit status (m is destroyed
+ * then). */
+static int dlq_keep(rd_kafka_message_t *m, rd_kafka_message_t ***out, size_t *nout,
+                    size_t *cap)
+{
+        if (*nout == *cap) {
+                rd_kafka_message_t **nm;
+                size_t ncap = *cap ? *cap * 2 : 64;
+                nm          = realloc(*out, ncap * sizeof(*nm));
+                if (!nm) {
+                        rd_kafka_message_destroy(m);
+                        return cli_fail(CLI_FAIL, "out of memory");
+                }
+                *out = nm;
+                *cap = ncap;
+        }
+        (*out)[(*nout)++] = m;
+        return 0;
+}
+
+/* Reads the DLQ (read_committed) from --since (or the start) to the end offsets seen
+ * now, keeping the selected records in *out (owned, also on failure). Returns 0 or
+ * the exit status. */
+static int dlq_read(rd_kafka_t *c, const struct dlq_config *cfg,
+                    const struct dlq_args *a, rd_kafka_message_t ***out, size_t *nout)
+{
+        int64_t *end = NULL;
+        int open, np = 0, rc = 0;
+        size_t cap = 0;
+
+        *out  = NULL;
+        *nout = 0;
+        rc    = dlq_assign(c, cfg, a, &end, &np);
+        if (rc) {
+                free(end);
+                return rc;
+        }
+        for (open = np; open > 0 && !rc;) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(c, DLQ_TIMEOUT_MS);
+                if (!m) {
+                        rc = cli_fail(CLI_FAIL, "timed out reading %s", cfg->dlq_topic);
+                } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        /* once per partition: its end is marked by -1 */
+                        if (m->partition <= np && end[m->partition] >= 0) {
+                                end[m->partition] = -1;
+                                open--;
+                        }
+                        rd_kafka_message_destroy(m);
+                } else if (m->err) {
+                        rc = cli_fail(CLI_FAIL, "reading the DLQ: %s",
+                                      rd_kafka_message_errstr(m));
+                        rd_kafka_message_destroy(m);
+                } else if ((m->partition <= np && (end[m->partition] < 0 ||
+                                                   m->offset >= end[m->partition])) ||
+                           !dlq_selected(a, m) || (long)*nout >= a->limit) {
+                        rd_kafka_message_destroy(m);
+                } else {
+                        rc = dlq_keep(m, out, nout, &cap);
+                }
+        }
+        free(end);
+        return rc;
+}
+
+static void dlq_print(rd_kafka_message_t **ms, size_t n, int json,
+                      const char *redrive_ids)
+{
+        char ts[40], cls[64], msg[256], att[16], eid[128], ev[64], sp[16], so[24];
+        json_t *arr = json ? json_array() : NULL;
+
+        if (!json)
+                printf("%-3s %-8s %-24s %-16s %-8s %-30s %-24s %s\n", "P", "OFFSET",
+                       "TIME", "CLASS", "ATTEMPTS", "EVENT ID", "EVENT", "REASON");
+        for (size_t i = 0; i < n; i++) {
+                const rd_kafka_message_t *m = ms[i];
+                dtime_format_ms(ts, sizeof(ts), rd_kafka_message_timestamp(m, NULL));
+                dkafka_header(m, DWIRE_H_ERROR_CLASS, cls, sizeof(cls));
+                dkafka_header(m, DWIRE_H_ERROR_MESSAGE, msg, sizeof(msg));
+                dkafka_header(m, DWIRE_H_ATTEMPTS, att, sizeof(att));
+                dkafka_header(m, DWIRE_H_EVENT_ID, eid, sizeof(eid));
+                dkafka_header(m, DWIRE_H_EVENT, ev, sizeof(ev));
+                dkafka_header(m, DWIRE_H_SOURCE_PARTITION, sp, sizeof(sp));
+                dkafka_header(m, DWIRE_H_SOURCE_OFFSET, so, sizeof(so));
+                if (json) {
+                        json_t *o = json_pack(
+                            "{s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s%}",
+                            "partition", (int)m->partition, "offset",
+                            (json_int_t)m->offset, "time", ts, "error_class", cls,
+                            "error_message", msg, "attempts", att, "event_id", eid,
+                            "event", ev, "source_partition", sp, "source_offset", so,
+                            "value", m->payload ? (const char *)m->payload : "",
+                            (size_t)m->len);
+                        if (o && redrive_ids)
+                                json_object_set_new(
+                                    o, "redrive_id",
+                                    json_stringn(redrive_ids + i * 33, 32));
+                        if (o)
+                                json_array_append_new(arr, o);
+                } else {
+                        printf("%-3d %-8lld %-24s %-16s %-8s %-30s %-24s %s%s%.32s\n",
+                               (int)m->partition, (long long)m->offset, ts, cls, att,
+                               eid, ev, msg, redrive_ids ? " -> redrive " : "",
+                               redrive_ids ? redrive_ids + i * 33 : "");
+                }
+        }
+        if (json) {
+                cli_print_json(arr);
+                json_decref(arr);
+        }
+}
+
+static void dlq_new_id(char out[33])
+{
+        static const char hex[] = "0123456789abcdef";
+        unsigned char b[16];
+        FILE *f = fopen("/dev/urandom", "rb");
+
+        if (!f || fread(b, 1, sizeof(b), f) != sizeof(b)) {
+                int64_t t = dtime_now_ms() ^ (int64_t)getpid() << 40;
+                memcpy(b, &t, 8);
+                memcpy(b + 8, &t, 8);
+        }
+        if (f)
+                fclose(f);
+        for (int i = 0; i < 16; i++) {
+                out[2 * i]     = hex[b[i] >> 4];
+                out[2 * i + 1] = hex[b[i] & 15];
+        }
+        out[32] = '\0';
+}
+
+/* Produces a copy of m to the raw topic, without the DLQ's own headers and with
+ * redrive id id. Returns NULL or the error (the caller's). */
+static rd_kafka_error_t *dlq_copy(rd_kafka_t *p, const struct dlq_config *cfg,
+                                  const rd_kafka_message_t *m, const char *id)
+{
+        rd_kafka_headers_t *src = NULL, *h;
+        struct dkafka_rec rec   = {0};
+        rd_kafka_resp_err_t err;
+
+        h = rd_kafka_message_headers(m, &src) ? rd_kafka_headers_new(8)
+                                              : rd_kafka_headers_copy(src);
+        for (const char *const *d = dlq_own_headers; *d; d++)
+                rd_kafka_header_remove(h, *d);
+        rd_kafka_header_add(h, DWIRE_H_REDRIVE_ID, -1, id, 32);
+        rec.topic     = cfg->raw_topic;
+        rec.key       = m->key;
+        rec.key_len   = m->key_len;
+        rec.value     = m->payload;
+        rec.value_len = m->len;
+        rec.headers   = h;
+        rec.msgflags  = RD_KAFKA_MSG_F_COPY;
+        err           = dkafka_produce(p, &rec, 0);
+        if (!err)
+                return NULL;
+        rd_kafka_headers_destroy(h);
+        return rd_kafka_error_new(err, "%s", rd_kafka_err2str(err));
+}
+
+/* Copies the n records ms to the raw topic in one transaction; ids gets their redrive
+ * ids (n * 33 bytes: 32 hex digits and a NUL each). Returns 0 or the exit status. */
+static int dlq_redrive(const struct cli *cli, const struct dlq_config *cfg,
+                       rd_kafka_message_t **ms, size_t n, char *ids)
+{
+        char txid[512], host[128];
+        rd_kafka_error_t *error;
+        rd_kafka_t *p;
+        int rc;
+
+        if (gethostname(host, sizeof(host)))
+                snprintf(host, sizeof(host), "host");
+        host[sizeof(host) - 1] = '\0';
+        snprintf(txid, sizeof(txid), "%s-redrive-%s-%d", cfg->group, host,
+                 (int)getpid());
+        rc = cli_producer(cli, cfg->bootstrap, "duro-enricher-redrive", txid, &p);
+        if (rc)
+                return rc;
+        error = rd_kafka_init_transactions(p, DLQ_TIMEOUT_MS * 3);
+        if (!error)
+                error = rd_kafka_begin_transaction(p);
+        for (size_t i = 0; i < n && !error; i++) {
+                dlq_new_id(ids + i * 33);
+                error = dlq_copy(p, cfg, ms[i], ids + i * 33);
+        }
+        if (!error)
+                error = rd_kafka_commit_transaction(p, -1);
+        if (error) {
+                rc = cli_fail(CLI_FAIL, "redrive failed, nothing was redriven: %s",
+                              rd_kafka_error_string(error));
+                if (rd_kafka_error_txn_requires_abort(error)) {
+                        rd_kafka_error_t *ae = rd_kafka_abort_transaction(p, -1);
+                        if (ae)
+                                rd_kafka_error_destroy(ae);
+                }
+                rd_kafka_error_destroy(error);
+        }
+        rd_kafka_destroy(p);
+        return rc;
+}
+
+/* Reads the selection, redrives it (unless it is a list or a dry run), prints it. */
+static int dlq_run(const struct cli *cli, const struct dlq_config *cfg,
+                   const struct dlq_args *a)
+{
+        int redrive             = cli->sub == DLQ_REDRIVE;
+        rd_kafka_message_t **ms = NULL;
+        size_t n                = 0;
+        char *ids               = NULL;
+        rd_kafka_t *c;
+        int rc = cli_consumer(cli, cfg->bootstrap, "duro-enricher-dlq", cfg->group, &c);
+
+        if (rc)
+                return rc;
+        rc = dlq_read(c, cfg, a, &ms, &n);
+        rd_kafka_assign(c, NULL);
+        if (!rc && redrive && !a->dry_run && n > 0) {
+                ids = calloc(n, 33);
+                rc  = ids ? dlq_redrive(cli, cfg, ms, n, ids)
+                          : cli_fail(CLI_FAIL, "out of memory");
+        }
+        if (!rc) {
+                dlq_print(ms, n, a->json, ids);
+                if (!a->json)
+                        fprintf(stderr, "%zu record(s)%s\n", n,
+                                redrive
+                                    ? (a->dry_run ? " would be redriven (dry run)"
+                                                  : (n ? " redriven in one transaction"
+                                                       : ": nothing to redrive"))
+                                    : "");
+        }
+        /* The messages hold references to the consumer: destroy them first. */
+        for (size_t i = 0; i < n; i++)
+                rd_kafka_message_destroy(ms[i]);
+        free(ms);
+        free(ids);
+        rd_kafka_consumer_close(c);
+        rd_kafka_destroy(c);
+        return rc;
+}
+
+int cli_dlq_main(int argc, char **argv)
+{
+        struct dlq_config cfg = {0};
+        struct dlq_args a     = {.limit = 1000000};
+        struct cli cli;
+        int rc = cli_start(&cli, &dlq_cmd, argc, argv, &cfg, &a);
+
+        if (rc < 0)
+                rc = dlq_check_args(&a);
+        if (rc < 0)
+                rc = dlq_run(&cli, &cfg, &a);
+        cli_end(&cli);
+        return rc;
+}
