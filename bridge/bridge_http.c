@@ -370,12 +370,6 @@ static void bridge_completed(void *cls, struct MHD_Connection *conn, void **con_
         bridge_req_end(req);
 }
 
-/* libmicrohttpd's memory per connection: request line, headers, read buffer and the
- * answer's header. It zeroes the whole of it for every request on a kept-alive
- * connection, a cost that shows at its default of 32 KiB (docs/benchmarks.md);
- * webhook requests need a few hundred bytes, and longer headers still get 431. */
-#define BRIDGE_CONN_MEMORY (16 * 1024)
-
 /* The HTTP timer thread: expires the ack deadlines of requests waiting for Kafka, and
  * a few times a second cuts off the connections past their phase deadline. */
 static void *bridge_timer_main(void *arg)
@@ -436,6 +430,12 @@ static void bridge_timer_stop(struct bridge *br)
         pthread_cond_destroy(&br->timer_cond);
         pthread_mutex_destroy(&br->timer_lock);
 }
+
+/* libmicrohttpd's memory per connection: request line, headers, read buffer and the
+ * answer's header. It zeroes the whole of it for every request on a kept-alive
+ * connection, a cost that shows at its default of 32 KiB (docs/benchmarks.md);
+ * webhook requests need a few hundred bytes, and longer headers still get 431. */
+#define BRIDGE_CONN_MEMORY (16 * 1024)
 
 /* Starts libmicrohttpd on the bound socket. */
 static int bridge_daemon_start(struct bridge *br)

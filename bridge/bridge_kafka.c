@@ -3,7 +3,6 @@
  * completion, and probe the broker for /readyz (see bridge.h). */
 #include "bridge.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,7 @@
 #define BRIDGE_HEALTH_INTERVAL_MS  1000
 #define BRIDGE_METADATA_TIMEOUT_MS 2000
 
+/* The delivery report (the Kafka poll thread): completes the record's request. */
 static void bridge_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
         struct bridge *br      = opaque;
@@ -45,6 +45,8 @@ static void bridge_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *op
         }
 }
 
+/* librdkafka's errors (the Kafka poll thread): a fatal one makes main exit, and
+ * "all brokers down" marks the bridge not ready until the next probe succeeds. */
 static void bridge_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
         struct bridge *br = opaque;
@@ -163,6 +165,7 @@ static void bridge_health_probe(struct bridge *br)
         }
 }
 
+/* The health thread: one probe a second until the producer stops. */
 static void *bridge_health_main(void *arg)
 {
         struct bridge *br = arg;
