@@ -42,7 +42,7 @@ struct dmetrics_row {
         const char *name;
         const char *help;   /* NULL: another sample of the family above */
         const char *labels; /* NULL, or like "reason=\"idle\"" */
-        double value;
+        double value;       /* written as dmetrics_sample does (exact below 2^53) */
 };
 #define DMETRICS_COUNTER_ROW(name, help, v)                                            \
         {                                                                              \
@@ -58,7 +58,7 @@ struct dmetrics_row {
         }
 
 /* Writes the rows in order ("# HELP" and "# TYPE" for each row with help, then its
- * sample). Returns 0 or -1 (buffer cap). */
+ * sample). Returns 0 or -1 (buffer cap). Any thread. */
 int dmetrics_rows(struct dbuf *b, const struct dmetrics_row *rows, size_t n);
 
 #endif
