@@ -1,12 +1,12 @@
 /* bridge_guard.c - cuts off slow clients. libmicrohttpd's own timeout is an idle
  * timeout, reset by every byte, so a client that trickles a request never reaches it.
  * The guard tracks each connection's phase and when it began, and a sweep (on the
- * poll thread) shuts down the socket of a connection that overstays:
+ * HTTP timer thread) shuts down the socket of a connection that overstays:
  *   idle     (waiting for a request line): DURO_BRIDGE_IDLE_TIMEOUT_S;
  *   request  (request line seen, headers and body arriving):
- * DURO_BRIDGE_REQUEST_TIMEOUT_MS; waiting  (suspended for Kafka, bounded by the ack
- * timeout) and answering: exempt. libmicrohttpd then sees the socket closed and cleans
- * the connection up. */
+ *            DURO_BRIDGE_REQUEST_TIMEOUT_MS;
+ *   waiting  (suspended for Kafka, bounded by the ack timeout) and answering: exempt.
+ * libmicrohttpd then sees the socket closed and cleans the connection up. */
 #include "bridge.h"
 
 #include <stdlib.h>
@@ -16,12 +16,23 @@
 #include "dtime.h"
 
 struct bridge_conn {
-        struct bridge_conn *prev, *next;
+        struct bridge_link link; /* in br->guarded */
         int fd;
         atomic_int phase;
         atomic_llong since_ms; /* monotonic start of the phase */
         int cut;
 };
+
+void bridge_guard_init(struct bridge *br)
+{
+        pthread_mutex_init(&br->guard_lock, NULL);
+        br->guarded.head = br->guarded.tail = NULL;
+}
+
+void bridge_guard_destroy(struct bridge *br)
+{
+        pthread_mutex_destroy(&br->guard_lock);
+}
 
 static struct bridge_conn *bridge_guard_of(struct MHD_Connection *conn)
 {
@@ -68,10 +79,7 @@ void bridge_guard_notify_cb(void *cls, struct MHD_Connection *conn,
                 atomic_init(&c->phase, BRIDGE_PHASE_IDLE);
                 atomic_init(&c->since_ms, dtime_mono_ms());
                 pthread_mutex_lock(&br->guard_lock);
-                c->next = br->guard_head;
-                if (c->next)
-                        c->next->prev = c;
-                br->guard_head = c;
+                bridge_list_append(&br->guarded, &c->link);
                 pthread_mutex_unlock(&br->guard_lock);
                 *socket_context = c;
                 return;
@@ -82,12 +90,7 @@ void bridge_guard_notify_cb(void *cls, struct MHD_Connection *conn,
         if (!c)
                 return;
         pthread_mutex_lock(&br->guard_lock);
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                br->guard_head = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        bridge_list_unlink(&br->guarded, &c->link);
         pthread_mutex_unlock(&br->guard_lock);
         *socket_context = NULL;
         free(c);
@@ -99,10 +102,11 @@ void bridge_guard_sweep(struct bridge *br)
         int cut_idle = 0, cut_req = 0;
 
         pthread_mutex_lock(&br->guard_lock);
-        for (struct bridge_conn *c = br->guard_head; c; c = c->next) {
-                int phase      = atomic_load(&c->phase);
-                long long age  = now - atomic_load(&c->since_ms);
-                long long over = -1;
+        for (struct bridge_link *l = br->guarded.head; l; l = l->next) {
+                struct bridge_conn *c = BRIDGE_LIST_ENTRY(l, struct bridge_conn);
+                int phase             = atomic_load(&c->phase);
+                long long age         = now - atomic_load(&c->since_ms);
+                long long over        = -1;
 
                 if (c->cut)
                         continue;

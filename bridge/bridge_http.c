@@ -1,47 +1,30 @@
-/* bridge_http.c - the webhook listener: runs DESIGN §3's checks in order, publishes
- * what passes, and answers from the delivery report. A request waiting for Kafka is
- * suspended, never parked on a thread (see bridge.h). */
+/* bridge_http.c - the webhook requests: checks each in order (path, method, type,
+ * size, signature, then the body), publishes what passes and answers once its record
+ * is complete; a request waiting for Kafka is suspended, never parked on a thread.
+ * Also the HTTP timer thread (request deadlines, slow clients). See bridge.h. */
 #include "bridge.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/filter.h>
 #include <netdb.h>
-#include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
+#include <time.h>
 
 #include "dlog.h"
 #include "dnet.h"
 #include "dpayload.h"
 #include "dsig.h"
 #include "dtime.h"
-#include "dfile.h"
 #include "dwire.h"
 
-#define BRIDGE_SIG_HEADER  "X-Duro-Signature"
-#define BRIDGE_RETRY_AFTER "5"
+#define BRIDGE_SIG_HEADER "X-Duro-Signature"
 
-const unsigned bridge_statuses[BRIDGE_NSTATUS] = {200, 202, 400, 401, 404, 405,
-                                                  413, 415, 422, 500, 503, 0};
-
-static void bridge_req_free(struct bridge_req *req)
-{
-        dbuf_free(&req->body);
-        free(req->event_id);
-        free(req);
-}
-
-void bridge_req_release(struct bridge_req *req)
-{
-        if (atomic_fetch_sub(&req->refcnt, 1) == 1)
-                bridge_req_free(req);
-}
+/* How often the timer thread expires request deadlines and sweeps slow clients. */
+#define BRIDGE_EXPIRE_MS 50
+#define BRIDGE_SWEEP_MS  250
 
 static void bridge_peer(struct MHD_Connection *conn, char *out, size_t outsize)
 {
@@ -137,7 +120,7 @@ static int bridge_hdr_lines(struct MHD_Connection *conn, const char *name)
 
 /* URL unescaping that refuses to decode %00: a path with an encoded NUL stays as it
  * is, so it can never compare equal to the webhook path. */
-size_t bridge_unescape_cb(void *cls, struct MHD_Connection *c, char *s)
+static size_t bridge_unescape_cb(void *cls, struct MHD_Connection *c, char *s)
 {
         (void)cls;
         (void)c;
@@ -212,16 +195,56 @@ static void bridge_hdr(rd_kafka_headers_t *h, const char *name, const char *valu
                 rd_kafka_header_add(h, name, -1, value, -1);
 }
 
+/* Publishes the checked body with its headers, suspending the request until its
+ * record is complete. */
+static void bridge_publish(struct bridge *br, struct bridge_req *req,
+                           const struct dpayload *p, const char *sig)
+{
+        struct MHD_Connection *conn = req->conn;
+        char hashkey[DPAYLOAD_HASHKEY_SIZE], received[40], why[160];
+        const char *ct, *key;
+        rd_kafka_headers_t *h;
+
+        key = dpayload_key(p, req->body.data ? req->body.data : "", req->body.len,
+                           hashkey);
+        ct  = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                          MHD_HTTP_HEADER_CONTENT_TYPE);
+        dtime_format_ms(received, sizeof(received), req->received_ms);
+        h = rd_kafka_headers_new(8);
+        bridge_hdr(h, DWIRE_H_EVENT, p->event);
+        bridge_hdr(h, DWIRE_H_EVENT_ID, p->id);
+        bridge_hdr(h, DWIRE_H_WEBHOOK_ID, p->webhook_id);
+        bridge_hdr(h, DWIRE_H_SIGNATURE, sig);
+        bridge_hdr(h, DWIRE_H_RECEIVED_AT, received);
+        bridge_hdr(h, DWIRE_H_CONTENT_TYPE, ct ? ct : DWIRE_CONTENT_JSON);
+        if (!p->valid) {
+                bridge_hdr(h, DWIRE_H_INVALID, p->reason);
+                req->invalid = 1;
+                snprintf(req->reason, sizeof(req->reason), "%s", p->reason);
+                atomic_fetch_add(&br->m.captured_invalid, 1);
+        }
+        if (p->id)
+                req->event_id = strdup(p->id);
+
+        /* Suspend first, then produce: the report may arrive at once on the poll
+         * thread and resume the connection. */
+        bridge_guard_phase(conn, BRIDGE_PHASE_WAITING);
+        MHD_suspend_connection(conn);
+        bridge_req_wait(req);
+        if (bridge_kafka_produce(br, req, key, h, why, sizeof(why))) {
+                dlog_warn("%s", why);
+                bridge_req_complete(req, BRIDGE_REFUSED, 0, 0, why);
+        }
+}
+
 /* The body is complete: verify, validate, publish (suspending the request). */
 static enum MHD_Result bridge_process(struct bridge *br, struct bridge_req *req)
 {
         struct MHD_Connection *conn = req->conn;
-        const char *sig, *ct, *key;
-        char hashkey[DPAYLOAD_HASHKEY_SIZE], received[40];
         struct dsecrets_set *set;
         enum dsig_result sr;
         struct dpayload p;
-        rd_kafka_headers_t *h;
+        const char *sig;
 
         sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, BRIDGE_SIG_HEADER);
         set = dsecrets_acquire(br->secrets);
@@ -251,36 +274,7 @@ static enum MHD_Result bridge_process(struct bridge *br, struct bridge_req *req)
                 return bridge_refuse(br, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                                      "shutting down; retry");
         }
-        key = dpayload_key(&p, req->body.data ? req->body.data : "", req->body.len,
-                           hashkey);
-        ct  = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                          MHD_HTTP_HEADER_CONTENT_TYPE);
-        dtime_format_ms(received, sizeof(received), req->received_ms);
-        h = rd_kafka_headers_new(8);
-        bridge_hdr(h, DWIRE_H_EVENT, p.event);
-        bridge_hdr(h, DWIRE_H_EVENT_ID, p.id);
-        bridge_hdr(h, DWIRE_H_WEBHOOK_ID, p.webhook_id);
-        bridge_hdr(h, DWIRE_H_SIGNATURE, sig);
-        bridge_hdr(h, DWIRE_H_RECEIVED_AT, received);
-        bridge_hdr(h, DWIRE_H_CONTENT_TYPE, ct ? ct : "application/json");
-        if (!p.valid) {
-                bridge_hdr(h, DWIRE_H_INVALID, p.reason);
-                req->invalid = 1;
-                snprintf(req->reason, sizeof(req->reason), "%s", p.reason);
-                atomic_fetch_add(&br->m.captured_invalid, 1);
-        }
-        if (p.id)
-                req->event_id = strdup(p.id);
-
-        /* Suspend first, then produce: the report may arrive at once on the poll
-         * thread and resume the connection. */
-        bridge_guard_phase(conn, BRIDGE_PHASE_WAITING);
-        MHD_suspend_connection(conn);
-        atomic_store(&req->state, BRIDGE_REQ_WAITING);
-        if (bridge_kafka_produce(br, req, key, h)) {
-                dlog_warn("%s", req->error);
-                bridge_req_answer(req, MHD_HTTP_SERVICE_UNAVAILABLE, NULL);
-        }
+        bridge_publish(br, req, &p, sig);
         dpayload_free(&p);
         return MHD_YES;
 }
@@ -328,17 +322,10 @@ static enum MHD_Result bridge_access(void *cls, struct MHD_Connection *conn,
 
         if (!req) {
                 enum MHD_Result ret = MHD_YES;
-                req                 = calloc(1, sizeof(*req));
+                req                 = bridge_req_new(br, conn);
                 if (!req)
                         return MHD_NO;
-                atomic_init(&req->refcnt, 1);
-                atomic_init(&req->state, BRIDGE_REQ_RECEIVING);
-                req->br          = br;
-                req->conn        = conn;
-                req->received_ms = dtime_now_ms();
-                dbuf_init(&req->body, (size_t)br->cfg.max_body);
                 *con_cls = req;
-                atomic_fetch_add(&br->m.inflight, 1);
                 if (bridge_check_headers(br, conn, url, method, &ret))
                         atomic_store(&req->state, BRIDGE_REQ_DONE);
                 return ret;
@@ -372,95 +359,89 @@ static enum MHD_Result bridge_access(void *cls, struct MHD_Connection *conn,
 static void bridge_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                              enum MHD_RequestTerminationCode toe)
 {
-        struct bridge *br      = cls;
         struct bridge_req *req = *con_cls;
+        (void)cls;
         (void)toe;
 
         bridge_guard_phase(conn, BRIDGE_PHASE_IDLE);
         if (!req)
                 return;
         *con_cls = NULL;
-        atomic_fetch_sub(&br->m.inflight, 1);
-        bridge_req_release(req);
+        bridge_req_end(req);
 }
 
-/* Reads a PEM file for TLS. Returns a malloc'd NUL-terminated string or NULL. */
-static char *bridge_read_pem(const char *path, char *err, size_t errsize)
+/* The HTTP timer thread: expires the ack deadlines of requests waiting for Kafka, and
+ * a few times a second cuts off the connections past their phase deadline. */
+static void *bridge_timer_main(void *arg)
 {
-        size_t len;
-        char *pem = dfile_read(path, 1024 * 1024, &len, NULL, err, errsize);
+        struct bridge *br  = arg;
+        int64_t next_sweep = 0;
+        struct timespec ts;
 
-        if (pem && !len) {
-                snprintf(err, errsize, "%s is empty", path);
-                free(pem);
-                return NULL;
+        pthread_mutex_lock(&br->timer_lock);
+        while (br->timer_run) {
+                pthread_mutex_unlock(&br->timer_lock);
+                bridge_req_expire(br);
+                if (dtime_mono_ms() >= next_sweep) {
+                        bridge_guard_sweep(br);
+                        next_sweep = dtime_mono_ms() + BRIDGE_SWEEP_MS;
+                }
+                pthread_mutex_lock(&br->timer_lock);
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                ts.tv_nsec += BRIDGE_EXPIRE_MS * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000L;
+                }
+                if (br->timer_run)
+                        pthread_cond_timedwait(&br->timer_cond, &br->timer_lock, &ts);
         }
-        return pem;
+        pthread_mutex_unlock(&br->timer_lock);
+        return NULL;
 }
 
-int bridge_http_prepare(struct bridge *br, char *err, size_t errsize)
+/* Starts the timer thread, its clock the monotonic one. 0, or an errno value. */
+static int bridge_timer_start(struct bridge *br)
 {
-        char why[200];
+        pthread_condattr_t ca;
+        int rc;
 
-        if (dnet_resolve_listen(br->cfg.listen, &br->listen_ss, &br->listen_len, why,
-                                sizeof(why))) {
-                snprintf(err, errsize, "DURO_BRIDGE_LISTEN=%s: %s", br->cfg.listen,
-                         why);
-                return -1;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&br->timer_cond, &ca);
+        pthread_condattr_destroy(&ca);
+        pthread_mutex_init(&br->timer_lock, NULL);
+        br->timer_run = 1;
+        rc            = pthread_create(&br->timer_thread, NULL, bridge_timer_main, br);
+        if (rc) {
+                pthread_cond_destroy(&br->timer_cond);
+                pthread_mutex_destroy(&br->timer_lock);
         }
-        /* Bind now, so that a port in use is reported before anything starts. */
-        br->listen_fd = socket(br->listen_ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (br->listen_fd < 0 ||
-            setsockopt(br->listen_fd, SOL_SOCKET, SO_REUSEADDR, &(int){1},
-                       sizeof(int)) ||
-            bind(br->listen_fd, (struct sockaddr *)&br->listen_ss, br->listen_len) ||
-            listen(br->listen_fd, SOMAXCONN) ||
-            fcntl(br->listen_fd, F_SETFL, fcntl(br->listen_fd, F_GETFL) | O_NONBLOCK)) {
-                snprintf(err, errsize, "DURO_BRIDGE_LISTEN=%s: cannot listen: %s",
-                         br->cfg.listen, strerror(errno));
-                if (br->listen_fd >= 0)
-                        close(br->listen_fd);
-                br->listen_fd = -1;
-                return -1;
-        }
-        if (!br->cfg.tls_cert && !br->cfg.tls_key)
-                return 0;
-        if (!br->cfg.tls_cert || !br->cfg.tls_key) {
-                snprintf(
-                    err, errsize,
-                    "%s: TLS needs both DURO_BRIDGE_TLS_CERT and DURO_BRIDGE_TLS_KEY",
-                    br->cfg.tls_cert ? "DURO_BRIDGE_TLS_KEY" : "DURO_BRIDGE_TLS_CERT");
-                return -1;
-        }
-        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-                snprintf(err, errsize,
-                         "DURO_BRIDGE_TLS_CERT: this libmicrohttpd has no TLS support");
-                return -1;
-        }
-        br->tls_cert_pem = bridge_read_pem(br->cfg.tls_cert, why, sizeof(why));
-        if (!br->tls_cert_pem) {
-                snprintf(err, errsize, "DURO_BRIDGE_TLS_CERT: %s", why);
-                return -1;
-        }
-        br->tls_key_pem = bridge_read_pem(br->cfg.tls_key, why, sizeof(why));
-        if (!br->tls_key_pem) {
-                snprintf(err, errsize, "DURO_BRIDGE_TLS_KEY: %s", why);
-                return -1;
-        }
-        return 0;
+        return rc;
+}
+
+static void bridge_timer_stop(struct bridge *br)
+{
+        pthread_mutex_lock(&br->timer_lock);
+        br->timer_run = 0;
+        pthread_cond_signal(&br->timer_cond);
+        pthread_mutex_unlock(&br->timer_lock);
+        pthread_join(br->timer_thread, NULL);
+        pthread_cond_destroy(&br->timer_cond);
+        pthread_mutex_destroy(&br->timer_lock);
 }
 
 /* libmicrohttpd's memory per connection: request line, headers, read buffer and the
  * answer's header. It zeroes the whole of it for every request on a kept-alive
- * connection (~10% of the bridge's CPU at its default of 32 KiB); webhook requests need
- * a few hundred bytes, and longer headers still get 431. */
+ * connection, a cost that shows at its default of 32 KiB (docs/benchmarks.md);
+ * webhook requests need a few hundred bytes, and longer headers still get 431. */
 #define BRIDGE_CONN_MEMORY (16 * 1024)
 
-int bridge_http_start(struct bridge *br, char *err, size_t errsize)
+/* Starts libmicrohttpd on the bound socket. */
+static int bridge_daemon_start(struct bridge *br)
 {
         unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                          MHD_USE_ERROR_LOG;
-        const union MHD_DaemonInfo *info;
         struct MHD_OptionItem opts[4];
         size_t o = 0;
 
@@ -488,11 +469,27 @@ int bridge_http_start(struct bridge *br, char *err, size_t errsize)
             MHD_OPTION_UNESCAPE_CALLBACK, bridge_unescape_cb, NULL,
             MHD_OPTION_URI_LOG_CALLBACK, bridge_guard_uri_cb, br, MHD_OPTION_ARRAY,
             opts, MHD_OPTION_END);
-        if (!br->httpd) {
+        return br->httpd ? 0 : -1;
+}
+
+int bridge_http_start(struct bridge *br, char *err, size_t errsize)
+{
+        const union MHD_DaemonInfo *info;
+        int rc;
+
+        if (bridge_daemon_start(br)) {
                 snprintf(
                     err, errsize,
                     "DURO_BRIDGE_TLS_CERT/DURO_BRIDGE_TLS_KEY: the HTTP server did "
                     "not start (a bad TLS certificate or key?)");
+                return -1;
+        }
+        rc = bridge_timer_start(br);
+        if (rc) {
+                snprintf(err, errsize, "cannot start the HTTP timer thread: %s",
+                         strerror(rc));
+                MHD_stop_daemon(br->httpd);
+                br->httpd = NULL;
                 return -1;
         }
         info          = MHD_get_daemon_info(br->httpd, MHD_DAEMON_INFO_BIND_PORT);
@@ -500,143 +497,11 @@ int bridge_http_start(struct bridge *br, char *err, size_t errsize)
         return 0;
 }
 
-/* Waits up to ms for fd to become readable; 1 when it is. */
-static int bridge_wait_readable(int fd, int ms)
-{
-        struct pollfd pfd = {fd, POLLIN, 0};
-
-        return poll(&pfd, 1, ms) > 0;
-}
-
-/* Makes the listening socket drop new handshakes: a socket filter that discards
- * TCP segments with SYN set and ACK clear (flags byte at offset 13 of the TCP header,
- * where a TCP socket's filter starts). Handshakes already begun complete, and
- * established connections are untouched; a client whose SYN is dropped retries it
- * about a second later and is then refused by the closed port. Without this, a client
- * could complete its handshake between the last accept() and close() and have its
- * request reset. 0 on success; -1 (errno set) where the kernel refuses the filter. */
-static int bridge_drop_new_handshakes(int lfd)
-{
-        static struct sock_filter code[] = {
-            BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),
-            BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12),       /* SYN|ACK */
-            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1), /* SYN only */
-            BPF_STMT(BPF_RET | BPF_K, 0),                    /* drop */
-            BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),          /* keep all */
-        };
-        struct sock_fprog prog = {sizeof(code) / sizeof(code[0]), code};
-
-        return setsockopt(lfd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
-}
-
-/* How long to wait, once the backlog is empty, for handshakes begun before the
- * filter above went on: a round trip on the local network, with margin. */
-#define BRIDGE_HANDSHAKE_GRACE_MS 50
-/* The most the backlog may hold up shutdown: clients that are slow to send or to
- * close, or that keep reconnecting where new handshakes cannot be dropped, are then
- * cut off (reset) with the listener. */
-#define BRIDGE_BACKLOG_MAX_MS 2000
-
-/* Milliseconds left until deadline, at most cap; 0 once it has passed. */
-static int bridge_ms_left(int64_t deadline, int cap)
-{
-        int64_t left = deadline - dtime_mono_ms();
-
-        return left <= 0 ? 0 : left < cap ? (int)left : cap;
-}
-
-/* A connection still in the listen backlog when the listener closes would be reset
- * with its request unanswered: answer it 503 (plain HTTP only) and close it cleanly.
- * With settle set (new handshakes are dropped), the backlog counts as empty once no
- * connection has arrived for BRIDGE_HANDSHAKE_GRACE_MS; otherwise at the first
- * EAGAIN. Either way it stops after BRIDGE_BACKLOG_MAX_MS. Sets *cut when it stopped
- * for that deadline. Returns the number of connections answered. */
-static int bridge_answer_backlog(struct bridge *br, int lfd, int settle, int *cut)
-{
-#define BRIDGE_BACKLOG_BODY                                                            \
-        "{\"status\":\"error\",\"error\":\"shutting down; retry\"}\n"
-        static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                                   "Content-Type: application/json\r\n"
-                                   "Retry-After: " BRIDGE_RETRY_AFTER "\r\n"
-                                   "Connection: close\r\n"
-                                   "Content-Length: %zu\r\n\r\n%s";
-        char head[512];
-        int hlen = snprintf(head, sizeof(head), resp, sizeof(BRIDGE_BACKLOG_BODY) - 1,
-                            BRIDGE_BACKLOG_BODY);
-        int64_t deadline = dtime_mono_ms() + BRIDGE_BACKLOG_MAX_MS;
-        char buf[4096];
-        int n = 0, fd;
-
-        *cut = 0;
-        fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
-        for (;;) {
-                if (dtime_mono_ms() >= deadline) {
-                        *cut = 1;
-                        break;
-                }
-                fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-                if (fd < 0) {
-                        if (errno == EINTR || errno == ECONNABORTED)
-                                continue;
-                        if (errno == EAGAIN && settle &&
-                            bridge_wait_readable(
-                                lfd,
-                                bridge_ms_left(deadline, BRIDGE_HANDSHAKE_GRACE_MS)))
-                                continue;
-                        break;
-                }
-                n++;
-                if (!br->tls_cert_pem) {
-                        /* Read what the client sent, so that close() sends FIN, not
-                         * RST; then answer. */
-                        if (bridge_wait_readable(fd, bridge_ms_left(deadline, 100)))
-                                (void)!recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-                        (void)!send(fd, head, (size_t)hlen, MSG_NOSIGNAL);
-                        shutdown(fd, SHUT_WR);
-                        while (
-                            bridge_wait_readable(fd, bridge_ms_left(deadline, 200)) &&
-                            recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
-                                ;
-                        bridge_metrics_count(&br->m, MHD_HTTP_SERVICE_UNAVAILABLE);
-                }
-                close(fd);
-        }
-        return n;
-}
-
-void bridge_http_quiesce(struct bridge *br)
-{
-        MHD_socket s = MHD_quiesce_daemon(br->httpd);
-        int n, settle, cut;
-
-        if (s == MHD_INVALID_SOCKET)
-                return;
-        settle = bridge_drop_new_handshakes(s) == 0;
-        if (!settle)
-                dlog_warn(
-                    "cannot drop new handshakes before closing the listener (%s): "
-                    "a connection made at that moment may be reset",
-                    strerror(errno));
-        n = bridge_answer_backlog(br, s, settle, &cut);
-        close(s);
-        if (cut)
-                dlog_warn(
-                    "answered %d connection(s) left in the listen backlog; stopped "
-                    "after %d ms, connections still there are reset",
-                    n, BRIDGE_BACKLOG_MAX_MS);
-        else if (n)
-                dlog_info("answered %d connection(s) left in the listen backlog", n);
-}
-
 void bridge_http_stop(struct bridge *br)
 {
-        if (br->httpd)
-                MHD_stop_daemon(br->httpd);
+        if (!br->httpd)
+                return;
+        bridge_timer_stop(br);
+        MHD_stop_daemon(br->httpd);
         br->httpd = NULL;
-        free(br->tls_cert_pem);
-        if (br->tls_key_pem) {
-                memset(br->tls_key_pem, 0, strlen(br->tls_key_pem));
-                free(br->tls_key_pem);
-        }
-        br->tls_cert_pem = br->tls_key_pem = NULL;
 }

@@ -1,9 +1,8 @@
-/* bridge_kafka.c - the bridge's idempotent producer: produce without blocking the HTTP
- * thread, answer each suspended request from its delivery report or its ack deadline,
- * and watch broker health for /readyz (see bridge.h). */
+/* bridge_kafka.c - the bridge's idempotent producer and the broker's health: produce
+ * without blocking the HTTP thread, hand each delivery report to the request's
+ * completion, and probe the broker for /readyz (see bridge.h). */
 #include "bridge.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,76 +20,7 @@
 #define BRIDGE_HEALTH_INTERVAL_MS  1000
 #define BRIDGE_METADATA_TIMEOUT_MS 2000
 
-/* Pending list: requests waiting for their report, in ack-deadline order (all
- * deadlines are now + the same timeout, so appending keeps the order). */
-static void bridge_pending_add(struct bridge *br, struct bridge_req *req)
-{
-        pthread_mutex_lock(&br->pending_lock);
-        req->prev = br->pending_tail;
-        req->next = NULL;
-        if (br->pending_tail)
-                br->pending_tail->next = req;
-        else
-                br->pending_head = req;
-        br->pending_tail = req;
-        req->in_pending  = 1;
-        pthread_mutex_unlock(&br->pending_lock);
-}
-
-static void bridge_pending_remove_locked(struct bridge *br, struct bridge_req *req)
-{
-        if (!req->in_pending)
-                return;
-        if (req->prev)
-                req->prev->next = req->next;
-        else
-                br->pending_head = req->next;
-        if (req->next)
-                req->next->prev = req->prev;
-        else
-                br->pending_tail = req->prev;
-        req->prev = req->next = NULL;
-        req->in_pending       = 0;
-}
-
-static void bridge_pending_remove(struct bridge *br, struct bridge_req *req)
-{
-        pthread_mutex_lock(&br->pending_lock);
-        bridge_pending_remove_locked(br, req);
-        pthread_mutex_unlock(&br->pending_lock);
-}
-
-int bridge_req_answer(struct bridge_req *req, unsigned status, const char *error)
-{
-        int expected = BRIDGE_REQ_WAITING;
-
-        if (!atomic_compare_exchange_strong(&req->state, &expected,
-                                            BRIDGE_REQ_ANSWERED))
-                return 0;
-        req->status = status;
-        if (error)
-                snprintf(req->error, sizeof(req->error), "%s", error);
-        MHD_resume_connection(req->conn);
-        return 1;
-}
-
-/* Answers every pending request whose ack deadline has passed with 503. */
-static void bridge_expire_pending(struct bridge *br)
-{
-        int64_t now = dtime_mono_ms();
-        char why[160];
-
-        snprintf(why, sizeof(why), "no acknowledgement from Kafka within %lld ms",
-                 br->cfg.ack_timeout_ms);
-        pthread_mutex_lock(&br->pending_lock);
-        while (br->pending_head && br->pending_head->deadline_ms <= now) {
-                struct bridge_req *req = br->pending_head;
-                bridge_pending_remove_locked(br, req);
-                bridge_req_answer(req, MHD_HTTP_SERVICE_UNAVAILABLE, why);
-        }
-        pthread_mutex_unlock(&br->pending_lock);
-}
-
+/* The delivery report (the Kafka poll thread): completes the record's request. */
 static void bridge_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
         struct bridge *br      = opaque;
@@ -102,32 +32,21 @@ static void bridge_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *op
         dmetrics_hist_observe_us(
             &br->m.ack_latency,
             (unsigned long long)(dtime_mono_us() - req->produced_us));
-        bridge_pending_remove(br, req);
         if (msg->err) {
-                char why[200];
                 atomic_fetch_add(&br->m.producer_errors, 1);
-                snprintf(why, sizeof(why), "Kafka delivery failed: %s",
-                         rd_kafka_err2str(msg->err));
                 dlog_warn("delivery to %s failed: %s (persisted: %d)",
                           br->cfg.raw_topic, rd_kafka_err2str(msg->err),
                           (int)rd_kafka_message_status(msg));
-                if (!bridge_req_answer(req, MHD_HTTP_SERVICE_UNAVAILABLE, why))
-                        atomic_fetch_add(&br->m.late_reports, 1);
+                bridge_req_complete(req, BRIDGE_FAILED, 0, 0,
+                                    rd_kafka_err2str(msg->err));
         } else {
-                int expected = BRIDGE_REQ_WAITING;
-                /* Write the position before the state flips, so that the answer
-                 * never shows a stale one. Only the winner of the flip uses it. */
-                if (atomic_load(&req->state) == expected) {
-                        req->partition = msg->partition;
-                        req->offset    = msg->offset;
-                }
-                if (!bridge_req_answer(
-                        req, req->invalid ? MHD_HTTP_ACCEPTED : MHD_HTTP_OK, NULL))
-                        atomic_fetch_add(&br->m.late_reports, 1);
+                bridge_req_complete(req, BRIDGE_DELIVERED, msg->partition, msg->offset,
+                                    NULL);
         }
-        bridge_req_release(req);
 }
 
+/* librdkafka's errors (the Kafka poll thread): a fatal one makes main exit, and
+ * "all brokers down" marks the bridge not ready until the next probe succeeds. */
 static void bridge_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
         struct bridge *br = opaque;
@@ -147,20 +66,13 @@ static void bridge_error_cb(rd_kafka_t *rk, int err, const char *reason, void *o
                   reason);
 }
 
+/* The Kafka poll thread: serves the delivery reports and the error callback. */
 static void *bridge_poll_main(void *arg)
 {
         struct bridge *br = arg;
 
-        int64_t next_sweep = 0;
-
-        while (atomic_load(&br->poll_run)) {
+        while (atomic_load(&br->kafka_run))
                 rd_kafka_poll(br->rk, 50);
-                bridge_expire_pending(br);
-                if (dtime_mono_ms() >= next_sweep) {
-                        bridge_guard_sweep(br);
-                        next_sweep = dtime_mono_ms() + 250;
-                }
-        }
         return NULL;
 }
 
@@ -253,19 +165,20 @@ static void bridge_health_probe(struct bridge *br)
         }
 }
 
+/* The health thread: one probe a second until the producer stops. */
 static void *bridge_health_main(void *arg)
 {
         struct bridge *br = arg;
 
         pthread_mutex_lock(&br->health_lock);
-        while (atomic_load(&br->poll_run)) {
+        while (atomic_load(&br->kafka_run)) {
                 struct timespec ts;
                 pthread_mutex_unlock(&br->health_lock);
                 bridge_health_probe(br);
                 pthread_mutex_lock(&br->health_lock);
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_sec += BRIDGE_HEALTH_INTERVAL_MS / 1000;
-                if (atomic_load(&br->poll_run))
+                if (atomic_load(&br->kafka_run))
                         pthread_cond_timedwait(&br->health_cond, &br->health_lock, &ts);
         }
         pthread_mutex_unlock(&br->health_lock);
@@ -293,7 +206,7 @@ int bridge_kafka_ready(struct bridge *br, char *reason, size_t reasonsize)
 }
 
 int bridge_kafka_produce(struct bridge *br, struct bridge_req *req, const char *key,
-                         rd_kafka_headers_t *hdrs)
+                         rd_kafka_headers_t *hdrs, char *why, size_t whysize)
 {
         rd_kafka_vu_t vu[7];
         rd_kafka_error_t *error;
@@ -301,9 +214,6 @@ int bridge_kafka_produce(struct bridge *br, struct bridge_req *req, const char *
 
         memset(vu, 0, sizeof(vu));
         req->produced_us = dtime_mono_us();
-        req->deadline_ms = dtime_mono_ms() + br->cfg.ack_timeout_ms;
-        atomic_fetch_add(&req->refcnt, 1); /* librdkafka's reference */
-        bridge_pending_add(br, req);
         vu[0].vtype      = RD_KAFKA_VTYPE_RKT;
         vu[0].u.rkt      = br->rkt;
         vu[1].vtype      = RD_KAFKA_VTYPE_PARTITION;
@@ -326,11 +236,9 @@ int bridge_kafka_produce(struct bridge *br, struct bridge_req *req, const char *
         if (error)
                 rd_kafka_error_destroy(error);
         if (err) {
-                bridge_pending_remove(br, req);
-                atomic_fetch_sub(&req->refcnt, 1);
                 atomic_fetch_add(&br->m.producer_errors, 1);
                 rd_kafka_headers_destroy(hdrs);
-                snprintf(req->error, sizeof(req->error), "Kafka produce failed: %s",
+                snprintf(why, whysize, "Kafka produce failed: %s",
                          err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? "producer queue full"
                                                               : rd_kafka_err2str(err));
                 return -1;
@@ -338,24 +246,27 @@ int bridge_kafka_produce(struct bridge *br, struct bridge_req *req, const char *
         return 0;
 }
 
-int bridge_kafka_start(struct bridge *br, char *err, size_t errsize)
+/* The producer's configuration: the passthrough properties, then the bridge's own
+ * settings where the user gave none. NULL with err set. */
+static rd_kafka_conf_t *bridge_kafka_conf(struct bridge *br, char *err, size_t errsize)
 {
-        char rderr[512], num[32];
+        const struct dconf_props *props = &br->props;
         rd_kafka_conf_t *conf;
+        char num[32];
         long long mto;
 
-        conf = dkafka_conf_new(br->cfg.bootstrap, "duro-bridge", &br->props,
+        conf = dkafka_conf_new(br->cfg.bootstrap, "duro-bridge", props,
                                DCONF_SCOPE_PRODUCER, err, errsize);
         if (!conf)
-                return -1;
+                return NULL;
         /* message.timeout.ms stays below the ack timeout, so that the report of a
          * record that cannot be delivered comes back before the request times out. */
         mto = br->cfg.ack_timeout_ms > 2000 ? br->cfg.ack_timeout_ms - 1000
                                             : br->cfg.ack_timeout_ms / 2;
         if (mto < 1)
                 mto = 1;
-        if (dkafka_props_has(&br->props, DCONF_SCOPE_PRODUCER, "message.timeout.ms") ||
-            dkafka_props_has(&br->props, DCONF_SCOPE_PRODUCER, "delivery.timeout.ms")) {
+        if (dkafka_props_has(props, DCONF_SCOPE_PRODUCER, "message.timeout.ms") ||
+            dkafka_props_has(props, DCONF_SCOPE_PRODUCER, "delivery.timeout.ms")) {
                 size_t sz = sizeof(num);
                 if (rd_kafka_conf_get(conf, "message.timeout.ms", num, &sz) ==
                         RD_KAFKA_CONF_OK &&
@@ -364,21 +275,18 @@ int bridge_kafka_start(struct bridge *br, char *err, size_t errsize)
                                  "message.timeout.ms=%s: must be below "
                                  "DURO_BRIDGE_ACK_TIMEOUT_MS (%lld)",
                                  num, br->cfg.ack_timeout_ms);
-                        rd_kafka_conf_destroy(conf);
-                        return -1;
+                        goto fail;
                 }
         } else {
                 snprintf(num, sizeof(num), "%lld", mto);
                 if (dkafka_conf_set(conf, "message.timeout.ms", num, err, errsize))
                         goto fail;
         }
-        if (!dkafka_props_has(&br->props, DCONF_SCOPE_PRODUCER, "linger.ms") &&
-            !dkafka_props_has(&br->props, DCONF_SCOPE_PRODUCER,
-                              "queue.buffering.max.ms") &&
+        if (!dkafka_props_has(props, DCONF_SCOPE_PRODUCER, "linger.ms") &&
+            !dkafka_props_has(props, DCONF_SCOPE_PRODUCER, "queue.buffering.max.ms") &&
             dkafka_conf_set(conf, "linger.ms", BRIDGE_LINGER_MS, err, errsize))
                 goto fail;
-        if (!dkafka_props_has(&br->props, DCONF_SCOPE_PRODUCER,
-                              "socket.nagle.disable") &&
+        if (!dkafka_props_has(props, DCONF_SCOPE_PRODUCER, "socket.nagle.disable") &&
             dkafka_conf_set(conf, "socket.nagle.disable", "true", err, errsize))
                 goto fail;
         if (dkafka_conf_set(conf, "enable.idempotence", "true", err, errsize) ||
@@ -388,69 +296,102 @@ int bridge_kafka_start(struct bridge *br, char *err, size_t errsize)
         rd_kafka_conf_set_dr_msg_cb(conf, bridge_dr_cb);
         rd_kafka_conf_set_error_cb(conf, bridge_error_cb);
         rd_kafka_conf_set_opaque(conf, br);
+        return conf;
+fail:
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+}
 
+void bridge_kafka_init(struct bridge *br)
+{
+        pthread_mutex_init(&br->health_lock, NULL);
+        pthread_cond_init(&br->health_cond, NULL);
+}
+
+void bridge_kafka_destroy(struct bridge *br)
+{
+        pthread_cond_destroy(&br->health_cond);
+        pthread_mutex_destroy(&br->health_lock);
+}
+
+/* Tells the poll and health threads to stop. */
+static void bridge_kafka_halt(struct bridge *br)
+{
+        pthread_mutex_lock(&br->health_lock);
+        atomic_store(&br->kafka_run, 0);
+        pthread_cond_broadcast(&br->health_cond);
+        pthread_mutex_unlock(&br->health_lock);
+}
+
+int bridge_kafka_start(struct bridge *br, char *err, size_t errsize)
+{
+        rd_kafka_conf_t *conf = bridge_kafka_conf(br, err, errsize);
+        char rderr[512];
+        int created = 0, rc;
+
+        if (!conf)
+                return -1;
         br->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
         if (!br->rk) {
                 snprintf(err, errsize, "cannot create Kafka producer: %s", rderr);
+                rd_kafka_conf_destroy(conf);
+                return -1;
+        }
+        if (br->cfg.topics.create &&
+            dtopics_ensure(br->rk, br->cfg.raw_topic, &br->cfg.topics,
+                           br->cfg.topics.raw_retention_ms, &created, err, errsize))
                 goto fail;
-        }
-        if (br->cfg.topics.create) {
-                int created = 0;
-                if (dtopics_ensure(br->rk, br->cfg.raw_topic, &br->cfg.topics,
-                                   br->cfg.topics.raw_retention_ms, &created, err,
-                                   errsize)) {
-                        rd_kafka_destroy(br->rk);
-                        br->rk = NULL;
-                        return -1;
-                }
-        }
         br->rkt = rd_kafka_topic_new(br->rk, br->cfg.raw_topic, NULL);
         if (!br->rkt) {
                 snprintf(err, errsize, "raw topic %s: %s", br->cfg.raw_topic,
                          rd_kafka_err2str(rd_kafka_last_error()));
-                rd_kafka_destroy(br->rk);
-                br->rk = NULL;
-                return -1;
+                goto fail;
         }
-        atomic_store(&br->poll_run, 1);
-        if (pthread_create(&br->poll_thread, NULL, bridge_poll_main, br) ||
-            pthread_create(&br->health_thread, NULL, bridge_health_main, br)) {
-                snprintf(err, errsize, "cannot start threads: %s", strerror(errno));
-                return -1;
+        atomic_store(&br->kafka_run, 1);
+        rc = pthread_create(&br->poll_thread, NULL, bridge_poll_main, br);
+        if (!rc) {
+                rc = pthread_create(&br->health_thread, NULL, bridge_health_main, br);
+                if (rc) {
+                        bridge_kafka_halt(br);
+                        pthread_join(br->poll_thread, NULL);
+                }
+        }
+        if (rc) {
+                snprintf(err, errsize, "cannot start threads: %s", strerror(rc));
+                rd_kafka_topic_destroy(br->rkt);
+                goto fail;
         }
         return 0;
 fail:
-        rd_kafka_conf_destroy(conf);
+        rd_kafka_destroy(br->rk);
+        br->rk  = NULL;
+        br->rkt = NULL;
         return -1;
 }
 
 void bridge_kafka_stop(struct bridge *br)
 {
-        int left;
-
         if (!br->rk)
                 return;
         /* The poll thread keeps serving reports while flush waits. */
         if (rd_kafka_flush(br->rk, 5000))
                 dlog_warn("%d records still unacknowledged at exit",
                           rd_kafka_outq_len(br->rk));
-        pthread_mutex_lock(&br->health_lock);
-        atomic_store(&br->poll_run, 0);
-        pthread_cond_broadcast(&br->health_cond);
-        pthread_mutex_unlock(&br->health_lock);
+        bridge_kafka_halt(br);
         pthread_join(br->health_thread, NULL);
         pthread_join(br->poll_thread, NULL);
         /* Any report still queued releases its request here. */
         rd_kafka_poll(br->rk, 0);
-        left = rd_kafka_outq_len(br->rk);
-        if (left)
+        if (rd_kafka_outq_len(br->rk))
                 rd_kafka_purge(br->rk,
                                RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_poll(br->rk, 0);
         rd_kafka_topic_destroy(br->rkt);
         rd_kafka_destroy(br->rk);
         br->rk = NULL;
-        pthread_cond_destroy(&br->health_cond);
-        pthread_mutex_destroy(&br->health_lock);
-        pthread_mutex_destroy(&br->pending_lock);
+}
+
+int bridge_kafka_queue_depth(struct bridge *br)
+{
+        return br->rk ? rd_kafka_outq_len(br->rk) : 0;
 }

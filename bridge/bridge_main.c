@@ -1,6 +1,7 @@
 /* bridge_main.c - duro-bridge: start-up (configuration table, secrets, producer,
  * listeners), the signal loop (SIGHUP and secrets-file changes reload the secrets),
- * and the graceful shutdown of DESIGN §3. */
+ * readiness, and the graceful shutdown (not ready, drain delay, close the listener,
+ * finish the requests in flight, stop). */
 #include "bridge.h"
 
 #include <errno.h>
@@ -122,6 +123,17 @@ static void bridge_wait_inflight(struct bridge *br, int64_t deadline)
         }
 }
 
+int bridge_ready(void *opaque, char *reason, size_t reasonsize)
+{
+        struct bridge *br = opaque;
+
+        if (atomic_load(&br->draining)) {
+                snprintf(reason, reasonsize, "shutting down");
+                return 0;
+        }
+        return bridge_kafka_ready(br, reason, reasonsize);
+}
+
 static void bridge_shutdown(struct bridge *br, const sigset_t *set)
 {
         int64_t start = dtime_mono_ms(), deadline;
@@ -139,7 +151,7 @@ static void bridge_shutdown(struct bridge *br, const sigset_t *set)
                 if (sig == SIGHUP)
                         bridge_reload_secrets(br, 1);
         }
-        bridge_http_quiesce(br);
+        bridge_listen_close(br);
         /* Requests on open connections are still published while the ones in flight
          * finish; then new ones are refused (503, not suspended), so that no request
          * can be suspended when the daemon stops. */
@@ -152,27 +164,83 @@ static void bridge_shutdown(struct bridge *br, const sigset_t *set)
                 dlog_error("%lld requests still open at shutdown",
                            (long long)atomic_load(&br->m.inflight));
         bridge_http_stop(br);
+        bridge_listen_free(br);
         bridge_kafka_stop(br);
 }
 
-static int bridge_setup_threads(struct bridge *br)
+static void bridge_setup_threads(struct bridge *br)
 {
         long n;
 
         if (br->cfg.threads > 0)
-                return 0;
+                return;
         n               = sysconf(_SC_NPROCESSORS_ONLN);
         br->cfg.threads = n < 1 ? 1 : n > 8 ? 8 : n;
+}
+
+/* Everything that can fail on a bad setting is checked before Kafka starts. Returns 0,
+ * or the exit status after logging the "bad setting: ..." line. */
+static int bridge_start(struct bridge *br, struct dadmin **admin)
+{
+        char err[512];
+
+        if (bridge_listen_open(br, err, sizeof(err))) {
+                dlog_error("bad setting: %s", err);
+                return 2;
+        }
+        *admin = dadmin_start(br->cfg.admin_listen, bridge_ready, bridge_metrics_render,
+                              br, err, sizeof(err));
+        if (!*admin) {
+                dlog_error("bad setting: DURO_BRIDGE_ADMIN_LISTEN: %s", err);
+                return 2;
+        }
+        if (bridge_kafka_start(br, err, sizeof(err))) {
+                dlog_error("bad setting: %s", err);
+                dadmin_stop(*admin);
+                return 2;
+        }
+        if (bridge_http_start(br, err, sizeof(err))) {
+                dlog_error("bad setting: %s", err);
+                dadmin_stop(*admin);
+                bridge_kafka_stop(br);
+                return 2;
+        }
+        dlog_info("listening: webhooks on port %d%s at %s, admin on port %d; "
+                  "publishing to %s via %s; %zu secret(s) active; %lld threads",
+                  br->http_port, br->tls_cert_pem ? " (TLS)" : "", br->cfg.webhook_path,
+                  dadmin_port(*admin), br->cfg.raw_topic, br->cfg.bootstrap,
+                  dsecrets_count(br->secrets), br->cfg.threads);
         return 0;
+}
+
+/* Takes the signals until SIGTERM or SIGINT, or a fatal producer error. Returns the
+ * exit status. */
+static int bridge_run(struct bridge *br, const sigset_t *set)
+{
+        for (;;) {
+                int sig = bridge_wait_signal(set, 1000);
+                if (sig == SIGTERM || sig == SIGINT) {
+                        dlog_info("received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                        return 0;
+                }
+                if (sig == SIGHUP)
+                        bridge_reload_secrets(br, 1);
+                else
+                        bridge_reload_secrets(br, 0);
+                if (atomic_load(&br->fatal)) {
+                        dlog_error("exiting after a fatal producer error; the "
+                                   "orchestrator restarts the bridge");
+                        return 1;
+                }
+        }
 }
 
 int main(int argc, char **argv)
 {
         static struct bridge br;
         struct dadmin *admin = NULL;
-        char err[512];
         sigset_t set;
-        int exit_code = 0, rc;
+        int exit_code, rc;
 
         dlog_init("duro-bridge", DLOG_INFO);
         if (argc > 1 && !strcmp(argv[1], "webhooks"))
@@ -199,58 +267,18 @@ int main(int argc, char **argv)
         json_object_seed(0);
 
         bridge_metrics_init(&br.m);
-        br.listen_fd = -1;
-        pthread_mutex_init(&br.guard_lock, NULL);
-        pthread_mutex_init(&br.pending_lock, NULL);
-        pthread_mutex_init(&br.health_lock, NULL);
-        pthread_cond_init(&br.health_cond, NULL);
-        /* Everything that can fail on a bad setting is checked before Kafka starts. */
-        if (bridge_http_prepare(&br, err, sizeof(err))) {
-                dlog_error("bad setting: %s", err);
-                return 2;
-        }
-        admin = dadmin_start(br.cfg.admin_listen, bridge_ready, bridge_metrics_render,
-                             &br, err, sizeof(err));
-        if (!admin) {
-                dlog_error("bad setting: DURO_BRIDGE_ADMIN_LISTEN: %s", err);
-                return 2;
-        }
-        if (bridge_kafka_start(&br, err, sizeof(err))) {
-                dlog_error("bad setting: %s", err);
-                dadmin_stop(admin);
-                return 2;
-        }
-        if (bridge_http_start(&br, err, sizeof(err))) {
-                dlog_error("bad setting: %s", err);
-                dadmin_stop(admin);
-                bridge_kafka_stop(&br);
-                return 2;
-        }
-        dlog_info("listening: webhooks on port %d%s at %s, admin on port %d; "
-                  "publishing to %s via %s; %zu secret(s) active; %lld threads",
-                  br.http_port, br.tls_cert_pem ? " (TLS)" : "", br.cfg.webhook_path,
-                  dadmin_port(admin), br.cfg.raw_topic, br.cfg.bootstrap,
-                  dsecrets_count(br.secrets), br.cfg.threads);
-
-        for (;;) {
-                int sig = bridge_wait_signal(&set, 1000);
-                if (sig == SIGTERM || sig == SIGINT) {
-                        dlog_info("received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-                        break;
-                }
-                if (sig == SIGHUP)
-                        bridge_reload_secrets(&br, 1);
-                else
-                        bridge_reload_secrets(&br, 0);
-                if (atomic_load(&br.fatal)) {
-                        dlog_error("exiting after a fatal producer error; the "
-                                   "orchestrator restarts the bridge");
-                        exit_code = 1;
-                        break;
-                }
-        }
+        bridge_req_init(&br);
+        bridge_guard_init(&br);
+        bridge_kafka_init(&br);
+        rc = bridge_start(&br, &admin);
+        if (rc)
+                return rc;
+        exit_code = bridge_run(&br, &set);
         bridge_shutdown(&br, &set);
         dadmin_stop(admin);
+        bridge_kafka_destroy(&br);
+        bridge_guard_destroy(&br);
+        bridge_req_destroy(&br);
         dsecrets_destroy(br.secrets);
         dconf_props_free(&br.props);
         dconf_free(bridge_opts, BRIDGE_NOPTS, &br.cfg);

@@ -1,8 +1,18 @@
-/* bridge_metrics.c - what /metrics and /readyz report for duro-bridge (see bridge.h).
- */
+/* bridge_metrics.c - the bridge's counters and what /metrics reports (see bridge.h). */
 #include "bridge.h"
 
 #include <stdio.h>
+
+/* The statuses counted one by one, with their labels; the last slot counts the rest. */
+static const struct {
+        unsigned status;
+        const char *labels;
+} bridge_statuses[BRIDGE_NSTATUS] = {
+    {200, "status=\"200\""}, {202, "status=\"202\""}, {400, "status=\"400\""},
+    {401, "status=\"401\""}, {404, "status=\"404\""}, {405, "status=\"405\""},
+    {413, "status=\"413\""}, {415, "status=\"415\""}, {422, "status=\"422\""},
+    {500, "status=\"500\""}, {503, "status=\"503\""}, {0, "status=\"other\""},
+};
 
 void bridge_metrics_init(struct bridge_metrics *m)
 {
@@ -28,7 +38,7 @@ void bridge_metrics_count(struct bridge_metrics *m, unsigned status)
 {
         size_t i = 0;
 
-        while (i < BRIDGE_NSTATUS - 1 && bridge_statuses[i] != status)
+        while (i < BRIDGE_NSTATUS - 1 && bridge_statuses[i].status != status)
                 i++;
         atomic_fetch_add_explicit(&m->requests[i], 1, memory_order_relaxed);
 }
@@ -38,75 +48,58 @@ int bridge_metrics_render(void *opaque, struct dbuf *b)
         struct bridge *br        = opaque;
         struct bridge_metrics *m = &br->m;
         char reason[200];
-        int rc = 0;
+        const struct dmetrics_row rows[] = {
+            DMETRICS_GAUGE_ROW("duro_bridge_inflight_requests",
+                               "Webhook requests received and not yet completed.",
+                               atomic_load(&m->inflight)),
+            DMETRICS_COUNTER_ROW("duro_bridge_producer_errors_total",
+                                 "Records that failed to produce or deliver.",
+                                 atomic_load(&m->producer_errors)),
+            DMETRICS_COUNTER_ROW("duro_bridge_late_delivery_reports_total",
+                                 "Delivery reports that arrived after the request "
+                                 "was answered.",
+                                 atomic_load(&m->late_reports)),
+            DMETRICS_COUNTER_ROW("duro_bridge_captured_invalid_total",
+                                 "Signed but invalid payloads published with "
+                                 "duro-invalid.",
+                                 atomic_load(&m->captured_invalid)),
+            DMETRICS_SAMPLE_ROW("counter", "duro_bridge_connections_cut_total",
+                                "Connections closed without an answer, by reason.",
+                                "reason=\"body_too_large\"",
+                                atomic_load(&m->cut_too_large)),
+            DMETRICS_SAMPLE_ROW("counter", "duro_bridge_connections_cut_total", NULL,
+                                "reason=\"request_deadline\"",
+                                atomic_load(&m->cut_deadline)),
+            DMETRICS_SAMPLE_ROW("counter", "duro_bridge_connections_cut_total", NULL,
+                                "reason=\"idle\"", atomic_load(&m->cut_idle)),
+            DMETRICS_GAUGE_ROW("duro_bridge_producer_queue_depth",
+                               "Records in the producer queue, not yet "
+                               "acknowledged.",
+                               bridge_kafka_queue_depth(br)),
+            DMETRICS_COUNTER_ROW("duro_bridge_secrets_reloads_total",
+                                 "Times the webhook secrets were reloaded.",
+                                 atomic_load(&m->secrets_reloads)),
+            DMETRICS_COUNTER_ROW("duro_bridge_secrets_reload_errors_total",
+                                 "Failed reloads of the webhook secrets (the old "
+                                 "ones stay active).",
+                                 atomic_load(&m->secrets_reload_errors)),
+            DMETRICS_GAUGE_ROW("duro_bridge_secrets_active",
+                               "Webhook secrets currently accepted.",
+                               dsecrets_count(br->secrets)),
+            DMETRICS_GAUGE_ROW("duro_bridge_ready", "1 when /readyz answers ready.",
+                               bridge_ready(br, reason, sizeof(reason))),
+        };
+        int rc = dmetrics_head(b, "duro_bridge_requests_total",
+                               "Webhook requests answered, by HTTP status.", "counter");
 
-        rc |= dmetrics_head(b, "duro_bridge_requests_total",
-                            "Webhook requests answered, by HTTP status.", "counter");
-        for (size_t i = 0; i < BRIDGE_NSTATUS; i++) {
-                char labels[32];
-                if (bridge_statuses[i])
-                        snprintf(labels, sizeof(labels), "status=\"%u\"",
-                                 bridge_statuses[i]);
-                else
-                        snprintf(labels, sizeof(labels), "status=\"other\"");
-                rc |= dmetrics_sample(b, "duro_bridge_requests_total", labels,
+        for (size_t i = 0; i < BRIDGE_NSTATUS; i++)
+                rc |= dmetrics_sample(b, "duro_bridge_requests_total",
+                                      bridge_statuses[i].labels,
                                       (double)atomic_load(&m->requests[i]));
-        }
         rc |= dmetrics_hist_render(b, "duro_bridge_ack_latency_seconds",
                                    "Time from produce to the broker's "
                                    "acknowledgement.",
                                    &m->ack_latency);
-        rc |= dmetrics_gauge(b, "duro_bridge_inflight_requests",
-                             "Webhook requests received and not yet completed.",
-                             (double)atomic_load(&m->inflight));
-        rc |= dmetrics_counter(b, "duro_bridge_producer_errors_total",
-                               "Records that failed to produce or deliver.",
-                               atomic_load(&m->producer_errors));
-        rc |= dmetrics_counter(b, "duro_bridge_late_delivery_reports_total",
-                               "Delivery reports that arrived after the request "
-                               "was answered.",
-                               atomic_load(&m->late_reports));
-        rc |= dmetrics_counter(b, "duro_bridge_captured_invalid_total",
-                               "Signed but invalid payloads published with "
-                               "duro-invalid.",
-                               atomic_load(&m->captured_invalid));
-        rc |= dmetrics_head(b, "duro_bridge_connections_cut_total",
-                            "Connections closed without an answer, by reason.",
-                            "counter");
-        rc |= dmetrics_sample(b, "duro_bridge_connections_cut_total",
-                              "reason=\"body_too_large\"",
-                              (double)atomic_load(&m->cut_too_large));
-        rc |= dmetrics_sample(b, "duro_bridge_connections_cut_total",
-                              "reason=\"request_deadline\"",
-                              (double)atomic_load(&m->cut_deadline));
-        rc |= dmetrics_sample(b, "duro_bridge_connections_cut_total", "reason=\"idle\"",
-                              (double)atomic_load(&m->cut_idle));
-        rc |= dmetrics_gauge(b, "duro_bridge_producer_queue_depth",
-                             "Records in the producer queue, not yet "
-                             "acknowledged.",
-                             br->rk ? (double)rd_kafka_outq_len(br->rk) : 0);
-        rc |= dmetrics_counter(b, "duro_bridge_secrets_reloads_total",
-                               "Times the webhook secrets were reloaded.",
-                               atomic_load(&m->secrets_reloads));
-        rc |= dmetrics_counter(b, "duro_bridge_secrets_reload_errors_total",
-                               "Failed reloads of the webhook secrets (the old "
-                               "ones stay active).",
-                               atomic_load(&m->secrets_reload_errors));
-        rc |= dmetrics_gauge(b, "duro_bridge_secrets_active",
-                             "Webhook secrets currently accepted.",
-                             (double)dsecrets_count(br->secrets));
-        rc |= dmetrics_gauge(b, "duro_bridge_ready", "1 when /readyz answers ready.",
-                             bridge_ready(br, reason, sizeof(reason)));
+        rc |= dmetrics_rows(b, rows, sizeof(rows) / sizeof(rows[0]));
         return rc ? -1 : 0;
-}
-
-int bridge_ready(void *opaque, char *reason, size_t reasonsize)
-{
-        struct bridge *br = opaque;
-
-        if (atomic_load(&br->draining)) {
-                snprintf(reason, reasonsize, "shutting down");
-                return 0;
-        }
-        return bridge_kafka_ready(br, reason, reasonsize);
 }

@@ -74,3 +74,15 @@ int dmetrics_hist_render(struct dbuf *b, const char *name, const char *help,
                 return -1;
         return 0;
 }
+
+int dmetrics_rows(struct dbuf *b, const struct dmetrics_row *rows, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                const struct dmetrics_row *r = &rows[i];
+                if (r->help && dmetrics_head(b, r->name, r->help, r->type))
+                        return -1;
+                if (dmetrics_sample(b, r->name, r->labels, r->value))
+                        return -1;
+        }
+        return 0;
+}

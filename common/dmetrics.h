@@ -35,4 +35,30 @@ int dmetrics_sample(struct dbuf *b, const char *name, const char *labels, double
 int dmetrics_hist_render(struct dbuf *b, const char *name, const char *help,
                          struct dmetrics_hist *h);
 
+/* One row of a metrics table: a counter or a gauge with its name, help and value.
+ * A row with labels and no help adds a sample to the family of the row above. */
+struct dmetrics_row {
+        const char *type; /* "counter" or "gauge" */
+        const char *name;
+        const char *help;   /* NULL: another sample of the family above */
+        const char *labels; /* NULL, or like "reason=\"idle\"" */
+        double value;       /* written as dmetrics_sample does (exact below 2^53) */
+};
+#define DMETRICS_COUNTER_ROW(name, help, v)                                            \
+        {                                                                              \
+                "counter", name, help, NULL, (double)(v)                               \
+        }
+#define DMETRICS_GAUGE_ROW(name, help, v)                                              \
+        {                                                                              \
+                "gauge", name, help, NULL, (double)(v)                                 \
+        }
+#define DMETRICS_SAMPLE_ROW(type, name, help, labels, v)                               \
+        {                                                                              \
+                type, name, help, labels, (double)(v)                                  \
+        }
+
+/* Writes the rows in order ("# HELP" and "# TYPE" for each row with help, then its
+ * sample). Returns 0 or -1 (buffer cap). Any thread. */
+int dmetrics_rows(struct dbuf *b, const struct dmetrics_row *rows, size_t n);
+
 #endif

@@ -228,6 +228,48 @@ static void test_render_cap(void **state)
         assert_int_equal(render_capped(2, 20), -1);
 }
 
+/* A table renders as the single calls would, a labelled family under one head. */
+static void test_rows(void **state)
+{
+        const struct dmetrics_row rows[] = {
+            DMETRICS_GAUGE_ROW("duro_inflight", "In flight.", 3),
+            DMETRICS_COUNTER_ROW("duro_errors_total", "Errors.", 7),
+            DMETRICS_SAMPLE_ROW("counter", "duro_cut_total", "Cut.", "reason=\"idle\"",
+                                2),
+            DMETRICS_SAMPLE_ROW("counter", "duro_cut_total", NULL, "reason=\"slow\"",
+                                0),
+            DMETRICS_GAUGE_ROW("duro_ready", "Ready.", 0.5),
+        };
+        struct dbuf b, want;
+
+        (void)state;
+        dbuf_init(&b, 0);
+        dbuf_init(&want, 0);
+        assert_int_equal(dmetrics_rows(&b, rows, 5), 0);
+        assert_int_equal(dmetrics_gauge(&want, "duro_inflight", "In flight.", 3), 0);
+        assert_int_equal(dmetrics_counter(&want, "duro_errors_total", "Errors.", 7), 0);
+        assert_string_equal(dbuf_cstr(&b), "# HELP duro_inflight In flight.\n"
+                                           "# TYPE duro_inflight gauge\n"
+                                           "duro_inflight 3\n"
+                                           "# HELP duro_errors_total Errors.\n"
+                                           "# TYPE duro_errors_total counter\n"
+                                           "duro_errors_total 7\n"
+                                           "# HELP duro_cut_total Cut.\n"
+                                           "# TYPE duro_cut_total counter\n"
+                                           "duro_cut_total{reason=\"idle\"} 2\n"
+                                           "duro_cut_total{reason=\"slow\"} 0\n"
+                                           "# HELP duro_ready Ready.\n"
+                                           "# TYPE duro_ready gauge\n"
+                                           "duro_ready 0.5\n");
+        /* the first two rows are exactly what dmetrics_gauge and _counter write */
+        assert_memory_equal(dbuf_cstr(&b), dbuf_cstr(&want), strlen(dbuf_cstr(&want)));
+        dbuf_free(&want);
+        dbuf_free(&b);
+        dbuf_init(&b, 40);
+        assert_int_equal(dmetrics_rows(&b, rows, 5), -1);
+        dbuf_free(&b);
+}
+
 static struct dmetrics_hist shared;
 
 static void *observer(void *arg)
@@ -271,6 +313,7 @@ int main(void)
             cmocka_unit_test(test_hist_cumulative_random),
             cmocka_unit_test(test_hist_too_many_bounds),
             cmocka_unit_test(test_render_cap),
+            cmocka_unit_test(test_rows),
             cmocka_unit_test(test_hist_concurrent),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
