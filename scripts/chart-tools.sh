@@ -78,6 +78,8 @@ need_go() {
     say "$go does not run"
     exit 1
   }
+  # controller-gen loads packages by running `go` from PATH.
+  export PATH="$dir/bin:$PATH"
 }
 
 # go install NAME PACKAGE VERSION [LDFLAGS [TAGS]]: builds into $bin unless its stamp
