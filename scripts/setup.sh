@@ -8,7 +8,7 @@
 #                              Debian packages, the Python test environment, the Kafka
 #                              broker jars, and the chart tools (scripts/chart-tools.sh:
 #                              Go from the Go module proxy, helm, kubeconform, promtool,
-#                              the schemas; about 10 minutes the first time)
+#                              the schemas; about 4 minutes the first time)
 #   scripts/setup.sh --local   only what scripts/run-local.sh needs: the build tools,
 #                              the Python environment, the Kafka broker jars
 #
