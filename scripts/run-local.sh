@@ -56,7 +56,9 @@ if [ -z "${DURO_API_KEY:-}" ] && [ -z "${DURO_API_KEY_FILE:-}" ]; then
   key_file="$local_dir/api-key"
   [ -s "$key_file" ] || (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$key_file")
   export DURO_API_KEY_FILE="$key_file"
-  PYTHONPATH="$root/tests" "$py" -m duro_double serve --port "${DURO_DOUBLE_PORT:-8070}" \
+  # In a session of its own, so that Ctrl-C does not reach it: it gets one signal, the
+  # cleanup's SIGTERM (a second signal close behind the first can hang its stop).
+  PYTHONPATH="$root/tests" setsid "$py" -m duro_double serve --port "${DURO_DOUBLE_PORT:-8070}" \
     --api-key-file "$key_file" --seed 7 --latency-ms 20 >"$local_dir/double.out" 2>"$local_dir/double.err" &
   pids+=($!)
   for _ in $(seq 100); do grep -q listening "$local_dir/double.out" 2>/dev/null && break; sleep 0.1; done
