@@ -276,7 +276,7 @@ int bridge_kafka_queue_depth(struct bridge *br);
  * webhooks ...` (argv[0] is "webhooks"). */
 int cli_webhooks_main(int argc, char **argv);
 
-/* bridge_main.c */
+/* bridge_ready.c */
 /* 1 when ready (not shutting down, Kafka ready); else 0 and the reason. Any thread
  * (the admin listener's). */
 int bridge_ready(void *opaque, char *reason, size_t reasonsize);

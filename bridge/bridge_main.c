@@ -1,6 +1,6 @@
 /* bridge_main.c - duro-bridge: start-up (configuration table, secrets, producer,
  * listeners), the signal loop (SIGHUP and secrets-file changes reload the secrets),
- * readiness, and the graceful shutdown (not ready, drain delay, close the listener,
+ * and the graceful shutdown (not ready, drain delay, close the listener,
  * finish the requests in flight, stop). */
 #include "bridge.h"
 
@@ -121,17 +121,6 @@ static void bridge_wait_inflight(struct bridge *br, int64_t deadline)
                 struct timespec ts = {0, 10 * 1000000};
                 nanosleep(&ts, NULL);
         }
-}
-
-int bridge_ready(void *opaque, char *reason, size_t reasonsize)
-{
-        struct bridge *br = opaque;
-
-        if (atomic_load(&br->draining)) {
-                snprintf(reason, reasonsize, "shutting down");
-                return 0;
-        }
-        return bridge_kafka_ready(br, reason, reasonsize);
 }
 
 static void bridge_shutdown(struct bridge *br, const sigset_t *set)

@@ -217,6 +217,37 @@ static void dconf_help(const struct dconf_opt *tab, size_t n, const char *usage)
         printf("  %-28s %-32s %s\n", "--help", "", "this text");
 }
 
+/* Sets the table's setting that argv[*a] ("--name=value", "--name value" or a bare
+ * boolean "--name") names; *a moves past a separate value. Returns 0 or -1. */
+static int dconf_flag(const struct dconf_opt *tab, size_t n, void *cfg, int argc,
+                      char **argv, int *a, char *err, size_t errsize)
+{
+        const char *arg = argv[*a] + 2, *val, *eq = strchr(arg, '=');
+        size_t namelen            = eq ? (size_t)(eq - arg) : strlen(arg);
+        const struct dconf_opt *o = NULL;
+
+        for (size_t i = 0; i < n && !o; i++)
+                if (tab[i].flag && strlen(tab[i].flag) == namelen &&
+                    !strncmp(tab[i].flag, arg, namelen))
+                        o = &tab[i];
+        if (!o) {
+                snprintf(err, errsize, "--%.*s: unknown option (see --help)",
+                         (int)namelen, arg);
+                return -1;
+        }
+        if (eq)
+                val = eq + 1;
+        else if (o->type == DCONF_BOOL)
+                val = "true";
+        else if (*a + 1 < argc)
+                val = argv[++*a];
+        else {
+                snprintf(err, errsize, "--%s: expects a value", o->flag);
+                return -1;
+        }
+        return dconf_set(o, cfg, val, 1, err, errsize);
+}
+
 enum dconf_result dconf_load(const struct dconf_opt *tab, size_t n, void *cfg, int argc,
                              char **argv, char **envp, const char *usage,
                              struct dconf_props *props, char *err, size_t errsize)
@@ -239,9 +270,7 @@ enum dconf_result dconf_load(const struct dconf_opt *tab, size_t n, void *cfg, i
                         return DCONF_ERROR;
         }
         for (int a = 1; a < argc; a++) {
-                const char *arg = argv[a], *val = NULL, *eq;
-                const struct dconf_opt *o = NULL;
-                size_t namelen;
+                const char *arg = argv[a];
 
                 if (!strcmp(arg, "--version")) {
                         printf("%.*s %s\n", (int)strcspn(usage, " "), usage,
@@ -271,32 +300,7 @@ enum dconf_result dconf_load(const struct dconf_opt *tab, size_t n, void *cfg, i
                                  arg);
                         return DCONF_ERROR;
                 }
-                arg += 2;
-                eq      = strchr(arg, '=');
-                namelen = eq ? (size_t)(eq - arg) : strlen(arg);
-                for (size_t i = 0; i < n; i++) {
-                        if (tab[i].flag && strlen(tab[i].flag) == namelen &&
-                            !strncmp(tab[i].flag, arg, namelen)) {
-                                o = &tab[i];
-                                break;
-                        }
-                }
-                if (!o) {
-                        snprintf(err, errsize, "--%.*s: unknown option (see --help)",
-                                 (int)namelen, arg);
-                        return DCONF_ERROR;
-                }
-                if (eq)
-                        val = eq + 1;
-                else if (o->type == DCONF_BOOL)
-                        val = "true";
-                else if (a + 1 < argc)
-                        val = argv[++a];
-                else {
-                        snprintf(err, errsize, "--%s: expects a value", o->flag);
-                        return DCONF_ERROR;
-                }
-                if (dconf_set(o, cfg, val, 1, err, errsize))
+                if (dconf_flag(tab, n, cfg, argc, argv, &a, err, errsize))
                         return DCONF_ERROR;
         }
         return DCONF_OK;
