@@ -9,7 +9,7 @@
 #include "dlog.h"
 #include "dtime.h"
 
-/* Properties that would break the delivery guarantees (DESIGN §5), with aliases. */
+/* Properties that would break the delivery guarantees, with aliases. */
 static const char *const dkafka_refused[] = {
     "enable.idempotence",
     "acks",

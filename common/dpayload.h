@@ -2,7 +2,7 @@
  *
  * Shared by the bridge (what to publish and how to mark it) and the enricher (how to
  * read a raw record). The payload is {"id","webhook_id","event","created_at","data"};
- * DESIGN §3 lists what makes it invalid. */
+ * the bridge's contract lists what makes it invalid. */
 #ifndef DPAYLOAD_H
 #define DPAYLOAD_H
 
@@ -36,9 +36,9 @@ struct dpayload {
 int dpayload_parse(struct dpayload *p, const char *body, size_t len);
 void dpayload_free(struct dpayload *p);
 
-/* The raw record's key (DESIGN §3): item id for ITEM_*, change order id for CO_*, else
- * the first of those present, else the event id, else "sha256:<hex of body>".
- * Returns a string borrowed from p, or, for the hash form, written into buf. */
+/* The raw record's key (the bridge's contract): item id for ITEM_*, change order id for
+ * CO_*, else the first of those present, else the event id, else "sha256:<hex of
+ * body>". Returns a string borrowed from p, or, for the hash form, written into buf. */
 #define DPAYLOAD_HASHKEY_SIZE DSIG_SHA256_KEY_SIZE
 const char *dpayload_key(const struct dpayload *p, const char *body, size_t len,
                          char buf[DPAYLOAD_HASHKEY_SIZE]);

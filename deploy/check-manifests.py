@@ -17,7 +17,7 @@ Usage: check-manifests.py MANIFESTS.yaml [--bridge-help FILE] [--enricher-help F
   DURO_BRIDGE_ACK_TIMEOUT_MS;
 - the enricher's DURO_TRANSACTIONAL_ID and DURO_GROUP_INSTANCE_ID are built from the pod
   name (POD_NAME from the downward API, defined before them);
-- DESIGN §2: dedupe window > maximum event age + 600 s; raw-topic retention (KafkaTopic
+- the guarantees: dedupe window > maximum event age + 600 s; raw-topic retention (KafkaTopic
   or DURO_RAW_RETENTION_MS) >= window; Strimzi topics: min.insync.replicas < replicas.
 Exit status 1 with one line per finding.
 """
@@ -185,7 +185,7 @@ def main():
             elif "POD_NAME" in names and names.index("POD_NAME") > names.index(var):
                 fail(f"{w}: POD_NAME must be defined before {var}")
 
-    # DESIGN §2: the window exceeds the maximum event age + 10 minutes of clock skew.
+    # the guarantees: the window exceeds the maximum event age + 10 minutes of clock skew.
     window = age = None
     if enricher:
         window = int(value(enricher[2], "DURO_DEDUPE_WINDOW_S") or 90000)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The fault run (DESIGN §2 under crashes, restarts and upstream failures): a bounded
+# The fault run (the guarantees under crashes, restarts and upstream failures): a bounded
 # scenario of a few minutes against a real Kafka broker of its own. The Duro double
 # sends signed webhooks at a steady rate (some twice or three times, retrying every
 # non-2xx on Duro's schedule scaled down) through duro-bridge to duro-enricher, while the

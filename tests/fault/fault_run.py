@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The fault run: DESIGN §2's guarantees under crashes, restarts and upstream failures.
+"""The fault run: the guarantees (README: Guarantees) under crashes, restarts and upstream failures.
 
 One bounded scenario on one machine, against a real Kafka broker:
 

@@ -312,7 +312,7 @@ def run_bridge_once(env: dict, args: list, timeout: float = 15.0) -> tuple[int, 
 
 def check_raw_record(rec, *, body: bytes, key: bytes, signature: str, content_type: str,
                      t_before_ms: int, t_after_ms: int, payload: dict | None = None) -> None:
-    """Asserts the raw-record contract of DESIGN §3 for one published webhook."""
+    """Asserts the raw-record contract (README: duro-bridge) for one published webhook."""
     assert rec.value == body, "value must be the request body, byte for byte"
     assert rec.key == key, f"key {rec.key!r}, want {key!r}"
     assert t_before_ms - 5 <= rec.timestamp_ms <= t_after_ms + 5, \

@@ -71,7 +71,7 @@ def enricher_bin() -> str:
 
 
 def topic_for(template: str, event: str) -> str:
-    """DESIGN §4: the event name lower-cased, anything outside [a-z0-9._-] -> '_'."""
+    """the enricher's contract: the event name lower-cased, anything outside [a-z0-9._-] -> '_'."""
     name = re.sub(r"[^a-z0-9._-]", "_", event.lower())
     return template.replace("{event}", name)
 
@@ -88,7 +88,7 @@ def create_topics(bootstrap: str, names, partitions: int = OUTPUT_PARTITIONS,
 # ---------------------------------------------------------------- raw records
 
 def raw_key(payload: dict | None, body: bytes) -> bytes:
-    """The bridge's raw key (DESIGN §3)."""
+    """The bridge's raw key (the bridge's contract)."""
     if isinstance(payload, dict):
         ev = payload.get("event")
         data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
@@ -606,7 +606,7 @@ class Rig:
         return by
 
     def assert_order_per_key(self, records=None) -> int:
-        """DESIGN §2 "Order per resource": in every output partition, the records of one
+        """the guarantees "Order per resource": in every output partition, the records of one
         key appear in the order of their raw records (source offsets increase). Returns
         the number of keys with more than one record."""
         recs = records if records is not None else self.final_records()
@@ -660,7 +660,7 @@ def parse_output(rec: kafkatest.Record) -> dict:
 def check_output(rig: Rig, rec: kafkatest.Record, payload: dict, *, status: str,
                  kind: str | None = None, key: bytes | None = None,
                  document="from-double") -> dict:
-    """Asserts the output record contract (DESIGN §4) for the event ``payload``."""
+    """Asserts the output record contract (the enricher's contract) for the event ``payload``."""
     ev = payload["event"]
     v = parse_output(rec)
     errors = sorted(rig.validator.iter_errors(v), key=lambda e: list(e.path))
@@ -708,7 +708,7 @@ def check_output(rig: Rig, rec: kafkatest.Record, payload: dict, *, status: str,
 
 def check_dlq(rig: Rig, rec: kafkatest.Record, *, error_class: str, raw: kafkatest.Record | None = None,
               attempts: int | None = None) -> None:
-    """Asserts the DLQ record contract (DESIGN §4); ``raw`` is the source raw record."""
+    """Asserts the DLQ record contract (the enricher's contract); ``raw`` is the source raw record."""
     assert rec.topic == rig.dlq
     assert rec.header("error-class") == error_class.encode(), \
         f"error-class {rec.header('error-class')!r}, want {error_class}; headers {rec.headers}"

@@ -1,4 +1,4 @@
-"""The admin listener (DESIGN §3): /healthz live, /readyz ready only with the
+"""The admin listener (the bridge's contract): /healthz live, /readyz ready only with the
 broker reachable and the raw topic present."""
 
 from bridgetest import event

@@ -1,4 +1,4 @@
-"""Broker down: no 2xx without an ack (DESIGN §2, §3). While the (shared) broker
+"""Broker down: no 2xx without an ack (the guarantees, the bridge's contract). While the (shared) broker
 is stopped a webhook gets 503 with Retry-After within the ack timeout and the
 bridge turns unready; after the restart it accepts again, and every event that
 ever got a 2xx is on the raw topic.

@@ -1,4 +1,4 @@
-"""Configuration (DESIGN §5): a bad or missing setting stops start-up quickly with
+"""Configuration (the settings): a bad or missing setting stops start-up quickly with
 exit code 2 and exactly one log line naming it (never a secret's value); stray
 KAFKA_* variables (Kubernetes service links) and unknown DURO_* ones are ignored;
 --help lists the environment names."""

@@ -1,4 +1,4 @@
-"""Signed but invalid payloads are captured, not refused (DESIGN §2, §3): each is
+"""Signed but invalid payloads are captured, not refused (the guarantees, the bridge's contract): each is
 published to the raw topic with a ``duro-invalid`` header naming the reason, and
 answered 202 only after the broker acked it."""
 

@@ -1,4 +1,4 @@
-"""/metrics (DESIGN §3): Prometheus text that parses, with counters matching the
+"""/metrics (the bridge's contract): Prometheus text that parses, with counters matching the
 traffic the test sent and an ack-latency histogram counting every acked request."""
 
 import time

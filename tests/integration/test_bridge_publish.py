@@ -1,4 +1,4 @@
-"""duro-bridge publishes valid signed webhooks to the raw topic (DESIGN §3):
+"""duro-bridge publishes valid signed webhooks to the raw topic (the bridge's contract):
 200 only after the broker acked, the raw-record contract (key, value, timestamp,
 headers), Java-compatible partitioning, unknown events, and the payload schema."""
 

@@ -1,4 +1,4 @@
-"""Bad input gets a precise answer and touches nothing (DESIGN §2, §3): each
+"""Bad input gets a precise answer and touches nothing (the guarantees, the bridge's contract): each
 refusing row answers its status, counts it in /metrics, and publishes nothing.
 
 "Publishes nothing" is shown with a barrier: after the refused request, a valid

@@ -1,4 +1,4 @@
-"""Webhook secret rotation (DESIGN §3): several secrets may be active; the
+"""Webhook secret rotation (the bridge's contract): several secrets may be active; the
 secrets file is re-read when it changes (rename over it, or Kubernetes' symlink
 swap) and on SIGHUP; secrets never reach a log."""
 

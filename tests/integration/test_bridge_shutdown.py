@@ -1,4 +1,4 @@
-"""SIGTERM under load (DESIGN §3): readiness goes false at once, the listener
+"""SIGTERM under load (the bridge's contract): readiness goes false at once, the listener
 closes after the drain delay, every request in flight is answered (with
 ``Connection: close``), nothing acknowledged is lost, and the exit code is 0."""
 

@@ -1,4 +1,4 @@
-"""Connection handling (DESIGN §3): pipelined requests are answered in order;
+"""Connection handling (the bridge's contract): pipelined requests are answered in order;
 slow clients are cut off by the whole-request deadline or the idle timeout; a
 client that gives up half-way publishes nothing and leaves nothing in flight."""
 

@@ -1,4 +1,4 @@
-"""Optional TLS on the webhook listener (DESIGN §3): a self-signed certificate
+"""Optional TLS on the webhook listener (the bridge's contract): a self-signed certificate
 made with the openssl CLI; a client trusting exactly that certificate gets 200."""
 
 import http.client

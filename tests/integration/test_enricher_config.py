@@ -1,4 +1,4 @@
-"""duro-enricher configuration (DESIGN §5): a bad or missing setting stops start-up with
+"""duro-enricher configuration (the settings): a bad or missing setting stops start-up with
 exit code 2 and one log line naming it; properties that would break a guarantee are
 refused; the API key never reaches the output. No broker needed: every case stops
 before connecting."""

@@ -1,5 +1,5 @@
-"""duro-enricher under crashes, long stops and rebalances (DESIGN §2 "exactly once",
-§4): kill -9 in the middle of a batch and under load, a stop longer than the dedupe
+"""duro-enricher under crashes, long stops and rebalances (the guarantee "exactly once";
+the enricher's contract): kill -9 in the middle of a batch and under load, a stop longer than the dedupe
 window in wall-clock time, and a second instance joining then the first leaving while
 events keep coming. Raw records are produced directly (the enricher does not check
 signatures); outputs and the DLQ are read with read_committed only."""

@@ -1,4 +1,4 @@
-"""duro-enricher's dead-letter queue (DESIGN §2 "Nothing silently dropped", §4): signed
+"""duro-enricher's dead-letter queue (the guarantee "Nothing silently dropped"): signed
 but invalid bodies captured by duro-bridge end in the DLQ as invalid-payload, byte for
 byte and once each; an event whose output topic is missing goes to the DLQ as no-topic,
 one a topic rejects for good as produce-rejected; the partition keeps moving."""
@@ -144,7 +144,7 @@ def test_topic_rejecting_the_record_goes_to_dlq_and_partition_moves(rig, double,
 
 @pytest.mark.timeout_s(90)
 def test_redriven_record_processed_once_per_redrive(rig, double, enrichers):
-    """DESIGN §4: the dedupe key of a redriven record is the event id + '#' + its
+    """the enricher's contract: the dedupe key of a redriven record is the event id + '#' + its
     duro-redrive-id header: each redrive is processed once more, exactly once."""
     comps = double.data.component_ids()
     ev = item_event("ITEM_UPDATE", comps[9], webhook_id=WH)

@@ -1,4 +1,4 @@
-"""duro-enricher end to end (DESIGN §2, §4): signed webhooks through duro-bridge into the
+"""duro-enricher end to end (the guarantees, the enricher's contract): signed webhooks through duro-bridge into the
 raw topic, enriched by duro-enricher into per-event topics, exactly once, also when Duro
 delivers the same event several times."""
 

@@ -1,4 +1,4 @@
-"""duro-enricher and Duro's GraphQL API (DESIGN §4 "Pull", "Errors"): batching, the
+"""duro-enricher and Duro's GraphQL API (the enricher's contract "Pull", "Errors"): batching, the
 not-found grace re-asks, transient trouble (500, 429, RATE_LIMITED, hangs), an outage
 longer than the transaction timeout, per-id errors and poison ids (resource-error in
 the DLQ), and a refused API key fixed without a restart."""
@@ -172,7 +172,7 @@ def test_outage_longer_than_transaction_timeout(rig, double, enrichers):
     assert e.metric("duro_enricher_ready") == 0
     third = _items(comps[25:35])
     rig.produce(third)  # more events while the partitions are paused
-    # what waits must be visible as consumer lag (DESIGN §2 "Nothing silently dropped");
+    # what waits must be visible as consumer lag (the guarantees "Nothing silently dropped");
     # sampled through the outage, asserted at the end
     backlog = len(second) + len(third)
     lags = []
@@ -321,7 +321,7 @@ def test_pages_are_followed(rig, double, enrichers):
 @pytest.mark.parametrize("trouble", ["outage", "key-refused"])
 def test_sigterm_while_api_unusable_exits_0_and_loses_nothing(rig, double, enrichers, trouble):
     """SIGTERM while the API is down or refuses the key (the batch waits in its pull):
-    DESIGN §4 "SIGTERM: stop taking batches, finish or abort the open transaction, close
+    the enricher's contract "SIGTERM: stop taking batches, finish or abort the open transaction, close
     the consumer, exit 0" - within a bounded time, with nothing committed for that
     batch; a new process then enriches it."""
     comps = double.data.component_ids()

@@ -1,4 +1,4 @@
-"""The short fault run (DESIGN §2 "exactly once" under faults), for CI: the harness of
+"""The short fault run (the guarantees "exactly once" under faults), for CI: the harness of
 ``scripts/fault-run.sh`` (tests/fault/fault_run.py) in process with small numbers, on the
 session's broker. The Duro double sends 1,500 signed webhooks at 60/s (some repeated,
 some signed-but-invalid, some of an unknown type) through duro-bridge to duro-enricher

@@ -1,4 +1,4 @@
-"""Hostile input (DESIGN §2 "Bad input gets a clear answer and touches nothing", §3's
+"""Hostile input (the guarantees "Bad input gets a clear answer and touches nothing", the bridge's
 check table): a table of malformed or malicious requests, each written byte for byte on
 a raw socket to ONE duro-bridge shared by the module, each with its expected answer
 (a status, or the connection closed).
@@ -14,10 +14,10 @@ The last test runs duro-enricher over the module's raw topic: every captured rec
 in the DLQ exactly once (``invalid-payload``, matched by source offset), every accepted
 one in an output topic exactly once, and nothing else exists.
 
-Expected statuses come from DESIGN §3 (404 path, 405 method, 415 content type, 413 size,
+Expected statuses come from the bridge's contract (404 path, 405 method, 415 content type, 413 size,
 401 signature, 202 captured, 422 stale) and from HTTP/1.1 as libmicrohttpd implements it
 (400 malformed, 431 header fields too large, 414 URI too long, 505 version; or it closes
-the connection). Cases that DESIGN does not pin down say what they accept and why.
+the connection). Cases the contract does not pin down say what they accept and why.
 
 The last case of the file (its own bridge with a small connection limit): a normal
 client is still served promptly while slowloris clients and a connection flood hold the
@@ -393,7 +393,7 @@ def _ws(fmt: str):
 
 def _body_case(name: str, make: Callable[[], bytes], why: str) -> list[Case]:
     """A payload problem: unsigned -> 401 (nothing unauthenticated is parsed); signed ->
-    202 captured (Duro signed it: DESIGN §3)."""
+    202 captured (Duro signed it: the bridge's contract)."""
     def send(signed: bool):
         def f(h: Hostile):
             return signed_post(make(), signed=signed)(h)
@@ -411,9 +411,9 @@ CASES: list[Case] = [
     Case("sig-65-hex", with_sig(lambda h, b: h.sig(b) + "0"), [{401}]),
     Case("sig-non-hex", with_sig(lambda h, b: h.sig(b)[:-2] + "zz"), [{401}]),
     Case("sig-uppercase-prefix", with_sig(lambda h, b: "SHA256=" + h.sig(b)[7:]), [{401}],
-         "the prefix is sha256= (DESIGN §3; only the hex digits may be either case)"),
+         "the prefix is sha256= (the bridge's contract; only the hex digits may be either case)"),
     Case("sig-uppercase-hex", with_sig(lambda h, b: "sha256=" + h.sig(b)[7:].upper()), [{200}],
-         "DESIGN §3: 64 hex digits, either case"),
+         "the bridge's contract: 64 hex digits, either case"),
     Case("sig-sha1-prefix", with_sig(lambda h, b: "sha1=" + h.sig(b)[7:]), [{401}]),
     Case("sig-two-headers-right-first", _two_sig_headers(True), [{401}],
          "two fields combine to 'a, b' (RFC 9110 §5.3): not sha256= + 64 hex"),
@@ -466,7 +466,7 @@ CASES: list[Case] = [
          "request-smuggling shape: a proxy in front may frame by the other one)"),
     Case("chunk-says-10-sends-5-then-close", _chunk_lies_short, [{CLOSED, 400}]),
     Case("chunk-larger-than-limit", _chunk_over_limit, [{413, CLOSED}],
-         "DESIGN §3: a chunked body growing past the limit: 413 or the connection closed"),
+         "the bridge's contract: a chunked body growing past the limit: 413 or the connection closed"),
     Case("chunk-size-not-hex", _chunk_bad_size, [{400, CLOSED}]),
     Case("oversize-content-length-signed", _oversize(True), [{413}]),
     Case("oversize-content-length-unsigned", _oversize(False), [{413}]),
@@ -499,7 +499,7 @@ CASES: list[Case] = [
     Case("content-type-plus-json",
          raw_headers(lambda h, b: [], ctype="application/vnd.duro.webhook+json"), [{200}]),
     Case("content-type-absent", raw_headers(lambda h, b: [], ctype=None), [{200}],
-         "DESIGN §3: only a Content-Type that is present and not JSON is refused"),
+         "the bridge's contract: only a Content-Type that is present and not JSON is refused"),
     # --- age
     Case("stale-created_at-signed",
          lambda h: signed_post(body_of(event("ITEM_UPDATE", created_at=rfc3339(time.time() - 3 * 86400),
@@ -509,7 +509,7 @@ CASES: list[Case] = [
 
 CASES += (_body_case("invalid-utf8", _invalid_utf8, "not JSON (RFC 8259 §8.1: UTF-8)")
           + _body_case("deep-json-100", _deep_json, "nesting deeper than 64")
-          + _body_case("duplicate-keys", _dup_keys, "DESIGN §3")
+          + _body_case("duplicate-keys", _dup_keys, "the bridge's contract")
           + _body_case("id-number", _typed(id=12345), "id mistyped")
           + _body_case("data-array", _typed(data=["comp_000005"]), "data mistyped")
           + _body_case("event-null", _typed(event=None), "event mistyped")

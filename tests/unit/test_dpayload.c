@@ -1,4 +1,5 @@
-/* Unit tests for dpayload: payload validation (DESIGN §3) and raw record keys. */
+/* Unit tests for dpayload: payload validation (the bridge's contract) and raw record
+ * keys. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -186,7 +187,7 @@ static void test_unknown_event_accepted(void **state)
         expect_valid(body_with("\"COMMENT_ADDED\"", "{}"));
 }
 
-/* ---- invalid payloads (DESIGN §3) ---- */
+/* ---- invalid payloads (the bridge's contract) ---- */
 
 static void test_not_json(void **state)
 {

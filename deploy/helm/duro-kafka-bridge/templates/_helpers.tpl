@@ -73,7 +73,7 @@ that form; this fails clearly if the schema was bypassed.
 {{- end -}}
 
 {{/*
-DESIGN §2: the dedupe window must exceed the bridge's maximum event age plus 10 minutes
+the guarantees: the dedupe window must exceed the bridge's maximum event age plus 10 minutes
 of clock skew, and the raw topic must keep records longer than the window plus the
 longest enricher outage tolerated. All three come from .Values.eventMaxAge.
 */}}
