@@ -1,7 +1,11 @@
-/* dwire.c - the names of dwire.h's enums. */
+/* dwire.c - the names of dwire.h's enums, and the committed offsets' metadata. */
 #include "dwire.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
+
+#define DWIRE_META_PREFIX "{\"last_ts\":"
 
 static const char *const dwire_kinds[DWIRE_NKINDS]             = {"unknown", "item",
                                                                   "change_order"};
@@ -24,4 +28,33 @@ int dwire_dlq_class_parse(const char *name)
                 if (!strcmp(dwire_dlq_classes[i], name))
                         return i;
         return -1;
+}
+
+int dwire_offset_meta_format(char *buf, int64_t last_ts)
+{
+        return snprintf(buf, DWIRE_OFFSET_META_SIZE, DWIRE_META_PREFIX "%" PRId64 "}",
+                        last_ts) +
+               1;
+}
+
+int dwire_offset_meta_parse(const void *meta, size_t len, int64_t *last_ts)
+{
+        const char *s = meta;
+        size_t plen   = sizeof(DWIRE_META_PREFIX) - 1, i;
+        int64_t v     = 0;
+
+        while (s && len && !s[len - 1])
+                len--; /* some clients count a C string's NUL */
+        if (!s || len < plen + 2 || memcmp(s, DWIRE_META_PREFIX, plen) ||
+            s[len - 1] != '}')
+                return -1;
+        for (i = plen; i < len - 1; i++) {
+                if (s[i] < '0' || s[i] > '9' || i - plen >= 18)
+                        return -1;
+                v = v * 10 + (s[i] - '0');
+        }
+        if (i == plen)
+                return -1;
+        *last_ts = v;
+        return 0;
 }

@@ -7,6 +7,9 @@
 #ifndef DWIRE_H
 #define DWIRE_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* Headers of a raw record (duro.webhooks.raw), written by the bridge. */
 #define DWIRE_H_EVENT        "duro-event"
 #define DWIRE_H_EVENT_ID     "duro-event-id"
@@ -29,6 +32,20 @@
 #define DWIRE_H_SOURCE_OFFSET    "source-offset"
 
 #define DWIRE_CONTENT_JSON "application/json"
+
+/* The metadata of the raw-topic offsets the enricher commits: the timestamp (ms) of
+ * the last record processed before the offset, as the text {"last_ts":<ms>} with its
+ * terminating NUL (clients that read metadata as a C string, Python's among them, read
+ * past the end of one without). The dedupe rebuild starts from it. */
+#define DWIRE_OFFSET_META_SIZE 40
+
+/* Writes the metadata for last_ts into buf (DWIRE_OFFSET_META_SIZE bytes); returns its
+ * length, the NUL included. */
+int dwire_offset_meta_format(char *buf, int64_t last_ts);
+
+/* Reads last_ts from metadata (len bytes, not NUL-terminated). Returns 0, or -1 when
+ * it is absent or not ours (e.g. committed by another tool). */
+int dwire_offset_meta_parse(const void *meta, size_t len, int64_t *last_ts);
 
 /* The kind of resource an event names (resource.kind of an enriched record). */
 enum dwire_kind {

@@ -77,13 +77,27 @@ struct enricher_dedupe {
         int64_t window_ms;
 };
 
+/* Where an assigned partition's dedupe set stands (enricher_rebuild.c moves it on). */
+enum enricher_part_state {
+        ENRICHER_PART_NEW     = 0, /* nothing known yet */
+        ENRICHER_PART_READING = 1, /* being read from the raw partition */
+        ENRICHER_PART_READY   = 2, /* complete up to next_offset */
+};
+
 /* An assigned input partition (the table e->parts of enricher_parts.c, which owns it
- * and its dedupe set). */
+ * and its dedupe set). Its records are processed only when enricher_part_ready(): its
+ * committed offset read for this assignment, and its set complete. */
 struct enricher_part {
         int32_t partition;
         int64_t next_offset; /* first offset not yet committed; -1 unknown */
         struct enricher_dedupe dd;
-        int rebuilt;
+        enum enricher_part_state state;
+        int checked; /* its committed offset read since it was (re)assigned */
+        /* READING: the set holds [rb_start, rb_pos) of [rb_start, rb_end) */
+        int64_t rb_start, rb_end, rb_pos;
+        int64_t rb_began_ms; /* monotonic */
+        int64_t rb_heard_ms; /* monotonic: the reader last gave something */
+        uint64_t rb_records;
 };
 
 enum enricher_status {
@@ -187,6 +201,11 @@ struct enricher_metrics {
         atomic_ullong txn_aborted;
         atomic_ullong pulled_ahead; /* batches taken while the previous one committed */
         atomic_ullong dedupe_size;
+        /* the dedupe rebuilds (enricher_rebuild.c): partitions whose set was kept over
+         * a rebalance, found empty, or read; the records read and the time it took */
+        atomic_ullong rebuild_kept, rebuild_empty, rebuild_read;
+        atomic_ullong rebuild_records, rebuild_ms;
+        atomic_ullong rebuilding; /* partitions not ready yet (a gauge) */
         struct dmetrics_hist batch_size;
         struct dmetrics_hist event_latency; /* raw record timestamp to commit */
         pthread_mutex_t lock;
@@ -229,6 +248,12 @@ struct enricher {
         int64_t window_ms;  /* the dedupe window; enricher_main.c */
         struct enricher_part *parts; /* enricher_parts.c */
         size_t nparts;
+        /* the partitions of the assignment an eager rebalance revoked, kept until the
+         * next assignment takes back theirs (enricher_parts.c) */
+        struct enricher_part *kept;
+        size_t nkept;
+        int32_t reading;        /* the partition the reader is assigned, -1 none */
+        int64_t check_after_ms; /* retry reading committed offsets (monotonic) */
         /* set by the rebalance callback, cleared by the cycle before it waits */
         int rebalanced;
         int paused; /* enricher_consume.c; cleared by the rebalance callback */
@@ -290,9 +315,6 @@ size_t enricher_consume_take(struct enricher *e, struct enricher_batch *b, int n
 /* Seeks every partition of b that is still assigned back to the first offset b holds
  * for it, so that nothing taken but not committed is skipped. */
 void enricher_consume_rewind(struct enricher *e, const struct enricher_batch *b);
-/* Serves the consumer for up to timeout_ms (the group's callbacks); a record it
- * returns is put back. */
-void enricher_consume_wait(struct enricher *e, int timeout_ms);
 /* Pauses every assigned partition (staying in the group) unless paused already. */
 void enricher_consume_pause(struct enricher *e);
 /* While paused: serves the group's callbacks; a record returned is dropped (the
@@ -308,16 +330,21 @@ void enricher_consume_offsets(struct enricher *e, struct enricher_batch *b);
 /* enricher_parts.c - main thread. */
 /* The state of an assigned partition (NULL when not assigned). */
 struct enricher_part *enricher_part_find(struct enricher *e, int32_t partition);
-/* Forgets every partition and frees their dedupe sets (rebalance, shutdown). */
+/* 1 when part's records may be processed: its committed offset read for this
+ * assignment and its dedupe set complete. part may be NULL (not assigned: 0). */
+int enricher_part_ready(const struct enricher_part *part);
+/* Forgets every partition, kept ones too, and frees their dedupe sets (shutdown). */
 void enricher_parts_clear(struct enricher *e);
 /* librdkafka's rebalance callback, on the main thread inside rd_kafka_consumer_poll:
- * replaces the partition table and sets e->rebalanced. */
+ * replaces the partition table (a revoked partition's set is kept until the next
+ * assignment, which may hand it back), pauses what it assigns until each set is ready,
+ * and sets e->rebalanced. */
 void enricher_parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                  rd_kafka_topic_partition_list_t *parts, void *opaque);
-/* Rebuilds the dedupe sets not rebuilt since assignment. Returns 0 or -1. */
-int enricher_parts_rebuild(struct enricher *e);
-/* The dedupe keys held for all assigned partitions. */
-size_t enricher_parts_dedupe_size(const struct enricher *e);
+/* Pauses (pause 1) or resumes one assigned partition on the consumer. */
+void enricher_parts_pause(struct enricher *e, int32_t partition, int pause);
+/* Republishes the dedupe gauges (keys held, partitions not ready). */
+void enricher_parts_count(struct enricher *e);
 /* Refreshes the consumer-lag gauge (at most once a second; at most a second's wait):
  * asks Kafka first, then publishes the numbers (enricher_metrics_set_lag). */
 void enricher_parts_update_lag(struct enricher *e);
@@ -364,16 +391,37 @@ int enricher_dedupe_has_id(const struct enricher_dedupe *d,
                            const struct enricher_dedupe_id *id);
 int enricher_dedupe_add_id(struct enricher_dedupe *d,
                            const struct enricher_dedupe_id *id, int64_t ts_ms);
+/* Asks the CPU for id's slot ahead of a look-up or an add (a hint only). */
+void enricher_dedupe_prefetch(const struct enricher_dedupe *d,
+                              const struct enricher_dedupe_id *id);
 /* The same for a key not yet made into an id (add: the rebuild; has: the tests). */
 int enricher_dedupe_has(const struct enricher_dedupe *d, const char *key);
 int enricher_dedupe_add(struct enricher_dedupe *d, const char *key, int64_t ts_ms);
 void enricher_dedupe_clear(struct enricher_dedupe *d);
-/* Main thread: rebuilds part's set from the raw partition, from the window before the
- * last committed record up to the committed offset. Returns 0 or -1. */
-int enricher_dedupe_rebuild(struct enricher *e, struct enricher_part *part);
-/* The dedupe key of a raw record: event id, sha256:<hex>, plus the redrive id. Caller
- * frees. */
+/* The dedupe key of a raw record: its duro-event-id header when it has a non-empty
+ * one, else event_id (the body's id; NULL when none), else sha256:<hex of the body>;
+ * then "#<redrive id>" when it has a duro-redrive-id header. Caller frees. */
 char *enricher_dedupe_key(const rd_kafka_message_t *msg, const char *event_id);
+/* 1 when msg has a non-empty duro-event-id header (its key needs no parse). */
+int enricher_dedupe_key_in_headers(const rd_kafka_message_t *msg);
+/* The id of enricher_dedupe_key(msg, event_id), made without allocating for a key
+ * of usual length. Returns 0, or -1 when out of memory. */
+int enricher_dedupe_record_id(const rd_kafka_message_t *msg, const char *event_id,
+                              struct enricher_dedupe_id *id);
+/* Makes room for n keys at once (a rebuild that knows how many records it reads).
+ * Returns 0 or -1. */
+int enricher_dedupe_reserve(struct enricher_dedupe *d, size_t n);
+
+/* enricher_rebuild.c - main thread. */
+/* Moves the assigned partitions' dedupe sets on, for about budget_ms: reads the
+ * committed offsets of the partitions (re)assigned (a set kept over a rebalance stays
+ * when its offset did not move), then reads the raw partitions of the sets to rebuild,
+ * from the committed offset's timestamp minus the window up to that offset; a partition
+ * is resumed when its set is ready. Returns 1 while there is reading to do (call again
+ * soon), else 0. */
+int enricher_rebuild_step(struct enricher *e, long budget_ms);
+/* Stops the reader (shutdown). */
+void enricher_rebuild_stop(struct enricher *e);
 
 /* enricher_pull.c - a pull is used by one thread at a time: the main thread, or the
  * pull-ahead thread while it runs (dgql's callbacks run inside enricher_pull_step and

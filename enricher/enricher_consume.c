@@ -4,8 +4,12 @@
  * commits. */
 #include "enricher.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "dlog.h"
 #include "dtime.h"
+#include "dwire.h"
 
 /* Seeks the partitions of l (offsets set); what says what failed in the warning. */
 static void consume_seek_list(struct enricher *e, rd_kafka_topic_partition_list_t *l,
@@ -49,17 +53,6 @@ void enricher_consume_rewind(struct enricher *e, const struct enricher_batch *b)
         consume_seek_list(e, l, "seek back");
 }
 
-void enricher_consume_wait(struct enricher *e, int timeout_ms)
-{
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(e->consumer, timeout_ms);
-
-        if (!m)
-                return;
-        if (!m->err)
-                consume_seek(e, m->partition, m->offset);
-        rd_kafka_message_destroy(m);
-}
-
 /* What the poll in enricher_consume_take returned, other than a record to keep. */
 enum consume_polled {
         CONSUME_RECORD  = 0,
@@ -94,6 +87,15 @@ static enum consume_polled consume_poll(struct enricher *e, struct enricher_batc
         if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                         dlog_warn("consumer: %s", rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                return CONSUME_NOTHING;
+        }
+        if (!enricher_part_ready(enricher_part_find(e, m->partition))) {
+                /* Its dedupe set is not complete (a rebalance resumed it, or the
+                 * pause came after a fetch): not before it is. */
+                consume_seek(e, m->partition, m->offset);
+                if (enricher_part_find(e, m->partition))
+                        enricher_parts_pause(e, m->partition, 1);
                 rd_kafka_message_destroy(m);
                 return CONSUME_NOTHING;
         }
@@ -135,13 +137,15 @@ size_t enricher_consume_take(struct enricher *e, struct enricher_batch *b, int n
         return b->n;
 }
 
-/* Pauses or resumes every assigned partition. */
+/* Pauses every assigned partition, or resumes those whose dedupe set is ready. */
 static void consume_set_paused(struct enricher *e, int pause)
 {
-        rd_kafka_topic_partition_list_t *l = NULL;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
 
-        if (rd_kafka_assignment(e->consumer, &l) || !l)
-                return;
+        for (size_t i = 0; i < e->nparts; i++)
+                if (pause || enricher_part_ready(&e->parts[i]))
+                        rd_kafka_topic_partition_list_add(l, e->cfg.raw_topic,
+                                                          e->parts[i].partition);
         if (pause)
                 rd_kafka_pause_partitions(e->consumer, l);
         else
@@ -170,6 +174,35 @@ void enricher_consume_resume(struct enricher *e, const struct enricher_batch *b)
         consume_seek_list(e, enricher_batch_next_offsets(e, b), "seek after pause");
 }
 
+/* Gives each offset of l the metadata the dedupe rebuild starts from: the timestamp
+ * of b's last record of that partition. */
+static void consume_offsets_meta(const struct enricher_batch *b,
+                                 rd_kafka_topic_partition_list_t *l)
+{
+        for (int k = 0; k < l->cnt; k++) {
+                rd_kafka_topic_partition_t *tp = &l->elems[k];
+                const rd_kafka_message_t *last = NULL;
+                char meta[DWIRE_OFFSET_META_SIZE];
+                int len;
+                for (size_t i = 0; i < b->n; i++) {
+                        const rd_kafka_message_t *m = b->recs[i].msg;
+                        if (m->partition == tp->partition &&
+                            (!last || m->offset > last->offset))
+                                last = m;
+                }
+                if (!last)
+                        continue;
+                len = dwire_offset_meta_format(meta,
+                                               rd_kafka_message_timestamp(last, NULL));
+                free(tp->metadata);
+                tp->metadata_size = 0;
+                if ((tp->metadata = malloc((size_t)len)) != NULL) {
+                        memcpy(tp->metadata, meta, (size_t)len);
+                        tp->metadata_size = (size_t)len;
+                }
+        }
+}
+
 /* Every record delivered so far is in b (or committed) when this is called, so the
  * consumer's position can only be ahead of b's last record by control records
  * (transaction markers, e.g. from a redrive), and committing past them keeps the lag
@@ -185,5 +218,6 @@ void enricher_consume_offsets(struct enricher *e, struct enricher_batch *b)
                         if (pos->elems[k].offset > offsets->elems[k].offset)
                                 offsets->elems[k].offset = pos->elems[k].offset;
         rd_kafka_topic_partition_list_destroy(pos);
+        consume_offsets_meta(b, offsets);
         b->offsets = offsets;
 }

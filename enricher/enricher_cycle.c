@@ -7,6 +7,8 @@
  *   3. one short transaction (enricher_txn.c): outputs and DLQ records in offset order,
  *      the offsets, commit;
  *   4. only after the commit, add the batch's keys to the dedupe sets.
+ * Before step 1, the dedupe rebuilds of partitions just assigned move on for a slice
+ * (enricher_rebuild.c); those partitions stay paused until their sets are complete.
  * With DURO_PULL_AHEAD the next batch is taken, and its pull started on the pull-ahead
  * thread, before step 3, so that GraphQL works while the transaction commits. An
  * aborted transaction rewinds to the committed positions and redoes the batch. */
@@ -20,6 +22,8 @@
 /* How long a pull runs before the cycle serves the consumer (and, pulling ahead,
  * before the pull-ahead thread gives up and leaves the rest to the main thread). */
 #define CYCLE_PULL_PATIENCE_MS 5000
+/* How long the dedupe rebuilds read before the cycle polls the consumer again. */
+#define CYCLE_REBUILD_SLICE_MS 200
 
 /* Stops a pull running ahead and waits for its thread. */
 static void cycle_join(struct enricher_batch *b)
@@ -141,25 +145,18 @@ static int cycle_sort(struct enricher *e, struct enricher_batch *b,
         return 0;
 }
 
-/* Takes a batch the plain way: waits to fill it (up to DURO_BATCH_MAX records, or
- * DURO_BATCH_WAIT_MS from its first record), classifies it and begins its pull. b, when
- * not NULL, is a batch begun by cycle_take_ahead, filled further here. NULL when there
- * is none or it was dropped. */
+/* Takes a batch the plain way: moves the dedupe rebuilds on for a slice, then waits to
+ * fill the batch (up to DURO_BATCH_MAX records, or DURO_BATCH_WAIT_MS from its first
+ * record; without waiting while a rebuild has reading to do), classifies it and begins
+ * its pull. b, when not NULL, is a batch begun by cycle_take_ahead, filled further
+ * here. NULL when there is none or it was dropped. */
 static struct enricher_batch *cycle_take(struct enricher *e, struct enricher_batch *b)
 {
-        if (!b && enricher_parts_rebuild(e)) {
-                /* Not processed: put it back. */
-                enricher_consume_wait(e, 1000);
-                return NULL;
-        }
+        int reading = enricher_rebuild_step(e, CYCLE_REBUILD_SLICE_MS);
+
         if (!b && !(b = enricher_batch_new()))
                 return NULL;
-        if (!enricher_consume_take(e, b, 0)) {
-                cycle_free(b);
-                return NULL;
-        }
-        if (enricher_parts_rebuild(e)) {
-                enricher_consume_rewind(e, b);
+        if (!enricher_consume_take(e, b, reading)) {
                 cycle_free(b);
                 return NULL;
         }

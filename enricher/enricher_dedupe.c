@@ -1,21 +1,22 @@
 /* enricher_dedupe.c - the dedupe set: per input partition, the dedupe keys processed
  * within the window, measured in stream time (raw record timestamps), never the wall
- * clock. Keys are stored as 128-bit SHA-256 prefixes. On assignment the set is rebuilt
- * from the raw partition itself, so no other state is kept anywhere. */
+ * clock. Keys are stored as 128-bit SHA-256 prefixes. The key of a raw record is made
+ * here too. (On assignment the set is rebuilt from the raw partition itself:
+ * enricher_rebuild.c.) */
 #include "enricher.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
-#include "dlog.h"
 #include "dpayload.h"
 #include "dsig.h"
 #include "dwire.h"
 
-#define DEDUPE_EMPTY           INT64_MIN
-#define DEDUPE_MIN_CAP         64
-#define DEDUPE_READ_TIMEOUT_MS 10000
+#define DEDUPE_EMPTY   INT64_MIN
+#define DEDUPE_MIN_CAP 64
+#define DEDUPE_HUGE    ((size_t)2 << 20) /* a huge page */
 
 struct enricher_dedupe_slot {
         uint64_t d[2];
@@ -43,6 +44,23 @@ static struct enricher_dedupe_slot *dedupe_find(const struct enricher_dedupe *dd
         }
 }
 
+/* A table of n slots. A large one is aligned to huge pages and marked for them: its
+ * look-ups land anywhere in it, and with 4 KiB pages nearly every one would miss the
+ * TLB as well as the cache. */
+static struct enricher_dedupe_slot *dedupe_alloc(size_t n)
+{
+        size_t size = n * sizeof(struct enricher_dedupe_slot);
+        void *p;
+
+        if (size < DEDUPE_HUGE)
+                return malloc(size);
+        size = (size + DEDUPE_HUGE - 1) & ~(size_t)(DEDUPE_HUGE - 1);
+        if (!(p = aligned_alloc(DEDUPE_HUGE, size)))
+                return NULL;
+        madvise(p, size, MADV_HUGEPAGE); /* a hint: fine if refused */
+        return p;
+}
+
 /* Rebuilds the table into newcap slots, keeping entries inside the window. */
 static int dedupe_rehash(struct enricher_dedupe *dd, size_t newcap)
 {
@@ -50,7 +68,7 @@ static int dedupe_rehash(struct enricher_dedupe *dd, size_t newcap)
         size_t oldcap = dd->cap, n = 0;
         int64_t horizon = dd->stream_ms - dd->window_ms;
 
-        dd->slots = malloc(newcap * sizeof(*dd->slots));
+        dd->slots = dedupe_alloc(newcap);
         if (!dd->slots) {
                 dd->slots = old;
                 return -1;
@@ -78,6 +96,13 @@ int enricher_dedupe_has_id(const struct enricher_dedupe *dd,
                 return 0;
         s = dedupe_find(dd, id->d);
         return s->ts != DEDUPE_EMPTY && s->ts >= dd->stream_ms - dd->window_ms;
+}
+
+void enricher_dedupe_prefetch(const struct enricher_dedupe *dd,
+                              const struct enricher_dedupe_id *id)
+{
+        if (dd->cap)
+                __builtin_prefetch(&dd->slots[(size_t)id->d[0] & (dd->cap - 1)]);
 }
 
 int enricher_dedupe_add_id(struct enricher_dedupe *dd,
@@ -135,164 +160,94 @@ void enricher_dedupe_clear(struct enricher_dedupe *dd)
         dd->stream_ms = INT64_MIN / 2;
 }
 
-char *enricher_dedupe_key(const rd_kafka_message_t *msg, const char *event_id)
+/* The event id header in hdrs (a record's) when it is there and not empty (*len
+ * set), else NULL. */
+static const char *dedupe_header_id(rd_kafka_headers_t *hdrs, size_t *len)
 {
-        char hashkey[DPAYLOAD_HASHKEY_SIZE], *out;
-        const char *base         = event_id;
+        const void *v = NULL;
+
+        if (!hdrs || rd_kafka_header_get_last(hdrs, DWIRE_H_EVENT_ID, &v, len) || !v ||
+            !*len)
+                return NULL;
+        return v;
+}
+
+int enricher_dedupe_key_in_headers(const rd_kafka_message_t *msg)
+{
+        rd_kafka_headers_t *hdrs = NULL;
+        size_t len;
+
+        rd_kafka_message_headers(msg, &hdrs);
+        return dedupe_header_id(hdrs, &len) != NULL;
+}
+
+/* Writes the dedupe key of msg (enricher_dedupe_key's) into buf when it fits in size
+ * bytes with its NUL; returns its length either way (buf may be NULL when size is 0).
+ */
+static size_t dedupe_key_write(const rd_kafka_message_t *msg, const char *event_id,
+                               char *buf, size_t size)
+{
+        char hashkey[DPAYLOAD_HASHKEY_SIZE];
+        const char *base;
         const void *redrive      = NULL;
-        size_t rlen              = 0, blen;
+        size_t rlen              = 0, blen, n;
         rd_kafka_headers_t *hdrs = NULL;
 
-        if (!base || !*base) {
+        rd_kafka_message_headers(msg, &hdrs);
+        if ((base = dedupe_header_id(hdrs, &blen))) {
+                /* a header value may hold a NUL: the key ends there, as a string's */
+                blen = strnlen(base, blen);
+        } else if (event_id && *event_id) {
+                base = event_id;
+                blen = strlen(base);
+        } else {
                 dsig_sha256_key(msg->payload, msg->len, hashkey);
                 base = hashkey;
+                blen = strlen(base);
         }
-        if (!rd_kafka_message_headers(msg, &hdrs))
+        if (hdrs)
                 rd_kafka_header_get_last(hdrs, DWIRE_H_REDRIVE_ID, &redrive, &rlen);
-        blen = strlen(base);
-        out  = malloc(blen + rlen + 2);
-        if (!out)
-                return NULL;
-        memcpy(out, base, blen);
+        n = blen + (redrive ? 1 + rlen : 0);
+        if (n >= size)
+                return n;
+        memcpy(buf, base, blen);
         if (redrive) {
-                out[blen] = '#';
-                memcpy(out + blen + 1, redrive, rlen);
-                out[blen + 1 + rlen] = '\0';
-        } else {
-                out[blen] = '\0';
+                buf[blen] = '#';
+                memcpy(buf + blen + 1, redrive, rlen);
         }
+        buf[n] = '\0';
+        return n;
+}
+
+char *enricher_dedupe_key(const rd_kafka_message_t *msg, const char *event_id)
+{
+        size_t n  = dedupe_key_write(msg, event_id, NULL, 0);
+        char *out = malloc(n + 1);
+
+        if (out)
+                dedupe_key_write(msg, event_id, out, n + 1);
         return out;
 }
 
-/* Reads the raw partition from start up to (not including) end with the reader
- * consumer, calling fn for each record. Returns 0 or -1. */
-static int dedupe_read(struct enricher *e, int32_t partition, int64_t start,
-                       int64_t end,
-                       int (*fn)(struct enricher *, const rd_kafka_message_t *, void *),
-                       void *opaque)
+int enricher_dedupe_record_id(const rd_kafka_message_t *msg, const char *event_id,
+                              struct enricher_dedupe_id *id)
 {
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        int rc                             = 0;
+        char buf[256], *key = buf;
+        size_t n = dedupe_key_write(msg, event_id, buf, sizeof(buf));
 
-        rd_kafka_topic_partition_list_add(l, e->cfg.raw_topic, partition)->offset =
-            start;
-        if (rd_kafka_assign(e->reader, l)) {
-                rd_kafka_topic_partition_list_destroy(l);
+        if (n >= sizeof(buf) && !(key = enricher_dedupe_key(msg, event_id)))
                 return -1;
-        }
-        rd_kafka_topic_partition_list_destroy(l);
-        while (start < end) {
-                rd_kafka_message_t *m =
-                    rd_kafka_consumer_poll(e->reader, DEDUPE_READ_TIMEOUT_MS);
-                if (!m) {
-                        dlog_error("dedupe rebuild: no record from %s [%d] at %lld "
-                                   "within %d ms",
-                                   e->cfg.raw_topic, (int)partition, (long long)start,
-                                   DEDUPE_READ_TIMEOUT_MS);
-                        rc = -1;
-                        break;
-                }
-                if (m->err) {
-                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                                dlog_error("dedupe rebuild: %s",
-                                           rd_kafka_message_errstr(m));
-                                rd_kafka_message_destroy(m);
-                                rc = -1;
-                                break;
-                        }
-                        /* End of partition before end: control records fill the gap. */
-                        rd_kafka_message_destroy(m);
-                        break;
-                }
-                start = m->offset + 1;
-                if (m->offset < end && fn(e, m, opaque)) {
-                        rd_kafka_message_destroy(m);
-                        rc = -1;
-                        break;
-                }
-                rd_kafka_message_destroy(m);
-        }
-        rd_kafka_assign(e->reader, NULL);
-        return rc;
-}
-
-static int dedupe_last_ts(struct enricher *e, const rd_kafka_message_t *m, void *opaque)
-{
-        (void)e;
-        *(int64_t *)opaque = rd_kafka_message_timestamp(m, NULL);
+        enricher_dedupe_id_of(key, id);
+        if (key != buf)
+                free(key);
         return 0;
 }
 
-static int dedupe_add_record(struct enricher *e, const rd_kafka_message_t *m,
-                             void *opaque)
+int enricher_dedupe_reserve(struct enricher_dedupe *dd, size_t n)
 {
-        struct enricher_part *part = opaque;
-        struct dpayload p;
-        char *key;
-        int rc;
-        (void)e;
+        size_t cap = DEDUPE_MIN_CAP;
 
-        dpayload_parse(&p, m->payload ? m->payload : "", m->len);
-        key = enricher_dedupe_key(m, p.id);
-        dpayload_free(&p);
-        if (!key)
-                return -1;
-        rc = enricher_dedupe_add(&part->dd, key, rd_kafka_message_timestamp(m, NULL));
-        free(key);
-        return rc;
-}
-
-int enricher_dedupe_rebuild(struct enricher *e, struct enricher_part *part)
-{
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        int64_t committed, last_ts = -1, start, lo = 0, hi = 0;
-        rd_kafka_resp_err_t err;
-
-        enricher_dedupe_clear(&part->dd);
-        part->dd.window_ms = e->window_ms;
-        rd_kafka_topic_partition_list_add(l, e->cfg.raw_topic, part->partition);
-        err       = rd_kafka_committed(e->consumer, l, DEDUPE_READ_TIMEOUT_MS);
-        committed = err ? -1 : l->elems[0].offset;
-        rd_kafka_topic_partition_list_destroy(l);
-        if (err) {
-                dlog_error("dedupe rebuild: committed offset of %s [%d]: %s",
-                           e->cfg.raw_topic, (int)part->partition,
-                           rd_kafka_err2str(err));
-                return -1;
-        }
-        if (committed >= 0 && part->next_offset < 0)
-                part->next_offset = committed; /* for the lag gauge */
-        if (committed <= 0) {
-                part->rebuilt = 1;
-                return 0; /* nothing processed yet */
-        }
-        rd_kafka_query_watermark_offsets(e->consumer, e->cfg.raw_topic, part->partition,
-                                         &lo, &hi, DEDUPE_READ_TIMEOUT_MS);
-        /* The last processed record's timestamp: the record just before the committed
-         * offset (stepping back over transaction markers). */
-        for (int64_t back = 1; back <= 64 && last_ts < 0 && committed - back >= lo;
-             back *= 2) {
-                if (dedupe_read(e, part->partition, committed - back, committed,
-                                dedupe_last_ts, &last_ts))
-                        return -1;
-        }
-        if (last_ts < 0) {
-                part->rebuilt = 1;
-                return 0;
-        }
-        l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, e->cfg.raw_topic, part->partition)
-            ->offset = last_ts - e->window_ms;
-        err          = rd_kafka_offsets_for_times(e->reader, l, DEDUPE_READ_TIMEOUT_MS);
-        start        = err ? lo : l->elems[0].offset;
-        rd_kafka_topic_partition_list_destroy(l);
-        if (start < lo)
-                start = lo;
-        if (dedupe_read(e, part->partition, start, committed, dedupe_add_record, part))
-                return -1;
-        part->rebuilt = 1;
-        dlog_info("dedupe set of %s [%d] rebuilt from offsets %lld..%lld: %zu keys",
-                  e->cfg.raw_topic, (int)part->partition, (long long)start,
-                  (long long)committed, part->dd.n);
-        return 0;
+        while (cap < (n + 1) * 4)
+                cap *= 2;
+        return cap > dd->cap ? dedupe_rehash(dd, cap) : 0;
 }

@@ -195,17 +195,26 @@ static int enricher_default_ids(struct enricher *e, char *err, size_t errsize)
         return 0;
 }
 
-/* librdkafka prefetches up to 64 MiB of the backlog by default, and the enricher's
- * memory grew with it; 2 MiB keeps the cycle fed as well (docs/benchmarks.md) and the
- * memory bounded whatever the backlog. Overridable like any consumer property. */
-static int enricher_bound_prefetch(struct enricher *e, rd_kafka_conf_t *conf, char *err,
-                                   size_t errsize)
+/* The group member: librdkafka prefetches up to 64 MiB of the backlog by default, and
+ * the enricher's memory grew with it; 2 MiB keeps the cycle fed as well
+ * (docs/benchmarks.md) and the memory bounded whatever the backlog.
+ * The rebuild reader: librdkafka 2.0.2 stops fetching for a whole second once the
+ * prefetch queue passes either bound, so a reader slower than the broker gets one
+ * queue's worth a second (2 MiB: 15 k records/s); its bounds hold more than a second
+ * of reading (about 150 MiB at most, only while a rebuild reads).
+ * Either is overridable like any consumer property. */
+static int enricher_bound_prefetch(struct enricher *e, rd_kafka_conf_t *conf,
+                                   int member, char *err, size_t errsize)
 {
-        if (dkafka_props_has(&e->props, DCONF_SCOPE_CONSUMER,
-                             "queued.max.messages.kbytes"))
+        if (!dkafka_props_has(&e->props, DCONF_SCOPE_CONSUMER,
+                              "queued.max.messages.kbytes") &&
+            dkafka_conf_set(conf, "queued.max.messages.kbytes",
+                            member ? "2048" : "153600", err, errsize))
+                return -1;
+        if (member ||
+            dkafka_props_has(&e->props, DCONF_SCOPE_CONSUMER, "queued.min.messages"))
                 return 0;
-        return dkafka_conf_set(conf, "queued.max.messages.kbytes", "2048", err,
-                               errsize);
+        return dkafka_conf_set(conf, "queued.min.messages", "1000000", err, errsize);
 }
 
 /* The client of type made from conf (which it takes), with e as its callbacks'
@@ -274,7 +283,7 @@ static rd_kafka_t *enricher_consumer_new(struct enricher *e, const char *client_
                         rd_kafka_conf_destroy(conf);
                         return NULL;
                 }
-        if (enricher_bound_prefetch(e, conf, err, errsize)) {
+        if (enricher_bound_prefetch(e, conf, member, err, errsize)) {
                 rd_kafka_conf_destroy(conf);
                 return NULL;
         }
@@ -302,9 +311,13 @@ static int enricher_consumers_start(struct enricher *e, char *err, size_t errsiz
             {"partition.assignment.strategy", "range,roundrobin"},
         };
         const char *const reader[][2] = {
-            {"group.id", e->cfg.group},      {"isolation.level", "read_committed"},
-            {"enable.auto.commit", "false"}, {"enable.partition.eof", "true"},
+            {"group.id", e->cfg.group},
+            {"isolation.level", "read_committed"},
+            {"enable.auto.commit", "false"},
+            {"enable.partition.eof", "true"},
             {"fetch.wait.max.ms", "10"},
+            /* an offset retention deleted meanwhile: what is left, never the end */
+            {"auto.offset.reset", "earliest"},
         };
 
         e->consumer = enricher_consumer_new(e, "duro-enricher", member,
@@ -466,6 +479,7 @@ static void enricher_stop(struct enricher *e, struct dadmin *admin, pthread_t wa
                 rd_kafka_destroy(e->consumer);
         }
         if (e->reader) {
+                enricher_rebuild_stop(e);
                 rd_kafka_consumer_close(e->reader);
                 rd_kafka_destroy(e->reader);
         }
@@ -506,6 +520,7 @@ int main(int argc, char **argv)
         if ((rc = enricher_configure(&e, argc, argv)) >= 0)
                 return rc;
         atomic_store(&e.run, 1);
+        e.reading = -1;
 
         dstartup_block_signals(&set);
         json_object_seed(0);

@@ -133,6 +133,41 @@ static int metrics_render_locked(struct dbuf *b, struct enricher_metrics *m)
         return rc;
 }
 
+/* The dedupe rebuilds: how each assigned partition's set was made, and the rate of
+ * the reading (records over seconds). */
+static int metrics_render_rebuilds(struct dbuf *b, const struct enricher_metrics *m)
+{
+        static const char *const how[] = {"kept", "empty", "read"};
+        const atomic_ullong *n[]       = {&m->rebuild_kept, &m->rebuild_empty,
+                                          &m->rebuild_read};
+        char labels[64];
+        int rc = 0;
+
+        rc |= dmetrics_gauge(b, "duro_enricher_dedupe_partitions_rebuilding",
+                             "Assigned partitions whose dedupe set is not complete "
+                             "yet (paused until it is).",
+                             (double)atomic_load(&m->rebuilding));
+        rc |=
+            dmetrics_head(b, "duro_enricher_dedupe_rebuilds_total",
+                          "Dedupe sets made ready after an assignment: kept over a "
+                          "rebalance, empty (nothing committed), or read from the raw "
+                          "partition.",
+                          "counter");
+        for (size_t k = 0; k < METRICS_N(how); k++) {
+                snprintf(labels, sizeof(labels), "how=\"%s\"", how[k]);
+                rc |= dmetrics_sample(b, "duro_enricher_dedupe_rebuilds_total", labels,
+                                      (double)atomic_load(n[k]));
+        }
+        rc |= dmetrics_counter(b, "duro_enricher_dedupe_rebuild_records_total",
+                               "Raw records read to rebuild dedupe sets.",
+                               atomic_load(&m->rebuild_records));
+        rc |= dmetrics_head(b, "duro_enricher_dedupe_rebuild_seconds_total",
+                            "Time spent reading to rebuild dedupe sets.", "counter");
+        rc |= dmetrics_sample(b, "duro_enricher_dedupe_rebuild_seconds_total", "",
+                              (double)atomic_load(&m->rebuild_ms) / 1000.0);
+        return rc;
+}
+
 static int metrics_render_graphql(struct dbuf *b, const struct dgql_stats *g)
 {
         char labels[300];
@@ -174,6 +209,7 @@ int enricher_metrics_render(void *opaque, struct dbuf *b)
         rc |= dmetrics_gauge(b, "duro_enricher_dedupe_set_size",
                              "Dedupe keys held for the assigned partitions.",
                              (double)atomic_load(&m->dedupe_size));
+        rc |= metrics_render_rebuilds(b, m);
         rc |= metrics_render_counters(b, m, metrics_txns, METRICS_N(metrics_txns));
         rc |= dmetrics_hist_render(b, "duro_enricher_batch_size",
                                    "Records per batch (in units of one record).",

@@ -1,6 +1,7 @@
 /* enricher_parts.c - the assigned input partitions: the table the rebalance callback
- * replaces, each partition's dedupe set (rebuilt once after assignment) and committed
- * position, and the consumer lag measured against that position. */
+ * replaces (keeping a revoked partition's dedupe set until the next assignment, which
+ * may hand it back), pausing one of them, the dedupe gauges, and the consumer lag
+ * measured against each partition's committed position. */
 #include "enricher.h"
 
 #include <stdlib.h>
@@ -17,33 +18,64 @@ struct enricher_part *enricher_part_find(struct enricher *e, int32_t partition)
         return NULL;
 }
 
-/* Adds partition to the table. Returns 0 or -1. */
-static int parts_add(struct enricher *e, int32_t partition)
+int enricher_part_ready(const struct enricher_part *part)
 {
-        struct enricher_part *np;
+        return part && part->checked && part->state == ENRICHER_PART_READY;
+}
 
-        if (enricher_part_find(e, partition))
-                return 0;
-        np = realloc(e->parts, (e->nparts + 1) * sizeof(*np));
-        if (!np)
-                return -1;
-        e->parts = np;
-        memset(&e->parts[e->nparts], 0, sizeof(*np));
-        e->parts[e->nparts].partition   = partition;
-        e->parts[e->nparts].next_offset = -1;
-        enricher_dedupe_clear(&e->parts[e->nparts].dd);
-        e->parts[e->nparts].dd.window_ms = e->window_ms;
-        e->nparts++;
-        return 0;
+static void parts_free(struct enricher_part *parts, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                enricher_dedupe_clear(&parts[i].dd);
+        free(parts);
 }
 
 void enricher_parts_clear(struct enricher *e)
 {
-        for (size_t i = 0; i < e->nparts; i++)
-                enricher_dedupe_clear(&e->parts[i].dd);
-        free(e->parts);
+        parts_free(e->parts, e->nparts);
+        parts_free(e->kept, e->nkept);
         e->parts  = NULL;
         e->nparts = 0;
+        e->kept   = NULL;
+        e->nkept  = 0;
+}
+
+/* The new table for the assignment l: a partition held before the rebalance comes
+ * back with its set (to be checked), the others start new; the rest of the kept
+ * table is freed. Returns 0, or -1 when out of memory (every set then starts new). */
+static int parts_assign(struct enricher *e, const rd_kafka_topic_partition_list_t *l)
+{
+        struct enricher_part *np = calloc(l->cnt ? (size_t)l->cnt : 1, sizeof(*np));
+
+        parts_free(e->parts, e->nparts);
+        e->parts  = np;
+        e->nparts = 0;
+        if (!np) {
+                parts_free(e->kept, e->nkept);
+                e->kept  = NULL;
+                e->nkept = 0;
+                return -1;
+        }
+        for (int i = 0; i < l->cnt; i++) {
+                struct enricher_part *p = &np[e->nparts++];
+                p->partition            = l->elems[i].partition;
+                for (size_t k = 0; k < e->nkept; k++)
+                        if (e->kept[k].partition == p->partition) {
+                                *p         = e->kept[k]; /* takes its set */
+                                e->kept[k] = e->kept[--e->nkept];
+                                break;
+                        }
+                if (p->state == ENRICHER_PART_NEW) {
+                        enricher_dedupe_clear(&p->dd);
+                        p->next_offset = -1;
+                }
+                p->dd.window_ms = e->window_ms;
+                p->checked      = 0;
+        }
+        parts_free(e->kept, e->nkept);
+        e->kept  = NULL;
+        e->nkept = 0;
+        return 0;
 }
 
 void enricher_parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -54,34 +86,49 @@ void enricher_parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         e->rebalanced = 1;
         e->paused     = 0;
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-                enricher_parts_clear(e);
-                for (int i = 0; i < parts->cnt; i++)
-                        parts_add(e, parts->elems[i].partition);
+                if (parts_assign(e, parts))
+                        dlog_error("out of memory for the partition table");
                 dlog_info("assigned %d partition(s) of %s", parts->cnt,
                           e->cfg.raw_topic);
                 rd_kafka_assign(rk, parts);
+                /* Until its set is ready (enricher_rebuild.c resumes it). */
+                rd_kafka_pause_partitions(rk, parts);
         } else {
                 dlog_info("revoked %d partition(s)", parts->cnt);
-                enricher_parts_clear(e);
+                /* Kept (eager rebalancing revokes everything): the next assignment
+                 * may hand some back at the same committed offset. */
+                parts_free(e->kept, e->nkept);
+                e->kept   = e->parts;
+                e->nkept  = e->nparts;
+                e->parts  = NULL;
+                e->nparts = 0;
                 rd_kafka_assign(rk, NULL);
         }
+        enricher_parts_count(e);
 }
 
-int enricher_parts_rebuild(struct enricher *e)
+void enricher_parts_pause(struct enricher *e, int32_t partition, int pause)
 {
-        for (size_t i = 0; i < e->nparts; i++)
-                if (!e->parts[i].rebuilt && enricher_dedupe_rebuild(e, &e->parts[i]))
-                        return -1;
-        return 0;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+
+        rd_kafka_topic_partition_list_add(l, e->cfg.raw_topic, partition);
+        if (pause)
+                rd_kafka_pause_partitions(e->consumer, l);
+        else
+                rd_kafka_resume_partitions(e->consumer, l);
+        rd_kafka_topic_partition_list_destroy(l);
 }
 
-size_t enricher_parts_dedupe_size(const struct enricher *e)
+void enricher_parts_count(struct enricher *e)
 {
-        size_t size = 0;
+        size_t size = 0, waiting = 0;
 
-        for (size_t i = 0; i < e->nparts; i++)
+        for (size_t i = 0; i < e->nparts; i++) {
                 size += e->parts[i].dd.n;
-        return size;
+                waiting += !enricher_part_ready(&e->parts[i]);
+        }
+        atomic_store(&e->m.dedupe_size, size);
+        atomic_store(&e->m.rebuilding, waiting);
 }
 
 /* The lag of part: its end offset against the first offset not yet committed (known

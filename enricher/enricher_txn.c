@@ -308,15 +308,21 @@ void enricher_txn_committed(struct enricher *e, const struct enricher_batch *b)
                 if (!part)
                         continue;
                 enricher_dedupe_add_id(&part->dd, &r->dedupe_id, ts);
-                if (r->msg->offset + 1 > part->next_offset)
-                        part->next_offset = r->msg->offset + 1;
                 txn_count(e, r, now, ts);
                 /* Forced DLQ entries are done with once committed. */
                 for (size_t k = 0; k < e->nforce; k++)
                         if (txn_force_is(&e->force[k], r->msg))
                                 e->force[k] = e->force[--e->nforce];
         }
-        atomic_store(&e->m.dedupe_size, enricher_parts_dedupe_size(e));
+        /* The committed positions: a set kept over a rebalance is checked against
+         * them. */
+        for (int k = 0; b->offsets && k < b->offsets->cnt; k++) {
+                struct enricher_part *part =
+                    enricher_part_find(e, b->offsets->elems[k].partition);
+                if (part && b->offsets->elems[k].offset > part->next_offset)
+                        part->next_offset = b->offsets->elems[k].offset;
+        }
+        enricher_parts_count(e);
         dmetrics_hist_observe_us(&e->m.batch_size,
                                  (unsigned long long)b->n * 1000000ULL);
 }

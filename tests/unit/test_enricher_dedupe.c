@@ -333,6 +333,9 @@ struct dr_case {
         const char *event_id;
         char *key;
         int seen;
+        /* what the rebuild makes of the same record */
+        int in_headers, id_rc;
+        struct enricher_dedupe_id id;
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
@@ -341,7 +344,9 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 
         (void)rk;
         (void)opaque;
-        c->key = enricher_dedupe_key(msg, c->event_id);
+        c->key        = enricher_dedupe_key(msg, c->event_id);
+        c->in_headers = enricher_dedupe_key_in_headers(msg);
+        c->id_rc      = enricher_dedupe_record_id(msg, c->event_id, &c->id);
         c->seen++;
 }
 
@@ -369,14 +374,17 @@ static rd_kafka_t *offline_producer(void)
         return rk;
 }
 
-static void produce_case(rd_kafka_t *rk, struct dr_case *c, const char *body,
-                         const char *redrive, const char *redrive2)
+static void produce_case_with_id(rd_kafka_t *rk, struct dr_case *c, const char *body,
+                                 const char *id_header, const char *redrive,
+                                 const char *redrive2)
 {
         rd_kafka_headers_t *h = rd_kafka_headers_new(4);
         rd_kafka_vu_t vu[5];
         rd_kafka_error_t *error;
 
         rd_kafka_header_add(h, "duro-event", -1, "ITEM_UPDATE", -1);
+        if (id_header)
+                rd_kafka_header_add(h, "duro-event-id", -1, id_header, -1);
         if (redrive)
                 rd_kafka_header_add(h, "duro-redrive-id", -1, redrive, -1);
         if (redrive2)
@@ -400,15 +408,101 @@ static void produce_case(rd_kafka_t *rk, struct dr_case *c, const char *body,
         }
 }
 
+static void produce_case(rd_kafka_t *rk, struct dr_case *c, const char *body,
+                         const char *redrive, const char *redrive2)
+{
+        produce_case_with_id(rk, c, body, NULL, redrive, redrive2);
+}
+
+/* Purges what rk holds, so that dr_cb sees each record. */
+static void deliver_all(rd_kafka_t *rk)
+{
+        assert_int_equal(rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        for (int i = 0; i < 100 && rd_kafka_outq_len(rk) > 0; i++)
+                rd_kafka_poll(rk, 100);
+}
+
+/* The duro-event-id header (the bridge writes the body's id there) is the key when it
+ * is there and not empty, so the rebuild reads no body; the body's id otherwise. And
+ * the id the rebuild makes without allocating is the id of the key, long keys too. */
+static void test_key_from_the_event_id_header(void **state)
+{
+        static const char body[] = "{\"id\":\"evt_body\",\"event\":\"ITEM_UPDATE\"}";
+        char longid[600];
+        struct dr_case c[6] = {
+            {"evt_body", NULL, 0, 0, 0, {{0, 0}}}, /* header and body agree */
+            {NULL, NULL, 0, 0, 0, {{0, 0}}},       /* header only (body not parsed) */
+            {"evt_body", NULL, 0, 0, 0, {{0, 0}}}, /* an empty header: the body's */
+            {"evt_body", NULL, 0, 0, 0, {{0, 0}}}, /* no header: the body's */
+            {NULL, NULL, 0, 0, 0, {{0, 0}}},       /* header and a redrive */
+            {NULL, NULL, 0, 0, 0, {{0, 0}}},       /* a key longer than the stack's */
+        };
+        rd_kafka_t *rk = offline_producer();
+
+        (void)state;
+        memset(longid, 'x', sizeof(longid) - 1);
+        longid[sizeof(longid) - 1] = '\0';
+        produce_case_with_id(rk, &c[0], body, "evt_body", NULL, NULL);
+        produce_case_with_id(rk, &c[1], body, "evt_hdr", NULL, NULL);
+        produce_case_with_id(rk, &c[2], body, "", NULL, NULL);
+        produce_case_with_id(rk, &c[3], body, NULL, NULL, NULL);
+        produce_case_with_id(rk, &c[4], body, "evt_hdr", "r-9", NULL);
+        produce_case_with_id(rk, &c[5], body, longid, "r-long", NULL);
+        deliver_all(rk);
+        assert_string_equal(c[0].key, "evt_body");
+        assert_string_equal(c[1].key, "evt_hdr");
+        assert_string_equal(c[2].key, "evt_body");
+        assert_string_equal(c[3].key, "evt_body");
+        assert_string_equal(c[4].key, "evt_hdr#r-9");
+        assert_int_equal(strlen(c[5].key), strlen(longid) + strlen("#r-long"));
+        assert_true(c[0].in_headers && c[1].in_headers && c[4].in_headers &&
+                    c[5].in_headers);
+        assert_false(c[2].in_headers || c[3].in_headers);
+        for (size_t i = 0; i < 6; i++) {
+                struct enricher_dedupe_id want;
+                assert_int_equal(c[i].seen, 1);
+                assert_int_equal(c[i].id_rc, 0);
+                enricher_dedupe_id_of(c[i].key, &want);
+                assert_memory_equal(&c[i].id, &want, sizeof(want));
+                free(c[i].key);
+        }
+        rd_kafka_destroy(rk);
+}
+
+/* A set made room for ahead keeps what it is given, and reserving less than it holds
+ * changes nothing. */
+static void test_reserve(void **state)
+{
+        struct enricher_dedupe d;
+        char key[32];
+
+        (void)state;
+        dd_init(&d, WINDOW_MS);
+        assert_int_equal(enricher_dedupe_reserve(&d, 100000), 0);
+        assert_true(d.cap >= 400000);
+        for (long i = 0; i < 1000; i++) {
+                key_of(key, sizeof(key), "evt_", i);
+                assert_int_equal(enricher_dedupe_add(&d, key, 10), 0);
+        }
+        assert_int_equal(enricher_dedupe_reserve(&d, 10), 0);
+        assert_int_equal(d.n, 1000);
+        for (long i = 0; i < 1000; i++) {
+                key_of(key, sizeof(key), "evt_", i);
+                assert_true(enricher_dedupe_has(&d, key));
+        }
+        enricher_dedupe_clear(&d);
+}
+
 static void test_key_real_messages_redrive_header(void **state)
 {
         static const char body[] = "{\"id\":\"evt_1\",\"event\":\"ITEM_UPDATE\"}";
         struct dr_case c[5]      = {
-                 {"evt_1", NULL, 0}, /* no redrive header */
-                 {"evt_1", NULL, 0}, /* redrive r-1 */
-                 {NULL, NULL, 0},    /* no id, redrive r-2 */
-                 {"evt_1", NULL, 0}, /* two redrive headers: the last counts */
-                 {"evt_1", NULL, 0}, /* an empty redrive id */
+                 {"evt_1", NULL, 0, 0, 0, {{0, 0}}}, /* no redrive header */
+                 {"evt_1", NULL, 0, 0, 0, {{0, 0}}}, /* redrive r-1 */
+                 {NULL, NULL, 0, 0, 0, {{0, 0}}},    /* no id, redrive r-2 */
+                 {"evt_1", NULL, 0, 0, 0, {{0, 0}}}, /* two redrive headers: the last */
+                 {"evt_1", NULL, 0, 0, 0, {{0, 0}}}, /* an empty redrive id */
         };
         char want[128], hash[72];
         rd_kafka_t *rk = offline_producer();
@@ -419,10 +513,7 @@ static void test_key_real_messages_redrive_header(void **state)
         produce_case(rk, &c[2], body, "r-2", NULL);
         produce_case(rk, &c[3], body, "r-old", "r-new");
         produce_case(rk, &c[4], body, "", NULL);
-        assert_int_equal(rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE),
-                         RD_KAFKA_RESP_ERR_NO_ERROR);
-        for (int i = 0; i < 100 && rd_kafka_outq_len(rk) > 0; i++)
-                rd_kafka_poll(rk, 100);
+        deliver_all(rk);
         for (size_t i = 0; i < 5; i++) {
                 assert_int_equal(c[i].seen, 1);
                 assert_non_null(c[i].key);
@@ -449,6 +540,8 @@ int main(void)
             cmocka_unit_test(test_older_timestamp_survives_rehash),
             cmocka_unit_test(test_key_hand_built),
             cmocka_unit_test(test_key_real_messages_redrive_header),
+            cmocka_unit_test(test_key_from_the_event_id_header),
+            cmocka_unit_test(test_reserve),
         };
         enum { NSCRIPTS = sizeof(scripts) / sizeof(scripts[0]) };
         enum { NPLAIN = sizeof(plain) / sizeof(plain[0]) };
