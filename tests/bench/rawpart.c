@@ -116,7 +116,10 @@ static int fill(const struct args *a)
                 return fail("producer", err);
         for (long long i = 0; i < a->count && !failed_n; i++) {
                 int64_t t = a->ts_start + i * a->ts_step_us / 1000;
-                int bare  = a->bare_every > 0 && i % a->bare_every == 0;
+                /* a bare record has its id in the body only */
+                const char *id_header = a->bare_every > 0 && i % a->bare_every == 0
+                                            ? "x-no-event-id"
+                                            : "duro-event-id";
                 rd_kafka_resp_err_t e;
                 int n;
                 snprintf(id, sizeof(id), "%s-%lld", a->prefix, i);
@@ -137,8 +140,7 @@ static int fill(const struct args *a)
                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                             RD_KAFKA_V_TIMESTAMP(t),
                             RD_KAFKA_V_HEADER("duro-event", "ITEM_UPDATE", -1),
-                            RD_KAFKA_V_HEADER(bare ? "x-no-event-id" : "duro-event-id",
-                                              id, -1),
+                            RD_KAFKA_V_HEADER(id_header, id, -1),
                             RD_KAFKA_V_HEADER("duro-webhook-id", "webhook_fill", -1),
                             RD_KAFKA_V_HEADER("duro-signature", "sha256=00", -1),
                             RD_KAFKA_V_HEADER("received-at", ts, -1),
