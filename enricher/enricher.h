@@ -264,6 +264,9 @@ struct enricher {
         struct enricher_metrics m;    /* enricher_metrics.c */
         struct enricher_ready ready;  /* enricher_ready.c */
         struct enricher_batch *ahead; /* taken, its pull running; enricher_cycle.c */
+        /* per kind, the last id Duro returned: what a probe asks for (enricher_pull.c,
+         * on the thread running the pull; two pulls never run at once) */
+        char probe_ids[DWIRE_NKINDS][128];
         /* Shared with the other threads: */
         atomic_int run;        /* 0: stop (the signal thread, or main) */
         atomic_int reload_key; /* SIGHUP seen (the signal thread) */

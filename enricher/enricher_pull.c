@@ -4,11 +4,14 @@
  * pages are followed; several requests run at once (dgql). A missing id of a create/
  * update/CO event is asked for again alone after the grace period, twice, before it is
  * not_found. Rate limiting waits as told. A failure is acted on only with evidence
- * that the API works (another request succeeded since this one last failed, or a
- * probe — the same query with no ids — succeeded): then a failing request is split,
- * and a single id is blamed (resource-error) after DURO_GRAPHQL_MAX_ATTEMPTS such
- * failures. Without that evidence the job waits for a probe; when the probe keeps
- * failing, the pull reports an outage and keeps probing with capped backoff. */
+ * that lookups of its kind work: a request of the same kind naming other ids
+ * succeeded since this one last failed (the other kind's success is none, and no
+ * request without ids is made). Then a failing request is split, and a single id is
+ * blamed (resource-error) after DURO_GRAPHQL_MAX_ATTEMPTS such failures. Without that
+ * evidence the job waits for a probe of its kind: the same query for one id that
+ * Duro answered before (or, before any, an id that names nothing). When the probe
+ * keeps failing, the pull reports an outage (pause, not ready, no DLQ) and keeps
+ * probing with capped backoff. */
 #include "enricher.h"
 
 #include <stdio.h>
@@ -36,7 +39,7 @@ struct pull_job {
         size_t *idx; /* item indexes */
         size_t n;
         char *after;
-        int probe;
+        int probe;            /* asks for e->probe_ids[kind], for evidence only */
         int attempts;         /* failures counted with evidence of a working API */
         int64_t last_fail_ms; /* monotonic; start of the job before the first failure */
         int64_t not_before_ms;
@@ -48,9 +51,10 @@ struct enricher_pull {
         struct enricher_item *items;
         size_t n;
         struct pull_job *jobs;
-        int64_t healthy_ms; /* last success of any request (monotonic), 0 never */
-        int probe_failures;
-        int probe_pending;
+        /* per kind: the last success of a request of that kind (monotonic, 0 never;
+         * every request names ids) and the failures of its probes since */
+        int64_t ok_ms[DWIRE_NKINDS];
+        int probe_failures[DWIRE_NKINDS];
         int auth_failed;
         char error[256];
 };
@@ -147,6 +151,8 @@ static void pull_found(void *opaque, const char *id, json_t *node)
                 struct enricher_item *it = &items[j->idx[k]];
                 if (strcmp(it->id, id) != 0)
                         continue;
+                if (strlen(id) < sizeof(j->p->e->probe_ids[0]))
+                        strcpy(j->p->e->probe_ids[j->kind], id);
                 if (it->status != ENRICHER_ST_FOUND) {
                         it->status   = ENRICHER_ST_FOUND;
                         it->doc_text = json_dumps(node, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -160,10 +166,11 @@ static void pull_found(void *opaque, const char *id, json_t *node)
         }
 }
 
-static void pull_unpark(struct enricher_pull *p)
+/* A request of kind succeeded: the jobs of that kind waiting for evidence go again. */
+static void pull_unpark(struct enricher_pull *p, enum dwire_kind kind)
 {
         for (struct pull_job *j = p->jobs; j; j = j->next) {
-                if (j->state == JOB_PARKED) {
+                if (j->state == JOB_PARKED && j->kind == kind) {
                         j->state         = JOB_READY;
                         j->not_before_ms = 0;
                 }
@@ -199,10 +206,7 @@ static void pull_ok(struct enricher_pull *p, struct pull_job *j,
         int has_next             = 0;
 
         if (j->probe) {
-                j->state          = JOB_DONE;
-                p->probe_pending  = 0;
-                p->probe_failures = 0;
-                pull_unpark(p);
+                j->state = JOB_DONE;
                 return;
         }
         if (enricher_pull_parse(res->data, j->kind, pull_found, &fc, &has_next,
@@ -233,13 +237,13 @@ static void pull_failed(struct enricher_pull *p, struct pull_job *j,
 
         snprintf(p->error, sizeof(p->error), "%s", res->error);
         if (j->probe) {
-                p->probe_failures++;
+                p->probe_failures[j->kind]++;
                 j->state         = JOB_READY;
-                j->not_before_ms = now + pull_backoff_ms(p->probe_failures);
+                j->not_before_ms = now + pull_backoff_ms(p->probe_failures[j->kind]);
                 return;
         }
-        if (p->healthy_ms <= j->last_fail_ms) {
-                /* No evidence that the API works: wait for a probe. */
+        if (p->ok_ms[j->kind] <= j->last_fail_ms) {
+                /* No evidence that lookups of this kind work: wait for a probe. */
                 j->state        = JOB_PARKED;
                 j->last_fail_ms = now;
                 return;
@@ -276,12 +280,15 @@ static void pull_done_cb(void *opaque, struct dgql_result *res)
 
         switch (res->outcome) {
         case DGQL_OK:
-                p->healthy_ms  = now;
                 p->auth_failed = 0;
                 pull_ok(p, j, res);
-                if (res->outcome == DGQL_OK)
+                if (res->outcome == DGQL_OK) {
+                        p->ok_ms[j->kind]          = now;
+                        p->probe_failures[j->kind] = 0;
+                        pull_unpark(p, j->kind);
                         break;
-                /* fall through: wrong shape */
+                }
+                /* wrong shape */
                 pull_failed(p, j, res);
                 break;
         case DGQL_RATE_LIMITED:
@@ -300,7 +307,7 @@ static void pull_done_cb(void *opaque, struct dgql_result *res)
                 j->state         = JOB_READY;
                 j->not_before_ms = now + PULL_BACKOFF_MAX_MS / 6;
                 if (j->probe)
-                        p->probe_pending = 0, j->state = JOB_DONE;
+                        j->state = JOB_DONE;
                 break;
         case DGQL_FAILED:
                 pull_failed(p, j, res);
@@ -308,10 +315,18 @@ static void pull_done_cb(void *opaque, struct dgql_result *res)
         }
 }
 
+/* The id a probe of kind asks for: one Duro answered before, else one that names
+ * nothing (an empty answer is evidence too). */
+#define PULL_PROBE_NOTHING "duro-kafka-bridge-probe"
+
 static json_t *pull_variables(const struct enricher_pull *p, const struct pull_job *j)
 {
-        json_t *ids = json_array();
+        json_t *ids          = json_array();
+        const char *probe_id = p->e->probe_ids[j->kind];
 
+        if (j->probe)
+                json_array_append_new(
+                    ids, json_string(*probe_id ? probe_id : PULL_PROBE_NOTHING));
         for (size_t k = 0; k < j->n; k++)
                 json_array_append_new(ids, json_string(p->items[j->idx[k]].id));
         return json_pack("{s:o, s:I, s:s?}", "ids", ids, "first",
@@ -370,24 +385,31 @@ struct enricher_pull *enricher_pull_new(struct enricher *e, struct enricher_item
         return p;
 }
 
-/* Starts a probe when jobs wait for one and none is on its way. */
+/* Starts a probe of each kind whose jobs wait for one, unless one is on its way. */
 static void pull_maybe_probe(struct enricher_pull *p)
 {
-        struct pull_job *j, *probe = NULL;
-        int parked = 0;
-
-        for (j = p->jobs; j; j = j->next) {
-                parked |= j->state == JOB_PARKED;
-                if (j->probe && j->state != JOB_DONE)
-                        probe = j;
+        for (int kind = DWIRE_KIND_ITEM; kind <= DWIRE_KIND_CHANGE_ORDER; kind++) {
+                struct pull_job *j, *probe;
+                int parked = 0, probing = 0;
+                for (j = p->jobs; j; j = j->next) {
+                        if (j->kind != (enum dwire_kind)kind)
+                                continue;
+                        parked |= j->state == JOB_PARKED;
+                        probing |= j->probe && j->state != JOB_DONE;
+                }
+                if (parked && !probing &&
+                    (probe = pull_job_new(p, (enum dwire_kind)kind, NULL, 0)))
+                        probe->probe = 1;
         }
-        if (!parked || probe)
-                return;
-        for (j = p->jobs; j && !(j->state == JOB_PARKED); j = j->next)
-                ;
-        probe = pull_job_new(p, j->kind, NULL, 0);
-        if (probe)
-                probe->probe = 1;
+}
+
+/* 1 when the probes of a kind failed often enough to call it an outage. */
+static int pull_is_outage(const struct enricher_pull *p)
+{
+        for (int kind = 0; kind < DWIRE_NKINDS; kind++)
+                if (p->probe_failures[kind] >= p->e->cfg.gql_max_attempts)
+                        return 1;
+        return 0;
 }
 
 enum enricher_pull_result enricher_pull_step(struct enricher_pull *p, long budget_ms)
@@ -417,7 +439,7 @@ enum enricher_pull_result enricher_pull_step(struct enricher_pull *p, long budge
                 if (now >= deadline) {
                         if (p->auth_failed)
                                 return ENRICHER_PULL_AUTH;
-                        if (p->probe_failures >= p->e->cfg.gql_max_attempts)
+                        if (pull_is_outage(p))
                                 return ENRICHER_PULL_OUTAGE;
                         return ENRICHER_PULL_AGAIN;
                 }

@@ -29,7 +29,10 @@ Request pipeline for ``POST /graphql`` (the first step that answers wins):
     an id in ``per_id_errors``: its node is null and an error names it (message and
     ``path``) with ``extensions.code`` = ``per_id_error_code`` (or the code given per id);
     the other nodes are still returned;
-11. an id in ``poison_ids``: the whole request answers ``500``;
+11. an id in ``poison_ids``: the whole request answers ``500``; a lookup naming ids of a
+    kind in ``failing_lookups`` (``"component"``, ``"change_order"``) answers ``500`` too
+    (a partial outage: listings, lookups of an empty id list and the other kind still
+    answer);
 12. an id in ``timeout_ids``: the answer is held back ``hang_ms`` first (a client with a
     shorter timeout gives up).
 
@@ -73,6 +76,7 @@ KNOB_DEFAULTS: dict[str, Any] = {
     "per_id_errors": {},           # id -> code (None: per_id_error_code); partial results
     "per_id_error_code": "INTERNAL_SERVER_ERROR",
     "poison_ids": set(),           # a request holding one answers 500
+    "failing_lookups": set(),      # kinds whose lookups by id answer 500
     "timeout_ids": set(),          # a request holding one is held back hang_ms
     "hang_ms": 0,
     "outage": False,               # every /graphql request 503
@@ -81,7 +85,7 @@ KNOB_DEFAULTS: dict[str, Any] = {
     "default_page_size": None,     # page size when `first` is not given (None: everything)
     "max_page_size": None,         # `first` above this is clamped
 }
-_SET_KNOBS = {"poison_ids", "timeout_ids"}
+_SET_KNOBS = {"poison_ids", "timeout_ids", "failing_lookups"}
 LOG_PAGE_SIZE = 20
 ID_LOG_LIMIT = 100_000
 REQUEST_LOG_LIMIT = 10_000
@@ -147,6 +151,7 @@ class _RequestContext:
         self.knobs = knobs
         self.ids: list[str] = []
         self.asked_ids = False
+        self.failed_lookup = False  # a lookup of a kind in failing_lookups
 
 
 def _page_size(ctx: _RequestContext, first, default=None):
@@ -172,6 +177,7 @@ class _ResourceResult:
             return
         ids = list(dict.fromkeys(ids))  # each id once, first occurrence order
         ctx.asked_ids = True
+        ctx.failed_lookup |= bool(ids) and kind in ctx.knobs["failing_lookups"]
         ctx.ids.extend(ids)
         mx = ctx.knobs["max_ids_per_request"]
         if mx is not None and len(ids) > mx:
@@ -834,7 +840,8 @@ class DuroDouble:
             for e in out["errors"]:
                 ext = e.setdefault("extensions", {})
                 ext.setdefault("code", "BAD_USER_INPUT" if status == 400 else "INTERNAL_SERVER_ERROR")
-        if ids and knobs["poison_ids"] and not knobs["poison_ids"].isdisjoint(ids):
+        if ctx.failed_lookup or (ids and knobs["poison_ids"] and
+                                 not knobs["poison_ids"].isdisjoint(ids)):
             return 500, [], _dumps({"errors": [_gql_error("Internal server error",
                                                           "INTERNAL_SERVER_ERROR")]}), ids
         if ids and knobs["hang_ms"] and knobs["timeout_ids"] and not knobs["timeout_ids"].isdisjoint(ids):

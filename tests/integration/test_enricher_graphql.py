@@ -350,3 +350,59 @@ def test_sigterm_while_api_unusable_exits_0_and_loses_nothing(rig, double, enric
     by = rig.assert_exactly_once(ids)
     for p in payloads:
         check_output(rig, by[p["id"]][0], p, status="found")
+
+
+@pytest.mark.timeout_s(180)
+def test_partial_outage_is_an_outage_not_a_dlq_flood(rig, double, enrichers, background):
+    """Component lookups fail (HTTP 500) while change orders, and lookups of no id,
+    answer: no component can be blamed, since no request of that kind naming other ids
+    succeeds. It is an outage: nothing in the DLQ, /readyz 503 while it lasts, and
+    every event enriched exactly once when it ends."""
+    comps, cos = double.data.component_ids(), double.data.change_order_ids()
+    e = enrichers(rig.env(rig.txn("a"), DURO_GRAPHQL_MAX_ATTEMPTS=3))
+    first = _items(comps[:10]) + _cos(cos[:5])
+    rig.produce(first)
+    rig.wait_for_ids([p["id"] for p in first], timeout=60, procs=[e])
+
+    double.failing_lookups = {"component"}
+    t0 = time.monotonic()
+    during: list[dict] = []
+
+    def load(stop):
+        i = 0
+        while not stop.is_set() and i < 300:
+            p = (_items([comps[(10 + i) % len(comps)]]) if i % 3 else
+                 _cos([cos[(5 + i) % len(cos)]]))[0]
+            rig.producer.produce(p)
+            during.append(p)
+            i += 1
+            stop.wait(0.05)  # pacing of the load, not a synchronisation
+        rig.producer.flush()
+
+    bg = background(load, "partial-outage-load")
+    r = wait_until(lambda: (x := e.readyz()).status == 503 and x, 60,
+                   "/readyz 503 in the partial outage")
+    assert b"Duro API unavailable" in r.body, r.body
+    not_ready = 0
+    # ~20 s of failing component lookups: the wall-clock passage is the condition
+    while time.monotonic() - t0 < 20.0:
+        assert e.alive, e.tail()
+        not_ready += e.readyz().status == 503
+        assert _dlq_total(e) == 0, "a partial outage must not fill the DLQ"
+        time.sleep(0.5)  # pacing of the checks, not a synchronisation
+    bg.stop()
+    double.failing_lookups = set()
+
+    ids = [p["id"] for p in first + during]
+    rig.wait_for_ids(ids, timeout=90, procs=[e])
+    rig.wait_drained(timeout=30, procs=[e])
+    wait_until(lambda: e.readyz().status == 200, 30, "/readyz 200 after the partial outage")
+    by = rig.assert_exactly_once(ids)
+    for p in first + during:
+        kind = "item" if p["event"].startswith("ITEM_") else "change_order"
+        check_output(rig, by[p["id"]][0], p, status="found", kind=kind)
+    assert _dlq_total(e) == 0
+    failed = _status_count(double, 500)
+    assert failed > 0
+    print(f"{len(during)} events during the partial outage, {failed} answers 500, "
+          f"/readyz 503 in {not_ready} of the checks; all enriched once, none in the DLQ")
