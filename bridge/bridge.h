@@ -107,6 +107,11 @@ struct bridge {
         /* the process (bridge_main.c) */
         atomic_int draining; /* shutting down: not ready, answers close */
         atomic_int refusing; /* shutting down: answer 503 instead of producing */
+        /* Requests between their check of refusing and their suspension (the HTTP
+         * threads), and requests suspended until their record's outcome resumes them
+         * (bridge_req_complete): libmicrohttpd must not stop while one is. */
+        atomic_int entering;
+        atomic_llong suspended;
 
         /* requests waiting for their record (bridge_req.c) */
         pthread_mutex_t pending_lock;
@@ -207,9 +212,10 @@ void bridge_req_wait(struct bridge_req *req);
  * call that answered, 0 when another had (a late report is counted). Any thread. */
 int bridge_req_complete(struct bridge_req *req, enum bridge_outcome outcome,
                         int32_t partition, int64_t offset, const char *error);
-/* Completes every pending request whose ack deadline has passed as timed out.
- * The HTTP timer thread. */
-void bridge_req_expire(struct bridge *br);
+/* Completes every pending request whose ack deadline is before now (monotonic ms;
+ * INT64_MAX: all) as timed out. The HTTP timer thread, and the main thread at
+ * shutdown. */
+void bridge_req_expire(struct bridge *br, int64_t now);
 
 /* bridge_listen.c: the webhook listener's socket. */
 /* Resolves and binds the listen address and reads the TLS files: every bad setting

@@ -229,6 +229,7 @@ static void bridge_publish(struct bridge *br, struct bridge_req *req,
         /* Suspend first, then produce: the report may arrive at once on the poll
          * thread and resume the connection. */
         bridge_guard_phase(conn, BRIDGE_PHASE_WAITING);
+        atomic_fetch_add(&br->suspended, 1);
         MHD_suspend_connection(conn);
         bridge_req_wait(req);
         if (bridge_kafka_produce(br, req, key, h, why, sizeof(why))) {
@@ -268,13 +269,19 @@ static enum MHD_Result bridge_process(struct bridge *br, struct bridge_req *req)
                 return bridge_refuse(br, conn, MHD_HTTP_UNPROCESSABLE_CONTENT, why);
         }
 
+        /* Counted in entering from the check to the suspension: the shutdown sets
+         * refusing, then waits for entering to be 0, so that every request it does
+         * not see suspended saw refusing (both sequentially consistent). */
+        atomic_fetch_add(&br->entering, 1);
         if (atomic_load(&br->refusing)) {
+                atomic_fetch_sub(&br->entering, 1);
                 dpayload_free(&p);
                 atomic_store(&req->state, BRIDGE_REQ_DONE);
                 return bridge_refuse(br, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                                      "shutting down; retry");
         }
         bridge_publish(br, req, &p, sig);
+        atomic_fetch_sub(&br->entering, 1);
         dpayload_free(&p);
         return MHD_YES;
 }
@@ -381,7 +388,7 @@ static void *bridge_timer_main(void *arg)
         pthread_mutex_lock(&br->timer_lock);
         while (br->timer_run) {
                 pthread_mutex_unlock(&br->timer_lock);
-                bridge_req_expire(br);
+                bridge_req_expire(br, dtime_mono_ms());
                 if (dtime_mono_ms() >= next_sweep) {
                         bridge_guard_sweep(br);
                         next_sweep = dtime_mono_ms() + BRIDGE_SWEEP_MS;

@@ -123,7 +123,30 @@ static void bridge_wait_inflight(struct bridge *br, int64_t deadline)
         }
 }
 
-static void bridge_shutdown(struct bridge *br, const sigset_t *set)
+/* Once refusing is set: until no request is suspended, by construction. The requests
+ * that passed the refusing check before it was set suspend first (entering; only CPU
+ * work lies between). From then on no request suspends, and each suspended one is
+ * resumed within the ack timeout, by its record's report or the timer thread; what
+ * is left after that (nothing, unless a thread stalls) is answered as timed out here,
+ * so that libmicrohttpd never stops with a connection suspended. */
+static void bridge_wait_unsuspended(struct bridge *br)
+{
+        int64_t deadline   = dtime_mono_ms() + br->cfg.ack_timeout_ms + 1000;
+        struct timespec ts = {0, 1000000};
+
+        while (atomic_load(&br->entering) > 0)
+                nanosleep(&ts, NULL);
+        while (atomic_load(&br->suspended) > 0 && dtime_mono_ms() < deadline)
+                nanosleep(&ts, NULL);
+        if (atomic_load(&br->suspended) > 0) {
+                dlog_warn("%lld requests still waiting for Kafka at shutdown: 503",
+                          (long long)atomic_load(&br->suspended));
+                bridge_req_expire(br, INT64_MAX);
+        }
+}
+
+static void bridge_shutdown(struct bridge *br, struct dadmin *admin,
+                            const sigset_t *set)
 {
         int64_t start = dtime_mono_ms(), deadline;
         long long left;
@@ -142,18 +165,20 @@ static void bridge_shutdown(struct bridge *br, const sigset_t *set)
         }
         bridge_listen_close(br);
         /* Requests on open connections are still published while the ones in flight
-         * finish; then new ones are refused (503, not suspended), so that no request
-         * can be suspended when the daemon stops. */
+         * finish; then new ones are refused (503, not suspended). */
         deadline = dtime_mono_ms() + br->cfg.ack_timeout_ms +
                    br->cfg.request_timeout_ms + 1000;
         bridge_wait_inflight(br, deadline);
         atomic_store(&br->refusing, 1);
-        bridge_wait_inflight(br, deadline + br->cfg.ack_timeout_ms);
+        bridge_wait_unsuspended(br);
+        bridge_wait_inflight(br, dtime_mono_ms() + br->cfg.ack_timeout_ms);
         if (atomic_load(&br->m.inflight) > 0)
                 dlog_error("%lld requests still open at shutdown",
                            (long long)atomic_load(&br->m.inflight));
         bridge_http_stop(br);
         bridge_listen_free(br);
+        /* /metrics reads the producer: no scrape may run while it goes. */
+        dadmin_stop(admin);
         bridge_kafka_stop(br);
 }
 
@@ -263,8 +288,7 @@ int main(int argc, char **argv)
         if (rc)
                 return rc;
         exit_code = bridge_run(&br, &set);
-        bridge_shutdown(&br, &set);
-        dadmin_stop(admin);
+        bridge_shutdown(&br, admin, &set);
         bridge_kafka_destroy(&br);
         bridge_guard_destroy(&br);
         bridge_req_destroy(&br);

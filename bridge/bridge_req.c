@@ -119,6 +119,7 @@ int bridge_req_complete(struct bridge_req *req, enum bridge_outcome outcome,
         if (answered) {
                 bridge_req_set_answer(req, outcome, error);
                 MHD_resume_connection(req->conn);
+                atomic_fetch_sub(&br->suspended, 1);
         } else if (outcome == BRIDGE_DELIVERED || outcome == BRIDGE_FAILED) {
                 atomic_fetch_add(&br->m.late_reports, 1);
         }
@@ -127,10 +128,8 @@ int bridge_req_complete(struct bridge_req *req, enum bridge_outcome outcome,
         return answered;
 }
 
-void bridge_req_expire(struct bridge *br)
+void bridge_req_expire(struct bridge *br, int64_t now)
 {
-        int64_t now = dtime_mono_ms();
-
         for (;;) {
                 struct bridge_req *req;
 

@@ -271,9 +271,13 @@ struct enricher {
         atomic_int run;        /* 0: stop (the signal thread, or main) */
         atomic_int reload_key; /* SIGHUP seen (the signal thread) */
         atomic_int fatal;      /* a fatal Kafka error (the error callback) */
-        /* monotonic ms when the transactional call running began, 0 when none
-         * (enricher_txn.c; the watchdog thread reads it) */
-        atomic_llong txn_call_since;
+        /* monotonic ms when the Kafka call running began, 0 when none: a
+         * transactional call (enricher_txn.c) or, at shutdown, closing a client
+         * (enricher_main.c); the watchdog thread and /metrics read it */
+        atomic_llong kafka_call_since;
+        /* 1 once shutdown has closed every Kafka client: the watchdog's end (run goes
+         * to 0 at the signal, before the last calls that may hang) */
+        atomic_int closed;
 };
 
 /* enricher_cycle.c - main thread. */

@@ -349,24 +349,39 @@ static int enricher_kafka_start(struct enricher *e, char *err, size_t errsize)
         return rc;
 }
 
-/* Exits the process when a transactional call hangs (a known librdkafka issue): the
- * orchestrator restarts it, and init_transactions fences the stuck transaction. */
+/* Exits the process when a Kafka call hangs (a known librdkafka issue), also after
+ * SIGTERM (a commit, an abort or closing the consumer): the orchestrator restarts it,
+ * and init_transactions fences the stuck transaction. Runs until every client is
+ * closed. */
 static void *enricher_watchdog(void *arg)
 {
         struct enricher *e = arg;
 
-        while (atomic_load(&e->run)) {
-                long long since    = atomic_load(&e->txn_call_since);
-                struct timespec ts = {1, 0};
+        while (!atomic_load(&e->closed)) {
+                long long since    = atomic_load(&e->kafka_call_since);
+                struct timespec ts = {0, 200 * 1000000};
                 if (since && dtime_mono_ms() - since > enricher_watchdog_ms) {
-                        dlog_error("watchdog: a transactional call has hung for more "
-                                   "than %lld ms; exiting",
-                                   enricher_watchdog_ms);
+                        dlog_error("watchdog: a Kafka call has hung for more than %lld "
+                                   "ms%s; exiting",
+                                   enricher_watchdog_ms,
+                                   atomic_load(&e->run) ? "" : " (shutting down)");
                         _exit(3);
                 }
                 nanosleep(&ts, NULL);
         }
         return NULL;
+}
+
+/* Closes (when consumer) and destroys rk with the watchdog armed. */
+static void enricher_close_client(struct enricher *e, rd_kafka_t *rk, int consumer)
+{
+        if (!rk)
+                return;
+        atomic_store(&e->kafka_call_since, dtime_mono_ms());
+        if (consumer)
+                rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        atomic_store(&e->kafka_call_since, 0);
 }
 
 /* Takes SIGTERM/SIGINT (stop) and SIGHUP (re-read the key) for the whole process, so
@@ -474,17 +489,12 @@ static void enricher_stop(struct enricher *e, struct dadmin *admin, pthread_t wa
 {
         atomic_store(&e->run, 0);
         enricher_cycle_drop_ahead(e);
-        if (e->consumer) {
-                rd_kafka_consumer_close(e->consumer);
-                rd_kafka_destroy(e->consumer);
-        }
-        if (e->reader) {
+        enricher_close_client(e, e->consumer, 1);
+        if (e->reader)
                 enricher_rebuild_stop(e);
-                rd_kafka_consumer_close(e->reader);
-                rd_kafka_destroy(e->reader);
-        }
-        if (e->producer)
-                rd_kafka_destroy(e->producer);
+        enricher_close_client(e, e->reader, 1);
+        enricher_close_client(e, e->producer, 0);
+        atomic_store(&e->closed, 1);
         pthread_join(watchdog, NULL);
         pthread_kill(sigthread, SIGTERM); /* wakes sigwait if still waiting */
         pthread_join(sigthread, NULL);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtime.h"
+
 void enricher_metrics_init(struct enricher_metrics *m)
 {
         static const double batch_bounds[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000};
@@ -194,6 +196,7 @@ int enricher_metrics_render(void *opaque, struct dbuf *b)
         struct enricher *e         = opaque;
         struct enricher_metrics *m = &e->m;
         char labels[300], reason[200];
+        long long since;
         int rc = 0;
 
         rc |= metrics_render_counters(b, m, metrics_taken, METRICS_N(metrics_taken));
@@ -219,6 +222,12 @@ int enricher_metrics_render(void *opaque, struct dbuf *b)
                                    "its output.",
                                    &m->event_latency);
         rc |= metrics_render_graphql(b, dgql_stats(e->gql));
+        since = atomic_load(&e->kafka_call_since);
+        rc |= dmetrics_gauge(b, "duro_enricher_kafka_call_seconds",
+                             "How long the transactional Kafka call running (or, at "
+                             "shutdown, the closing of a client) has run; 0 when none. "
+                             "The watchdog exits past transaction.timeout.ms + 30 s.",
+                             since ? (double)(dtime_mono_ms() - since) / 1000.0 : 0.0);
         rc |= dmetrics_gauge(b, "duro_enricher_ready", "1 when /readyz answers ready.",
                              enricher_ready(e, reason, sizeof(reason)));
         return rc ? -1 : 0;

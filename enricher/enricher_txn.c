@@ -52,8 +52,8 @@ static rd_kafka_error_t *txn_call_once(struct enricher *e, enum txn_call c,
         return NULL;
 }
 
-/* Runs the transactional call c with the watchdog armed (e->txn_call_since), again for
- * as long as its error is retriable (init_transactions: while running, with a
+/* Runs the transactional call c with the watchdog armed (e->kafka_call_since), again
+ * for as long as its error is retriable (init_transactions: while running, with a
  * warning). offsets: send_offsets_to_transaction's. Returns NULL or the error. */
 static rd_kafka_error_t *txn_call(struct enricher *e, enum txn_call c,
                                   const rd_kafka_topic_partition_list_t *offsets)
@@ -64,9 +64,9 @@ static rd_kafka_error_t *txn_call(struct enricher *e, enum txn_call c,
         if (c == TXN_SEND_OFFSETS)
                 cgmd = rd_kafka_consumer_group_metadata(e->consumer);
         for (;;) {
-                atomic_store(&e->txn_call_since, dtime_mono_ms());
+                atomic_store(&e->kafka_call_since, dtime_mono_ms());
                 error = txn_call_once(e, c, offsets, cgmd);
-                atomic_store(&e->txn_call_since, 0);
+                atomic_store(&e->kafka_call_since, 0);
                 if (!error || !rd_kafka_error_is_retriable(error))
                         break;
                 if (c == TXN_INIT) {

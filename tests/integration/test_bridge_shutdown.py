@@ -267,3 +267,92 @@ def test_sigterm_with_idle_backlog_is_bounded(broker, bridges, topic):
     answered = [r for r in answers if r is not None]
     assert 0 < len(answered) == int(m[1]) < backlog, (len(answered), rec)
     assert all(r.status == 503 and r.header("connection") == "close" for r in answered), answered
+
+
+def _run_clients(b, n, stop, out, lock):
+    threads = [threading.Thread(target=_client, args=(b.port, b.secrets_[0], stop, out, lock),
+                                daemon=True) for _ in range(n)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def _assert_clean_exit(b, rc, out) -> None:
+    assert rc == 0, (f"exit code {rc}" + (f" (killed by signal {-rc})" if rc < 0 else "")
+                     + f"; stderr tail:\n{b.stderr_text()[-3000:]}")
+    text = b.stderr_text()
+    assert "AddressSanitizer" not in text and "runtime error" not in text, text[-3000:]
+    failed = [o for o in out if o.kind == "failed"]
+    assert not failed, f"{len(failed)} request(s) got no HTTP answer: {failed[:5]}"
+
+
+@pytest.mark.timeout_s(300)
+def test_sigterm_with_kafka_down_answers_every_suspended_request(restorable_broker, bridges,
+                                                                  topic):
+    """With Kafka down every published request stays suspended until its ack timeout,
+    and keep-alive clients send more all the time. A request that passed the shutdown
+    check just before it flipped must still be answered before libmicrohttpd stops
+    (which aborts the process when a connection is still suspended)."""
+    for rnd in range(3):
+        if rnd:
+            restorable_broker.restart()
+        b = bridges(topic, DURO_BRIDGE_DRAIN_DELAY_MS=0, DURO_BRIDGE_ACK_TIMEOUT_MS=700,
+                    DURO_BRIDGE_REQUEST_TIMEOUT_MS=1000)
+        restorable_broker.kill()
+        stop, lock = threading.Event(), threading.Lock()
+        out: list[Outcome] = []
+        threads = _run_clients(b, CLIENTS, stop, out, lock)
+        try:
+            wait_until(lambda: sum(o.kind == "answered" for o in out) >= 2 * CLIENTS, 30,
+                       "answers (503: no acknowledgement) before SIGTERM")
+            b.signal(signal.SIGTERM)
+            rc = b.wait_exit(60)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=40)
+        _assert_clean_exit(b, rc, out)
+        answered = [o for o in out if o.kind == "answered"]
+        assert answered and all(o.status == 503 for o in answered), \
+            {o.status for o in answered}
+        print(f"round {rnd}: {len(answered)} answered 503, exit {rc}")
+
+
+@pytest.mark.timeout_s(240)
+def test_metrics_scraped_through_shutdown(broker, bridges, topic):
+    """/metrics reads the producer's queue: scrapes all through the shutdown (and the
+    producer's teardown) are answered or refused, never a read of a freed handle."""
+    def scrape(port, stop, seen):
+        while not stop.is_set():
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                c.request("GET", "/metrics")
+                r = c.getresponse()
+                r.read()
+                seen.append(r.status)
+                c.close()
+            except OSError:
+                seen.append(None)
+
+    for rnd in range(5):
+        b = bridges(topic, DURO_BRIDGE_DRAIN_DELAY_MS=0)
+        stop, lock = threading.Event(), threading.Lock()
+        out: list[Outcome] = []
+        seen: list = []
+        scrapers = [threading.Thread(target=scrape, args=(b.admin_port, stop, seen),
+                                     daemon=True) for _ in range(4)]
+        threads = _run_clients(b, 2, stop, out, lock)
+        try:
+            for t in scrapers:
+                t.start()
+            wait_until(lambda: seen.count(200) >= 20 and
+                       sum(o.kind == "answered" for o in out) >= 10, 30,
+                       "scrapes and webhooks answered before SIGTERM")
+            b.signal(signal.SIGTERM)
+            rc = b.wait_exit(60)
+        finally:
+            stop.set()
+            for t in scrapers + threads:
+                t.join(timeout=40)
+        _assert_clean_exit(b, rc, out)
+        print(f"round {rnd}: {seen.count(200)} scrapes answered, {seen.count(None)} refused")
