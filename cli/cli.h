@@ -181,4 +181,11 @@ int cli_parse_time(const char *s, int64_t *ms);
 /* Prints v as indented JSON and a newline on stdout. */
 void cli_print_json(const json_t *v);
 
+/* cli_dlq.c, exposed for its unit test: notes the end offset of each partition of l
+ * (all of one topic) in end[partition] (end has np + 1 entries). Returns 0, or -1
+ * after printing which partition could not be read (never a partition skipped as
+ * empty). */
+int cli_dlq_ends(rd_kafka_t *c, const rd_kafka_topic_partition_list_t *l, int64_t *end,
+                 int np);
+
 #endif

@@ -15,7 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "dkafka.h"
+#include "dlog.h"
 #include "dtime.h"
 #include "dwire.h"
 
@@ -132,6 +135,26 @@ static int dlq_selected(const struct dlq_args *a, const rd_kafka_message_t *m)
         return 1;
 }
 
+int cli_dlq_ends(rd_kafka_t *c, const rd_kafka_topic_partition_list_t *l, int64_t *end,
+                 int np)
+{
+        for (int i = 0; i < l->cnt; i++) {
+                int64_t lo, hi;
+                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+                    c, l->elems[i].topic, l->elems[i].partition, &lo, &hi,
+                    DLQ_TIMEOUT_MS);
+                if (err) {
+                        cli_fail(CLI_FAIL, "cannot read the end of %s [%d]: %s",
+                                 l->elems[i].topic, (int)l->elems[i].partition,
+                                 rd_kafka_err2str(err));
+                        return -1;
+                }
+                if (l->elems[i].partition >= 0 && l->elems[i].partition <= np)
+                        end[l->elems[i].partition] = hi;
+        }
+        return 0;
+}
+
 /* Assigns every partition of the DLQ from --since (or the start) and notes in *end
  * (malloc'd, np + 1 entries, indexed by partition) the end offsets seen now. Returns
  * 0 or the exit status. */
@@ -153,19 +176,17 @@ static int dlq_assign(rd_kafka_t *c, const struct dlq_config *cfg,
         *np  = md->topics[0].partition_cnt;
         l    = rd_kafka_topic_partition_list_new(*np);
         *end = calloc((size_t)*np + 1, sizeof(**end));
-        for (int i = 0; i < *np; i++) {
+        for (int i = 0; i < *np && *end; i++) {
                 int32_t p = md->topics[0].partitions[i].id;
-                int64_t lo, hi;
-                if (rd_kafka_query_watermark_offsets(c, cfg->dlq_topic, p, &lo, &hi,
-                                                     DLQ_TIMEOUT_MS))
-                        hi = 0;
                 rd_kafka_topic_partition_list_add(l, cfg->dlq_topic, p)->offset =
                     a->since_ms >= 0 ? a->since_ms : RD_KAFKA_OFFSET_BEGINNING;
-                if (p <= *np)
-                        (*end)[p] = hi;
         }
         rd_kafka_metadata_destroy(md);
         rd_kafka_topic_destroy(rkt);
+        if (!*end || cli_dlq_ends(c, l, *end, *np)) {
+                rd_kafka_topic_partition_list_destroy(l);
+                return *end ? CLI_FAIL : cli_fail(CLI_FAIL, "out of memory");
+        }
         if (a->since_ms >= 0 && rd_kafka_offsets_for_times(c, l, DLQ_TIMEOUT_MS)) {
                 rd_kafka_topic_partition_list_destroy(l);
                 return cli_fail(CLI_FAIL, "cannot look up offsets for --since");
@@ -239,51 +260,108 @@ static int dlq_read(rd_kafka_t *c, const struct dlq_config *cfg,
         return rc;
 }
 
-static void dlq_print(rd_kafka_message_t **ms, size_t n, int json,
-                      const char *redrive_ids)
+/* A JSON string of the len bytes at s, any byte that is not UTF-8 shown as U+FFFD
+ * (a header is text to show). NULL when out of memory. */
+static json_t *dlq_json_text(const char *s, size_t len)
 {
-        char ts[40], cls[64], msg[256], att[16], eid[128], ev[64], sp[16], so[24];
+        char buf[1024], quoted[1030];
+        json_t *v = json_stringn(s, len);
+
+        if (v)
+                return v;
+        dlog_json_escape(buf, sizeof(buf), s, len);
+        snprintf(quoted, sizeof(quoted), "\"%s\"", buf);
+        return json_loads(quoted, JSON_DECODE_ANY, NULL);
+}
+
+/* m as a JSON object for --json: its place, the DLQ's headers, and its value as
+ * "value" when it is UTF-8 text, else byte for byte as "value_base64". NULL when out
+ * of memory. */
+static json_t *dlq_json(const rd_kafka_message_t *m, const char *redrive_id)
+{
+        static const char *const fields[][2] = {
+            {"error_class", DWIRE_H_ERROR_CLASS},
+            {"error_message", DWIRE_H_ERROR_MESSAGE},
+            {"attempts", DWIRE_H_ATTEMPTS},
+            {"event_id", DWIRE_H_EVENT_ID},
+            {"event", DWIRE_H_EVENT},
+            {"source_partition", DWIRE_H_SOURCE_PARTITION},
+            {"source_offset", DWIRE_H_SOURCE_OFFSET},
+        };
+        const char *value = m->payload ? (const char *)m->payload : "";
+        char ts[40], h[1024];
+        json_t *o, *v;
+        int bad = 0;
+
+        dtime_format_ms(ts, sizeof(ts), rd_kafka_message_timestamp(m, NULL));
+        o = json_pack("{s:i, s:I, s:s}", "partition", (int)m->partition, "offset",
+                      (json_int_t)m->offset, "time", ts);
+        for (size_t i = 0; o && i < sizeof(fields) / sizeof(fields[0]); i++) {
+                dkafka_header(m, fields[i][1], h, sizeof(h));
+                bad |= json_object_set_new(o, fields[i][0],
+                                           dlq_json_text(h, strlen(h))) != 0;
+        }
+        if ((v = json_stringn(value, m->len)) != NULL) {
+                bad |= json_object_set_new(o, "value", v) != 0;
+        } else {
+                size_t n           = 4 * ((m->len + 2) / 3) + 1;
+                unsigned char *b64 = malloc(n);
+                if (b64)
+                        EVP_EncodeBlock(b64, (const unsigned char *)value, (int)m->len);
+                bad |= !b64 || json_object_set_new(o, "value_base64",
+                                                   json_string((char *)b64)) != 0;
+                free(b64);
+        }
+        if (redrive_id)
+                bad |= json_object_set_new(o, "redrive_id",
+                                           json_stringn(redrive_id, 32)) != 0;
+        if (o && bad) {
+                json_decref(o);
+                o = NULL;
+        }
+        return o;
+}
+
+/* Prints the records ms as a table, or as a JSON array (--json). Returns 0, or the
+ * exit status when one could not be made (nothing is left out silently). */
+static int dlq_print(rd_kafka_message_t **ms, size_t n, int json,
+                     const char *redrive_ids)
+{
+        char ts[40], cls[64], msg[256], att[16], eid[128], ev[64];
         json_t *arr = json ? json_array() : NULL;
 
+        if (json && !arr)
+                return cli_fail(CLI_FAIL, "out of memory");
         if (!json)
                 printf("%-3s %-8s %-24s %-16s %-8s %-30s %-24s %s\n", "P", "OFFSET",
                        "TIME", "CLASS", "ATTEMPTS", "EVENT ID", "EVENT", "REASON");
         for (size_t i = 0; i < n; i++) {
                 const rd_kafka_message_t *m = ms[i];
+                if (json) {
+                        json_t *o =
+                            dlq_json(m, redrive_ids ? redrive_ids + i * 33 : NULL);
+                        if (!o || json_array_append_new(arr, o)) {
+                                json_decref(arr);
+                                return cli_fail(CLI_FAIL, "out of memory");
+                        }
+                        continue;
+                }
                 dtime_format_ms(ts, sizeof(ts), rd_kafka_message_timestamp(m, NULL));
                 dkafka_header(m, DWIRE_H_ERROR_CLASS, cls, sizeof(cls));
                 dkafka_header(m, DWIRE_H_ERROR_MESSAGE, msg, sizeof(msg));
                 dkafka_header(m, DWIRE_H_ATTEMPTS, att, sizeof(att));
                 dkafka_header(m, DWIRE_H_EVENT_ID, eid, sizeof(eid));
                 dkafka_header(m, DWIRE_H_EVENT, ev, sizeof(ev));
-                dkafka_header(m, DWIRE_H_SOURCE_PARTITION, sp, sizeof(sp));
-                dkafka_header(m, DWIRE_H_SOURCE_OFFSET, so, sizeof(so));
-                if (json) {
-                        json_t *o = json_pack(
-                            "{s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s%}",
-                            "partition", (int)m->partition, "offset",
-                            (json_int_t)m->offset, "time", ts, "error_class", cls,
-                            "error_message", msg, "attempts", att, "event_id", eid,
-                            "event", ev, "source_partition", sp, "source_offset", so,
-                            "value", m->payload ? (const char *)m->payload : "",
-                            (size_t)m->len);
-                        if (o && redrive_ids)
-                                json_object_set_new(
-                                    o, "redrive_id",
-                                    json_stringn(redrive_ids + i * 33, 32));
-                        if (o)
-                                json_array_append_new(arr, o);
-                } else {
-                        printf("%-3d %-8lld %-24s %-16s %-8s %-30s %-24s %s%s%.32s\n",
-                               (int)m->partition, (long long)m->offset, ts, cls, att,
-                               eid, ev, msg, redrive_ids ? " -> redrive " : "",
-                               redrive_ids ? redrive_ids + i * 33 : "");
-                }
+                printf("%-3d %-8lld %-24s %-16s %-8s %-30s %-24s %s%s%.32s\n",
+                       (int)m->partition, (long long)m->offset, ts, cls, att, eid, ev,
+                       msg, redrive_ids ? " -> redrive " : "",
+                       redrive_ids ? redrive_ids + i * 33 : "");
         }
         if (json) {
                 cli_print_json(arr);
                 json_decref(arr);
         }
+        return 0;
 }
 
 static void dlq_new_id(char out[33])
@@ -327,11 +405,26 @@ static rd_kafka_error_t *dlq_copy(rd_kafka_t *p, const struct dlq_config *cfg,
         rec.value_len = m->len;
         rec.headers   = h;
         rec.msgflags  = RD_KAFKA_MSG_F_COPY;
-        err           = dkafka_produce(p, &rec, 0);
+        /* a redrive larger than the producer's queue waits for room */
+        err = dkafka_produce(p, &rec, -1);
         if (!err)
                 return NULL;
         rd_kafka_headers_destroy(h);
         return rd_kafka_error_new(err, "%s", rd_kafka_err2str(err));
+}
+
+/* Aborts p's transaction, saying so when that fails too. */
+static void dlq_abort(rd_kafka_t *p)
+{
+        rd_kafka_error_t *ae = rd_kafka_abort_transaction(p, DLQ_TIMEOUT_MS * 3);
+
+        if (ae) {
+                fprintf(stderr,
+                        "duro-enricher dlq: aborting the transaction failed too (%s): "
+                        "it ends at transaction.timeout.ms, or at the next redrive\n",
+                        rd_kafka_error_string(ae));
+                rd_kafka_error_destroy(ae);
+        }
 }
 
 /* Copies the n records ms to the raw topic in one transaction; ids gets their redrive
@@ -342,33 +435,35 @@ static int dlq_redrive(const struct cli *cli, const struct dlq_config *cfg,
         char txid[512], host[128];
         rd_kafka_error_t *error;
         rd_kafka_t *p;
-        int rc;
+        int rc, began = 0;
 
+        /* The same id on every run from this host: a run that died with its
+         * transaction open is fenced, and its transaction aborted, by the next. */
         if (gethostname(host, sizeof(host)))
                 snprintf(host, sizeof(host), "host");
         host[sizeof(host) - 1] = '\0';
-        snprintf(txid, sizeof(txid), "%s-redrive-%s-%d", cfg->group, host,
-                 (int)getpid());
+        snprintf(txid, sizeof(txid), "%s-redrive-%s", cfg->group, host);
         rc = cli_producer(cli, cfg->bootstrap, "duro-enricher-redrive", txid, &p);
         if (rc)
                 return rc;
         error = rd_kafka_init_transactions(p, DLQ_TIMEOUT_MS * 3);
-        if (!error)
-                error = rd_kafka_begin_transaction(p);
-        for (size_t i = 0; i < n && !error; i++) {
-                dlq_new_id(ids + i * 33);
-                error = dlq_copy(p, cfg, ms[i], ids + i * 33);
+        if (!error && !(error = rd_kafka_begin_transaction(p))) {
+                began = 1;
+                for (size_t i = 0; i < n && !error; i++) {
+                        dlq_new_id(ids + i * 33);
+                        error = dlq_copy(p, cfg, ms[i], ids + i * 33);
+                }
         }
         if (!error)
                 error = rd_kafka_commit_transaction(p, -1);
         if (error) {
                 rc = cli_fail(CLI_FAIL, "redrive failed, nothing was redriven: %s",
                               rd_kafka_error_string(error));
-                if (rd_kafka_error_txn_requires_abort(error)) {
-                        rd_kafka_error_t *ae = rd_kafka_abort_transaction(p, -1);
-                        if (ae)
-                                rd_kafka_error_destroy(ae);
-                }
+                /* Whatever the error, an open transaction is aborted: left open, it
+                 * would hold the read_committed enricher back on the raw partitions
+                 * it wrote to until transaction.timeout.ms. */
+                if (began && !rd_kafka_error_is_fatal(error))
+                        dlq_abort(p);
                 rd_kafka_error_destroy(error);
         }
         rd_kafka_destroy(p);
@@ -395,8 +490,9 @@ static int dlq_run(const struct cli *cli, const struct dlq_config *cfg,
                 rc  = ids ? dlq_redrive(cli, cfg, ms, n, ids)
                           : cli_fail(CLI_FAIL, "out of memory");
         }
+        if (!rc)
+                rc = dlq_print(ms, n, a->json, ids);
         if (!rc) {
-                dlq_print(ms, n, a->json, ids);
                 if (!a->json)
                         fprintf(stderr, "%zu record(s)%s\n", n,
                                 redrive

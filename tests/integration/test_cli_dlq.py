@@ -13,8 +13,9 @@ import socket
 
 import pytest
 
-from enrichertest import (RawProducer, Rig, double, enrichers, item_event,  # noqa: F401
-                          run_enricher_once)
+from enrichertest import (LsoProbe, RawProducer, Rig, double, enrichers,  # noqa: F401
+                          item_event, run_enricher_once)
+from proctest import wait_until
 
 WH = "webhook_cli"
 
@@ -195,3 +196,83 @@ def test_kafka_flags_checked_and_unknown_refused(rig):
                       ("--group", "DURO_ENRICHER_GROUP"), ("-X", "DURO_RDKAFKA_")):
         assert [ln for ln in out.splitlines()
                 if ln.split()[:1] == [flag] and env in ln], (flag, out)
+
+
+def _dlq_records(rig, n, *, big_at=None, value=None, event_id_header=None):
+    """Writes n DLQ records as the enricher writes them (the raw headers plus the DLQ's)
+    straight to the DLQ topic; returns their event ids."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": rig.bootstrap, "enable.idempotence": True})
+    ids = []
+    for i in range(n):
+        ev = item_event("ITEM_UPDATE", f"comp_dlq_{i:04d}", webhook_id=WH)
+        body = value if value is not None else json.dumps(ev).encode()
+        if big_at is not None and i == big_at:
+            body = json.dumps(dict(ev, pad="x" * 3000)).encode()
+        eid = event_id_header if event_id_header is not None else ev["id"].encode()
+        headers = [("duro-event", b"ITEM_UPDATE"), ("duro-event-id", eid),
+                   ("content-type", b"application/json"),
+                   ("error-class", b"resource-error"), ("error-message", b"boom"),
+                   ("attempts", b"5"), ("source-topic", rig.raw.encode()),
+                   ("source-partition", b"0"), ("source-offset", str(i).encode())]
+        p.produce(rig.dlq, key=f"comp_dlq_{i:04d}".encode(), value=body, headers=headers)
+        ids.append(ev["id"])
+    assert p.flush(30) == 0
+    return ids
+
+
+def _raw_open_transactions(rig):
+    probe = LsoProbe(rig.bootstrap, [rig.raw])
+    try:
+        return probe.open_partitions()
+    finally:
+        probe.close()
+
+
+@pytest.mark.timeout_s(120)
+def test_redrive_larger_than_the_producer_queue_waits_for_room(rig):
+    """60 records through a producer queue of 10: the redrive waits for room instead of
+    failing on QUEUE_FULL (which left its transaction open on the raw topic)."""
+    ids = _dlq_records(rig, 60)
+    rc, out, err = dlq(rig, "redrive", "--json",
+                       "-X", "queue.buffering.max.messages=10")
+    assert rc == 0, err
+    assert len(json.loads(out)) == 60
+    redriven = [r for r in rig.raw_records() if r.header("duro-redrive-id")]
+    assert sorted(r.header("duro-event-id").decode() for r in redriven) == sorted(ids)
+    assert not _raw_open_transactions(rig)
+
+
+@pytest.mark.timeout_s(120)
+def test_failed_redrive_aborts_its_transaction(rig):
+    """A record the producer refuses at once (larger than its message.max.bytes) comes
+    after 500 others were sent in the transaction (linger.ms=0): the redrive fails, says nothing was
+    redriven, and aborts, so the raw topic's read_committed readers are not held back
+    until transaction.timeout.ms (60 s by default)."""
+    _dlq_records(rig, 600, big_at=500)
+    rc, out, err = dlq(rig, "redrive", "-X", "message.max.bytes=2000", "-X", "linger.ms=0")
+    assert rc != 0
+    assert "redrive failed, nothing was redriven" in err, err
+    wait_until(lambda: not _raw_open_transactions(rig), 15,
+               "no transaction left open on the raw topic")
+    assert [r for r in rig.raw_records() if r.header("duro-redrive-id")] == []
+
+
+@pytest.mark.timeout_s(120)
+def test_list_json_keeps_records_that_are_not_utf8(rig):
+    """--json shows every record: a value that is not UTF-8 as value_base64 (byte for
+    byte), a header that is not as text with U+FFFD."""
+    import base64
+    binary = b"\xff\xfe\x00 not text \xc3"
+    _dlq_records(rig, 1, value=binary, event_id_header=b"evt_\xffbad")
+    _dlq_records(rig, 1)
+    rc, out, err = dlq(rig, "list", "--json")
+    assert rc == 0, err
+    listed = json.loads(out)
+    assert len(listed) == 2, listed
+    odd = next(r for r in listed if "value_base64" in r)
+    assert base64.b64decode(odd["value_base64"]) == binary
+    assert "value" not in odd
+    assert odd["event_id"] == "evt_\ufffdbad"
+    plain = next(r for r in listed if "value" in r)
+    assert json.loads(plain["value"])["event"] == "ITEM_UPDATE"
