@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Benchmarks (docs/benchmarks.md): ingress (duro-bridge against an HTTP ceiling, a Kafka
-# ceiling and a Node.js reference bridge) and enricher (duro-enricher against the GraphQL
-# double's capacity and a naive enricher), on this machine, one after the other, against
-# one real broker that this script starts in a temporary folder and stops again. Prints a
-# table of ratios and writes docs/benchmarks.md. Loopback only; nothing is asserted.
+# ceiling and a Node.js reference bridge), enricher (duro-enricher against the GraphQL
+# double's capacity and a naive enricher) and dedupe rebuild (its rate against a plain
+# librdkafka read, a rebalance's pause against the window), on this machine, one after the
+# other, against one real broker that this script starts in a temporary folder and stops
+# again. Prints a table of ratios and writes docs/benchmarks.md. Loopback only; nothing is
+# asserted.
 #
-# Usage: scripts/bench.sh [--quick] [--keep] [--only ingress|enricher] [run_bench options]
+# Usage: scripts/bench.sh [--quick] [--keep] [--only ingress|enricher|rebuild] [options]
 #   --quick   smoke test: short runs, small pools; writes the page to
 #             build-bench/benchmarks-quick.md instead of docs/benchmarks.md
 #   --keep    keep the work folder (logs of every process, results.json)
+#   --only S  run one section; the page keeps the other sections as they were
 #   Anything else goes to tests/bench/run_bench.py, e.g. --seconds 30, --conns 8,64,
-#   --enricher-n 50000, --moderate-rate 100 (see its --help).
+#   --enricher-n 50000, --moderate-rate 100, --rebuild-windows 50000,400000 (its --help).
 # Environment: DURO_CACHE (default ~/.cache/duro-kafka-bridge), DURO_BENCH_BUILD (the
 # release build folder, default build-bench).
 set -euo pipefail
@@ -28,7 +31,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; pass+=(--quick) ;;
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) pass+=("$1") ;;
   esac
   shift
@@ -57,8 +60,10 @@ log "node-ref: npm ci"
 log "building (Release) in $build"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
 ninja -C "$build" duro-bridge duro-enricher >&2
-if ninja -C "$build" -t targets all 2>/dev/null | grep -q '^http_ceiling:'; then
-  ninja -C "$build" http_ceiling kafka_ceiling >&2   # the root CMakeLists has tests/bench
+# (the target list read whole first: grep -q closing the pipe early fails it under pipefail)
+targets=$(ninja -C "$build" -t targets all 2>/dev/null || true)
+if grep -q '^http_ceiling:' <<<"$targets"; then
+  ninja -C "$build" http_ceiling kafka_ceiling rawpart >&2   # the root CMakeLists has tests/bench
   bench_bin=$build/tests/bench
 else
   cmake -S "$root/tests/bench" -B "$build/bench" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null

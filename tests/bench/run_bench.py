@@ -11,8 +11,12 @@ duro-bridge and (4) the Node.js reference (tests/bench/node-ref); (2) the Kafka 
 Enricher: a preload of raw events drained by duro-enricher (default settings, then with the
 GraphQL request-rate limit off), by a naive enricher (tests/bench/naive_enricher.py), and the
 capacity of the GraphQL double (duro_double.bench) alone; then event-to-output latency at a
-moderate rate. Everything is loopback, bounded in count and time; every process started here
-is stopped here. Nothing is asserted: the output is a table of ratios (and goals met or not).
+moderate rate. Dedupe rebuild: per window size, raw partitions filled with tests/bench/rawpart
+and committed at their ends; duro-enricher's rebuild rate against a plain librdkafka read of
+the same partition, then the pause a second member's joining causes, for the partition that
+stays and the one that moves. Everything is loopback, bounded in count and time; every
+process started here is stopped here. Nothing is asserted: the output is a table of ratios
+(and goals met or not). A run of some sections (--only) keeps the others' on the page.
 """
 from __future__ import annotations
 
@@ -732,6 +736,253 @@ def bench_enricher(a, work: Path, broker_pid: int | None) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- dedupe rebuild
+
+REBUILD_PARTITIONS = 2
+READY_RX = re.compile(r"^dedupe set of (\S+) \[(\d+)\] (kept|empty|rebuilt)")
+REBUILT_RX = re.compile(r"rebuilt from offsets (\d+)\.\.(\d+): (\d+) keys, (\d+) records read "
+                        r"in (\d+) ms")
+
+
+def rawpart(a, *args: str, timeout: float = 900) -> dict:
+    """tests/bench/rawpart fill|read ...: its one JSON line."""
+    argv = [str(a.bench_bin_dir / "rawpart"), args[0], "--bootstrap", a.bootstrap, *args[1:]]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0 or not r.stdout.strip():
+        raise RuntimeError(f"rawpart {args[0]} failed ({r.returncode}): {r.stderr[-1500:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def log_records(p: Proc) -> list[dict]:
+    """A program's JSON log lines (stderr), each with "t": its ts in epoch seconds."""
+    out = []
+    for line in p.text("err").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            r = json.loads(line)
+            r["t"] = dt.datetime.strptime(r["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                tzinfo=dt.timezone.utc).timestamp()
+        except (ValueError, KeyError):
+            continue
+        out.append(r)
+    return out
+
+
+def wait_logs(procs: list[Proc], done, timeout: float, what: str):
+    """Polls the log lines of procs until done(list of each one's lines) returns something
+    true, and returns it; fails when one of them exits or after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = done([log_records(p) for p in procs])
+        if got:
+            return got
+        for p in procs:
+            if p.p.poll() is not None:
+                raise RuntimeError(f"{p.name} exited ({p.p.returncode}) before {what}: "
+                                   f"{p.text('err')[-2000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no {what} within {timeout:g}s: " +
+                               " | ".join(f"{p.name}: {p.text('err')[-800:]}" for p in procs))
+        time.sleep(0.05)
+
+
+def ready_lines(lines: list[dict], topic: str,
+                after: float = 0.0) -> list[tuple[int, str, dict]]:
+    """(partition, kept|empty|rebuilt, line) of each "dedupe set of <topic> [p] ..." line
+    logged at or after `after`, in order."""
+    out = []
+    for r in lines:
+        m = READY_RX.match(r.get("msg", ""))
+        if m and m.group(1) == topic and r["t"] >= after:
+            out.append((int(m.group(2)), m.group(3), r))
+    return out
+
+
+def labelled(text: str, name: str) -> dict[str, float]:
+    """The samples of one Prometheus metric by their (only) label's value."""
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(rf'^{name}{{\w+="([^"]*)"}} (\S+)$', text, re.M)}
+
+
+def commit_window(bootstrap: str, group: str, topic: str,
+                  ends: dict[int, tuple[int, int]]) -> None:
+    """Commits the group's offsets {partition: (offset, last_ts)} with the metadata an
+    enricher writes ('{"last_ts":<ms>}'; the enricher's own has a NUL after it), as if its
+    last transaction had processed everything up to there. The group is new, so no member
+    is in it."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        c.commit(offsets=[TopicPartition(topic, p, off, '{"last_ts":%d}' % ts)
+                          for p, (off, ts) in ends.items()], asynchronous=False)
+    finally:
+        c.close()
+
+
+def start_rebuild_enricher(a, work: Path, name: str, topic: str,
+                           group: str) -> tuple[Proc, int]:
+    """One duro-enricher on the rebuild benchmark's group; no GraphQL is needed (nothing
+    after the committed offsets). Returns it and its admin port."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": a.bootstrap, "DURO_RAW_TOPIC": topic,
+           "DURO_DLQ_TOPIC": "bench.rebuild.dlq", "DURO_TOPIC_TEMPLATE": "bench.rebuild.{event}",
+           "DURO_ENRICHER_GROUP": group, "DURO_TRANSACTIONAL_ID": f"{group}-{name}",
+           "DURO_ENRICHER_ADMIN_LISTEN": "127.0.0.1:0",
+           "DURO_API_URL": "http://127.0.0.1:1/graphql", "DURO_API_KEY": "bench-not-a-key",
+           "DURO_LOG_LEVEL": "info",
+           # quick rebalances (the broker of scripts/kafka.sh allows a session this short)
+           "DURO_RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS": "3000",
+           "DURO_RDKAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS": "500"}
+    p = Proc(f"rebuild-{group}-{name}", [str(a.bin_dir / "duro-enricher")], work, env=env)
+    port = int(p.wait_for(r"admin on port (\d+)", "err", timeout=60).group(1))
+    return p, port
+
+
+def rebuild_run(a, work: Path, topic: str, n: int, ends: dict, rep: int) -> dict:
+    """One run at window n: plain read of partition 0, enricher A rebuilds both partitions,
+    plain read again, enricher B joins (one partition stays with A, one moves to B)."""
+    group = f"bench-rebuild-{n}-{rep}"
+    commit_window(a.bootstrap, group, topic, ends)
+    res: dict = {"group": group}
+    procs: list[Proc] = []
+    try:
+        res["plain_before"] = rawpart(a, "read", "--topic", topic, "--partition", "0")
+        pa, port_a = start_rebuild_enricher(a, work, "a", topic, group)
+        procs.append(pa)
+        # A's rebuild: both partitions read, one after the other (a generous bound: 20,000
+        # records/s at the least)
+        def all_ready(L):
+            r = ready_lines(L[0], topic)
+            return r if len({x[0] for x in r}) >= REBUILD_PARTITIONS else None
+        both = wait_logs([pa], all_ready, 120 + REBUILD_PARTITIONS * n / 20000,
+                         "enricher A's rebuild")
+        reads = []
+        for i, (part, how, line) in enumerate(both[:REBUILD_PARTITIONS]):
+            m = REBUILT_RX.search(line["msg"])
+            if how != "rebuilt" or not m:
+                raise RuntimeError(f"enricher A, partition {part}: {line['msg']}")
+            records, ms = int(m.group(4)), int(m.group(5))
+            # the partition read first: its own time; the one read second was planned at
+            # the same moment, so its own time is from the first one's line to its own
+            own_ms = ms if i == 0 else max(1.0, 1000 * (line["t"] - both[0][2]["t"]))
+            reads.append({"partition": part, "records": records, "ms": ms, "own_ms": own_ms,
+                          "rate": records * 1000 / own_ms})
+        res["enricher_reads"] = reads
+        r0 = next(r for r in reads if r["partition"] == 0)
+        if r0["records"] != n:
+            raise RuntimeError(f"enricher A read {r0['records']} records of partition 0, "
+                               f"not {n}")
+        res["rate"] = r0["rate"]
+        # A now idle, both sets complete: the plain read again
+        res["plain_after"] = rawpart(a, "read", "--topic", topic, "--partition", "0")
+        res["plain"] = max(res["plain_before"]["rate"], res["plain_after"]["rate"])
+        res["ratio"] = res["rate"] / res["plain"] if res["plain"] else None
+
+        # B joins: A is revoked, one partition comes back to A, the other goes to B
+        pb, port_b = start_rebuild_enricher(a, work, "b", topic, group)
+        procs.append(pb)
+
+        def settled(L):
+            # B's set ready; the rebalance that gave it its partition began with A's last
+            # revocation before that; then A's set of the partition it got back ready
+            rb = ready_lines(L[1], topic)
+            if not rb:
+                return None
+            revoked = [r["t"] for r in L[0] if r.get("msg", "").startswith("revoked") and
+                       r["t"] <= rb[0][2]["t"]]
+            ra = ready_lines(L[0], topic, after=revoked[-1]) if revoked else []
+            return (revoked, ra[0], rb[0]) if ra else None
+        revoked, (ps, hows, ls), (pm, howm, lm) = wait_logs(
+            [pa, pb], settled, 120 + n / 20000, "the rebalance's end")
+        t0 = revoked[-1]
+        res.update({"revokes": len(revoked), "stay": {"partition": ps, "how": hows,
+                                                      "pause_ms": 1000 * (ls["t"] - t0)},
+                    "move": {"partition": pm, "how": howm, "pause_ms": 1000 * (lm["t"] - t0)}})
+        m = REBUILT_RX.search(lm["msg"])
+        if m:
+            res["move"]["read_ms"] = int(m.group(5))
+            res["move"]["records"] = int(m.group(4))
+        # the start of each one's assignment after the revoke: the rebalance itself
+        for who, lines in (("stay", log_records(pa)), ("move", log_records(pb))):
+            asg = [r["t"] for r in lines if r.get("msg", "").startswith("assigned") and
+                   r["t"] >= t0]
+            res[who]["assigned_ms"] = 1000 * (asg[0] - t0) if asg else None
+        for who, port in (("a", port_a), ("b", port_b)):
+            text = http_get(f"http://127.0.0.1:{port}/metrics")[1]
+            res[f"metrics_{who}"] = {
+                "rebuilds": labelled(text, "duro_enricher_dedupe_rebuilds_total"),
+                "records": metric(text, "duro_enricher_dedupe_rebuild_records_total"),
+                "seconds": metric(text, "duro_enricher_dedupe_rebuild_seconds_total")}
+        res["vm_hwm_kib_a"] = pa.status("VmHWM")
+    finally:
+        for p in procs:
+            res.setdefault("exit_codes", []).append(p.stop(30))
+    log(f"rebuild {n:,}/partition run {rep + 1}: enricher {res['rate']:,.0f} records/s, plain "
+        f"read {res['plain_before']['rate']:,.0f} / {res['plain_after']['rate']:,.0f} -> ratio "
+        f"{res['ratio']:.2f}; pause stay [{res['stay']['partition']}] "
+        f"{res['stay']['pause_ms']:.0f} ms ({res['stay']['how']}), move "
+        f"[{res['move']['partition']}] {res['move']['pause_ms']:.0f} ms ({res['move']['how']})")
+    return res
+
+
+def median(xs: list) -> float | None:
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    k = len(xs) // 2
+    return xs[k] if len(xs) % 2 else (xs[k - 1] + xs[k]) / 2
+
+
+def bench_rebuild(a, work: Path) -> dict:
+    """Per window size: a raw topic of 2 partitions each holding that many records, then
+    a.rebuild_repeat runs (rebuild_run), each on a fresh group committed at the ends."""
+    create_topics(a.bootstrap, ["bench.rebuild.dlq", "bench.rebuild.item_update"])
+    admin = AdminClient({"bootstrap.servers": a.bootstrap})
+    out: dict = {"windows": [], "repeat": a.rebuild_repeat, "partitions": REBUILD_PARTITIONS}
+    for n in a.rebuild_windows:
+        topic = f"bench.rebuild.w{n}.raw"
+        create_topics(a.bootstrap, [topic], partitions=REBUILD_PARTITIONS)
+        fills = {p: rawpart(a, "fill", "--topic", topic, "--partition", str(p), "--count",
+                            str(n), "--prefix", f"evt_rb{n}p{p}")
+                 for p in range(REBUILD_PARTITIONS)}
+        for p, f in fills.items():
+            log(f"rebuild: {topic} [{p}] filled with {f['count']:,} records in "
+                f"{f['seconds']:.1f} s")
+        ends = {p: (f["last_offset"] + 1, f["last_ts"]) for p, f in fills.items()}
+        runs = [rebuild_run(a, work, topic, n, ends, rep) for rep in range(a.rebuild_repeat)]
+        w = {"records": n, "fill_seconds": [f["seconds"] for f in fills.values()], "runs": runs,
+             "rate": median([r["rate"] for r in runs]),
+             # A's rate for the partition it read second (the same records as the first),
+             # and B's for the partition that moved to it: for comparison only
+             "rate_second": median([r["enricher_reads"][-1]["rate"] for r in runs]),
+             "rate_move": median([r["move"]["records"] * 1000 / r["move"]["read_ms"]
+                                  for r in runs if r["move"].get("read_ms")]),
+             "plain": median([r["plain"] for r in runs]),
+             "plain_before": median([r["plain_before"]["rate"] for r in runs]),
+             "plain_after": median([r["plain_after"]["rate"] for r in runs]),
+             "ratio": median([r["ratio"] for r in runs]),
+             "stay_ms": median([r["stay"]["pause_ms"] for r in runs]),
+             "move_ms": median([r["move"]["pause_ms"] for r in runs]),
+             "move_read_ms": median([r["move"].get("read_ms") for r in runs]),
+             "stay_assigned_ms": median([r["stay"].get("assigned_ms") for r in runs]),
+             "stay_range": [min(r["stay"]["pause_ms"] for r in runs),
+                            max(r["stay"]["pause_ms"] for r in runs)],
+             "move_range": [min(r["move"]["pause_ms"] for r in runs),
+                            max(r["move"]["pause_ms"] for r in runs)],
+             "ratio_range": [min(r["ratio"] for r in runs), max(r["ratio"] for r in runs)],
+             "stay_hows": sorted({r["stay"]["how"] for r in runs}),
+             "move_hows": sorted({r["move"]["how"] for r in runs}),
+             "revokes": max(r["revokes"] for r in runs),
+             "vm_hwm_kib_a": max(r.get("vm_hwm_kib_a") or 0 for r in runs)}
+        out["windows"].append(w)
+        # the next window's records need the disk more than this topic does
+        for _, fut in admin.delete_topics([topic]).items():
+            try:
+                fut.result(timeout=30)
+            except Exception as e:  # noqa: BLE001 - only space; the broker is thrown away
+                log(f"rebuild: could not delete {topic}: {e}")
+    return out
+
+
 # ---------------------------------------------------------------- report
 
 def fmt(x, nd=0, unit=""):
@@ -944,6 +1195,62 @@ def report(res: dict, a) -> tuple[str, list[tuple[str, str, str]]]:
                       f"{fmt(dd * 48 / 2**20, 1)} MiB)",
                       "met" if all(v is not None and v <= allow[n] for n, v in rss.items())
                       else "not met"))
+    rb = res.get("rebuild")
+    if rb:
+        W = rb["windows"]
+        L.append(f"### Dedupe rebuild: reading a window back on assignment, and the pause of a "
+                 f"rebalance ({rb['partitions']} raw partitions of N records each; " +
+                 (f"median of {rb['repeat']} runs, min–max in brackets)\n" if rb["repeat"] > 1
+                  else "one run)\n"))
+        L.append("| window N (records per partition) | duro-enricher rebuild records/s | plain "
+                 "librdkafka read records/s (before / after) | rebuild ÷ plain read | pause of "
+                 "the partition that stays ms | pause of the partition that moves ms | of "
+                 "which the new member's reading ms | enricher A peak RSS MiB |")
+        L.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+        def span(v, r, nd=0):
+            if rb["repeat"] == 1:
+                return fmt(v, nd)
+            return f"{fmt(v, nd)} ({fmt(r[0], nd)}–{fmt(r[1], nd)})"
+        for w in W:
+            L.append(f"| {fmt(w['records'])} | {fmt(w['rate'])} | {fmt(w['plain_before'])} / "
+                     f"{fmt(w['plain_after'])} | {span(w['ratio'], w['ratio_range'], 2)} | "
+                     f"{span(w['stay_ms'], w['stay_range'])} | "
+                     f"{span(w['move_ms'], w['move_range'])} | {fmt(w['move_read_ms'])} | "
+                     f"{fmt(mib(w['vm_hwm_kib_a']), 1)} |")
+        L.append("")
+        lo, hi = W[0], W[-1]
+        stay_x = hi["stay_ms"] / lo["stay_ms"] if lo["stay_ms"] else None
+        slope = ((hi["move_ms"] - lo["move_ms"]) / (hi["records"] - lo["records"]) * 1e5
+                 if hi["records"] > lo["records"] else None)
+        hows = sorted({h for w in W for h in w["stay_hows"]}), \
+            sorted({h for w in W for h in w["move_hows"]})
+        L.append(f"The partition that stays: its set {' / '.join(hows[0])} by the member that "
+                 f"held it; the partition that moves: its set {' / '.join(hows[1])} by the "
+                 f"member that joined. Pause of the partition that stays at the largest window "
+                 f"÷ at the smallest: {fmt(stay_x, 2)}; the pause of the partition that moves "
+                 f"grows by {fmt(slope)} ms per 100,000 records of window. Of the pause of the "
+                 f"partition that stays, revoked → assigned again took " +
+                 ", ".join(f"{fmt(w.get('stay_assigned_ms'))}" for w in W) +
+                 " ms (by window); the rest is the wait until the member checked the "
+                 f"partition's committed offset and kept its set. Revocations of the "
+                 f"first member per run: at most {max(w['revokes'] for w in W)}. For comparison "
+                 f"(not in the ratio), the rebuild records/s of the partition A read second "
+                 f"(the same records as partition 0) and of the moved partition by B: " +
+                 ", ".join(f"{fmt(w['records'])}: {fmt(w.get('rate_second'))} / "
+                           f"{fmt(w.get('rate_move'))}" for w in W) + ".\n")
+        ratios = {w["records"]: w["ratio"] for w in W}
+        good = [n for n, v in ratios.items() if v is not None and v >= 0.5]
+        goals.append(("dedupe rebuild ≥ 0.5 × a plain librdkafka read of the same partition",
+                      "by window: " + ", ".join(f"{fmt(n)}: {fmt(v, 2)}"
+                                                for n, v in ratios.items()),
+                      "met" if len(good) == len(ratios) else
+                      (f"met at {', '.join(fmt(n) for n in good)} only" if good else "not met")))
+        goals.append(("dedupe rebuild: rebalance pause of a partition that stays, at the largest "
+                      "window ≤ 1.5 × at the smallest",
+                      f"{fmt(hi['stay_ms'])} ms at {fmt(hi['records'])}, {fmt(lo['stay_ms'])} ms "
+                      f"at {fmt(lo['records'])}: {fmt(stay_x, 2)}×",
+                      "met" if stay_x is not None and stay_x <= 1.5 else "not met"))
     L.append("### Goals (reported, never asserted)\n")
     L.append("| goal | measured | |")
     L.append("|---|---|---|")
@@ -954,35 +1261,94 @@ def report(res: dict, a) -> tuple[str, list[tuple[str, str, str]]]:
 
 NOTES_MARK = ("<!-- Hand-written notes: everything below this line is kept when "
               "scripts/bench.sh rewrites the page. -->")
+# The page's sections; a run that leaves some out (--only) keeps theirs from the page as it
+# was: their results (cut at the "### " headings report() writes), their goals' rows and
+# their paragraphs of "What was run" (cut at their bold openings).
+SECTIONS = {"ingress": "Ingress", "enricher": "Enricher", "rebuild": "Dedupe rebuild"}
+HEADINGS = {"### Ingress": "ingress", "### Enricher": "enricher",
+            "### Dedupe rebuild": "rebuild", "### Goals": "goals"}
+PARAGRAPHS = {"**Ingress.**": "ingress", "**Enricher.**": "enricher",
+              "**Dedupe rebuild.**": "rebuild"}
+# which run wrote each section: a hidden line of the page, JSON
+RUNS_MARK = "<!-- bench runs: "
+
+
+def goal_section(goal: str) -> str:
+    return ("ingress" if goal.startswith("bridge") else
+            "rebuild" if goal.startswith("dedupe") else "enricher")
+
+
+def page_parts(text: str) -> dict:
+    """A results page (or report()'s table alone) cut into its parts: "results"
+    {section: text from its heading}, "goals" {section: [table rows]}, "run" {section or
+    "settings": its part of "What was run"}, "runs" {section: which run wrote it}."""
+    out: dict = {"results": {}, "goals": {}, "run": {}, "runs": {}}
+    body = text.split(NOTES_MARK, 1)[0]
+    results, _, run = body.partition("## What was run\n")
+    cur = None
+    for line in results.splitlines(keepends=True):
+        if line.startswith("### "):
+            cur = next((s for h, s in HEADINGS.items() if line.startswith(h)), None)
+        if cur == "goals":
+            if line.startswith("| ") and not line.startswith("| goal |"):
+                goal = line[2:].split(" | ", 1)[0]
+                out["goals"].setdefault(goal_section(goal), []).append(line.rstrip("\n"))
+        elif cur:
+            out["results"][cur] = out["results"].get(cur, "") + line
+    cur = "settings"
+    for line in run.splitlines(keepends=True):
+        cur = next((s for p, s in PARAGRAPHS.items() if line.startswith(p)), cur)
+        out["run"][cur] = out["run"].get(cur, "") + line
+    out["run"] = {k: v.strip("\n") + "\n" for k, v in out["run"].items() if v.strip()}
+    m = re.search(re.escape(RUNS_MARK) + r"(\{.*?\}) -->", text)
+    if m:
+        out["runs"] = json.loads(m.group(1))
+    else:
+        # a page written before sections could come from different runs: all from one
+        m = re.search(r"on (\d{4}-\d\d-\d\d \d\d:\d\d UTC) \((full|quick)", text)
+        src = re.search(r"; source (\S+)\.\n", text)
+        if m:
+            out["runs"] = {s: f"{m.group(1)}, {m.group(2)} run, source "
+                              f"{src.group(1) if src else '?'}" for s in out["results"]}
+    return out
 
 
 def write_doc(path: Path, res: dict, table: str, a) -> None:
     ver, mach = res["versions"], res["machine"]
-    notes = ""
+    notes, old = "", page_parts("")
     if path.exists():
-        old = path.read_text()
-        if NOTES_MARK in old:
-            notes = old.split(NOTES_MARK, 1)[1]
+        text = path.read_text()
+        old = page_parts(text)
+        if NOTES_MARK in text:
+            notes = text.split(NOTES_MARK, 1)[1]
     mode = "quick (smoke test; numbers not meaningful)" if a.quick else "full"
-    txt = f"""# Benchmarks
+    new = page_parts(table)
+    ran = [s for s in SECTIONS if s in res]
+    kept = [s for s in SECTIONS if s not in res and s in old["results"]]
+    runs = {s: f"{res['date']}, {'quick' if a.quick else 'full'} run, source {ver['git']}"
+            for s in ran}
+    runs.update({s: old["runs"].get(s, "an earlier run") for s in kept})
+    shown = [s for s in SECTIONS if s in runs]
 
-Written by `scripts/bench.sh` on {res['date']} ({mode} run). Re-run: `scripts/bench.sh`
-(`--quick` for a smoke test). The machine is small, shared and noisy: **absolute numbers are
-noise; read the ratios**, which come from programs measured one after the other in the same
-run, against the same broker, with the same load generator. Nothing here is asserted.
+    results = "".join(new["results"].get(s, "") if s in res else old["results"][s]
+                      for s in shown)
+    goal_rows = [r for s in shown for r in (new if s in res else old)["goals"].get(s, [])]
+    goals = ("### Goals (reported, never asserted)\n\n| goal | measured | |\n|---|---|---|\n" +
+             "".join(r + "\n" for r in goal_rows))
+    provenance = ""
+    if kept:
+        by_run: dict[str, list[str]] = {}
+        for s in shown:
+            by_run.setdefault(runs[s], []).append(SECTIONS[s])
+        provenance = ("\n\nThis run measured only: " + ", ".join(SECTIONS[s] for s in ran) +
+                      ". The sections come from these runs: " +
+                      "; ".join(f"{', '.join(v)}: {k}" for k, v in by_run.items()) +
+                      " (the Machine and Versions lines are this run's).")
 
-Machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach['memory']} memory, Linux {mach['kernel']}.
-Everything (load generator, servers, broker, GraphQL double) shares these CPUs.
-
-Versions: librdkafka {ver['librdkafka']} (system; duro-bridge, duro-enricher, ceilings),
-libmicrohttpd {ver['libmicrohttpd']}, {ver['openssl']}, Apache Kafka {ver['kafka']}
-(one KRaft node, `scripts/kafka.sh`; {ver['java']}), {ver['wrk']}, Node {ver['node']} with
-kafkajs {ver['kafkajs']}, Python {ver['python']} with confluent-kafka {ver['confluent-kafka']}
-(librdkafka {ver['confluent-kafka librdkafka']}), {ver['compiler']}; source {ver['git']}.
-
-{table}
-## What was run
-
+    # "What was run": this run's paragraphs, the kept sections' as they were
+    run = {}
+    if "ingress" in res or "enricher" in res:
+        run["settings"] = f"""\
 Settings: connection counts {', '.join(map(str, a.conns))}, {a.seconds:g} s each per server,
 {a.wrk_threads} wrk threads, keep-alive, wrk timeout 5 s, a warm-up run before each server's
 series; a pool of {a.pool_n:,} distinct pre-signed webhooks (Duro's event mix, each with its own
@@ -992,7 +1358,11 @@ a resource that a recent event of the same kind named; the double at
 {a.double_latency_ms:g} ms per request, its capacity measured for {a.capacity_seconds:g} s; the
 naive enricher for at most {a.naive_seconds:g} s; the moderate load {a.moderate_rate:g}
 events/s for {a.moderate_seconds:g} s.
-
+"""
+    elif "settings" in old["run"] and any(s in kept for s in ("ingress", "enricher")):
+        run["settings"] = old["run"]["settings"]
+    if "ingress" in res:
+        run["ingress"] = f"""\
 **Ingress.** `wrk --latency` with `tests/bench/post.lua` posts the pool in turn (each wrk
 thread from its own place) to:
 1. **HTTP ceiling** (`tests/bench/http_ceiling.c`): libmicrohttpd in duro-bridge's threading
@@ -1020,7 +1390,9 @@ wall time (200% = both CPUs); CPU µs per accepted is the server's CPU time divi
 answers. Peak RSS is VmHWM from `/proc/PID/status` at the end of the server's series (the
 Kafka ceiling's own, at its end). The single broker has replication factor 1, so `acks=all`
 waits for the leader's log append only.
-
+"""
+    if "enricher" in res:
+        run["enricher"] = f"""\
 **Enricher.** Raw events as duro-bridge writes them (same key, value and headers) are
 preloaded with confluent-kafka into a topic of {PARTITIONS} partitions; output topics have
 {PARTITIONS} partitions each ({len(DEFAULT_MIX)} event types). The GraphQL double runs as its
@@ -1039,7 +1411,59 @@ becomes visible: latency = seen − produce time, both the wall clock of this ma
 enricher (`tests/bench/naive_enricher.py`, Python: one GraphQL request per event, in order,
 produce, wait for the delivery, commit synchronously; **not transactional**, no dedupe) reads
 the first set-up's preload in its own group for a bounded time.
+"""
+    if "rebuild" in res:
+        rb = res["rebuild"]
+        windows = ", ".join(f"{w['records']:,}" for w in rb["windows"])
+        times = "once" if rb["repeat"] == 1 else f"{rb['repeat']} times"
+        run["rebuild"] = f"""\
+**Dedupe rebuild.** For each window N ({windows} records) a raw topic of
+{rb['partitions']} partitions is filled, each partition with N records shaped as duro-bridge
+writes them (`tests/bench/rawpart fill`: `ITEM_UPDATE`, distinct event ids, the bridge's six
+headers); then, {times} for each N, a fresh consumer group's offsets are committed at both
+partitions' ends with the metadata an enricher writes (`{{"last_ts":<ms>}}`, the last
+record's timestamp), so that both partitions lie wholly in the dedupe window and an enricher
+given one reads all of it back. *Rate:* a plain librdkafka consumer (`rawpart read`: assign,
+`read_committed`, librdkafka's defaults otherwise) reads partition 0 from its first offset to
+its end right before enricher A starts, and again right after A's rebuild, while A is idle.
+duro-enricher A (release build, default settings but `session.timeout.ms=3000`,
+`heartbeat.interval.ms=500`) is assigned both partitions and reads them one after the other;
+its rate for partition 0 is the records over the reading time its log line gives (for the
+partition read second: over the time between the two lines). Rebuild ÷ plain read = that
+rate ÷ the better of the two plain reads. *Pause:* with A idle, holding both complete sets,
+enricher B joins the group; the eager range assignment gives one partition back to A, which
+keeps its set (its committed offset did not move), and the other to B, which reads it. A
+partition's pause runs from A's "revoked" log line to the line saying its set is ready (A's
+"kept", B's "rebuilt"): the time in which no record of it can be processed; both programs
+log this machine's wall clock in ms. The figures are the medians of the runs; peak RSS is
+A's VmHWM (both sets).
+"""
+    for s in kept:
+        if s in old["run"]:
+            run[s] = old["run"][s]
+    what = "\n".join(run[k] for k in ("settings", *SECTIONS) if k in run)
 
+    txt = f"""# Benchmarks
+{RUNS_MARK}{json.dumps(runs, ensure_ascii=False)} -->
+
+Written by `scripts/bench.sh` on {res['date']} ({mode} run). Re-run: `scripts/bench.sh`
+(`--quick` for a smoke test). The machine is small, shared and noisy: **absolute numbers are
+noise; read the ratios**, which come from programs measured one after the other in the same
+run, against the same broker, with the same load generator. Nothing here is asserted.{provenance}
+
+Machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach['memory']} memory, Linux {mach['kernel']}.
+Everything (load generator, servers, broker, GraphQL double) shares these CPUs.
+
+Versions: librdkafka {ver['librdkafka']} (system; duro-bridge, duro-enricher, ceilings),
+libmicrohttpd {ver['libmicrohttpd']}, {ver['openssl']}, Apache Kafka {ver['kafka']}
+(one KRaft node, `scripts/kafka.sh`; {ver['java']}), {ver['wrk']}, Node {ver['node']} with
+kafkajs {ver['kafkajs']}, Python {ver['python']} with confluent-kafka {ver['confluent-kafka']}
+(librdkafka {ver['confluent-kafka librdkafka']}), {ver['compiler']}; source {ver['git']}.
+
+{results}{goals}
+## What was run
+
+{what}
 {NOTES_MARK}"""
     path.write_text(txt + (notes or "\n"))
 
@@ -1054,7 +1478,7 @@ def main(argv=None) -> int:
     p.add_argument("--doc", type=Path, help="write the results page here")
     p.add_argument("--json", type=Path, help="write the raw results here")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--only", choices=["ingress", "enricher"])
+    p.add_argument("--only", choices=["ingress", "enricher", "rebuild"])
     p.add_argument("--seconds", type=float)
     p.add_argument("--conns")
     p.add_argument("--wrk-threads", type=int, default=2)
@@ -1071,6 +1495,11 @@ def main(argv=None) -> int:
                    help="experiment: run only these enricher set-ups (NAME+ adds the "
                    "moderate-load phase); repeatable")
     p.add_argument("--no-naive", action="store_true", help="skip the naive enricher")
+    p.add_argument("--rebuild-windows", metavar="N,N,...",
+                   help="dedupe rebuild: records per raw partition (default 50000,400000,2000000; "
+                   "quick: 20000,100000)")
+    p.add_argument("--rebuild-repeat", type=int,
+                   help="dedupe rebuild: runs per window, the median reported (default 5, quick 1)")
     p.add_argument("--from-json", type=Path,
                    help="run nothing: render the table (and --doc) from a results.json")
     a = p.parse_args(argv)
@@ -1088,6 +1517,11 @@ def main(argv=None) -> int:
     a.capacity_seconds = a.capacity_seconds or (3 if q else 10)
     a.naive_seconds = a.naive_seconds or (5 if q else 30)
     a.moderate_seconds = a.moderate_seconds or (5 if q else 30)
+    a.rebuild_windows = [int(x) for x in (a.rebuild_windows or
+                                          ("20000,100000" if q else "50000,400000,2000000"))
+                         .split(",")]
+    # 5 runs: a pause of the partition that stays is some tens of ms, its spread as large
+    a.rebuild_repeat = a.rebuild_repeat or (1 if q else 5)
     for name, v, hi in (("--seconds", a.seconds, 600), ("--pool-n", a.pool_n, 1_000_000),
                         ("--enricher-n", a.enricher_n, 1_000_000),
                         ("--moderate-seconds", a.moderate_seconds, 600),
@@ -1098,6 +1532,10 @@ def main(argv=None) -> int:
             p.error(f"{name} must be in (0, {hi}]")
     if any(not 1 <= c <= 1000 for c in a.conns):
         p.error("--conns: each 1..1000")
+    if any(not 1000 <= n <= 10_000_000 for n in a.rebuild_windows):
+        p.error("--rebuild-windows: each 1000..10000000")
+    if not 1 <= a.rebuild_repeat <= 20:
+        p.error("--rebuild-repeat must be in 1..20")
     if a.from_json:
         # JSON turned the connection counts (dict keys) into strings
         res = json.loads(a.from_json.read_text(), object_hook=lambda d: {
@@ -1131,6 +1569,8 @@ def main(argv=None) -> int:
                 sum(len(x.split("\t", 5)[5]) for x in lines) / len(lines))
         if a.only in (None, "enricher"):
             res["enricher"] = bench_enricher(a, a.work, broker_pid)
+        if a.only in (None, "rebuild"):
+            res["rebuild"] = bench_rebuild(a, a.work)
     finally:
         Proc.stop_all()
         if a.json:
