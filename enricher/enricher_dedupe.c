@@ -44,6 +44,17 @@ static struct enricher_dedupe_slot *dedupe_find(const struct enricher_dedupe *dd
         }
 }
 
+/* The capacity for n keys: the smallest power of two that holds them with room to add
+ * as many before the next growth (adds grow the table once it is half full). */
+static size_t dedupe_cap_for(size_t n)
+{
+        size_t cap = DEDUPE_MIN_CAP;
+
+        while (cap < n * 2 + 2)
+                cap *= 2;
+        return cap;
+}
+
 /* A table of n slots. A large one is aligned to huge pages and marked for them: its
  * look-ups land anywhere in it, and with 4 KiB pages nearly every one would miss the
  * TLB as well as the cache. */
@@ -113,15 +124,14 @@ int enricher_dedupe_add_id(struct enricher_dedupe *dd,
         if (ts_ms > dd->stream_ms)
                 dd->stream_ms = ts_ms;
         if (!dd->cap || (dd->n + 1) * 2 > dd->cap) {
-                /* Prune first; grow only if what stays is still dense. */
-                size_t live = 0, cap = DEDUPE_MIN_CAP;
+                /* Half full: prune first, then size for what stays at most half full
+                 * (a quarter to a half: about 64 bytes a key). */
+                size_t live     = 0;
                 int64_t horizon = dd->stream_ms - dd->window_ms;
                 for (size_t i = 0; i < dd->cap; i++)
                         live += dd->slots[i].ts != DEDUPE_EMPTY &&
                                 dd->slots[i].ts >= horizon;
-                while (cap < (live + 1) * 4)
-                        cap *= 2;
-                if (dedupe_rehash(dd, cap))
+                if (dedupe_rehash(dd, dedupe_cap_for(live + 1)))
                         return -1;
         }
         s = dedupe_find(dd, id->d);
@@ -245,9 +255,7 @@ int enricher_dedupe_record_id(const rd_kafka_message_t *msg, const char *event_i
 
 int enricher_dedupe_reserve(struct enricher_dedupe *dd, size_t n)
 {
-        size_t cap = DEDUPE_MIN_CAP;
+        size_t cap = dedupe_cap_for(n + 1);
 
-        while (cap < (n + 1) * 4)
-                cap *= 2;
         return cap > dd->cap ? dedupe_rehash(dd, cap) : 0;
 }

@@ -105,6 +105,9 @@ void enricher_parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 rd_kafka_assign(rk, NULL);
         }
         enricher_parts_count(e);
+        /* Return from the poll now, not at its timeout: the cycle checks the new
+         * partitions' sets at once (a set kept is ready again within milliseconds). */
+        rd_kafka_yield(rk);
 }
 
 void enricher_parts_pause(struct enricher *e, int32_t partition, int pause)
