@@ -98,6 +98,24 @@ static inline void bridge_list_unlink(struct bridge_list *l, struct bridge_link 
         n->prev = n->next = NULL;
 }
 
+/* One reason of the refusal log (bridge_refusal.c): refusals with this status and why
+ * in the current interval, the first logged, the rest counted. */
+#define BRIDGE_REFUSAL_REASONS 32
+#define BRIDGE_REFUSAL_LOG_MS  10000
+struct bridge_refusal {
+        unsigned status; /* 0: the slot of every reason past the table */
+        char why[96];
+        int logged;
+        unsigned long long counted;
+};
+
+struct bridge_refusals {
+        pthread_mutex_t lock;
+        struct bridge_refusal by[BRIDGE_REFUSAL_REASONS];
+        size_t n;
+        int64_t since_ms; /* monotonic: the interval's start */
+};
+
 struct bridge {
         struct bridge_config cfg;
         struct dconf_props props;
@@ -112,6 +130,9 @@ struct bridge {
          * (bridge_req_complete): libmicrohttpd must not stop while one is. */
         atomic_int entering;
         atomic_llong suspended;
+
+        /* the refusal log (bridge_refusal.c) */
+        struct bridge_refusals refusals;
 
         /* requests waiting for their record (bridge_req.c) */
         pthread_mutex_t pending_lock;
@@ -189,6 +210,19 @@ enum bridge_outcome {
         BRIDGE_TIMED_OUT, /* no report by the ack deadline: 503 */
         BRIDGE_REFUSED,   /* the producer would not take it: 503 */
 };
+
+/* bridge_refusal.c: the refusal log, rate-limited. */
+/* Main thread, before and after every other thread. */
+void bridge_refusal_init(struct bridge *br);
+void bridge_refusal_destroy(struct bridge *br);
+/* Logs a refusal (status, why) of a request from peer, the first of its reason in an
+ * interval, or counts it. Any thread. */
+void bridge_refusal_log(struct bridge *br, unsigned status, const char *peer,
+                        const char *why);
+/* Logs the counts of the interval and starts the next one, once the interval has
+ * passed, or at once when now (shutdown). The HTTP timer thread; the main thread at
+ * shutdown. */
+void bridge_refusal_summary(struct bridge *br, int now);
 
 /* bridge_req.c: a webhook request's life. */
 /* Create and destroy the pending list's lock. Main thread, before and after every

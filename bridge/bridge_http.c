@@ -72,7 +72,7 @@ static enum MHD_Result bridge_refuse(struct bridge *br, struct MHD_Connection *c
         char esc[512], body[600], peer[64];
 
         bridge_peer(conn, peer, sizeof(peer));
-        dlog_info("refused %u from %s: %s", status, peer, why);
+        bridge_refusal_log(br, status, peer, why);
         dlog_json_escape(esc, sizeof(esc), why, strlen(why));
         snprintf(body, sizeof(body), "{\"status\":\"error\",\"error\":\"%s\"}\n", esc);
         return bridge_respond(br, conn, status, body);
@@ -258,7 +258,9 @@ static enum MHD_Result bridge_process(struct bridge *br, struct bridge_req *req)
         }
 
         dpayload_parse(&p, req->body.data ? req->body.data : "", req->body.len);
-        if (p.valid && br->cfg.max_event_age_s > 0 &&
+        /* Before the capture of an invalid body too, so that none is replayed once the
+         * dedupe window has passed. */
+        if (p.created_at_ok && br->cfg.max_event_age_s > 0 &&
             req->received_ms - p.created_at_ms > br->cfg.max_event_age_s * 1000) {
                 char why[160];
                 snprintf(why, sizeof(why),
@@ -389,6 +391,7 @@ static void *bridge_timer_main(void *arg)
         while (br->timer_run) {
                 pthread_mutex_unlock(&br->timer_lock);
                 bridge_req_expire(br, dtime_mono_ms());
+                bridge_refusal_summary(br, 0);
                 if (dtime_mono_ms() >= next_sweep) {
                         bridge_guard_sweep(br);
                         next_sweep = dtime_mono_ms() + BRIDGE_SWEEP_MS;
@@ -511,4 +514,5 @@ void bridge_http_stop(struct bridge *br)
         bridge_timer_stop(br);
         MHD_stop_daemon(br->httpd);
         br->httpd = NULL;
+        bridge_refusal_summary(br, 1);
 }

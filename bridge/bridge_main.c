@@ -282,6 +282,7 @@ int main(int argc, char **argv)
 
         bridge_metrics_init(&br.m);
         bridge_req_init(&br);
+        bridge_refusal_init(&br);
         bridge_guard_init(&br);
         bridge_kafka_init(&br);
         rc = bridge_start(&br, &admin);
@@ -292,6 +293,7 @@ int main(int argc, char **argv)
         bridge_kafka_destroy(&br);
         bridge_guard_destroy(&br);
         bridge_req_destroy(&br);
+        bridge_refusal_destroy(&br);
         dsecrets_destroy(br.secrets);
         dconf_props_free(&br.props);
         dconf_free(bridge_opts, BRIDGE_NOPTS, &br.cfg);

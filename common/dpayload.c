@@ -110,6 +110,11 @@ int dpayload_parse(struct dpayload *p, const char *body, size_t len)
         if (p->id && !*p->id)
                 p->id = NULL, bad_id = 1;
         p->kind = dpayload_kind_of(p->event);
+        /* Read whatever else is wrong: the bridge's maximum event age applies to an
+         * invalid body too. */
+        p->created_at_ok =
+            p->created_at && !dtime_parse_rfc3339(p->created_at, strlen(p->created_at),
+                                                  &p->created_at_ms);
 
         if (bad_id || !p->id)
                 return dpayload_invalid(p, "field id ",
@@ -124,8 +129,7 @@ int dpayload_parse(struct dpayload *p, const char *body, size_t len)
         if (bad_ca || !p->created_at)
                 return dpayload_invalid(p, "field created_at ",
                                         bad_ca ? "is not a string" : "is missing");
-        if (dtime_parse_rfc3339(p->created_at, strlen(p->created_at),
-                                &p->created_at_ms))
+        if (!p->created_at_ok)
                 return dpayload_invalid(p, "field created_at ",
                                         "is not an RFC 3339 date-time");
         if (!data)

@@ -28,7 +28,8 @@ struct dpayload {
         const char *item_id;         /* data.item_id when a non-empty string */
         const char *change_order_id; /* data.change_order_id likewise */
         enum dwire_kind kind;
-        int64_t created_at_ms; /* when created_at parsed */
+        int64_t created_at_ms; /* when created_at_ok */
+        int created_at_ok; /* created_at is an RFC 3339 string, the body valid or not */
 };
 
 /* Parses and validates body (len bytes, need not be NUL-terminated). Always fills p;

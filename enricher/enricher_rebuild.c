@@ -164,11 +164,12 @@ static int rebuild_plan(struct enricher *e, struct enricher_part *part,
         part->rb_began_ms             = dtime_mono_ms();
         part->state                   = ENRICHER_PART_READING;
         part->checked                 = 1;
-        /* Room for every record of the range up front (at most a million: a range
-         * that old is mostly pruned), not a table rebuilt at every doubling. */
+        /* Room for every record of the range up front, not a table rebuilt at every
+         * doubling (at most 4 million: about 100 MiB; a longer range is the whole
+         * partition read for an offset without its timestamp, mostly pruned). */
         enricher_dedupe_reserve(
             &part->dd,
-            (size_t)(committed - start < 1000000 ? committed - start : 1000000));
+            (size_t)(committed - start < 4000000 ? committed - start : 4000000));
         if (e->reading == part->partition)
                 e->reading = -1; /* the reader is somewhere else in it: assign again */
         if (start >= committed)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bridgetest import body_of, check_raw_record, event, now_ms, sign
+from bridgetest import body_of, check_raw_record, event, now_ms, rfc3339, sign
 from kafkatest import end_offsets, read_all, read_at
 
 
@@ -60,7 +60,7 @@ CASES = {
                                    ["change_order_id"], "id"),
     "co-with-only-item_id": (lambda: event("CO_UPDATE", data={"item_id": "comp_9"}),
                              ["change_order_id"], "item_id"),
-    "no-ids-at-all": (lambda: {"event": "ITEM_UPDATE", "created_at": "2024-12-20T10:30:00Z",
+    "no-ids-at-all": (lambda: {"event": "ITEM_UPDATE", "created_at": rfc3339(),
                                "data": {}}, ["id"], "sha256"),
 }
 
@@ -155,11 +155,21 @@ def test_invalid_but_unsigned_is_refused_not_captured(broker, bridge, topic):
     assert end_offsets(broker.bootstrap, topic) == {0: 0}
 
 
-def test_invalid_and_stale_is_captured_not_422(broker, bridge, topic):
-    """Validity is checked before the event age: a signed invalid payload whose
-    created_at is old is still captured (its age cannot be trusted)."""
+def test_invalid_and_stale_is_refused_422_not_captured(broker, bridge, topic):
+    """The event age is checked before the capture whenever created_at can be read, so
+    a signed invalid body cannot be replayed once the dedupe window has passed: old
+    and invalid is refused (422), nothing published."""
     p = event("ITEM_UPDATE", data={}, created_at="2001-01-01T00:00:00Z")
     r = bridge.post(p)
+    assert r.status == 422, r
+    assert "too old" in r.json()["error"], r.json()
+    assert end_offsets(broker.bootstrap, topic) == {0: 0}
+    # an invalid body whose created_at cannot be read has no age: captured
+    q = event("ITEM_UPDATE", data={}, created_at="last tuesday")
+    r = bridge.post(q)
     assert r.status == 202, r
-    assert "item_id" in r.json()["reason"]
     assert end_offsets(broker.bootstrap, topic) == {0: 1}
+    # and a recent invalid one still is
+    r = bridge.post(event("ITEM_UPDATE", data={}))
+    assert r.status == 202, r
+    assert end_offsets(broker.bootstrap, topic) == {0: 2}

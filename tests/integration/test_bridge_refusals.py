@@ -6,6 +6,7 @@ webhook on the test's 1-partition topic must land at offset 0 (anything the
 refused request had produced would sit before it), and the end offset is 1."""
 
 import datetime as dt
+import re
 import socket
 import time
 
@@ -238,6 +239,34 @@ def test_refusals_are_logged(bridge):
     r = bridge.post(event("ITEM_UPDATE"), sign_=False)
     assert r.status == 401
     bridge.wait_log(lambda rec: "401" in rec.get("msg", ""), 5, "a log line about the 401")
+
+
+def test_refusal_log_is_rate_limited(broker, bridges, topic):
+    """An anonymous client does not set the log rate: 600 refusals of two reasons give
+    one line each and a summary with the counts once the interval ends; /metrics
+    counts every one, and nothing is published."""
+    b = bridges(topic)
+    before = b.metrics()
+    n = 300
+    for _ in range(n):
+        assert b.post(event("ITEM_UPDATE"), sign_=False).status == 401
+        assert b.post(event("ITEM_UPDATE"), path="/nope").status == 404
+    after = b.metrics()
+    assert after.requests(401) - before.requests(401) == n
+    assert after.requests(404) - before.requests(404) == n
+    summary = b.wait_log(lambda r: r.get("msg", "").startswith("refused, not logged one by one"),
+                         30, "the refusal summary at the end of the interval")
+    lines = [r["msg"] for r in b.logs() if r.get("msg", "").startswith("refused")]
+    summaries = " ".join(m for m in lines if m.startswith("refused, not logged"))
+    assert summary["msg"] in summaries
+    for st in (401, 404):
+        # the first of each reason in an interval in full (the burst may straddle two
+        # intervals), the rest counted in the summaries
+        full = [m for m in lines if m.startswith(f"refused {st} from")]
+        counted = sum(int(c) for c in re.findall(rf"\b{st} [^:;]+: (\d+)", summaries))
+        assert 1 <= len(full) <= 2 and len(full) + counted == n, (st, full, summaries)
+    assert len(lines) <= 6, lines
+    assert end_offsets(broker.bootstrap, topic) == {0: 0}
 
 
 def test_checks_run_in_order(broker, bridge, topic):
