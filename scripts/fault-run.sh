@@ -9,10 +9,10 @@
 #
 # Usage: scripts/fault-run.sh [--events N] [--rate R] [--scale X] [--repeat-probability P]
 #                             [--bridge-kills N] [--enricher-kills N] [--broker-restarts N]
-#                             [--windows 500s,timeouts,429,rate_limited,outage]
+#                             [--windows 500s,timeouts,429,rate_limited,outage,partial]
 #                             [--window-s S] [--seed S] [--ledger out.json] ...
 #        (defaults: 20,000 events at 100/s, x0.01 retry schedule, 3+3 kills, 1 broker
-#        restart, all five windows; tests/fault/fault_run.py --help lists everything)
+#        restart, all six windows; tests/fault/fault_run.py --help lists everything)
 #
 # Exit status: 0 PASS, 1 FAIL (an acknowledged event lost, or duplicated, or misrouted),
 # 2 VOID (the ledger does not balance, or the harness itself failed).

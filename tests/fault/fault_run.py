@@ -45,6 +45,7 @@ import collections
 import datetime as dt
 import json
 import random
+import re
 import secrets
 import signal
 import socket
@@ -83,6 +84,8 @@ WINDOWS = {
     "rate_limited": ({"graphql_rate_limited": 10 ** 9, "retry_after_s": 1},
                      {"graphql_rate_limited": 0}),
     "outage": ({"outage": True}, {"outage": False}),
+    # a partial outage: component lookups fail (500), change orders still answer
+    "partial": ({"failing_lookups": {"component"}}, {"failing_lookups": set()}),
 }
 MIN_WINDOW_REQUESTS = 5
 AIM_S = 5.0  # longest wait for an open transaction to kill the enricher in
@@ -102,7 +105,7 @@ class FaultConfig:
     bridge_kills: int = 3
     enricher_kills: int = 3
     broker_restarts: int = 1
-    windows: tuple = ("500s", "timeouts", "429", "rate_limited", "outage")
+    windows: tuple = ("500s", "timeouts", "429", "rate_limited", "outage", "partial")
     window_s: float = 12.0              # GraphQL failure window (shorter if the plan is tight)
     raw_partitions: int = 6
     output_partitions: int = 3
@@ -466,6 +469,8 @@ class FaultRun:
         with self.proc_lock:
             p = getattr(self, what)
             t = time.monotonic()
+            if what == "enricher":
+                self._note_rss(p)
             p.kill()  # SIGKILL
             if what == "enricher":
                 if self._open_txn():  # still open after the process died: killed inside
@@ -475,6 +480,41 @@ class FaultRun:
             self._start(what)
             self.log(f"kill -9 {what} #{self.counts[f'{what}_kills']}{aimed}; back in "
                      f"{time.monotonic() - t:.1f}s")
+
+    def _note_rss(self, p) -> None:
+        """Keeps the largest peak RSS (VmHWM) an enricher process reached."""
+        try:
+            for ln in open(f"/proc/{p.proc.pid}/status"):
+                if ln.startswith("VmHWM:"):
+                    kib = int(ln.split()[1])
+                    self.counts["enricher_peak_rss_kib"] = max(
+                        self.counts["enricher_peak_rss_kib"], kib)
+        except (OSError, ValueError, AttributeError):
+            pass  # gone already: nothing to read
+
+    def _rebuilds(self) -> dict:
+        """The dedupe rebuilds every enricher process logged: how each set was made
+        ready after an assignment, and the reading times."""
+        how = collections.Counter()
+        ms, records = [], []
+        for f in sorted((self.workdir / "enricher").glob("enricher-*.stderr")):
+            for ln in f.read_text(errors="replace").splitlines():
+                if '"dedupe set of ' not in ln:
+                    continue
+                m = re.search(r"rebuilt from offsets \d+\.\.\d+: \d+ keys, (\d+) records "
+                              r"read in (\d+) ms", ln)
+                if m:
+                    how["read"] += 1
+                    records.append(int(m[1]))
+                    ms.append(int(m[2]))
+                elif " kept: " in ln:
+                    how["kept"] += 1
+                elif " empty: " in ln:
+                    how["empty"] += 1
+        ms.sort()
+        return {"by_how": dict(how), "read_ms_median": ms[len(ms) // 2] if ms else None,
+                "read_ms_max": ms[-1] if ms else None,
+                "read_records_max": max(records) if records else None}
 
     def _restart_broker(self) -> None:
         t = time.monotonic()
@@ -610,6 +650,7 @@ class FaultRun:
                 e = self.enricher
                 self.enricher = None
             enricher_rc = None
+            self._note_rss(e)
             if e.proc.poll() is None:
                 e.signal(signal.SIGTERM)
                 try:
@@ -637,6 +678,8 @@ class FaultRun:
                 "enricher_kills_inside_a_transaction": self.counts["enricher_kills_in_txn"],
                 "unplanned_exits": self.unplanned,
                 "broker_restarts": self.counts["broker_restarts"],
+                "enricher_peak_rss_mib": round(self.counts["enricher_peak_rss_kib"] / 1024, 1),
+                "dedupe_rebuilds": self._rebuilds(),
                 "fault_windows": self.windows,
                 "timeline": self.timeline,
                 "final_exit_codes": {"bridge": bridge_rc, "enricher": enricher_rc},
@@ -862,6 +905,8 @@ def format_ledger(L: dict) -> str:
                                                       f"{u['at_s']}s" for u in
                                                       L["unplanned_exits"]) or "none"),
             ("broker restarts", L["broker_restarts"]),
+            ("enricher peak RSS (largest process)", f"{L['enricher_peak_rss_mib']} MiB"),
+            ("dedupe sets after assignments", L["dedupe_rebuilds"]),
             ("GraphQL fault windows", ", ".join(
                 f"{x['name']} {x['start_s']:.0f}-{x['end_s']:.0f}s ({x['graphql_requests']} req)"
                 for x in L["fault_windows"]) or "none"),
