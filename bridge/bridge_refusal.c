@@ -22,23 +22,26 @@ void bridge_refusal_destroy(struct bridge *br)
         pthread_mutex_destroy(&br->refusals.lock);
 }
 
-/* The slot of (status, why) in the interval's table; the last slot takes every reason
- * past the table's size. Under the lock. */
+/* The slot of (status, why) in the interval's table, why cut as the slot keeps it;
+ * the last slot takes every reason past the table's size. Under the lock. */
 static struct bridge_refusal *refusal_slot(struct bridge_refusals *r, unsigned status,
                                            const char *why)
 {
+        char cut[sizeof(r->by[0].why)];
+
+        snprintf(cut, sizeof(cut), "%s", why);
         for (size_t i = 0; i < r->n; i++)
-                if (r->by[i].status == status && !strcmp(r->by[i].why, why))
+                if (r->by[i].status == status && !strcmp(r->by[i].why, cut))
                         return &r->by[i];
-        if (r->n == BRIDGE_REFUSAL_REASONS - 1) {
-                struct bridge_refusal *other = &r->by[r->n - 1];
-                snprintf(other->why, sizeof(other->why), "other reasons");
-                other->status = 0;
-                return other;
-        }
+        if (r->n == BRIDGE_REFUSAL_REASONS)
+                return &r->by[BRIDGE_REFUSAL_REASONS - 1];
         memset(&r->by[r->n], 0, sizeof(r->by[0]));
-        r->by[r->n].status = status;
-        snprintf(r->by[r->n].why, sizeof(r->by[0].why), "%s", why);
+        if (r->n == BRIDGE_REFUSAL_REASONS - 1) {
+                snprintf(r->by[r->n].why, sizeof(r->by[0].why), "other reasons");
+        } else {
+                r->by[r->n].status = status;
+                snprintf(r->by[r->n].why, sizeof(r->by[0].why), "%s", cut);
+        }
         return &r->by[r->n++];
 }
 
@@ -79,6 +82,15 @@ void bridge_refusal_summary(struct bridge *br, int now)
         for (size_t i = 0; i < r->n; i++) {
                 if (!r->by[i].counted)
                         continue;
+                if (!r->by[i].status) { /* the slot of every reason past the table */
+                        len += (size_t)snprintf(
+                            line + len, len < sizeof(line) ? sizeof(line) - len : 0,
+                            "%sother reasons: %llu", len ? "; " : "",
+                            (unsigned long long)r->by[i].counted);
+                        if (len >= sizeof(line))
+                                len = sizeof(line) - 1;
+                        continue;
+                }
                 len += (size_t)snprintf(
                     line + len, len < sizeof(line) ? sizeof(line) - len : 0,
                     "%s%u %s: %llu", len ? "; " : "", r->by[i].status, r->by[i].why,

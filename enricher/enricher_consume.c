@@ -1,7 +1,8 @@
-/* enricher_consume.c - the consumer side of a batch: taking raw records, putting
- * them back (seeking a partition to an offset, rewinding a batch), pausing every
- * partition while the Duro API is down and resuming after it, and the offsets a batch
- * commits. */
+/* enricher_consume.c - the consumer side of a batch: taking raw records (a record of a
+ * partition whose dedupe set is not complete is put back, its partition paused),
+ * putting them back (seeking a partition to an offset, rewinding a batch), pausing
+ * every partition while the Duro API is down and resuming the ready ones after it, and
+ * the offsets a batch commits, with the last record's timestamp as their metadata. */
 #include "enricher.h"
 
 #include <stdlib.h>

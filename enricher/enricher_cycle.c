@@ -145,15 +145,14 @@ static int cycle_sort(struct enricher *e, struct enricher_batch *b,
         return 0;
 }
 
-/* Takes a batch the plain way: moves the dedupe rebuilds on for a slice, then waits to
- * fill the batch (up to DURO_BATCH_MAX records, or DURO_BATCH_WAIT_MS from its first
- * record; without waiting while a rebuild has reading to do), classifies it and begins
- * its pull. b, when not NULL, is a batch begun by cycle_take_ahead, filled further
- * here. NULL when there is none or it was dropped. */
-static struct enricher_batch *cycle_take(struct enricher *e, struct enricher_batch *b)
+/* Takes a batch the plain way: waits to fill the batch (up to DURO_BATCH_MAX records,
+ * or DURO_BATCH_WAIT_MS from its first record; without waiting when reading, i.e. a
+ * rebuild has reading to do), classifies it and begins its pull. b, when not NULL, is a
+ * batch begun by cycle_take_ahead, filled further here. NULL when there is none or it
+ * was dropped. */
+static struct enricher_batch *cycle_take(struct enricher *e, struct enricher_batch *b,
+                                         int reading)
 {
-        int reading = enricher_rebuild_step(e, CYCLE_REBUILD_SLICE_MS);
-
         if (!b && !(b = enricher_batch_new()))
                 return NULL;
         if (!enricher_consume_take(e, b, reading)) {
@@ -216,9 +215,12 @@ int enricher_cycle_run(struct enricher *e)
         struct enricher_batch *b = e->ahead, *next = NULL;
         enum enricher_txn_result tr;
         int64_t t0 = dtime_mono_ms(), t1;
+        /* every cycle, also when the batch ahead is ready: the ready partitions'
+         * backlog never holds back the others' rebuilds */
+        int reading = enricher_rebuild_step(e, CYCLE_REBUILD_SLICE_MS);
 
         e->ahead = NULL;
-        if ((!b || !b->sorted) && !(b = cycle_take(e, b)))
+        if ((!b || !b->sorted) && !(b = cycle_take(e, b, reading)))
                 return 0;
         if (cycle_pull_finish(e, b)) {
                 if (!e->rebalanced)

@@ -177,8 +177,8 @@ static const char *dedupe_header_id(rd_kafka_headers_t *hdrs, size_t *len)
         const void *v = NULL;
 
         if (!hdrs || rd_kafka_header_get_last(hdrs, DWIRE_H_EVENT_ID, &v, len) || !v ||
-            !*len)
-                return NULL;
+            !strnlen(v, *len))
+                return NULL; /* absent, or empty as a string */
         return v;
 }
 
@@ -255,7 +255,11 @@ int enricher_dedupe_record_id(const rd_kafka_message_t *msg, const char *event_i
 
 int enricher_dedupe_reserve(struct enricher_dedupe *dd, size_t n)
 {
-        size_t cap = dedupe_cap_for(n + 1);
+        size_t cap;
+
+        if (n > ((size_t)1 << 40))
+                return -1; /* not a count of keys */
+        cap = dedupe_cap_for(n + 1);
 
         return cap > dd->cap ? dedupe_rehash(dd, cap) : 0;
 }

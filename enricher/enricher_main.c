@@ -1,7 +1,8 @@
 /* enricher_main.c - duro-enricher's start-up (the settings table, the API key, the
  * GraphQL queries, the transactional producer, the consumer group), the loop of batch
  * cycles, the signal thread (SIGHUP re-reads the API key file), the watchdog thread
- * on hung transactional calls, and shutdown. */
+ * on hung Kafka calls (transactional calls, and closing the clients at shutdown), and
+ * shutdown. */
 #include "enricher.h"
 
 #include <curl/curl.h>

@@ -1,5 +1,6 @@
 /* enricher_metrics.c - what /metrics reports for duro-enricher: the counters and
- * histograms the cycle keeps, the GraphQL client's, and readiness. */
+ * histograms the cycle keeps, the dedupe rebuilds', the GraphQL client's, how long the
+ * Kafka call running has taken, and readiness. */
 #include "enricher.h"
 
 #include <stddef.h>

@@ -85,24 +85,27 @@ static void rebuild_ready(struct enricher *e, struct enricher_part *part,
 
 /* The first offset to read for part, committed at committed with metadata meta (len
  * bytes): the first record within the window before the last processed record's
- * timestamp, or the partition's first retained record when that is not known. -1
- * when the broker does not answer (try again later). */
+ * timestamp (*timed set), or the partition's first retained record when that is not
+ * known. -1 when the broker does not answer (try again later). */
 static int64_t rebuild_start(struct enricher *e, const struct enricher_part *part,
-                             int64_t committed, const void *meta, size_t len)
+                             int64_t committed, const void *meta, size_t len,
+                             int *timed)
 {
         rd_kafka_topic_partition_list_t *l;
         rd_kafka_resp_err_t err;
         int64_t last_ts, lo = -1, hi = -1, start;
 
-        err = rd_kafka_query_watermark_offsets(e->reader, e->cfg.raw_topic,
-                                               part->partition, &lo, &hi,
-                                               REBUILD_CALL_TIMEOUT_MS);
-        if (err) {
-                dlog_warn("dedupe rebuild: watermarks of %s [%d]: %s", e->cfg.raw_topic,
-                          (int)part->partition, rd_kafka_err2str(err));
-                return -1;
-        }
-        if (dwire_offset_meta_parse(meta, len, &last_ts)) {
+        *timed = !dwire_offset_meta_parse(meta, len, &last_ts);
+        if (!*timed) {
+                err = rd_kafka_query_watermark_offsets(e->reader, e->cfg.raw_topic,
+                                                       part->partition, &lo, &hi,
+                                                       REBUILD_CALL_TIMEOUT_MS);
+                if (err) {
+                        dlog_warn("dedupe rebuild: watermarks of %s [%d]: %s",
+                                  e->cfg.raw_topic, (int)part->partition,
+                                  rd_kafka_err2str(err));
+                        return -1;
+                }
                 dlog_info("dedupe set of %s [%d]: its committed offset %lld carries no "
                           "timestamp (committed by an older version?): reading all "
                           "that is retained before it",
@@ -110,8 +113,9 @@ static int64_t rebuild_start(struct enricher *e, const struct enricher_part *par
                 return lo;
         }
         l = rd_kafka_topic_partition_list_new(1);
+        /* (a negative time would mean "the end" to the broker) */
         rd_kafka_topic_partition_list_add(l, e->cfg.raw_topic, part->partition)
-            ->offset = last_ts - e->window_ms;
+            ->offset = last_ts > e->window_ms ? last_ts - e->window_ms : 0;
         err   = rd_kafka_offsets_for_times(e->reader, l, REBUILD_CALL_TIMEOUT_MS);
         start = err ? -1 : l->elems[0].offset;
         if (!err && l->elems[0].err)
@@ -124,9 +128,7 @@ static int64_t rebuild_start(struct enricher *e, const struct enricher_part *par
                 return -1;
         }
         /* -1: no record that recent (deleted): nothing of the window is left */
-        if (start < 0 || start > committed)
-                start = committed;
-        return start < lo ? lo : start;
+        return start < 0 || start > committed ? committed : start;
 }
 
 /* part was (re)assigned and its committed offset is committed (metadata meta, len
@@ -135,7 +137,8 @@ static int64_t rebuild_start(struct enricher *e, const struct enricher_part *par
 static int rebuild_plan(struct enricher *e, struct enricher_part *part,
                         int64_t committed, const void *meta, size_t len)
 {
-        int64_t start;
+        int64_t start = 0;
+        int timed     = 0;
 
         if (part->state != ENRICHER_PART_NEW && committed >= 0 &&
             committed == part->next_offset) {
@@ -146,39 +149,39 @@ static int rebuild_plan(struct enricher *e, struct enricher_part *part,
                         rebuild_ready(e, part, "kept");
                 return 0;
         }
-        if (committed <= 0) {
-                enricher_dedupe_clear(&part->dd);
-                part->dd.window_ms = e->window_ms;
-                part->next_offset  = committed < 0 ? -1 : committed;
-                rebuild_ready(e, part, "empty");
-                return 0;
-        }
-        if ((start = rebuild_start(e, part, committed, meta, len)) < 0)
+        if (committed > 0 &&
+            (start = rebuild_start(e, part, committed, meta, len, &timed)) < 0)
                 return -1;
         enricher_dedupe_clear(&part->dd);
         part->dd.window_ms = e->window_ms;
-        part->next_offset  = committed;
+        part->next_offset  = committed < 0 ? -1 : committed;
+        if (committed <= 0 || start >= committed) {
+                /* Nothing processed yet, or nothing of it left (retention deleted it
+                 * all): the set starts empty. */
+                rebuild_ready(e, part, "empty");
+                return 0;
+        }
         part->rb_start = part->rb_pos = start;
         part->rb_end                  = committed;
         part->rb_records              = 0;
         part->rb_began_ms             = dtime_mono_ms();
         part->state                   = ENRICHER_PART_READING;
         part->checked                 = 1;
-        /* Room for every record of the range up front, not a table rebuilt at every
-         * doubling (at most 4 million: about 100 MiB; a longer range is the whole
-         * partition read for an offset without its timestamp, mostly pruned). */
-        enricher_dedupe_reserve(
-            &part->dd,
-            (size_t)(committed - start < 4000000 ? committed - start : 4000000));
+        /* Room for every record of the window up front, not a table rebuilt at every
+         * doubling (at most 2 million keys: 96 MiB). Not for a whole partition read
+         * for an offset without its timestamp: most of that is pruned. */
+        if (timed)
+                enricher_dedupe_reserve(&part->dd, (size_t)(committed - start < 2000000
+                                                                ? committed - start
+                                                                : 2000000));
         if (e->reading == part->partition)
                 e->reading = -1; /* the reader is somewhere else in it: assign again */
-        if (start >= committed)
-                rebuild_ready(e, part, "read");
         return 0;
 }
 
-/* Step 1 for every partition not checked since its assignment. */
-static void rebuild_check(struct enricher *e)
+/* Step 1 for the partitions not checked since their assignment, until deadline
+ * (monotonic ms; those left wait for the next step). */
+static void rebuild_check(struct enricher *e, int64_t deadline)
 {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
         rd_kafka_resp_err_t err;
@@ -196,7 +199,7 @@ static void rebuild_check(struct enricher *e)
         if (err)
                 dlog_warn("dedupe rebuild: committed offsets of %s: %s",
                           e->cfg.raw_topic, rd_kafka_err2str(err));
-        for (int k = 0; !err && k < l->cnt; k++) {
+        for (int k = 0; !err && k < l->cnt && dtime_mono_ms() < deadline; k++) {
                 const rd_kafka_topic_partition_t *tp = &l->elems[k];
                 struct enricher_part *part = enricher_part_find(e, tp->partition);
                 if (!part)
@@ -310,8 +313,9 @@ static void rebuild_idle(struct enricher *e, struct enricher_part *part, int64_t
 }
 
 /* Step 2 for part until deadline (monotonic ms), in bursts of what the reader holds
- * already (the clock read once a burst). Returns 0, or -1 when out of memory (the
- * reading starts again later). */
+ * already (the clock read once a burst). Returns 0, or -1 when the reader cannot be
+ * assigned (the next step tries again) or is out of memory (the reading starts again
+ * later). */
 static int rebuild_read(struct enricher *e, struct enricher_part *part,
                         int64_t deadline)
 {
@@ -320,7 +324,7 @@ static int rebuild_read(struct enricher *e, struct enricher_part *part,
 
         if (e->reading != part->partition) {
                 if (rebuild_assign(e, part))
-                        return 0;
+                        return -1;
                 part->rb_heard_ms = now;
         }
         while (now < deadline) {
@@ -359,7 +363,7 @@ int enricher_rebuild_step(struct enricher *e, long budget_ms)
         int64_t deadline = dtime_mono_ms() + budget_ms;
         struct enricher_part *part;
 
-        rebuild_check(e);
+        rebuild_check(e, deadline);
         for (;;) {
                 part = NULL;
                 for (size_t i = 0; i < e->nparts && !part; i++)

@@ -252,3 +252,27 @@ def test_rebalance_in_the_middle_of_a_rebuild(rig2, double, enrichers):
     assert revoked and ready0 and revoked[0] < ready0[0], \
         f"no rebalance during the rebuild (revoked {revoked}, partition 0 ready {ready0})"
     print(f"revoked at {revoked[0]}, partition 0 ready at {ready0}; dedup {dedup}")
+
+
+@pytest.mark.timeout_s(180)
+@pytest.mark.parametrize("meta", ["timestamp", "none"])
+def test_retention_past_the_committed_offset(rig1, double, enrichers, meta):
+    """Retention (here DeleteRecords) removed everything up to past the committed
+    offset: nothing of the window is left, the set starts empty, and the enricher goes
+    on from the first record retained."""
+    from confluent_kafka.admin import AdminClient
+    rig = rig1
+    f = fill(rig, 0, 1000, "evt_gone")
+    end = f["last_offset"] + 1
+    commit(rig, {0: (end, offset_meta(f["last_ts"]) if meta == "timestamp" else None)})
+    fill(rig, 0, 10, "evt_gone_after")  # past the committed offset, deleted too
+    lo = end + 10
+    a = AdminClient({"bootstrap.servers": rig.bootstrap})
+    for fut in a.delete_records([TopicPartition(rig.raw, 0, lo)]).values():
+        fut.result(30)
+    fresh = new_events(double, 5, seed=41)
+    rig.produce(fresh, partition=0)
+    e = enrichers(rig.env(rig.txn("a")), name="a")
+    rig.wait_for_ids([p["id"] for p in fresh], timeout=60, procs=[e])
+    rig.assert_exactly_once([p["id"] for p in fresh])
+    assert log_lines(e, f"dedupe set of {rig.raw} [0] empty"), e.log_msgs()

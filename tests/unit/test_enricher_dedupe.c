@@ -486,6 +486,8 @@ static void test_reserve(void **state)
                 assert_int_equal(enricher_dedupe_add(&d, key, 10), 0);
         }
         assert_int_equal(enricher_dedupe_reserve(&d, 10), 0);
+        /* a count no set could hold (a negative range cast to size_t) is refused */
+        assert_int_equal(enricher_dedupe_reserve(&d, (size_t)-5), -1);
         assert_int_equal(d.n, 1000);
         for (long i = 0; i < 1000; i++) {
                 key_of(key, sizeof(key), "evt_", i);
