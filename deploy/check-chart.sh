@@ -7,15 +7,22 @@
 #      of that version and the CRD schemas (ServiceMonitor, PrometheusRule, KafkaTopic)
 #      that scripts/chart-tools.sh generates; no kind is skipped;
 #   4. deploy/check-manifests.py: the environment variables against the programs'
-#      --help, security context, probes, secret mounts, drain and dedupe invariants;
-#   5. the PrometheusRule and the Grafana dashboard: promtool check rules (PromQL and
+#      --help, security context, probes, secret mounts, drain and dedupe invariants,
+#      the API description files' ConfigMap mounts;
+#   5. apiFiles (the event table and GraphQL documents from ConfigMaps): unset, no
+#      trace of them in the Deployment and the StatefulSet; set (the release's own
+#      ConfigMaps, or existing ones), DURO_EVENT_TABLE in both and DURO_QUERIES_DIR in
+#      the enricher, each on its read-only mount, the ConfigMaps holding the text given,
+#      and the pods' checksums following a change of the text (and only of theirs);
+#   6. the PrometheusRule and the Grafana dashboard: promtool check rules (PromQL and
 #      annotation templates), promtool test rules (deploy/alerts.test.yaml: each alert
 #      fires when it should and not before), and their metric names against the
 #      programs' sources (the dashboard shows every exported metric).
 # Then self-tests prove each stage can fail: bad values (wrong type, unknown key,
 # refused Kafka property, too short a grace period), bad fields in rendered objects
-# (core kinds and CRDs), an unknown DURO_* variable, service links turned on, an alert
-# with a wrong threshold and a PromQL syntax error must each be caught.
+# (core kinds and CRDs), an unknown DURO_* variable, service links turned on, an
+# incomplete queries folder, a release ConfigMap without its checksum annotation, an
+# alert with a wrong threshold and a PromQL syntax error must each be caught.
 #
 # Usage: deploy/check-chart.sh [--no-self-test]
 # Environment: DURO_BIN_DIR (folder of duro-bridge and duro-enricher for their --help;
@@ -146,6 +153,26 @@ for f in "$root"/deploy/values/*.yaml; do
   check_values "$(basename "$f" .yaml)" -f "$f"
 done
 
+# apiFiles: the release's own ConfigMaps (the image's event table; stand-ins for the six
+# GraphQL documents, which the chart does not read), then existing ones (the queries
+# under their older value name). Then the same text with one change each, for the
+# pods' checksums.
+docs="components change_orders webhooks_list webhooks_create webhooks_update webhooks_logs"
+api_args=(--set-file "apiFiles.eventTable.text=$root/schemas/event-table.txt")
+for d in $docs; do
+  api_args+=(--set-string "apiFiles.queries.files.$d\\.graphql=query $d { __typename }")
+done
+check_values api-files "${api_args[@]}"
+check_values api-files-existing --set apiFiles.eventTable.existingConfigMap=my-event-table \
+  --set apiFiles.eventTable.key=table.txt --set enricher.queries.existingConfigMap=my-queries
+{ cat "$root/schemas/event-table.txt"; echo "ITEM_RELEASED item item_id known no ITEM_UPDATE"; } \
+  >"$work/event-table-2.txt"
+render api-files-table2 "$latest" "${api_args[@]}" \
+  --set-file "apiFiles.eventTable.text=$work/event-table-2.txt" || cat "$work/api-files-table2-$latest.log"
+render api-files-query2 "$latest" "${api_args[@]}" \
+  --set-string 'apiFiles.queries.files.webhooks_logs\.graphql=query webhooks_logs { id }' ||
+  cat "$work/api-files-query2-$latest.log"
+
 # kubeconform once per Kubernetes version over every rendering (it compiles each
 # schema once per run); a rendering passes when no output line names its file.
 for v in "${versions[@]}"; do
@@ -247,6 +274,154 @@ PY
   fi
 fi
 
+# apiFiles in the renderings: what each pod template mounts and sets, and the checksums.
+if python3 - "$work" "$latest" "$root" >"$work/api-files.out" 2>&1 <<'PY'; then
+import glob, os, sys
+import yaml
+
+work, v, root = sys.argv[1:4]
+ENV = {"DURO_EVENT_TABLE": "/etc/duro/event-table/event-table.txt", "DURO_QUERIES_DIR": "/etc/duro/queries"}
+MOUNT = {"event-table": "/etc/duro/event-table", "queries": "/etc/duro/queries"}
+DOCS = ["components", "change_orders", "webhooks_list", "webhooks_create", "webhooks_update", "webhooks_logs"]
+table = open(f"{root}/schemas/event-table.txt").read()
+
+
+def load(name):
+    path = f"{work}/{name}-{v}.yaml"
+    if not os.path.exists(path) or not os.path.getsize(path):
+        return None
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    cms = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
+    pods = {}
+    for d in docs:
+        if d["kind"] in ("Deployment", "StatefulSet"):
+            t = d["spec"]["template"]
+            c = t["spec"]["containers"][0]
+            pods[c["name"]] = {
+                "kind": d["kind"],
+                "template": t,
+                "env": {e["name"]: e.get("value") for e in c.get("env", [])},
+                "mounts": {m["name"]: m for m in c.get("volumeMounts", [])},
+                "volumes": {x["name"]: x for x in t["spec"].get("volumes", [])},
+                "checksums": {k: a for k, a in (t["metadata"].get("annotations") or {}).items()
+                              if k.startswith("checksum/")},
+            }
+    return cms, pods
+
+
+def check(case, problems):
+    print(("fail|" if problems else "ok|") + case + (": " + "; ".join(problems) if problems else ""))
+
+
+def files(pod, want, problems, prog):
+    """want: volume name → (ConfigMap name, items or None) the pod must mount; the others none."""
+    for var, vol in (("DURO_EVENT_TABLE", "event-table"), ("DURO_QUERIES_DIR", "queries")):
+        if vol in want:
+            if pod["env"].get(var) != ENV[var]:
+                problems.append(f"{prog}: {var}={pod['env'].get(var)!r}, want {ENV[var]}")
+            m = pod["mounts"].get(vol)
+            if not m or m["mountPath"] != MOUNT[vol] or m.get("readOnly") is not True:
+                problems.append(f"{prog}: no read-only mount {vol} at {MOUNT[vol]}: {m}")
+            cm = pod["volumes"].get(vol, {}).get("configMap", {})
+            name, items = want[vol]
+            if cm.get("name") != name or cm.get("items") != items:
+                problems.append(f"{prog}: volume {vol} is {cm}, want ConfigMap {name} items {items}")
+        else:
+            if var in pod["env"]:
+                problems.append(f"{prog}: {var} is set")
+            if vol in pod["mounts"] or vol in pod["volumes"]:
+                problems.append(f"{prog}: a {vol} volume or mount")
+
+
+# Unset: no trace in either workload.
+for path in sorted(glob.glob(f"{work}/*-{v}.yaml")):
+    name = os.path.basename(path)[: -len(f"-{v}.yaml")]
+    if name.startswith("api-files") or name == "full" or not os.path.exists(f"{work}/{name}-lint.log"):
+        continue
+    cms, pods = load(name)
+    problems = [f"ConfigMap {n}" for n in cms if n.endswith(("-event-table", "-queries"))]
+    for prog, pod in pods.items():
+        files(pod, {}, problems, prog)
+        problems += [f"{prog}: annotation {k}" for k in pod["checksums"]]
+    check(f"{name}: apiFiles unset: no DURO_EVENT_TABLE, DURO_QUERIES_DIR, mount, ConfigMap or checksum in "
+          + " and ".join(f"{p['kind']} {prog}" for prog, p in sorted(pods.items())), problems)
+
+# The release's own ConfigMaps.
+r = load("api-files")
+if r:
+    cms, pods = r
+    problems = []
+    et, qs = "duro-test-duro-kafka-bridge-event-table", "duro-test-duro-kafka-bridge-queries"
+    items = [{"key": "event-table.txt", "path": "event-table.txt"}]
+    if set(pods) != {"bridge", "enricher"}:
+        problems.append(f"workloads {sorted(pods)}")
+    if cms.get(et) != {"event-table.txt": table}:
+        problems.append(f"ConfigMap {et} does not hold schemas/event-table.txt as given")
+    want_q = {f"{d}.graphql": f"query {d} {{ __typename }}" for d in DOCS}
+    if cms.get(qs) != want_q:
+        problems.append(f"ConfigMap {qs} holds {cms.get(qs)}, want {want_q}")
+    files(pods["bridge"], {"event-table": (et, items)}, problems, "bridge")
+    files(pods["enricher"], {"event-table": (et, items), "queries": (qs, None)}, problems, "enricher")
+    if set(pods["bridge"]["checksums"]) != {"checksum/event-table"}:
+        problems.append(f"bridge checksums {sorted(pods['bridge']['checksums'])}")
+    if set(pods["enricher"]["checksums"]) != {"checksum/event-table", "checksum/queries"}:
+        problems.append(f"enricher checksums {sorted(pods['enricher']['checksums'])}")
+    check("api-files: DURO_EVENT_TABLE and its mount in the Deployment and the StatefulSet, "
+          "DURO_QUERIES_DIR and its mount in the StatefulSet only, the ConfigMaps hold the text given", problems)
+
+    # A change of the table rolls both; of a query, the enricher only.
+    for other, changed in (("api-files-table2", {"bridge": ["checksum/event-table"], "enricher": ["checksum/event-table"]}),
+                           ("api-files-query2", {"bridge": [], "enricher": ["checksum/queries"]})):
+        r2 = load(other)
+        if not r2:
+            check(f"{other}: checksums", [f"no rendering {other}"])
+            continue
+        problems = []
+        for prog in ("bridge", "enricher"):
+            a, b = pods[prog]["checksums"], r2[1][prog]["checksums"]
+            moved = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            if moved != changed[prog]:
+                problems.append(f"{prog}: changed {moved}, want {changed[prog]}")
+            if not changed[prog] and pods[prog]["template"] != r2[1][prog]["template"]:
+                problems.append(f"{prog}: pod template changed")
+        check(f"{other}: pods roll on their files' change only (" + ", ".join(
+            f"{p} {' '.join(c) or 'unchanged'}" for p, c in changed.items()) + ")", problems)
+
+# Existing ConfigMaps: mounted, nothing made, nothing to checksum.
+r = load("api-files-existing")
+if r:
+    cms, pods = r
+    problems = [f"ConfigMap {n}" for n in cms if n.endswith(("-event-table", "-queries"))]
+    items = [{"key": "table.txt", "path": "event-table.txt"}]
+    files(pods["bridge"], {"event-table": ("my-event-table", items)}, problems, "bridge")
+    files(pods["enricher"], {"event-table": ("my-event-table", items), "queries": ("my-queries", None)},
+          problems, "enricher")
+    problems += [f"{p}: annotation {k}" for p, pod in pods.items() for k in pod["checksums"]]
+    check("api-files-existing: existing ConfigMaps (key table.txt; enricher.queries) mounted, none made, no checksum",
+          problems)
+
+# full.yaml: its own event table, the queries from an existing ConfigMap.
+r = load("full")
+if r:
+    cms, pods = r
+    problems = []
+    text = yaml.safe_load(open(f"{root}/deploy/values/full.yaml"))["apiFiles"]["eventTable"]["text"]
+    et = "duro-test-duro-kafka-bridge-event-table"
+    items = [{"key": "event-table.txt", "path": "event-table.txt"}]
+    if cms.get(et) != {"event-table.txt": text}:
+        problems.append(f"ConfigMap {et} does not hold full.yaml's table")
+    files(pods["bridge"], {"event-table": (et, items)}, problems, "bridge")
+    files(pods["enricher"], {"event-table": (et, items), "queries": ("duro-queries", None)}, problems, "enricher")
+    check("full: its event table in both workloads, the queries from ConfigMap duro-queries", problems)
+PY
+  while IFS='|' read -r status what; do
+    if [ "$status" = ok ]; then pass "$what"; else failure "$what"; fi
+  done <"$work/api-files.out"
+else
+  cat "$work/api-files.out"
+  failure "apiFiles checks (the script failed)"
+fi
+
 # Self-tests: each must be refused, for the reason given (a pattern of the error).
 expect_refused() { # WHAT PATTERN LOG; the command already failed (or not: $4)
   local what=$1 pattern=$2 log=$3 rc=$4
@@ -281,6 +456,12 @@ if [ "$self_test" = 1 ]; then
     'must exceed drainDelayMs \+ ackTimeoutMs' template-only
   bad_values min-isr-above-replicas $'topics:\n  minInsyncReplicas: 4' \
     'minInsyncReplicas must not exceed topics.replicas' template-only
+  bad_values queries-incomplete $'apiFiles:\n  queries:\n    files:\n      components.graphql: "query c { id }"' \
+    'apiFiles.queries.files lacks change_orders.graphql, webhooks_list.graphql' template-only
+  bad_values query-unknown-name $'apiFiles:\n  queries:\n    files:\n      component.graphql: "query c { id }"' \
+    "invalid propertyName 'component.graphql'"
+  bad_values event-table-twice $'apiFiles:\n  eventTable:\n    text: "ITEM_CREATE item item_id known no -"\n    existingConfigMap: t' \
+    'give text or existingConfigMap, not both' template-only
   bad_values sasl-without-password $'kafka:\n  sasl:\n    mechanism: SCRAM-SHA-512\n    username: u' 'passwordSecret'
 
   # Bad fields and wrong types in rendered objects: kubeconform must refuse each file.
@@ -340,6 +521,13 @@ if [ "$self_test" = 1 ]; then
     manifests "$work/unknown-env-$latest.yaml" unknown-env 2>"$work/unknown-env.mc" || rc=$?
     expect_refused "an unknown DURO_* variable (manifest checks)" \
       "DURO_BRIDGE_NO_SUCH_SETTING is not a variable the program knows" "$work/unknown-env.mc" "$rc"
+  fi
+  if [ -s "$work/api-files-$latest.yaml" ]; then
+    grep -v '^        checksum/event-table: ' "$work/api-files-$latest.yaml" >"$work/no-checksum.yaml"
+    rc=0
+    manifests "$work/no-checksum.yaml" no-checksum 2>"$work/no-checksum.mc" || rc=$?
+    expect_refused "a release ConfigMap mounted without its checksum annotation (manifest checks)" \
+      "no checksum/event-table annotation rolls the pods" "$work/no-checksum.mc" "$rc"
   fi
   sed 's/^      enableServiceLinks: false$/      enableServiceLinks: true/' "$base" >"$work/links.yaml"
   rc=0

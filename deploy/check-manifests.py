@@ -13,6 +13,10 @@ Usage: check-manifests.py MANIFESTS.yaml [--bridge-help FILE] [--enricher-help F
 - the secrets files (DURO_WEBHOOK_SECRETS_FILE, DURO_API_KEY_FILE) are mounted from a
   Secret as a whole volume (no subPath, so Kubernetes can swap them and the programs
   re-read them);
+- the files that describe Duro's API (DURO_EVENT_TABLE, DURO_QUERIES_DIR), when set, are
+  on a read-only ConfigMap volume (no subPath); a ConfigMap of the release must be
+  whole (every GraphQL document, the event table under the name mounted) and the pod
+  template must carry a checksum/ annotation of it, so that the pods roll when it changes;
 - the bridge's terminationGracePeriodSeconds exceeds DURO_BRIDGE_DRAIN_DELAY_MS +
   DURO_BRIDGE_ACK_TIMEOUT_MS;
 - the enricher's DURO_TRANSACTIONAL_ID and DURO_GROUP_INSTANCE_ID are built from the pod
@@ -29,6 +33,9 @@ import yaml
 
 RDKAFKA = re.compile(r"^DURO_RDKAFKA_(PRODUCER_|CONSUMER_)?[A-Z0-9]+(_[A-Z0-9]+)*$")
 SECRETISH = re.compile(r"(PASSWORD|SECRET|API_KEY)$")
+# The GraphQL documents a DURO_QUERIES_DIR folder must hold (schemas/graphql).
+QUERY_DOCUMENTS = ("components.graphql", "change_orders.graphql", "webhooks_list.graphql",
+                   "webhooks_create.graphql", "webhooks_update.graphql", "webhooks_logs.graphql")
 
 problems, warnings = [], []
 
@@ -118,6 +125,50 @@ def check_secret_file(where, spec, container, var):
     fail(f"{where}: {var}={path} is on no mounted volume")
 
 
+def check_api_file(where, pod, container, var, configmaps):
+    """var (DURO_EVENT_TABLE, a file; DURO_QUERIES_DIR, a folder), when set, must be on a
+    read-only ConfigMap volume of the pod template ``pod``; configmaps: name → data of
+    the ConfigMaps this release renders."""
+    spec = pod["spec"]
+    path = value(container, var)
+    if path is None:
+        return
+    path = path.rstrip("/")
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    for m in container.get("volumeMounts", []):
+        mp = m["mountPath"].rstrip("/")
+        inside = path == mp if var == "DURO_QUERIES_DIR" else path.startswith(mp + "/")
+        if not inside:
+            continue
+        cm = vols.get(m["name"], {}).get("configMap")
+        if cm is None:
+            fail(f"{where}: {var}={path} is not on a ConfigMap volume")
+            return
+        if m.get("readOnly") is not True:
+            fail(f"{where}: {var}: the mount {mp} must be read-only")
+        if "subPath" in m or "subPathExpr" in m:
+            fail(f"{where}: {var} is mounted with subPath: Kubernetes never updates it")
+        data = configmaps.get(cm["name"])
+        if var == "DURO_EVENT_TABLE":
+            file = path[len(mp) + 1:]
+            keys = [i["key"] for i in cm.get("items", []) if i["path"] == file]
+            if cm.get("items") is not None and not keys:
+                fail(f"{where}: {var}: the volume {m['name']} has no item at {file}")
+            key = keys[0] if keys else file
+            if data is not None and not (data.get(key) or "").strip():
+                fail(f"{where}: {var}: ConfigMap/{cm['name']} has no event table under {key}")
+        elif data is not None:
+            missing = [d for d in QUERY_DOCUMENTS if not (data.get(d) or "").strip()]
+            if missing:
+                fail(f"{where}: {var}: ConfigMap/{cm['name']} lacks {', '.join(missing)}")
+        checksum = "checksum/event-table" if var == "DURO_EVENT_TABLE" else "checksum/queries"
+        if data is not None and checksum not in (pod.get("metadata", {}).get("annotations") or {}):
+            fail(f"{where}: {var} comes from ConfigMap/{cm['name']} of the release, but no "
+                 f"{checksum} annotation rolls the pods when it changes")
+        return
+    fail(f"{where}: {var}={path} is on no mounted volume")
+
+
 def check_workload(found, kind: str, who: str, secret_var: str) -> str:
     """found = (document, pod spec, container) of one program: it must run as a
     ``kind`` with its secret mounted as a file named by ``secret_var``. Returns the
@@ -143,6 +194,7 @@ def main():
         docs = [d for d in yaml.safe_load_all(f) if d]
     bridge = enricher = None
     topics = []
+    configmaps = {d["metadata"]["name"]: d.get("data") or {} for d in docs if d["kind"] == "ConfigMap"}
     for d in docs:
         kind, name = d["kind"], d["metadata"]["name"]
         if kind in ("Deployment", "StatefulSet"):
@@ -154,6 +206,9 @@ def main():
                     fail(f"{kind}/{name}/{c['name']}: runs {prog!r}, neither duro-bridge nor duro-enricher")
                     continue
                 check_env(f"{kind}/{name}/{c['name']}", c, known[prog])
+                for var in ("DURO_EVENT_TABLE", "DURO_QUERIES_DIR"):
+                    check_api_file(f"{kind}/{name}/{c['name']}", d["spec"]["template"], c, var,
+                                   configmaps)
                 if prog == "duro-bridge":
                     bridge = (d, spec, c)
                 else:

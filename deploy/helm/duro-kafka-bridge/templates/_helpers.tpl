@@ -242,3 +242,120 @@ consumer-only properties.
   readOnly: true
 {{- end }}
 {{- end -}}
+
+{{/*
+The files that describe Duro's API (apiFiles): the event table (both programs,
+DURO_EVENT_TABLE) and the GraphQL documents (the enricher's pod, DURO_QUERIES_DIR; the
+admin command `duro-bridge webhooks` is run there too). Each comes from a ConfigMap the
+release makes of the values' text, or from an existing one; unset, the image's copies.
+*/}}
+{{/* The documents a queries folder must hold: a folder without one stops start-up. */}}
+{{- define "duro.queryDocuments" -}}
+{{- list "components.graphql" "change_orders.graphql" "webhooks_list.graphql" "webhooks_create.graphql" "webhooks_update.graphql" "webhooks_logs.graphql" | toJson -}}
+{{- end -}}
+
+{{/* The event table's ConfigMap: the release's own (text), an existing one, or "". */}}
+{{- define "duro.eventTableConfigMap" -}}
+{{- $t := .Values.apiFiles.eventTable -}}
+{{- if and $t.text $t.existingConfigMap -}}
+{{- fail "apiFiles.eventTable: give text or existingConfigMap, not both" -}}
+{{- end -}}
+{{- if $t.text -}}
+{{- include "duro.component" (dict "root" . "name" "event-table") -}}
+{{- else -}}
+{{- $t.existingConfigMap -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The queries' ConfigMap: the release's own (files, every document), an existing one
+(enricher.queries.existingConfigMap is its older name), or "". */}}
+{{- define "duro.queriesConfigMap" -}}
+{{- $q := .Values.apiFiles.queries -}}
+{{- $old := .Values.enricher.queries.existingConfigMap -}}
+{{- if and $q.existingConfigMap $old -}}
+{{- fail "apiFiles.queries.existingConfigMap and enricher.queries.existingConfigMap (its older name): give one" -}}
+{{- end -}}
+{{- $existing := $q.existingConfigMap | default $old -}}
+{{- if and $q.files $existing -}}
+{{- fail "apiFiles.queries: give files or existingConfigMap, not both" -}}
+{{- end -}}
+{{- if $q.files -}}
+{{- $docs := include "duro.queryDocuments" . | fromJsonArray -}}
+{{- $missing := list -}}
+{{- range $docs -}}
+{{- if not (get $q.files .) -}}
+{{- $missing = append $missing . -}}
+{{- end -}}
+{{- end -}}
+{{- if $missing -}}
+{{- fail (printf "apiFiles.queries.files lacks %s: the folder replaces the image's, and the enricher needs every document in it (%s)" (join ", " $missing) (join ", " $docs)) -}}
+{{- end -}}
+{{- include "duro.component" (dict "root" . "name" "queries") -}}
+{{- else -}}
+{{- $existing -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The ConfigMaps' data (the ConfigMaps and the pods' checksums). */}}
+{{- define "duro.eventTableData" -}}
+{{- toYaml (dict "event-table.txt" .Values.apiFiles.eventTable.text) -}}
+{{- end -}}
+
+{{- define "duro.queriesData" -}}
+{{- toYaml .Values.apiFiles.queries.files -}}
+{{- end -}}
+
+{{/* For one program (.queries: the enricher's pod): pod annotations that roll the pods
+when a ConfigMap of the release changes (the programs read the files at start-up). */}}
+{{- define "duro.apiFilesChecksums" -}}
+{{- if .root.Values.apiFiles.eventTable.text }}
+checksum/event-table: {{ include "duro.eventTableData" .root | sha256sum }}
+{{- end }}
+{{- if and .queries .root.Values.apiFiles.queries.files }}
+checksum/queries: {{ include "duro.queriesData" .root | sha256sum }}
+{{- end }}
+{{- end -}}
+
+{{- define "duro.apiFilesEnv" -}}
+{{- if include "duro.eventTableConfigMap" .root }}
+- name: DURO_EVENT_TABLE
+  value: /etc/duro/event-table/event-table.txt
+{{- end }}
+{{- if and .queries (include "duro.queriesConfigMap" .root) }}
+- name: DURO_QUERIES_DIR
+  value: /etc/duro/queries
+{{- end }}
+{{- end -}}
+
+{{- define "duro.apiFilesVolumeMounts" -}}
+{{- if include "duro.eventTableConfigMap" .root }}
+- name: event-table
+  mountPath: /etc/duro/event-table
+  readOnly: true
+{{- end }}
+{{- if and .queries (include "duro.queriesConfigMap" .root) }}
+- name: queries
+  mountPath: /etc/duro/queries
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* Whole-ConfigMap volumes (no subPath): the mounted files follow the ConfigMap. */}}
+{{- define "duro.apiFilesVolumes" -}}
+{{- $t := .root.Values.apiFiles.eventTable -}}
+{{- with include "duro.eventTableConfigMap" .root }}
+- name: event-table
+  configMap:
+    name: {{ . | quote }}
+    items:
+      - key: {{ if $t.text }}event-table.txt{{ else }}{{ required "apiFiles.eventTable.key is required with existingConfigMap" $t.key | quote }}{{ end }}
+        path: event-table.txt
+{{- end }}
+{{- if .queries }}
+{{- with include "duro.queriesConfigMap" .root }}
+- name: queries
+  configMap:
+    name: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
