@@ -16,6 +16,7 @@
 
 #include "dbuf.h"
 #include "dconf.h"
+#include "devtable.h"
 #include "dmetrics.h"
 #include "dsecrets.h"
 #include "dtopics.h"
@@ -30,6 +31,7 @@ struct bridge_config {
         char *secrets_file; /* DURO_WEBHOOK_SECRETS_FILE */
         char *tls_cert;
         char *tls_key;
+        char *event_table; /* DURO_EVENT_TABLE; NULL: the installed one */
         long long max_body;
         long long ack_timeout_ms;
         long long max_event_age_s;
@@ -120,6 +122,7 @@ struct bridge {
         struct bridge_config cfg;
         struct dconf_props props;
         struct dsecrets *secrets;
+        struct devtable events; /* the event table: keys and kinds of raw records */
         struct bridge_metrics m;
 
         /* the process (bridge_main.c) */

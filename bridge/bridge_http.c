@@ -217,6 +217,7 @@ static void bridge_publish(struct bridge *br, struct bridge_req *req,
         bridge_hdr(h, DWIRE_H_SIGNATURE, sig);
         bridge_hdr(h, DWIRE_H_RECEIVED_AT, received);
         bridge_hdr(h, DWIRE_H_CONTENT_TYPE, ct ? ct : DWIRE_CONTENT_JSON);
+        bridge_hdr(h, DWIRE_H_RESOURCE_KIND, dwire_kind_name(p->kind));
         if (!p->valid) {
                 bridge_hdr(h, DWIRE_H_INVALID, p->reason);
                 req->invalid = 1;
@@ -257,7 +258,8 @@ static enum MHD_Result bridge_process(struct bridge *br, struct bridge_req *req)
                                      dsig_result_str(sr));
         }
 
-        dpayload_parse(&p, req->body.data ? req->body.data : "", req->body.len);
+        dpayload_parse(&p, &br->events, req->body.data ? req->body.data : "",
+                       req->body.len);
         /* Before the capture of an invalid body too, so that none is replayed once the
          * dedupe window has passed. */
         if (p.created_at_ok && br->cfg.max_event_age_s > 0 &&

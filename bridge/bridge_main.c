@@ -46,6 +46,9 @@ static const struct dconf_opt bridge_opts[] = {
                secrets_file,
                "file of active secrets, one per line (re-read on SIGHUP and "
                "when it changes)"),
+    BRIDGE_OPT("DURO_EVENT_TABLE", "event-table", DCONF_STRING, NULL, 0, 0, event_table,
+               "event table file: each event's resource kind and id fields "
+               "(default: installed)"),
     BRIDGE_OPT("DURO_BRIDGE_MAX_BODY", "max-body", DCONF_INT, "65536", 1,
                16 * 1024 * 1024, max_body, "largest body accepted, bytes"),
     BRIDGE_OPT("DURO_BRIDGE_ACK_TIMEOUT_MS", "ack-timeout-ms", DCONF_INT, "10000", 100,
@@ -268,6 +271,13 @@ int main(int argc, char **argv)
                 return 2;
         }
 
+        {
+                char err[700];
+                if (devtable_load(&br.events, br.cfg.event_table, err, sizeof(err))) {
+                        dlog_error("bad setting: %s", err);
+                        return 2;
+                }
+        }
         br.secrets =
             dstartup_secrets(&br.cfg.secret, br.cfg.secrets_file, "DURO_WEBHOOK_SECRET",
                              "DURO_WEBHOOK_SECRETS_FILE", "webhook secret");
@@ -295,6 +305,7 @@ int main(int argc, char **argv)
         bridge_req_destroy(&br);
         bridge_refusal_destroy(&br);
         dsecrets_destroy(br.secrets);
+        devtable_free(&br.events);
         dconf_props_free(&br.props);
         dconf_free(bridge_opts, BRIDGE_NOPTS, &br.cfg);
         rd_kafka_wait_destroyed(5000);

@@ -17,7 +17,9 @@
 
 #include <openssl/evp.h>
 
+#include "devtable.h"
 #include "dkafka.h"
+#include "dpayload.h"
 #include "dlog.h"
 #include "dtime.h"
 #include "dwire.h"
@@ -39,7 +41,9 @@ struct dlq_config {
         char *raw_topic;
         char *dlq_topic;
         char *group;
+        char *event_table;
         int log_level;
+        struct devtable events; /* redrive: keys and kinds of the records it writes */
 };
 
 #define DLQ_OPT(env, flag, type, def, field, help)                                     \
@@ -57,6 +61,9 @@ static const struct dconf_opt dlq_settings[] = {
             "dead-letter topic"),
     DLQ_OPT("DURO_ENRICHER_GROUP", "group", DCONF_STRING, "duro-enricher", group,
             "names the redrive's transactional.id"),
+    DLQ_OPT("DURO_EVENT_TABLE", "event-table", DCONF_STRING, NULL, event_table,
+            "event table (redrive keys and stamps each record by it; default: "
+            "installed)"),
     DLQ_OPT("DURO_LOG_LEVEL", "log-level", DCONF_LOGLEVEL, "warn", log_level,
             "log level"),
 };
@@ -385,28 +392,39 @@ static void dlq_new_id(char out[33])
 }
 
 /* Produces a copy of m to the raw topic, without the DLQ's own headers and with
- * redrive id id. Returns NULL or the error (the caller's). */
+ * redrive id id, keyed and stamped with its resource by the event table as the bridge
+ * does, and marked duro-origin: redrive. Returns NULL or the error (the caller's). */
 static rd_kafka_error_t *dlq_copy(rd_kafka_t *p, const struct dlq_config *cfg,
                                   const rd_kafka_message_t *m, const char *id)
 {
         rd_kafka_headers_t *src = NULL, *h;
         struct dkafka_rec rec   = {0};
+        char hashkey[DPAYLOAD_HASHKEY_SIZE];
         rd_kafka_resp_err_t err;
+        struct dpayload pl;
+        const char *key;
 
         h = rd_kafka_message_headers(m, &src) ? rd_kafka_headers_new(8)
                                               : rd_kafka_headers_copy(src);
         for (const char *const *d = dlq_own_headers; *d; d++)
                 rd_kafka_header_remove(h, *d);
+        rd_kafka_header_remove(h, DWIRE_H_RESOURCE_KIND);
+        rd_kafka_header_remove(h, DWIRE_H_ORIGIN);
         rd_kafka_header_add(h, DWIRE_H_REDRIVE_ID, -1, id, 32);
+        dpayload_parse(&pl, &cfg->events, m->payload ? m->payload : "", m->len);
+        key = dpayload_key(&pl, m->payload ? m->payload : "", m->len, hashkey);
+        rd_kafka_header_add(h, DWIRE_H_RESOURCE_KIND, -1, dwire_kind_name(pl.kind), -1);
+        rd_kafka_header_add(h, DWIRE_H_ORIGIN, -1, "redrive", -1);
         rec.topic     = cfg->raw_topic;
-        rec.key       = m->key;
-        rec.key_len   = m->key_len;
+        rec.key       = key;
+        rec.key_len   = strlen(key);
         rec.value     = m->payload;
         rec.value_len = m->len;
         rec.headers   = h;
         rec.msgflags  = RD_KAFKA_MSG_F_COPY;
         /* a redrive larger than the producer's queue waits for room */
         err = dkafka_produce(p, &rec, -1);
+        dpayload_free(&pl); /* the key was copied (RD_KAFKA_MSG_F_COPY copies both) */
         if (!err)
                 return NULL;
         rd_kafka_headers_destroy(h);
@@ -520,8 +538,14 @@ int cli_dlq_main(int argc, char **argv)
 
         if (rc < 0)
                 rc = dlq_check_args(&a);
+        if (rc < 0 && cli.sub == DLQ_REDRIVE) {
+                char err[900];
+                if (devtable_load(&cfg.events, cfg.event_table, err, sizeof(err)))
+                        rc = cli_fail(CLI_USAGE, "bad setting: %s", err);
+        }
         if (rc < 0)
                 rc = dlq_run(&cli, &cfg, &a);
+        devtable_free(&cfg.events);
         cli_end(&cli);
         return rc;
 }

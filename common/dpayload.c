@@ -69,7 +69,48 @@ static const char *dpayload_str(json_t *obj, const char *name, int *bad)
         return json_string_value(v);
 }
 
-int dpayload_parse(struct dpayload *p, const char *body, size_t len)
+/* Finds p's resource through t (NULL: by prefix). Returns 0, or -1 (invalid) when a
+ * field that must hold the id does not. */
+static int dpayload_resource(struct dpayload *p, const struct devtable *t, json_t *data)
+{
+        const char *field = NULL;
+
+        if (!t) {
+                enum dwire_kind k = dpayload_kind_of(p->event);
+                if (k == DWIRE_KIND_ITEM && !p->item_id) {
+                        p->id_missing = 1;
+                        return dpayload_invalid(p, "ITEM_* event without a non-empty ",
+                                                "string data.item_id");
+                }
+                if (k == DWIRE_KIND_CHANGE_ORDER && !p->change_order_id) {
+                        p->id_missing = 1;
+                        return dpayload_invalid(p, "CO_* event without a non-empty ",
+                                                "string data.change_order_id");
+                }
+                p->kind        = k;
+                p->resource_id = k == DWIRE_KIND_ITEM           ? p->item_id
+                                 : k == DWIRE_KIND_CHANGE_ORDER ? p->change_order_id
+                                                                : NULL;
+                return 0;
+        }
+        p->entry       = devtable_find(t, p->event);
+        p->resource_id = devtable_resource_id(p->entry, data, &field);
+        if (!p->entry)
+                return 0;
+        if (!p->resource_id && p->entry->id_known) {
+                char what[200];
+                p->id_missing = 1;
+                snprintf(what, sizeof(what),
+                         "%s%s event without a non-empty string data.", p->entry->name,
+                         p->entry->pattern ? "*" : "");
+                return dpayload_invalid(p, what, p->entry->ids[0]);
+        }
+        p->kind = p->resource_id ? p->entry->kind : DWIRE_KIND_UNKNOWN;
+        return 0;
+}
+
+int dpayload_parse(struct dpayload *p, const struct devtable *t, const char *body,
+                   size_t len)
 {
         json_error_t jerr;
         json_t *data;
@@ -109,7 +150,6 @@ int dpayload_parse(struct dpayload *p, const char *body, size_t len)
         }
         if (p->id && !*p->id)
                 p->id = NULL, bad_id = 1;
-        p->kind = dpayload_kind_of(p->event);
         /* Read whatever else is wrong: the bridge's maximum event age applies to an
          * invalid body too. */
         p->created_at_ok =
@@ -136,12 +176,8 @@ int dpayload_parse(struct dpayload *p, const char *body, size_t len)
                 return dpayload_invalid(p, "field data ", "is missing");
         if (!json_is_object(data))
                 return dpayload_invalid(p, "field data ", "is not an object");
-        if (p->kind == DWIRE_KIND_ITEM && !p->item_id)
-                return dpayload_invalid(p, "ITEM_* event without a non-empty ",
-                                        "string data.item_id");
-        if (p->kind == DWIRE_KIND_CHANGE_ORDER && !p->change_order_id)
-                return dpayload_invalid(p, "CO_* event without a non-empty ",
-                                        "string data.change_order_id");
+        if (dpayload_resource(p, t, data))
+                return -1;
         p->valid = 1;
         return 0;
 }
@@ -158,10 +194,8 @@ const char *dpayload_key(const struct dpayload *p, const char *body, size_t len,
 {
         const char *k = NULL;
 
-        if (p->kind == DWIRE_KIND_ITEM && p->item_id)
-                k = p->item_id;
-        else if (p->kind == DWIRE_KIND_CHANGE_ORDER && p->change_order_id)
-                k = p->change_order_id;
+        if (p->resource_id)
+                k = p->resource_id;
         else if (p->item_id)
                 k = p->item_id;
         else if (p->change_order_id)

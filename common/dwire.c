@@ -17,6 +17,17 @@ const char *dwire_kind_name(enum dwire_kind k)
         return (unsigned)k < DWIRE_NKINDS ? dwire_kinds[k] : dwire_kinds[0];
 }
 
+int dwire_kind_parse(const char *name, size_t len, enum dwire_kind *k)
+{
+        for (int i = 0; i < DWIRE_NKINDS; i++)
+                if (strlen(dwire_kinds[i]) == len &&
+                    !memcmp(dwire_kinds[i], name, len)) {
+                        *k = (enum dwire_kind)i;
+                        return 0;
+                }
+        return -1;
+}
+
 const char *dwire_dlq_class_name(enum dwire_dlq_class c)
 {
         return (unsigned)c < DWIRE_NDLQ_CLASSES ? dwire_dlq_classes[c] : "unknown";

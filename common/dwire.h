@@ -19,6 +19,12 @@
 #define DWIRE_H_CONTENT_TYPE "content-type"
 #define DWIRE_H_INVALID      "duro-invalid"    /* signed but invalid: why */
 #define DWIRE_H_REDRIVE_ID   "duro-redrive-id" /* written by `dlq redrive` */
+/* The resource the record is about, from the writer's event table: its kind
+ * ("item", "change_order", "unknown"); the record's key is its id. The enricher
+ * trusts both rather than derive them again. */
+#define DWIRE_H_RESOURCE_KIND "duro-resource-kind"
+/* Written by writers other than the bridge: "redrive", "snapshot", "reconcile". */
+#define DWIRE_H_ORIGIN "duro-origin"
 
 /* Headers of an output record (duro.events.<event>). */
 #define DWIRE_H_IDEMPOTENCY_KEY "idempotency-key"
@@ -57,6 +63,9 @@ enum dwire_kind {
 
 /* "unknown", "item", "change_order". */
 const char *dwire_kind_name(enum dwire_kind k);
+
+/* Reads a kind's name (len bytes) into *k. Returns 0, or -1 when it is none of them. */
+int dwire_kind_parse(const char *name, size_t len, enum dwire_kind *k);
 
 /* The error-class header of a DLQ record. */
 enum dwire_dlq_class {

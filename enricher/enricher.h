@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "dconf.h"
+#include "devtable.h"
 #include "dgql.h"
 #include "dmetrics.h"
 #include "dsecrets.h"
@@ -41,6 +42,7 @@ struct enricher_config {
         char *group_instance_id;
         char *topic_template;
         char *queries_dir;
+        char *event_table; /* DURO_EVENT_TABLE; NULL: the installed one */
         char *api_url;
         char *api_key;      /* DURO_API_KEY (environment only) */
         char *api_key_file; /* DURO_API_KEY_FILE */
@@ -142,9 +144,11 @@ struct enricher_rec {
         json_t *payload;                     /* NULL when not parseable */
         const char *event, *event_id, *webhook_id, *created_at;
         enum dwire_kind kind;
-        const char *resource_id;
-        size_t item_index;          /* of the batch's item, when pending */
-        struct enricher_item *item; /* set once the pull is done */
+        const char *resource_id;            /* borrowed from payload, or key_id */
+        char *key_id;                       /* the raw key, when its kind was stamped */
+        const struct devtable_entry *entry; /* in e->events; NULL when none */
+        size_t item_index;                  /* of the batch's item, when pending */
+        struct enricher_item *item;         /* set once the pull is done */
         enum enricher_status status;
         enum dwire_dlq_class dlq_class;
         char dlq_message[256];
@@ -242,10 +246,11 @@ struct enricher {
         struct dsecrets *api_key;             /* enricher_main.c */
         struct dgql *gql;                     /* enricher_main.c */
         char *q_components, *q_change_orders; /* query texts; enricher_main.c */
-        rd_kafka_t *consumer;                 /* enricher_main.c */
-        rd_kafka_t *producer;                 /* enricher_main.c */
-        rd_kafka_t *reader; /* the dedupe rebuilds' consumer; enricher_main.c */
-        int64_t window_ms;  /* the dedupe window; enricher_main.c */
+        struct devtable events; /* the event table (enricher_main.c); read-only */
+        rd_kafka_t *consumer;   /* enricher_main.c */
+        rd_kafka_t *producer;   /* enricher_main.c */
+        rd_kafka_t *reader;     /* the dedupe rebuilds' consumer; enricher_main.c */
+        int64_t window_ms;      /* the dedupe window; enricher_main.c */
         struct enricher_part *parts; /* enricher_parts.c */
         size_t nparts;
         /* the partitions of the assignment an eager rebalance revoked, kept until the

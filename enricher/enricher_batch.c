@@ -33,6 +33,7 @@ void enricher_batch_drop_recs(struct enricher_batch *b)
                 if (r->payload)
                         json_decref(r->payload);
                 free(r->dedupe_key);
+                free(r->key_id);
                 free(r->topic);
         }
         b->n = 0;
@@ -145,40 +146,67 @@ static void batch_dlq(struct enricher_rec *r, enum dwire_dlq_class cls,
         snprintf(r->dlq_message, sizeof(r->dlq_message), "%s", message);
 }
 
-static int batch_ends_with(const char *s, const char *suffix)
-{
-        size_t n = strlen(s), k = strlen(suffix);
-
-        return n >= k && !strcmp(s + n - k, suffix);
-}
-
 /* A valid record to output: its resource, and the item to pull for it (the item
  * pointer is set after the pull: items may move). Returns 0 or -1. */
-static int batch_resource(struct enricher_batch *b, struct enricher_rec *r,
-                          const struct dpayload *p)
+static int batch_resource(struct enricher_batch *b, struct enricher_rec *r)
 {
         size_t item_index;
 
         r->action = ENRICHER_ACT_OUTPUT;
-        r->kind   = p->kind;
-        if (r->kind == DWIRE_KIND_UNKNOWN) {
-                r->status      = ENRICHER_ST_UNSUPPORTED;
-                r->resource_id = p->item_id ? p->item_id : p->change_order_id;
+        if (r->kind == DWIRE_KIND_UNKNOWN || !r->resource_id) {
+                r->kind   = DWIRE_KIND_UNKNOWN;
+                r->status = ENRICHER_ST_UNSUPPORTED;
                 return 0;
         }
-        r->resource_id = r->kind == DWIRE_KIND_ITEM ? p->item_id : p->change_order_id;
-        if (batch_ends_with(r->event, "_DELETE")) {
+        if (r->entry && r->entry->deletes) {
                 r->status = ENRICHER_ST_DELETED;
                 return 0;
         }
         item_index = batch_item(b, r->kind, r->resource_id);
         if (item_index == SIZE_MAX)
                 return -1;
-        r->item_index = item_index;
-        if (r->kind == DWIRE_KIND_CHANGE_ORDER || !strcmp(r->event, "ITEM_CREATE") ||
-            !strcmp(r->event, "ITEM_UPDATE"))
-                b->items[item_index].grace = 1;
-        r->status = ENRICHER_ST_PENDING;
+        r->item_index              = item_index;
+        b->items[item_index].grace = 1;
+        r->status                  = ENRICHER_ST_PENDING;
+        return 0;
+}
+
+/* Reads r's payload and its resource: from the duro-resource-kind header and the
+ * record's key when its writer stamped them (the writer's event table decided the
+ * partition; this one never decides again), else, for a record written before the
+ * header existed, by the event name's prefix as then. Returns 0 when r is valid, -1
+ * when not (p->reason says why), -2 when out of memory. */
+static int batch_read(const struct enricher *e, struct enricher_rec *r,
+                      struct dpayload *p)
+{
+        const rd_kafka_message_t *m = r->msg;
+        char kbuf[32];
+        const char *kh = dkafka_header(m, DWIRE_H_RESOURCE_KIND, kbuf, sizeof(kbuf));
+        enum dwire_kind kind;
+        int stamped = kh && !dwire_kind_parse(kh, strlen(kh), &kind);
+
+        dpayload_parse(p, stamped ? &e->events : NULL, m->payload ? m->payload : "",
+                       m->len);
+        r->entry = devtable_find(&e->events, p->event);
+        if (!stamped) {
+                r->kind        = p->kind;
+                r->resource_id = p->kind      ? p->resource_id
+                                 : p->item_id ? p->item_id
+                                              : p->change_order_id;
+                return p->valid ? 0 : -1;
+        }
+        /* The writer judged the id: a table that differs here cannot overrule it. */
+        if (!p->valid && !p->id_missing)
+                return -1;
+        r->kind = kind;
+        if (kind == DWIRE_KIND_UNKNOWN) /* said in the output, not pulled */
+                r->resource_id = p->item_id ? p->item_id : p->change_order_id;
+        else if (m->key_len) {
+                r->key_id = strndup(m->key, m->key_len);
+                if (!r->key_id)
+                        return -2;
+                r->resource_id = r->key_id;
+        }
         return 0;
 }
 
@@ -201,8 +229,12 @@ int enricher_batch_classify(struct enricher *e, struct enricher_batch *b,
                 const char *invalid =
                     dkafka_header(r->msg, DWIRE_H_INVALID, hbuf, sizeof(hbuf));
                 struct dpayload p;
+                int rc = batch_read(e, r, &p);
 
-                dpayload_parse(&p, r->msg->payload ? r->msg->payload : "", r->msg->len);
+                if (rc == -2) {
+                        dpayload_free(&p);
+                        return -1;
+                }
                 r->payload    = p.root;
                 p.root        = NULL;
                 r->event_id   = p.id;
@@ -221,10 +253,10 @@ int enricher_batch_classify(struct enricher *e, struct enricher_batch *b,
                 enricher_dedupe_add_id(&b->seen, &r->dedupe_id, 0);
                 if (enricher_txn_forced(e, r->msg, forced, sizeof(forced)))
                         batch_dlq(r, DWIRE_DLQ_PRODUCE_REJECTED, forced, 1);
-                else if (invalid || !p.valid)
+                else if (invalid || rc)
                         batch_dlq(r, DWIRE_DLQ_INVALID_PAYLOAD,
                                   invalid ? invalid : p.reason, 1);
-                else if (batch_resource(b, r, &p))
+                else if (batch_resource(b, r))
                         return -1;
         }
         return 0;
@@ -254,8 +286,9 @@ void enricher_batch_route_topics(struct enricher *e, struct enricher_batch *b)
                 if (r->action != ENRICHER_ACT_OUTPUT)
                         continue;
                 free(r->topic);
-                r->topic = enricher_out_topic(e->cfg.topic_template,
-                                              r->event ? r->event : "unknown");
+                r->topic = enricher_out_topic(
+                    e->cfg.topic_template,
+                    devtable_topic_event(r->entry, r->event ? r->event : "unknown"));
                 if (r->topic && enricher_topics_exists(e, r->topic))
                         continue;
                 snprintf(why, sizeof(why), "output topic %s does not exist",

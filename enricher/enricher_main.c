@@ -18,6 +18,7 @@
 
 #include "dadmin.h"
 #include "dfile.h"
+#include "dschema.h"
 #include "dkafka.h"
 #include "dlog.h"
 #include "dnet.h"
@@ -53,6 +54,10 @@ static const struct dconf_opt enricher_opts[] = {
                  "output topic; {event} is the event name in lower case"),
     ENRICHER_OPT("DURO_QUERIES_DIR", "queries-dir", DCONF_STRING, NULL, 0, 0,
                  queries_dir, "folder of the GraphQL queries (default: installed)"),
+    ENRICHER_OPT("DURO_EVENT_TABLE", "event-table", DCONF_STRING, NULL, 0, 0,
+                 event_table,
+                 "event table file: each event's resource kind, id fields, "
+                 "deletes and shared topic (default: installed)"),
     ENRICHER_OPT("DURO_API_URL", "api-url", DCONF_STRING,
                  "https://api.durohub.com/graphql", 0, 0, api_url,
                  "Duro GraphQL endpoint"),
@@ -129,18 +134,17 @@ static char *enricher_read_query(const char *dir, const char *name, char *err,
 
 static int enricher_load_queries(struct enricher *e, char *err, size_t errsize)
 {
-        static const char *const defaults[] = {DURO_QUERIES_INSTALLED,
-                                               DURO_QUERIES_SOURCE};
-        struct stat st;
-
         if (!e->cfg.queries_dir) {
-                for (size_t i = 0; i < 2 && !e->cfg.queries_dir; i++)
-                        if (stat(defaults[i], &st) == 0)
-                                e->cfg.queries_dir = strdup(defaults[i]);
-                if (!e->cfg.queries_dir) {
+                const char *dir = dschema_queries_dir();
+                if (!dir) {
                         snprintf(err, errsize,
-                                 "DURO_QUERIES_DIR: not set and %s missing",
-                                 defaults[0]);
+                                 "DURO_QUERIES_DIR: not set and no installed "
+                                 "GraphQL documents found");
+                        return -1;
+                }
+                e->cfg.queries_dir = strdup(dir);
+                if (!e->cfg.queries_dir) {
+                        snprintf(err, errsize, "out of memory");
                         return -1;
                 }
         }
@@ -425,13 +429,14 @@ static void enricher_reload_key(struct enricher *e, int force)
  * key. Returns -1 to go on, or the exit status. */
 static int enricher_configure(struct enricher *e, int argc, char **argv)
 {
-        char err[512];
+        char err[900];
         int rc = dstartup_config(&enricher_prog, &e->cfg, argc, argv, &e->props);
 
         if (rc >= 0)
                 return rc;
         if (enricher_default_ids(e, err, sizeof(err)) ||
-            enricher_load_queries(e, err, sizeof(err))) {
+            enricher_load_queries(e, err, sizeof(err)) ||
+            devtable_load(&e->events, e->cfg.event_table, err, sizeof(err))) {
                 dlog_error("bad setting: %s", err);
                 return 2;
         }
@@ -506,6 +511,7 @@ static void enricher_stop(struct enricher *e, struct dadmin *admin, pthread_t wa
         dsecrets_destroy(e->api_key);
         free(e->q_components);
         free(e->q_change_orders);
+        devtable_free(&e->events);
         enricher_topics_free(e);
         enricher_parts_clear(e);
         enricher_txn_destroy(e);

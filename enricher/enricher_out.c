@@ -235,6 +235,11 @@ static int out_output_record(const struct enricher *e, const struct enricher_rec
         out_header(out->headers, DWIRE_H_EVENT, r->event);
         out_header(out->headers, DWIRE_H_EVENT_ID, r->event_id);
         out_header(out->headers, DWIRE_H_CONTENT_TYPE, DWIRE_CONTENT_JSON);
+        {
+                char origin[32];
+                if (dkafka_header(r->msg, DWIRE_H_ORIGIN, origin, sizeof(origin)))
+                        out_header(out->headers, DWIRE_H_ORIGIN, origin);
+        }
         out->topic = r->topic;
         if (r->kind != DWIRE_KIND_UNKNOWN && r->resource_id) {
                 out->key     = r->resource_id;

@@ -37,7 +37,7 @@ static int rebuild_id(const rd_kafka_message_t *m, struct enricher_dedupe_id *id
 
         if (enricher_dedupe_key_in_headers(m))
                 return enricher_dedupe_record_id(m, NULL, id);
-        dpayload_parse(&p, m->payload ? m->payload : "", m->len);
+        dpayload_parse(&p, NULL, m->payload ? m->payload : "", m->len);
         rc = enricher_dedupe_record_id(m, p.id, id);
         dpayload_free(&p);
         return rc;

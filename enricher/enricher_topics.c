@@ -80,22 +80,21 @@ int enricher_topics_exists(struct enricher *e, const char *topic)
 
 int enricher_topics_create_all(struct enricher *e, char *err, size_t errsize)
 {
-        static const char *const events[] = {
-            "ITEM_CREATE",         "ITEM_UPDATE",
-            "ITEM_DELETE",         "CO_OPEN",
-            "CO_UPDATE",           "CO_DELETE",
-            "CO_STAGE_TRANSITION", "CO_STAGE_REVIEWER_DECISION",
-            "CO_RESOLUTION"};
-
         if (!e->cfg.topics.create)
                 return 0;
         if (topics_create(e, e->cfg.raw_topic, e->cfg.topics.raw_retention_ms, err,
                           errsize) ||
             topics_create(e, e->cfg.dlq_topic, 0, err, errsize))
                 return -1;
-        for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
-                char *t = enricher_out_topic(e->cfg.topic_template, events[i]);
-                int r   = t ? topics_create(e, t, 0, err, errsize) : -1;
+        /* Every exact event of the table with a topic of its own; patterns and
+         * events sharing another's topic add none. */
+        for (size_t i = 0; i < e->events.n; i++) {
+                const struct devtable_entry *en = &e->events.e[i];
+                char *t;
+                if (en->pattern || en->topic_of)
+                        continue;
+                t     = enricher_out_topic(e->cfg.topic_template, en->name);
+                int r = t ? topics_create(e, t, 0, err, errsize) : -1;
                 free(t);
                 if (r)
                         return -1;

@@ -113,7 +113,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         }
         if (parse_payload) {
                 struct dpayload p;
-                dpayload_parse(&p, rq->data ? rq->data : "", rq->len);
+                dpayload_parse(&p, NULL, rq->data ? rq->data : "", rq->len);
                 dpayload_free(&p);
         }
         atomic_fetch_add(&n_ok, 1);

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(block, 0, sizeof(block));
         m->payload = (void *)data;
         m->len     = size;
-        dpayload_parse(&p, size ? (const char *)data : "", size);
+        dpayload_parse(&p, NULL, size ? (const char *)data : "", size);
         key = enricher_dedupe_key(m, p.id);
         free(key);
         if (p.event) {

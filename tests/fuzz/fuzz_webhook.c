@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(header, data, hlen);
         header[hlen] = '\0';
         (void)dsig_verify(set, nl ? header : NULL, body, blen);
-        dpayload_parse(&p, blen ? body : "", blen);
+        dpayload_parse(&p, NULL, blen ? body : "", blen);
         (void)dpayload_key(&p, blen ? body : "", blen, hashkey);
         dpayload_free(&p);
         free(header);

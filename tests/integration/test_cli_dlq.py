@@ -97,6 +97,12 @@ def test_list_and_redrive_exactly_once_per_redrive(rig, double, enrichers):  # n
     for r in raw:  # redriven to the raw topic without the DLQ's own headers
         assert r.header("error-class") is None and r.header("source-offset") is None
         assert r.header("duro-event-id") == bad["id"].encode()
+        # keyed and stamped by the event table, as the bridge does, and marked
+        assert r.key == poison.encode()
+        assert r.header("duro-resource-kind") == b"item"
+        assert r.header("duro-origin") == b"redrive"
+    # the output of a redriven record says where it came from
+    assert all(o.header("duro-origin") == b"redrive" for o in outputs_of(rig, bad["id"]))
     # The good events were untouched throughout.
     for g in good:
         assert len(outputs_of(rig, g["id"])) == 1

@@ -38,7 +38,7 @@ static char *body_with(const char *event_json, const char *data_json)
 
 static int parse(struct dpayload *p, const char *body)
 {
-        return dpayload_parse(p, body, strlen(body));
+        return dpayload_parse(p, NULL, body, strlen(body));
 }
 
 /* Parses body (len bytes), expects it invalid with a reason containing each needle. */
@@ -46,7 +46,7 @@ static void expect_invalid_n(const char *body, size_t len, const char *needle1,
                              const char *needle2)
 {
         struct dpayload p;
-        int rc = dpayload_parse(&p, body, len);
+        int rc = dpayload_parse(&p, NULL, body, len);
 
         if (rc != -1 || p.valid)
                 fail_msg("expected invalid: %.*s", (int)len, body);
@@ -159,11 +159,11 @@ static void test_body_not_nul_terminated(void **state)
         assert_non_null(buf);
         memcpy(buf, SPEC_EXAMPLE, n);
         memcpy(buf + n, "garbage!", 8); /* no NUL: ASan catches an over-read */
-        assert_int_equal(dpayload_parse(&p, buf, n), 0);
+        assert_int_equal(dpayload_parse(&p, NULL, buf, n), 0);
         assert_string_equal(p.item_id, "comp_123456");
         dpayload_free(&p);
         /* and the garbage does count when it is part of len */
-        assert_int_equal(dpayload_parse(&p, buf, n + 8), -1);
+        assert_int_equal(dpayload_parse(&p, NULL, buf, n + 8), -1);
         dpayload_free(&p);
         free(buf);
 }
@@ -506,7 +506,7 @@ static void expect_key(const char *body, const char *want)
         const char *k;
 
         memset(buf, 0, sizeof(buf));
-        dpayload_parse(&p, body, strlen(body));
+        dpayload_parse(&p, NULL, body, strlen(body));
         k = dpayload_key(&p, body, strlen(body), buf);
         assert_non_null(k);
         if (strcmp(k, want) != 0)
@@ -579,7 +579,7 @@ static void test_key_sha256_forms(void **state)
                 char buf[DPAYLOAD_HASHKEY_SIZE];
                 const char *b = "{\"id\":\"\",\"event\":\"X\"}";
                 const char *k;
-                dpayload_parse(&p, b, strlen(b));
+                dpayload_parse(&p, NULL, b, strlen(b));
                 k = dpayload_key(&p, b, strlen(b), buf);
                 assert_ptr_equal(k, buf);
                 assert_int_equal(strlen(k), 7 + 64);
@@ -595,7 +595,7 @@ static void test_key_sha256_empty_body(void **state)
         const char *k;
 
         (void)state;
-        dpayload_parse(&p, "", 0);
+        dpayload_parse(&p, NULL, "", 0);
         k = dpayload_key(&p, "", 0, buf);
         assert_string_equal(
             k,
