@@ -276,21 +276,33 @@ int cli_api_client(struct cli *cli, struct cli_api *api)
         return 0;
 }
 
+int cli_api_request(struct cli *cli, const char *query, const char *opname,
+                    json_t *variables, struct dgql_result *res)
+{
+        if (dgql_call(cli->gql, query, opname, variables, res))
+                return cli_fail(CLI_FAIL, "out of memory");
+        return 0;
+}
+
+int cli_api_report(const struct dgql_result *res)
+{
+        const char *what = res->outcome == DGQL_AUTH ? "authentication failed: "
+                           : res->http_status == 0   ? "Duro API unreachable: "
+                                                     : "Duro API error: ";
+
+        return cli_fail(CLI_FAIL, "%s%s", what, res->error);
+}
+
 json_t *cli_api_call(struct cli *cli, const char *query, const char *opname,
                      json_t *variables)
 {
         struct dgql_result res;
         json_t *data;
 
-        if (dgql_call(cli->gql, query, opname, variables, &res)) {
-                cli_fail(CLI_FAIL, "out of memory");
+        if (cli_api_request(cli, query, opname, variables, &res))
                 return NULL;
-        }
         if (res.outcome != DGQL_OK) {
-                const char *what = res.outcome == DGQL_AUTH ? "authentication failed: "
-                                   : res.http_status == 0   ? "Duro API unreachable: "
-                                                            : "Duro API error: ";
-                cli_fail(CLI_FAIL, "%s%s", what, res.error);
+                cli_api_report(&res);
                 dgql_result_clear(&res);
                 return NULL;
         }

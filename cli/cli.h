@@ -152,6 +152,16 @@ struct cli_api {
  * status. */
 int cli_api_client(struct cli *cli, struct cli_api *api);
 
+/* Runs one GraphQL request on cli->gql into *res, whatever its outcome (the caller
+ * clears it with dgql_result_clear()). Returns 0, or the exit status after saying
+ * why it could not even be sent (res then holds nothing to clear). */
+int cli_api_request(struct cli *cli, const char *query, const char *opname,
+                    json_t *variables, struct dgql_result *res);
+
+/* Says why the request of res failed (authentication, unreachable, an API error) and
+ * returns the exit status. */
+int cli_api_report(const struct dgql_result *res);
+
 /* Runs one GraphQL request on cli->gql. Returns its "data" (the caller owns it:
  * json_decref()), or NULL after printing why (authentication, unreachable, an API
  * error). */

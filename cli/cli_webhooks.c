@@ -3,7 +3,14 @@
  * (the queries and mutations of Duro's webhook documentation). Tables for people,
  * --json for scripts; exit 0 on success, 1 with a one-line reason on any error, 2 on
  * bad usage. The API key comes from DURO_API_KEY or DURO_API_KEY_FILE, never argv;
- * the other settings also from their flags (--api-url URL, ...: see --help). */
+ * the other settings also from their flags (--api-url URL, ...: see --help).
+ *
+ * The GraphQL documents are files (webhooks_*.graphql in DURO_QUERIES_DIR, by default
+ * the installed schemas/graphql/), read and checked (dgqldoc) at start-up. create and
+ * update take their input inline, as Duro's documentation writes them, with no input
+ * type named: the placeholders $input and $ids in those documents are replaced by
+ * GraphQL literals (dgqllit: strings escaped, events checked as GraphQL names) and are
+ * never declared as variables. logs sends real variables of built-in types. */
 #include "cli.h"
 
 #include <stddef.h>
@@ -11,24 +18,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dbuf.h"
+#include "dfile.h"
+#include "dgqldoc.h"
+#include "dgqllit.h"
+#include "dlog.h"
+#include "dschema.h"
+
 static const char webhooks_usage[] =
     "duro-bridge webhooks list [--json]\n"
     "       duro-bridge webhooks create --name NAME --url URL --events E1,E2 "
     "[--description TEXT] [--disabled] [--allow-http] [--json]\n"
     "       duro-bridge webhooks update ID [--events E1,E2] [--enable|--disable] "
-    "[--url URL] [--name NAME] [--allow-http] [--json]\n"
+    "[--url URL] [--name NAME] [--description TEXT] [--allow-http] [--json]\n"
     "       duro-bridge webhooks logs ID [--limit N] [--failed] [--json]\n"
     "settings: DURO_API_URL, DURO_API_KEY or DURO_API_KEY_FILE, "
-    "DURO_API_ORGANIZATION, DURO_API_LIBRARY, or their flags (--help lists them; "
-    "the key never on the command line)";
+    "DURO_API_ORGANIZATION, DURO_API_LIBRARY, DURO_QUERIES_DIR, or their flags "
+    "(--help lists them; the key never on the command line)";
 
 struct webhooks_config {
         struct cli_api api;
+        char *queries_dir;
         int log_level;
 };
 
 static const struct dconf_opt webhooks_settings[] = {
     CLI_API_OPTS(struct webhooks_config, api),
+    {"DURO_QUERIES_DIR", "queries-dir", DCONF_STRING, NULL, 0, 0,
+     offsetof(struct webhooks_config, queries_dir), 0,
+     "folder of the GraphQL documents (default: the installed schemas/graphql)"},
     {"DURO_LOG_LEVEL", "log-level", DCONF_LOGLEVEL, "warn", 0, 0,
      offsetof(struct webhooks_config, log_level), 0, "log level"},
 };
@@ -69,22 +87,251 @@ static const struct cli_cmd webhooks_cmd = {
     CLI_TABLES(webhooks_subs, webhooks_settings, webhooks_opts),
 };
 
-static const char q_list[] =
-    "query DuroWebhooks { webhooks { get { id name description url events isEnabled "
-    "createdAt } } }";
-static const char q_create[] =
-    "mutation DuroCreateWebhook($input: CreateWebhookInput!) { webhooks { "
-    "create(input: $input) { id name description url events isEnabled createdAt "
-    "secret } } }";
-static const char q_update[] =
-    "mutation DuroUpdateWebhook($ids: [ID!], $input: UpdateWebhookInput!) { webhooks "
-    "{ update(filter: { ids: $ids }, input: $input) { id name description url events "
-    "isEnabled createdAt } } }";
-static const char q_logs[] =
-    "query DuroWebhookLogs($id: ID!, $first: Int, $after: String) { webhooks { "
-    "getLogs(webhookID: $id, orderBy: [{ createdAt: DESC }]) { connection(first: "
-    "$first, after: $after) { edges { node { id event metadata responseCode "
-    "isAcknowledged createdAt } } pageInfo { hasNextPage endCursor } } } } }";
+/* The documents, read from DURO_QUERIES_DIR and checked at start-up. */
+enum webhooks_doc_id { WH_LIST, WH_CREATE, WH_UPDATE, WH_LOGS, WH_NDOCS };
+
+static const struct {
+        const char *file;
+        int mutation;
+        const char *holes[2]; /* its placeholders, in the order they are filled */
+} webhooks_files[WH_NDOCS] = {
+    [WH_LIST]   = {"webhooks_list.graphql", 0, {NULL, NULL}},
+    [WH_CREATE] = {"webhooks_create.graphql", 1, {"input", NULL}},
+    [WH_UPDATE] = {"webhooks_update.graphql", 1, {"ids", "input"}},
+    [WH_LOGS]   = {"webhooks_logs.graphql", 0, {NULL, NULL}},
+};
+
+struct webhooks_doc {
+        char path[4096];
+        char *text; /* the file, NUL-terminated (owned) */
+        size_t len;
+        char *opname;                  /* the operation's name (owned) */
+        size_t hole[2];                /* offset of each placeholder's '$' */
+        size_t secret_off, secret_len; /* create's plain field secret; len 0: none */
+};
+
+/* One run of the command. */
+struct webhooks {
+        struct cli cli;
+        struct webhooks_config cfg;
+        struct webhooks_args a;
+        struct webhooks_doc doc[WH_NDOCS];
+};
+
+static int webhooks_load_doc(struct webhooks_doc *d, const char *dir,
+                             enum webhooks_doc_id id)
+{
+        struct dgqldoc_op op;
+        char err[4400];
+
+        snprintf(d->path, sizeof(d->path), "%s/%s", dir, webhooks_files[id].file);
+        d->text = dfile_read(d->path, 1024 * 1024, &d->len, NULL, err, sizeof(err));
+        if (!d->text)
+                return cli_fail(CLI_FAIL, "DURO_QUERIES_DIR=%s: %s", dir, err);
+        if (dgqldoc_parse(d->text, d->len, d->path, &op, err, sizeof(err)))
+                return cli_fail(CLI_FAIL, "%s", err);
+        if (op.mutation != webhooks_files[id].mutation)
+                return cli_fail(CLI_FAIL, "%s:%d: a %s, where a %s is wanted", d->path,
+                                op.line, op.mutation ? "mutation" : "query",
+                                webhooks_files[id].mutation ? "mutation" : "query");
+        d->opname = strndup(op.name, op.name_len);
+        if (!d->opname)
+                return cli_fail(CLI_FAIL, "out of memory");
+        for (int k = 0; k < 2 && webhooks_files[id].holes[k]; k++)
+                if (dgqldoc_placeholder(d->text, d->len, d->path,
+                                        webhooks_files[id].holes[k], &d->hole[k], err,
+                                        sizeof(err)))
+                        return cli_fail(CLI_FAIL, "%s", err);
+        if (id == WH_CREATE &&
+            dgqldoc_leaf_field(d->text, d->len, d->path, "secret", &d->secret_off,
+                               &d->secret_len, err, sizeof(err)) < 0)
+                return cli_fail(CLI_FAIL, "%s", err);
+        return 0;
+}
+
+/* Reads and checks every document (a broken installation shows in any subcommand). */
+static int webhooks_load(struct webhooks *w)
+{
+        const char *dir =
+            w->cfg.queries_dir ? w->cfg.queries_dir : dschema_queries_dir();
+        int rc;
+
+        if (!dir)
+                return cli_fail(CLI_FAIL, "DURO_QUERIES_DIR: not set, and no "
+                                          "schemas/graphql folder is installed");
+        for (int i = 0; i < WH_NDOCS; i++)
+                if ((rc = webhooks_load_doc(&w->doc[i], dir, (enum webhooks_doc_id)i)))
+                        return rc;
+        return 0;
+}
+
+static void webhooks_free(struct webhooks *w)
+{
+        for (int i = 0; i < WH_NDOCS; i++) {
+                free(w->doc[i].text);
+                free(w->doc[i].opname);
+        }
+}
+
+/* Document id with its placeholders replaced by lits (in webhooks_files' order) and,
+ * when without_secret, the field secret cut out. Returns a malloc'd string, or NULL
+ * after saying why. */
+static char *webhooks_fill(const struct webhooks *w, enum webhooks_doc_id id,
+                           const char *const *lits, int without_secret)
+{
+        const struct webhooks_doc *d = &w->doc[id];
+        struct {
+                size_t off, len;
+                const char *with;
+        } cut[3], t;
+        size_t n = 0, at = 0;
+        struct dbuf b;
+        int bad = 0;
+
+        for (int k = 0; k < 2 && webhooks_files[id].holes[k]; k++) {
+                cut[n].off    = d->hole[k];
+                cut[n].len    = 1 + strlen(webhooks_files[id].holes[k]);
+                cut[n++].with = lits[k];
+        }
+        if (without_secret && d->secret_len) {
+                cut[n].off    = d->secret_off;
+                cut[n].len    = d->secret_len;
+                cut[n++].with = "";
+        }
+        for (size_t i = 1; i < n; i++) /* in the order of the text */
+                for (size_t k = i; k > 0 && cut[k - 1].off > cut[k].off; k--) {
+                        t          = cut[k];
+                        cut[k]     = cut[k - 1];
+                        cut[k - 1] = t;
+                }
+        dbuf_init(&b, 0);
+        for (size_t i = 0; i < n; i++) {
+                bad |= dbuf_append(&b, d->text + at, cut[i].off - at) ||
+                       dbuf_append(&b, cut[i].with, strlen(cut[i].with));
+                at = cut[i].off + cut[i].len;
+        }
+        bad |= dbuf_append(&b, d->text + at, d->len - at);
+        if (bad) {
+                dbuf_free(&b);
+                cli_fail(CLI_FAIL, "out of memory");
+                return NULL;
+        }
+        return dbuf_take(&b, NULL);
+}
+
+/* s (len bytes) quoted for a one-line message: printable ASCII as itself (" and \
+ * escaped), any other byte as \xHH; at most about 60 bytes of s. */
+static const char *webhooks_quote(const char *s, size_t len, char *out, size_t size)
+{
+        size_t o = 0;
+
+        out[o++] = '"';
+        for (size_t i = 0; i < len && o + 8 < size; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (i == 60) {
+                        o += (size_t)snprintf(out + o, size - o, "...");
+                        break;
+                }
+                if (c == '"' || c == '\\')
+                        o += (size_t)snprintf(out + o, size - o, "\\%c", c);
+                else if (c >= 0x20 && c < 0x7f)
+                        out[o++] = (char)c;
+                else
+                        o += (size_t)snprintf(out + o, size - o, "\\x%02X", c);
+        }
+        out[o++] = '"';
+        out[o]   = '\0';
+        return out;
+}
+
+/* Writes --events (E1,E2, any case) as a list of enum values. Returns 0, or the exit
+ * status after saying which event is not a GraphQL name. */
+static int webhooks_put_events(struct dgqllit *w, const char *list)
+{
+        char err[256], q[512];
+        const char *p = list;
+        int n         = 0;
+
+        dgqllit_list(w);
+        while (*p) {
+                size_t len = strcspn(p, ",");
+                if (len) {
+                        char *ev = strndup(p, len);
+                        if (!ev)
+                                return cli_fail(CLI_FAIL, "out of memory");
+                        for (char *c = ev; *c; c++)
+                                if (*c >= 'a' && *c <= 'z')
+                                        *c = (char)(*c - 'a' + 'A');
+                        if (dgqllit_check_enum(ev, len, err, sizeof(err))) {
+                                free(ev);
+                                return cli_fail(CLI_FAIL, "--events: %s is %s",
+                                                webhooks_quote(p, len, q, sizeof(q)),
+                                                err);
+                        }
+                        dgqllit_enum(w, ev, len);
+                        free(ev);
+                        n++;
+                }
+                p += len;
+                if (*p == ',')
+                        p++;
+        }
+        dgqllit_close(w);
+        if (!n)
+                return cli_fail(CLI_FAIL, "--events: no event given");
+        return 0;
+}
+
+/* Writes key: "v", v being the value of option opt. Returns 0 or the exit status. */
+static int webhooks_put_string(struct dgqllit *w, const char *key, const char *opt,
+                               const char *v)
+{
+        char err[256];
+
+        if (dgqllit_check_utf8(v, strlen(v), err, sizeof(err)))
+                return cli_fail(CLI_FAIL, "%s: %s", opt, err);
+        if (key)
+                dgqllit_key(w, key);
+        dgqllit_string(w, v, strlen(v));
+        return 0;
+}
+
+/* Ends the literal of w. Returns 0 or the exit status. */
+static int webhooks_lit_end(struct dgqllit *w)
+{
+        char err[256];
+
+        if (dgqllit_end(w, err, sizeof(err)))
+                return cli_fail(CLI_FAIL, "cannot write the input: %s", err);
+        return 0;
+}
+
+/* The input object of create or update: each field given. */
+static int webhooks_input(const struct webhooks_args *a, int create, struct dbuf *out)
+{
+        struct dgqllit w;
+        int rc = 0;
+
+        dgqllit_init(&w, out);
+        dgqllit_object(&w);
+        if (a->name)
+                rc = webhooks_put_string(&w, "name", "--name", a->name);
+        if (!rc && a->description)
+                rc = webhooks_put_string(&w, "description", "--description",
+                                         a->description);
+        if (!rc && a->url)
+                rc = webhooks_put_string(&w, "url", "--url", a->url);
+        if (!rc && a->events) {
+                dgqllit_key(&w, "events");
+                rc = webhooks_put_events(&w, a->events);
+        }
+        if (!rc && (create || a->enable || a->disable)) {
+                dgqllit_key(&w, "isEnabled");
+                dgqllit_bool(&w, create ? !a->disabled : a->enable);
+        }
+        dgqllit_close(&w);
+        return rc ? rc : webhooks_lit_end(&w);
+}
 
 /* http(s) URL check: https required unless allowed. */
 static int webhooks_check_url(const char *url, int allow_http)
@@ -100,29 +347,6 @@ static int webhooks_check_url(const char *url, int allow_http)
                                 url);
         }
         return cli_fail(CLI_FAIL, "--url %s: not an http(s) URL", url);
-}
-
-static json_t *webhooks_events(const char *list)
-{
-        json_t *arr   = json_array();
-        const char *p = list;
-
-        while (arr && *p) {
-                size_t n = strcspn(p, ",");
-                if (n) {
-                        char *ev = strndup(p, n);
-                        for (char *c = ev; c && *c; c++)
-                                if (*c >= 'a' && *c <= 'z')
-                                        *c = (char)(*c - 'a' + 'A');
-                        if (ev)
-                                json_array_append_new(arr, json_string(ev));
-                        free(ev);
-                }
-                p += n;
-                if (*p == ',')
-                        p++;
-        }
-        return arr;
 }
 
 static const char *webhooks_str(json_t *o, const char *k)
@@ -170,12 +394,13 @@ static void webhooks_print_hooks(json_t *hooks, int json)
         }
 }
 
-/* Runs a request and returns data.webhooks.<field> (borrowed from *data, which the
- * caller owns), or NULL (and *data NULL) after printing why the request failed. */
-static json_t *webhooks_ask(struct cli *cli, const char *query, const char *opname,
-                            json_t *vars, const char *field, json_t **data)
+/* Runs document id (its text as it is) and returns data.webhooks.<field> (borrowed
+ * from *data, which the caller owns), or NULL (and *data NULL) after printing why the
+ * request failed. */
+static json_t *webhooks_ask(struct webhooks *w, enum webhooks_doc_id id, json_t *vars,
+                            const char *field, json_t **data)
 {
-        *data = cli_api_call(cli, query, opname, vars);
+        *data = cli_api_call(&w->cli, w->doc[id].text, w->doc[id].opname, vars);
         return json_object_get(json_object_get(*data, "webhooks"), field);
 }
 
@@ -189,14 +414,13 @@ static int webhooks_done(json_t *data, int ok)
         return ok ? 0 : cli_fail(CLI_FAIL, "unexpected answer");
 }
 
-static int webhooks_list(struct cli *cli, const struct webhooks_args *a)
+static int webhooks_list(struct webhooks *w)
 {
-        json_t *data,
-            *hooks = webhooks_ask(cli, q_list, "DuroWebhooks", NULL, "get", &data);
-        int ok     = json_is_array(hooks);
+        json_t *data, *hooks = webhooks_ask(w, WH_LIST, NULL, "get", &data);
+        int ok = json_is_array(hooks);
 
         if (ok)
-                webhooks_print_hooks(hooks, a->json);
+                webhooks_print_hooks(hooks, w->a.json);
         return webhooks_done(data, ok);
 }
 
@@ -223,52 +447,136 @@ static void webhooks_print_created(json_t *hook, int json)
         }
 }
 
-static int webhooks_create(struct cli *cli, const struct webhooks_args *a)
+/* 1 when the failed answer res may be the API refusing the field secret, which Duro's
+ * documentation does not show: a GraphQL validation error "Cannot query field" about
+ * it. dgql keeps no body of a non-200 answer, and servers such as Apollo answer a
+ * document that fails validation with HTTP 400: such an answer counts too. Either
+ * way nothing ran, so sending the document again without the field is safe. */
+static int webhooks_no_secret_field(const struct dgql_result *res)
 {
-        json_t *input, *vars, *data, *hook;
-        int ok;
+        size_t i;
+        json_t *e;
+
+        if (res->outcome != DGQL_FAILED)
+                return 0;
+        json_array_foreach(res->errors, i, e)
+        {
+                const char *m = json_string_value(json_object_get(e, "message"));
+                if (m && strstr(m, "Cannot query field") && strstr(m, "secret"))
+                        return 1;
+        }
+        return !res->errors && res->http_status == 400;
+}
+
+/* Sends create with the input literal lit: with the field secret, then without it
+ * when the API does not know it (*without set). Returns 0 with *res the answer (the
+ * caller clears it), or the exit status. */
+static int webhooks_send_create(struct webhooks *w, const char *lit,
+                                struct dgql_result *res, int *without)
+{
+        const struct webhooks_doc *d = &w->doc[WH_CREATE];
+        const char *lits[2]          = {lit, NULL};
+
+        for (*without = 0;; *without = 1) {
+                char *doc = webhooks_fill(w, WH_CREATE, lits, *without);
+                int rc;
+                if (!doc)
+                        return CLI_FAIL;
+                rc = cli_api_request(&w->cli, doc, d->opname, NULL, res);
+                free(doc);
+                if (rc || res->outcome == DGQL_OK || *without || !d->secret_len ||
+                    !webhooks_no_secret_field(res))
+                        return rc;
+                dlog_info("create: the API refused the field secret (%s); sending it "
+                          "again without",
+                          res->error);
+                dgql_result_clear(res);
+        }
+}
+
+static int webhooks_create(struct webhooks *w)
+{
+        const struct webhooks_args *a = &w->a;
+        struct dgql_result res;
+        struct dbuf in;
+        json_t *hook;
+        int rc, without;
 
         if (!a->name || !a->url || !a->events)
                 return cli_fail(CLI_USAGE, "create needs --name, --url and --events");
         if (webhooks_check_url(a->url, a->allow_http))
                 return CLI_FAIL;
-        input = json_pack("{s:s, s:s, s:o, s:b, s:s?}", "name", a->name, "url", a->url,
-                          "events", webhooks_events(a->events), "isEnabled",
-                          !a->disabled, "description", a->description);
-        vars  = json_pack("{s:o}", "input", input);
-        hook  = webhooks_ask(cli, q_create, "DuroCreateWebhook", vars, "create", &data);
-        json_decref(vars);
-        ok = json_is_object(hook);
-        if (ok)
+        dbuf_init(&in, 0);
+        rc = webhooks_input(a, 1, &in);
+        if (!rc)
+                rc = webhooks_send_create(w, dbuf_cstr(&in), &res, &without);
+        dbuf_free(&in);
+        if (rc)
+                return rc;
+        if (res.outcome != DGQL_OK) {
+                rc = cli_api_report(&res);
+                dgql_result_clear(&res);
+                return rc;
+        }
+        hook = json_object_get(json_object_get(res.data, "webhooks"), "create");
+        if (!json_is_object(hook)) {
+                rc = cli_fail(CLI_FAIL, "unexpected answer");
+        } else {
                 webhooks_print_created(hook, a->json);
-        return webhooks_done(data, ok);
+                fflush(stdout);
+                if (!json_string_value(json_object_get(hook, "secret")))
+                        cli_fail(0,
+                                 "note: the Duro API returned no signing secret%s; get "
+                                 "the webhook's secret from Duro and put it in the "
+                                 "bridge's secrets file (DURO_WEBHOOK_SECRETS_FILE)",
+                                 without ? " (it has no field secret)" : "");
+        }
+        dgql_result_clear(&res);
+        return rc;
 }
 
-static int webhooks_update(struct cli *cli, const struct webhooks_args *a)
+static int webhooks_update(struct webhooks *w)
 {
-        json_t *input, *vars, *data, *hooks;
+        const struct webhooks_args *a = &w->a;
+        struct dbuf ids, in;
+        struct dgqllit lw;
+        const char *lits[2];
+        char *doc = NULL;
+        json_t *data, *hooks;
+        int rc;
 
         if (!a->id)
                 return cli_fail(CLI_USAGE, "update needs the webhook ID");
         if (a->url && webhooks_check_url(a->url, a->allow_http))
                 return CLI_FAIL;
-        input = json_object();
-        if (a->events)
-                json_object_set_new(input, "events", webhooks_events(a->events));
-        if (a->enable || a->disable)
-                json_object_set_new(input, "isEnabled", json_boolean(a->enable));
-        if (a->url)
-                json_object_set_new(input, "url", json_string(a->url));
-        if (a->name)
-                json_object_set_new(input, "name", json_string(a->name));
-        if (!json_object_size(input)) {
-                json_decref(input);
+        if (!a->events && !a->enable && !a->disable && !a->url && !a->name &&
+            !a->description)
                 return cli_fail(CLI_USAGE, "update: nothing to change (give --events, "
-                                           "--enable, --disable, --url or --name)");
+                                           "--enable, --disable, --url, --name or "
+                                           "--description)");
+        dbuf_init(&ids, 0);
+        dbuf_init(&in, 0);
+        dgqllit_init(&lw, &ids);
+        dgqllit_list(&lw);
+        rc = webhooks_put_string(&lw, NULL, "ID", a->id);
+        dgqllit_close(&lw);
+        if (!rc)
+                rc = webhooks_lit_end(&lw);
+        if (!rc)
+                rc = webhooks_input(a, 0, &in);
+        if (!rc) {
+                lits[0] = dbuf_cstr(&ids);
+                lits[1] = dbuf_cstr(&in);
+                doc     = webhooks_fill(w, WH_UPDATE, lits, 0);
+                rc      = doc ? 0 : CLI_FAIL;
         }
-        vars  = json_pack("{s:[s], s:o}", "ids", a->id, "input", input);
-        hooks = webhooks_ask(cli, q_update, "DuroUpdateWebhook", vars, "update", &data);
-        json_decref(vars);
+        dbuf_free(&ids);
+        dbuf_free(&in);
+        if (rc)
+                return rc;
+        data  = cli_api_call(&w->cli, doc, w->doc[WH_UPDATE].opname, NULL);
+        hooks = json_object_get(json_object_get(data, "webhooks"), "update");
+        free(doc);
         if (!data)
                 return CLI_FAIL;
         if (!json_is_array(hooks) || json_array_size(hooks) == 0) {
@@ -290,10 +598,10 @@ static int webhooks_failed_delivery(json_t *log)
 }
 
 /* An unknown id is an error, not an empty list: 0 when Duro has webhook id. */
-static int webhooks_known(struct cli *cli, const char *id)
+static int webhooks_known(struct webhooks *w, const char *id)
 {
         json_t *data, *h;
-        json_t *hooks = webhooks_ask(cli, q_list, "DuroWebhooks", NULL, "get", &data);
+        json_t *hooks = webhooks_ask(w, WH_LIST, NULL, "get", &data);
         size_t i;
         int found = 0;
 
@@ -306,20 +614,18 @@ static int webhooks_known(struct cli *cli, const char *id)
 
 /* Appends to out the deliveries of a->id, newest first, following the pages until
  * a->limit of them (only the failed ones with --failed). Returns 0 or the status. */
-static int webhooks_fetch_logs(struct cli *cli, const struct webhooks_args *a,
-                               json_t *out)
+static int webhooks_fetch_logs(struct webhooks *w, json_t *out)
 {
-        char *after = NULL;
+        const struct webhooks_args *a = &w->a;
+        char *after                   = NULL;
         int rc = 0, pages = 0;
 
         while ((long)json_array_size(out) < a->limit && pages++ < 1000) {
                 json_t *vars = json_pack("{s:s, s:i, s:s?}", "id", a->id, "first", 50,
                                          "after", after);
                 json_t *data, *edges, *edge, *pi;
-                json_t *conn =
-                    json_object_get(webhooks_ask(cli, q_logs, "DuroWebhookLogs", vars,
-                                                 "getLogs", &data),
-                                    "connection");
+                json_t *conn = json_object_get(
+                    webhooks_ask(w, WH_LOGS, vars, "getLogs", &data), "connection");
                 size_t i;
                 json_decref(vars);
                 if (!data) {
@@ -383,41 +689,44 @@ static void webhooks_print_logs(json_t *logs, int json)
         }
 }
 
-static int webhooks_logs(struct cli *cli, const struct webhooks_args *a)
+static int webhooks_logs(struct webhooks *w)
 {
         json_t *out;
         int rc;
 
-        if (!a->id)
+        if (!w->a.id)
                 return cli_fail(CLI_USAGE, "logs needs the webhook ID");
-        rc = webhooks_known(cli, a->id);
+        rc = webhooks_known(w, w->a.id);
         if (rc)
                 return rc;
         out = json_array();
         if (!out)
                 return cli_fail(CLI_FAIL, "out of memory");
-        rc = webhooks_fetch_logs(cli, a, out);
+        rc = webhooks_fetch_logs(w, out);
         if (!rc)
-                webhooks_print_logs(out, a->json);
+                webhooks_print_logs(out, w->a.json);
         json_decref(out);
         return rc;
 }
 
 /* By subcommand, in the order of webhooks_subs. */
-static int (*const webhooks_run[])(struct cli *, const struct webhooks_args *) = {
+static int (*const webhooks_run[])(struct webhooks *) = {
     webhooks_list, webhooks_create, webhooks_update, webhooks_logs};
 
 int cli_webhooks_main(int argc, char **argv)
 {
-        struct webhooks_config cfg = {0};
-        struct webhooks_args a     = {.limit = 20};
-        struct cli cli;
-        int rc = cli_start(&cli, &webhooks_cmd, argc, argv, &cfg, &a);
+        struct webhooks w;
+        int rc;
 
-        if (rc < 0 && a.enable && a.disable)
+        memset(&w, 0, sizeof(w));
+        w.a.limit = 20;
+        rc        = cli_start(&w.cli, &webhooks_cmd, argc, argv, &w.cfg, &w.a);
+        if (rc < 0 && w.a.enable && w.a.disable)
                 rc = cli_fail(CLI_USAGE, "--enable and --disable cannot go together");
-        if (rc < 0 && !(rc = cli_api_client(&cli, &cfg.api)))
-                rc = webhooks_run[cli.sub](&cli, &a);
-        cli_end(&cli);
+        if (rc < 0 && !(rc = webhooks_load(&w)) &&
+            !(rc = cli_api_client(&w.cli, &w.cfg.api)))
+                rc = webhooks_run[w.cli.sub](&w);
+        webhooks_free(&w);
+        cli_end(&w.cli);
         return rc;
 }

@@ -4,6 +4,7 @@
   python -m duro_double serve --port 0 --api-key-file key.txt [--seed S] [--components N]
                               [--change-orders M] [--latency-ms MS] [--error-rate-500 P]
                               [--max-ids-per-request N] [--default-page-size N]
+                              [--variant default|renamed] [--validation-status 400|200]
       Serves the GraphQL API on 127.0.0.1 until SIGTERM/SIGINT. The first line on stdout is
       ``listening on http://127.0.0.1:PORT/graphql``. Knobs can be changed at run time with
       ``POST /_control`` (JSON); counters are at ``GET /_stats``.
@@ -31,7 +32,7 @@ import time
 
 from .data import DuroData
 from .sender import SCHEDULE_S, RemoteDeliveryLog, WebhookSender, random_events
-from .server import DuroDouble
+from .server import VARIANTS, DuroDouble
 
 
 def _read_secret(path: str | None, env: str) -> str | None:
@@ -56,11 +57,12 @@ def cmd_serve(a) -> int:
     knobs = {k: v for k, v in (("latency_ms", a.latency_ms), ("error_rate_500", a.error_rate_500),
                                ("max_ids_per_request", a.max_ids_per_request),
                                ("default_page_size", a.default_page_size),
-                               ("max_page_size", a.max_page_size)) if v is not None}
+                               ("max_page_size", a.max_page_size),
+                               ("validation_status", a.validation_status)) if v is not None}
     stop = _stop_event()
     double = DuroDouble(port=a.port, api_key=key, api_key_file=a.api_key_file, seed=a.seed,
                         components=a.components, change_orders=a.change_orders,
-                        verbose=a.verbose, **knobs).start()
+                        variant=a.variant, verbose=a.verbose, **knobs).start()
     try:
         print(f"listening on {double.url}", flush=True)
         stop.wait()
@@ -130,6 +132,10 @@ def main(argv=None) -> int:
     s.add_argument("--max-ids-per-request", type=int)
     s.add_argument("--default-page-size", type=int)
     s.add_argument("--max-page-size", type=int)
+    s.add_argument("--variant", choices=VARIANTS, default="default",
+                   help="schema: default, or renamed (other input type names, no Webhook.secret)")
+    s.add_argument("--validation-status", type=int,
+                   help="HTTP status of parse/validation error answers (default 400)")
     s.add_argument("--verbose", action="store_true")
     s.set_defaults(func=cmd_serve)
     d = sub.add_parser("send", help="send signed webhooks with Duro's retry schedule")

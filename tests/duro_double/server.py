@@ -1,6 +1,6 @@
 """DuroDouble: a stand-in for Duro's GraphQL API (``POST /graphql``) on 127.0.0.1.
 
-The schema is ``schemas/duro-api.graphql``; graphql-core (the Python port of graphql-js)
+The schema is ``schemas/duro-api.graphql`` (or its "renamed" variant, see ``VARIANTS``); graphql-core (the Python port of graphql-js)
 parses, validates and executes every request against it, with resolvers over a
 :class:`duro_double.data.DuroData` library and an in-memory webhook store.
 
@@ -20,8 +20,9 @@ Request pipeline for ``POST /graphql`` (the first step that answers wins):
 5. ``x-api-key`` missing or wrong: ``401`` ``{"errors":[{... "extensions":{"code":"UNAUTHENTICATED"}}]}``;
 6. ``forbidden``: ``403`` with code ``FORBIDDEN``;
 7. ``error_rate_500``: with that probability, ``500``;
-8. body not JSON / no query: ``400``; parse or validation errors: ``400`` (Apollo's
-   ``GRAPHQL_PARSE_FAILED`` / ``GRAPHQL_VALIDATION_FAILED``);
+8. body not JSON / no query: ``400``; parse or validation errors: ``validation_status``
+   (default ``400``, as Apollo; ``200`` as GraphQL-over-HTTP servers answering
+   application/json), with Apollo's codes ``GRAPHQL_PARSE_FAILED`` / ``GRAPHQL_VALIDATION_FAILED``;
 9. ``graphql_rate_limited`` > 0: ``200`` ``{"errors":[{"message":"Rate limit exceeded",
    "extensions":{"code":"RATE_LIMITED","retryAfter":retry_after_s}}]}`` and no data (counts down);
 10. execution. ``components.get`` / ``changeOrders.get`` record the ids asked;
@@ -59,13 +60,26 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
 
-from graphql import (GraphQLError, build_schema, execute, get_operation_ast, parse,
-                     validate)
+import copy
+
+from graphql import (GraphQLError, NameNode, Visitor, build_schema, execute, get_operation_ast,
+                     parse, print_ast, validate, visit)
 
 from .data import CHANGE_ORDER, COMPONENT, DuroData, rfc3339
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SDL_PATH = Path(os.environ.get("DURO_DOUBLE_SDL", REPO_ROOT / "schemas" / "duro-api.graphql"))
+
+# Schema variants (``DuroDouble(variant=...)``, ``serve --variant``):
+#   "default"  schemas/duro-api.graphql as it is;
+#   "renamed"  the same operations (those of Duro's webhook documentation, which names no
+#              input type) with other names for the webhook input types and enums, and no
+#              ``Webhook.secret``: a server written from the documentation that guessed
+#              differently. A client that names a type or asks for ``secret`` fails here.
+VARIANTS = ("default", "renamed")
+RENAMED_TYPES = {"CreateWebhookInput": "WebhookCreate", "UpdateWebhookInput": "WebhookPatch",
+                 "WebhookFilterInput": "WebhookSelector", "WebhookLogOrderBy": "WebhookLogSort",
+                 "WebhookEvent": "WebhookEventKind", "SortDirection": "WebhookSortOrder"}
 
 KNOB_DEFAULTS: dict[str, Any] = {
     "latency_ms": 0,               # every /graphql request waits this long
@@ -84,6 +98,8 @@ KNOB_DEFAULTS: dict[str, Any] = {
     "max_ids_per_request": None,   # larger id lists get a GraphQL error
     "default_page_size": None,     # page size when `first` is not given (None: everything)
     "max_page_size": None,         # `first` above this is clamped
+    "validation_status": 400,      # HTTP status of a parse/validation error answer (Apollo: 400;
+                                   # GraphQL-over-HTTP servers answering application/json: 200)
 }
 _SET_KNOBS = {"poison_ids", "timeout_ids", "failing_lookups"}
 LOG_PAGE_SIZE = 20
@@ -120,7 +136,46 @@ def _normalise_knob(name: str, value):
         return max(0, int(value or 0))
     if name in ("latency_ms", "hang_ms", "error_rate_500", "retry_after_s"):
         return value or 0
+    if name == "validation_status":
+        return int(value or 400)
     return value
+
+
+def schema_sdl(variant: str = "default", path: str | os.PathLike | None = None) -> str:
+    """The SDL the double serves for ``variant`` (see ``VARIANTS``), from ``path`` (default
+    ``SDL_PATH``). "renamed" is made from the same file through graphql-core's AST, and
+    fails loudly when a name it renames or the field it drops is no longer there."""
+    text = Path(path or SDL_PATH).read_text()
+    if variant == "default":
+        return text
+    if variant != "renamed":
+        raise ValueError(f"unknown schema variant {variant!r} (known: {', '.join(VARIANTS)})")
+    seen: set[str] = set()
+
+    class _Rename(Visitor):
+        def enter_name(self, node, *_):
+            new = RENAMED_TYPES.get(node.value)
+            if new is None:
+                return None
+            seen.add(node.value)
+            return NameNode(value=new)
+
+        def enter_object_type_definition(self, node, *_):
+            if node.name.value != "Webhook":
+                return None
+            kept = tuple(f for f in node.fields if f.name.value != "secret")
+            if len(kept) == len(node.fields):
+                raise ValueError("schema variant renamed: Webhook has no field secret to drop")
+            seen.add("Webhook.secret")
+            node = copy.copy(node)
+            node.fields = kept
+            return node
+
+    out = print_ast(visit(parse(text), _Rename()))
+    missing = (set(RENAMED_TYPES) | {"Webhook.secret"}) - seen
+    if missing:
+        raise ValueError(f"schema variant renamed: not in {path or SDL_PATH}: {sorted(missing)}")
+    return out
 
 
 # ---------------------------------------------------------------- cursors
@@ -471,7 +526,8 @@ class DuroDouble:
     def __init__(self, *, port: int = 0, api_key: str | None = "duro-test-key",
                  api_key_file: str | os.PathLike | None = None, data: DuroData | None = None,
                  seed: int = 0, components: int = 1000, change_orders: int = 200,
-                 schema_path: str | os.PathLike | None = None, verbose: bool = False, **knobs):
+                 schema_path: str | os.PathLike | None = None, variant: str = "default",
+                 verbose: bool = False, **knobs):
         unknown = set(knobs) - set(KNOB_DEFAULTS)
         if unknown:
             raise TypeError(f"unknown knobs: {sorted(unknown)}")
@@ -482,7 +538,8 @@ class DuroDouble:
         self._api_key_file = Path(api_key_file) if api_key_file else None
         self.data = data if data is not None else DuroData(seed, components, change_orders)
         self.verbose = verbose
-        self.schema = build_schema(Path(schema_path or SDL_PATH).read_text())
+        self.variant = variant
+        self.schema = build_schema(schema_sdl(variant, schema_path))
         self._rng = random.Random(seed)
         self._knobs = {k: _normalise_knob(k, v) for k, v in KNOB_DEFAULTS.items()}
         for k, v in knobs.items():
@@ -819,7 +876,7 @@ class DuroDouble:
             return err(400, "`variables` must be an object", "BAD_REQUEST")
         doc, errors = self._document(query)
         if errors:
-            return 400, [], _dumps({"errors": errors}), None
+            return knobs["validation_status"], [], _dumps({"errors": errors}), None
         if knobs["graphql_rate_limited"] and self._use_one("graphql_rate_limited"):
             return err(200, "Rate limit exceeded", "RATE_LIMITED", retryAfter=retry_after)
         op_name = req.get("operationName") or None
