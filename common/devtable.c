@@ -23,8 +23,9 @@ static const struct {
     {"CO_SNAPSHOT", DWIRE_KIND_CHANGE_ORDER, "change_order_id"},
 };
 
-static int devtable_fail(char *err, size_t errsize, const char *path, int line,
-                         const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static int
+devtable_fail(char *err, size_t errsize, const char *path, int line, const char *fmt,
+              ...)
 {
         char what[512];
         va_list ap;
