@@ -447,11 +447,11 @@ static void webhooks_print_created(json_t *hook, int json)
         }
 }
 
-/* 1 when the failed answer res may be the API refusing the field secret, which Duro's
+/* 1 when the failed answer res is the API refusing the field secret, which Duro's
  * documentation does not show: a GraphQL validation error "Cannot query field" about
- * it. dgql keeps no body of a non-200 answer, and servers such as Apollo answer a
- * document that fails validation with HTTP 400: such an answer counts too. Either
- * way nothing ran, so sending the document again without the field is safe. */
+ * it (with HTTP 200, or 400 as servers such as Apollo answer; dgql keeps the errors of
+ * both). A validation error means nothing ran, so sending the document again without
+ * the field is safe. */
 static int webhooks_no_secret_field(const struct dgql_result *res)
 {
         size_t i;
@@ -465,7 +465,7 @@ static int webhooks_no_secret_field(const struct dgql_result *res)
                 if (m && strstr(m, "Cannot query field") && strstr(m, "secret"))
                         return 1;
         }
-        return !res->errors && res->http_status == 400;
+        return 0;
 }
 
 /* Sends create with the input literal lit: with the field secret, then without it

@@ -70,6 +70,26 @@ static long dgql_parse_retry_after(const char *v)
         return s * 1000;
 }
 
+/* A failed answer (not 200) may still be GraphQL's JSON: servers answer a document that
+ * fails validation with 400 and {"errors":[...]}. Keeps those errors in res and the
+ * first message in res->error, so that the caller can tell why. */
+static void dgql_keep_errors(struct dgql_result *res, const char *body, size_t len)
+{
+        json_t *root = json_loadb(body ? body : "", len, 0, NULL);
+        json_t *e    = json_object_get(root, "errors");
+        const char *msg;
+
+        if (json_is_array(e) && json_array_size(e) > 0) {
+                res->errors = json_incref(e);
+                msg =
+                    json_string_value(json_object_get(json_array_get(e, 0), "message"));
+                if (msg)
+                        snprintf(res->error, sizeof(res->error),
+                                 "HTTP %ld: GraphQL error: %s", res->http_status, msg);
+        }
+        json_decref(root);
+}
+
 void dgql_classify(struct dgql_result *res, long http_status, const char *body,
                    size_t len, const char *retry_after)
 {
@@ -97,6 +117,7 @@ void dgql_classify(struct dgql_result *res, long http_status, const char *body,
         if (http_status != 200) {
                 res->outcome = DGQL_FAILED;
                 snprintf(res->error, sizeof(res->error), "HTTP %ld", http_status);
+                dgql_keep_errors(res, body, len);
                 return;
         }
         root = json_loadb(body ? body : "", len, 0, &jerr);

@@ -241,11 +241,12 @@ struct enricher_topic {
 /* The enricher: one, made by main. Each member is kept by the file named beside it,
  * which frees what it owns. */
 struct enricher {
-        struct enricher_config cfg;           /* enricher_main.c */
-        struct dconf_props props;             /* enricher_main.c */
-        struct dsecrets *api_key;             /* enricher_main.c */
-        struct dgql *gql;                     /* enricher_main.c */
-        char *q_components, *q_change_orders; /* query texts; enricher_main.c */
+        struct enricher_config cfg;                 /* enricher_main.c */
+        struct dconf_props props;                   /* enricher_main.c */
+        struct dsecrets *api_key;                   /* enricher_main.c */
+        struct dgql *gql;                           /* enricher_main.c */
+        char *q_components, *q_change_orders;       /* query texts; enricher_main.c */
+        char *q_components_op, *q_change_orders_op; /* their operation names */
         struct devtable events; /* the event table (enricher_main.c); read-only */
         rd_kafka_t *consumer;   /* enricher_main.c */
         rd_kafka_t *producer;   /* enricher_main.c */

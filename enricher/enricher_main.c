@@ -18,6 +18,7 @@
 
 #include "dadmin.h"
 #include "dfile.h"
+#include "dgqldoc.h"
 #include "dschema.h"
 #include "dkafka.h"
 #include "dlog.h"
@@ -110,11 +111,13 @@ static const struct dstartup_prog enricher_prog = {
 
 static long long enricher_watchdog_ms = 90000;
 
-/* Reads dir/name into a malloc'd string. */
-static char *enricher_read_query(const char *dir, const char *name, char *err,
-                                 size_t errsize)
+/* Reads dir/name into a malloc'd string, checked as a GraphQL query (dgqldoc); *op
+ * gets its operation name (malloc'd). */
+static char *enricher_read_query(const char *dir, const char *name, char **op,
+                                 char *err, size_t errsize)
 {
         char path[4096], why[4400];
+        struct dgqldoc_op o;
         size_t len;
         char *q;
 
@@ -124,8 +127,21 @@ static char *enricher_read_query(const char *dir, const char *name, char *err,
                 snprintf(err, errsize, "DURO_QUERIES_DIR=%s: %s", dir, why);
                 return NULL;
         }
-        if (!len) {
-                snprintf(err, errsize, "%s is empty", path);
+        if (dgqldoc_parse(q, len, path, &o, why, sizeof(why))) {
+                snprintf(err, errsize, "DURO_QUERIES_DIR: %s", why);
+                free(q);
+                return NULL;
+        }
+        if (o.mutation) {
+                snprintf(err, errsize,
+                         "DURO_QUERIES_DIR: %s:%d: a mutation, want a query", path,
+                         o.line);
+                free(q);
+                return NULL;
+        }
+        *op = strndup(o.name, o.name_len);
+        if (!*op) {
+                snprintf(err, errsize, "out of memory");
                 free(q);
                 return NULL;
         }
@@ -148,12 +164,13 @@ static int enricher_load_queries(struct enricher *e, char *err, size_t errsize)
                         return -1;
                 }
         }
-        e->q_components =
-            enricher_read_query(e->cfg.queries_dir, "components.graphql", err, errsize);
+        e->q_components = enricher_read_query(e->cfg.queries_dir, "components.graphql",
+                                              &e->q_components_op, err, errsize);
         if (!e->q_components)
                 return -1;
-        e->q_change_orders = enricher_read_query(e->cfg.queries_dir,
-                                                 "change_orders.graphql", err, errsize);
+        e->q_change_orders =
+            enricher_read_query(e->cfg.queries_dir, "change_orders.graphql",
+                                &e->q_change_orders_op, err, errsize);
         return e->q_change_orders ? 0 : -1;
 }
 
@@ -511,6 +528,8 @@ static void enricher_stop(struct enricher *e, struct dadmin *admin, pthread_t wa
         dsecrets_destroy(e->api_key);
         free(e->q_components);
         free(e->q_change_orders);
+        free(e->q_components_op);
+        free(e->q_change_orders_op);
         devtable_free(&e->events);
         enricher_topics_free(e);
         enricher_parts_clear(e);

@@ -343,8 +343,8 @@ static int pull_submit(struct enricher_pull *p, struct pull_job *j)
         if (!vars)
                 return -1;
         rc = dgql_submit(p->e->gql, q,
-                         j->kind == DWIRE_KIND_ITEM ? "DuroComponents"
-                                                    : "DuroChangeOrders",
+                         j->kind == DWIRE_KIND_ITEM ? p->e->q_components_op
+                                                    : p->e->q_change_orders_op,
                          vars, pull_done_cb, j);
         json_decref(vars);
         if (!rc)

@@ -10,7 +10,7 @@ import secrets
 
 import pytest
 
-from enrichertest import enricher_env, run_enricher_once
+from enrichertest import QUERIES_DIR, enricher_env, run_enricher_once
 
 pytestmark = pytest.mark.timeout_s(60)
 
@@ -72,6 +72,25 @@ def test_bad_setting_exits_2_with_one_line(name):
     assert rec.get("level") in ("error", "fatal"), rec
     assert KEY not in out + err, "the API key appeared in the output"
     assert SASL_PASSWORD not in out + err, "a secret property value appeared in the output"
+
+
+@pytest.mark.parametrize("name,text,want", [
+    ("components.graphql", "query DuroComponents($ids: [ID!]!) {\n  components {\n    get(\n}\n",
+     "components.graphql:4: "),
+    ("change_orders.graphql", "# a comment\nmutation Oops { x }\n",
+     "change_orders.graphql:2: a mutation, want a query"),
+    ("components.graphql", "", "components.graphql:1: "),
+])
+def test_bad_query_document_names_file_and_line(tmp_path, name, text, want):
+    """Each query is checked at start-up; an error names the file and the line."""
+    for f in QUERIES_DIR.glob("*.graphql"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / name).write_text(text)
+    rc, out, err = run_enricher_once(_base(DURO_QUERIES_DIR=str(tmp_path)), timeout=20)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1, (rc, err)
+    msg = json.loads(lines[0])["msg"]
+    assert "DURO_QUERIES_DIR" in msg and f"{tmp_path}/{want}" in msg, msg
 
 
 def test_help_lists_every_setting_and_no_secret():

@@ -14,9 +14,9 @@ import pytest
 
 from bridgetest import (bridge_env, java_partition, new_id, new_secret, rfc3339,
                         run_bridge_once)
-from enrichertest import (KNOWN_EVENTS, OUTPUT_PARTITIONS, Rig, double,  # noqa: F401
-                          enrichers, expected_document, parse_output, run_enricher_once,
-                          senders)
+from enrichertest import (KNOWN_EVENTS, OUTPUT_PARTITIONS, QUERIES_DIR, Rig,  # noqa: F401
+                          co_event, double, enrichers, expected_document, item_event,
+                          parse_output, run_enricher_once, senders)
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "schemas" / "event-table.txt"
 
@@ -160,6 +160,27 @@ def test_different_tables_keep_a_resource_on_one_partition(rig, double, bridges,
         partitions.add(raw[a["id"]].partition)
         _found(rig, got[b["id"]][0], b, kind="item", rid=c, topic_event="ITEM_UPDATE")
     assert len(partitions) > 1, "the components should spread over the raw partitions"
+
+
+@pytest.mark.timeout_s(120)
+def test_query_overrides_name_their_own_operations(rig, double, enrichers, tmp_path):
+    """The operation name sent is the document's: a DURO_QUERIES_DIR copy that renames
+    the operations still enriches (the double, like any GraphQL server, refuses an
+    operationName the document does not define)."""
+    qdir = tmp_path / "queries"
+    qdir.mkdir()
+    for f in QUERIES_DIR.glob("*.graphql"):
+        text = f.read_text().replace("DuroComponents", "MyComponents")
+        (qdir / f.name).write_text(text.replace("DuroChangeOrders", "MyChangeOrders"))
+    enricher = enrichers(rig.env(rig.txn("a"), DURO_QUERIES_DIR=qdir))
+    comps, cos = double.data.component_ids(), double.data.change_order_ids()
+    payloads = [item_event("ITEM_UPDATE", comps[50]), co_event("CO_UPDATE", cos[5])]
+    rig.produce(payloads)
+    got = rig.wait_for_ids([p["id"] for p in payloads], timeout=60, procs=[enricher])
+    _found(rig, got[payloads[0]["id"]][0], payloads[0], kind="item", rid=comps[50],
+           topic_event="ITEM_UPDATE")
+    _found(rig, got[payloads[1]["id"]][0], payloads[1], kind="change_order", rid=cos[5],
+           topic_event="CO_UPDATE")
 
 
 def test_a_bad_table_stops_start_up_naming_file_line_and_entry(rig, tmp_path):

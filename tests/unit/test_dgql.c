@@ -279,6 +279,31 @@ static void test_http_5xx_and_others(void **state)
         classify(&r, 503, "<html>Service Unavailable</html>", NULL);
         assert_int_equal(r.outcome, DGQL_FAILED);
         assert_non_null(strstr(r.error, "503"));
+        assert_null(r.errors);
+        dgql_result_clear(&r);
+}
+
+/* A validation error answered with 400 keeps its errors and says the first message. */
+static void test_http_400_keeps_graphql_errors(void **state)
+{
+        struct dgql_result r;
+
+        (void)state;
+        classify(&r, 400,
+                 "{\"errors\":[{\"message\":\"Cannot query field 'secret' on type "
+                 "'Webhook'.\"},{\"message\":\"other\"}]}",
+                 NULL);
+        assert_int_equal(r.outcome, DGQL_FAILED);
+        assert_null(r.data);
+        assert_non_null(r.errors);
+        assert_int_equal((int)json_array_size(r.errors), 2);
+        assert_string_equal(
+            r.error, "HTTP 400: GraphQL error: Cannot query field 'secret' on type "
+                     "'Webhook'.");
+        dgql_result_clear(&r);
+        classify(&r, 400, "{\"errors\":[]}", NULL);
+        assert_null(r.errors);
+        assert_string_equal(r.error, "HTTP 400");
         dgql_result_clear(&r);
 }
 
@@ -414,6 +439,7 @@ int main(void)
             cmocka_unit_test(test_clear_twice_and_on_empty),
             cmocka_unit_test(test_graphql_retry_after_clamped),
             cmocka_unit_test(test_outcome_names),
+            cmocka_unit_test(test_http_400_keeps_graphql_errors),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
