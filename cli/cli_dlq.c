@@ -403,6 +403,8 @@ static rd_kafka_error_t *dlq_copy(rd_kafka_t *p, const struct dlq_config *cfg,
         rd_kafka_resp_err_t err;
         struct dpayload pl;
         const char *key;
+        const void *hv;
+        size_t hn;
 
         h = rd_kafka_message_headers(m, &src) ? rd_kafka_headers_new(8)
                                               : rd_kafka_headers_copy(src);
@@ -415,6 +417,11 @@ static rd_kafka_error_t *dlq_copy(rd_kafka_t *p, const struct dlq_config *cfg,
         key = dpayload_key(&pl, m->payload ? m->payload : "", m->len, hashkey);
         rd_kafka_header_add(h, DWIRE_H_RESOURCE_KIND, -1, dwire_kind_name(pl.kind), -1);
         rd_kafka_header_add(h, DWIRE_H_ORIGIN, -1, "redrive", -1);
+        /* The enricher trusts a stamped record's id: say so when this table finds it
+         * invalid (the bridge, for all it knew, may not have). */
+        if (!pl.valid && rd_kafka_header_get_last(h, DWIRE_H_INVALID, &hv, &hn) ==
+                             RD_KAFKA_RESP_ERR__NOENT)
+                rd_kafka_header_add(h, DWIRE_H_INVALID, -1, pl.reason, -1);
         rec.topic     = cfg->raw_topic;
         rec.key       = key;
         rec.key_len   = strlen(key);

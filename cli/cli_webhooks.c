@@ -457,12 +457,14 @@ static int webhooks_no_secret_field(const struct dgql_result *res)
         size_t i;
         json_t *e;
 
-        if (res->outcome != DGQL_FAILED)
+        /* A validation error comes without data: with data, something ran. */
+        if (res->outcome != DGQL_FAILED || res->data)
                 return 0;
         json_array_foreach(res->errors, i, e)
         {
                 const char *m = json_string_value(json_object_get(e, "message"));
-                if (m && strstr(m, "Cannot query field") && strstr(m, "secret"))
+                if (m && (strstr(m, "Cannot query field 'secret'") ||
+                          strstr(m, "Cannot query field \"secret\"")))
                         return 1;
         }
         return 0;

@@ -11,17 +11,31 @@
 
 #define DEVTABLE_MAX_FILE (1024 * 1024)
 #define DEVTABLE_MAX_NAME 128
-#define DEVTABLE_COLUMNS  6
+#define DEVTABLE_COLUMNS  5
 
-/* Built in: written by `duro-enricher snapshot`, so never absent or changed. */
+/* Built in: the nine events of Duro's webhook documentation, whose id field is known
+ * (a payload without it is invalid, as the bridge's contract says), and the two that
+ * `duro-enricher snapshot` writes. Added when the table lacks them; a table may give
+ * them another topic, nothing else. Every other entry's id fields are assumed. */
 static const struct {
         const char *name;
         enum dwire_kind kind;
         const char *id;
+        int deletes;
 } devtable_builtin[] = {
-    {"ITEM_SNAPSHOT", DWIRE_KIND_ITEM, "item_id"},
-    {"CO_SNAPSHOT", DWIRE_KIND_CHANGE_ORDER, "change_order_id"},
+    {"ITEM_CREATE", DWIRE_KIND_ITEM, "item_id", 0},
+    {"ITEM_UPDATE", DWIRE_KIND_ITEM, "item_id", 0},
+    {"ITEM_DELETE", DWIRE_KIND_ITEM, "item_id", 1},
+    {"CO_OPEN", DWIRE_KIND_CHANGE_ORDER, "change_order_id", 0},
+    {"CO_UPDATE", DWIRE_KIND_CHANGE_ORDER, "change_order_id", 0},
+    {"CO_DELETE", DWIRE_KIND_CHANGE_ORDER, "change_order_id", 1},
+    {"CO_STAGE_TRANSITION", DWIRE_KIND_CHANGE_ORDER, "change_order_id", 0},
+    {"CO_STAGE_REVIEWER_DECISION", DWIRE_KIND_CHANGE_ORDER, "change_order_id", 0},
+    {"CO_RESOLUTION", DWIRE_KIND_CHANGE_ORDER, "change_order_id", 0},
+    {"ITEM_SNAPSHOT", DWIRE_KIND_ITEM, "item_id", 0},
+    {"CO_SNAPSHOT", DWIRE_KIND_CHANGE_ORDER, "change_order_id", 0},
 };
+#define DEVTABLE_NBUILTIN (sizeof(devtable_builtin) / sizeof(devtable_builtin[0]))
 
 __attribute__((format(printf, 5, 6))) static int
 devtable_fail(char *err, size_t errsize, const char *path, int line, const char *fmt,
@@ -146,7 +160,7 @@ static int devtable_ids(struct devtable_entry *en, const char *list, char *why,
         return 0;
 }
 
-/* Reads one entry from its six words into en. Returns 0, or -1 with why. */
+/* Reads one entry from its five words into en. Returns 0, or -1 with why. */
 static int devtable_entry(struct devtable_entry *en, char **w, char *why,
                           size_t whysize)
 {
@@ -172,33 +186,23 @@ static int devtable_entry(struct devtable_entry *en, char **w, char *why,
         }
         if (devtable_ids(en, w[2], why, whysize))
                 return -1;
-        if (!strcmp(w[3], "known"))
-                en->id_known = 1;
-        else if (strcmp(w[3], "assumed")) {
-                snprintf(why, whysize, "trust '%.64s' is not known or assumed", w[3]);
-                return -1;
-        }
-        if (en->id_known && !en->nids) {
-                snprintf(why, whysize, "trust known needs at least one id field");
-                return -1;
-        }
         if (en->kind != DWIRE_KIND_UNKNOWN && !en->nids) {
                 snprintf(why, whysize, "kind %s needs at least one id field", w[1]);
                 return -1;
         }
-        if (!strcmp(w[4], "yes"))
+        if (!strcmp(w[3], "yes"))
                 en->deletes = 1;
-        else if (strcmp(w[4], "no")) {
-                snprintf(why, whysize, "deletes '%.64s' is not yes or no", w[4]);
+        else if (strcmp(w[3], "no")) {
+                snprintf(why, whysize, "deletes '%.64s' is not yes or no", w[3]);
                 return -1;
         }
-        if (strcmp(w[5], "-")) {
-                if (!devtable_name_ok(w[5], strlen(w[5]))) {
+        if (strcmp(w[4], "-")) {
+                if (!devtable_name_ok(w[4], strlen(w[4]))) {
                         snprintf(why, whysize,
-                                 "topic '%.64s' is not an event name (or '-')", w[5]);
+                                 "topic '%.64s' is not an event name (or '-')", w[4]);
                         return -1;
                 }
-                en->topic_of = strdup(w[5]);
+                en->topic_of = strdup(w[4]);
                 if (!en->topic_of)
                         return snprintf(why, whysize, "out of memory"), -1;
         }
@@ -214,27 +218,34 @@ static int devtable_cmp(const void *a, const void *b)
         return strcmp(x->name, y->name);
 }
 
-/* The built-in entries: added when absent, refused when changed. */
+static int devtable_cmp_name(const void *key, const void *elem)
+{
+        return strcmp(key, ((const struct devtable_entry *)elem)->name);
+}
+
+/* The built-in entries: added when absent, refused when changed (but for their topic),
+ * and the only ones whose id is known. */
 static int devtable_builtins(struct devtable *t, char *err, size_t errsize)
 {
-        for (size_t b = 0; b < sizeof(devtable_builtin) / sizeof(devtable_builtin[0]);
-             b++) {
-                const struct devtable_entry *en = NULL;
-                struct devtable_entry *ne;
+        for (size_t b = 0; b < DEVTABLE_NBUILTIN; b++) {
+                struct devtable_entry *en = NULL, *ne;
                 for (size_t i = 0; i < t->n && !en; i++)
                         if (!t->e[i].pattern &&
                             !strcmp(t->e[i].name, devtable_builtin[b].name))
                                 en = &t->e[i];
                 if (en) {
-                        if (en->kind != devtable_builtin[b].kind || !en->nids ||
+                        if (en->kind != devtable_builtin[b].kind || en->nids != 1 ||
                             strcmp(en->ids[0], devtable_builtin[b].id) ||
-                            !en->id_known || en->deletes || en->topic_of)
+                            en->deletes != devtable_builtin[b].deletes)
                                 return devtable_fail(
                                     err, errsize, t->path, en->line,
-                                    "entry %s: built in as %s %s known no -, "
-                                    "it cannot be changed",
+                                    "entry %s: built in as %s %s %s (only its topic "
+                                    "may "
+                                    "change)",
                                     en->name, dwire_kind_name(devtable_builtin[b].kind),
-                                    devtable_builtin[b].id);
+                                    devtable_builtin[b].id,
+                                    devtable_builtin[b].deletes ? "yes" : "no");
+                        en->id_known = 1;
                         continue;
                 }
                 ne = realloc(t->e, (t->n + 1) * sizeof(*ne));
@@ -247,9 +258,34 @@ static int devtable_builtins(struct devtable *t, char *err, size_t errsize)
                 ne->ids[0]   = strdup(devtable_builtin[b].id);
                 ne->nids     = 1;
                 ne->kind     = devtable_builtin[b].kind;
+                ne->deletes  = devtable_builtin[b].deletes;
                 ne->id_known = 1;
                 if (!ne->name || !ne->ids[0])
                         return devtable_fail(err, errsize, t->path, 0, "out of memory");
+        }
+        return 0;
+}
+
+/* Every shared topic names an exact entry that has a topic of its own. */
+static int devtable_check_topics(const struct devtable *t, char *err, size_t errsize)
+{
+        for (size_t i = 0; i < t->n; i++) {
+                const struct devtable_entry *en = &t->e[i], *to;
+                if (!en->topic_of)
+                        continue;
+                to = bsearch(en->topic_of, t->e, t->nexact, sizeof(*t->e),
+                             devtable_cmp_name);
+                if (!to)
+                        return devtable_fail(
+                            err, errsize, t->path, en->line,
+                            "entry %s%s: topic %s is no event of the table", en->name,
+                            en->pattern ? "*" : "", en->topic_of);
+                if (to->topic_of)
+                        return devtable_fail(
+                            err, errsize, t->path, en->line,
+                            "entry %s%s: topic %s shares %s's topic itself (name %s)",
+                            en->name, en->pattern ? "*" : "", en->topic_of,
+                            to->topic_of, to->topic_of);
         }
         return 0;
 }
@@ -312,9 +348,9 @@ int devtable_parse(struct devtable *t, const char *text, size_t len, const char 
                 if (nw != DEVTABLE_COLUMNS) {
                         devtable_fail(
                             err, errsize, t->path, line,
-                            "entry %.64s: %s columns, want 6 (event kind id "
-                            "trust deletes topic)",
-                            w[0], nw > DEVTABLE_COLUMNS ? "more than 6" : "too few");
+                            "entry %.64s: %s columns, want 5 (event kind id "
+                            "deletes topic)",
+                            w[0], nw > DEVTABLE_COLUMNS ? "more than 5" : "too few");
                         goto fail;
                 }
                 en.line = line;
@@ -339,7 +375,8 @@ int devtable_parse(struct devtable *t, const char *text, size_t len, const char 
                 }
                 t->e[t->n++] = en;
         }
-        if (devtable_builtins(t, err, errsize) || devtable_index(t, err, errsize))
+        if (devtable_builtins(t, err, errsize) || devtable_index(t, err, errsize) ||
+            devtable_check_topics(t, err, errsize))
                 goto fail;
         return 0;
 fail:
@@ -371,11 +408,6 @@ int devtable_load(struct devtable *t, const char *path, char *err, size_t errsiz
         rc = devtable_parse(t, text, len, path, err, errsize);
         free(text);
         return rc;
-}
-
-static int devtable_cmp_name(const void *key, const void *elem)
-{
-        return strcmp(key, ((const struct devtable_entry *)elem)->name);
 }
 
 const struct devtable_entry *devtable_find(const struct devtable *t, const char *event)

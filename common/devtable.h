@@ -22,8 +22,10 @@ struct devtable_entry {
         enum dwire_kind kind;
         char *ids[DEVTABLE_MAX_IDS]; /* data fields that may hold the id, in order */
         int nids;
-        int id_known;   /* 1: a payload without the id is invalid; 0: unsupported */
-        int deletes;    /* 1: nothing to pull */
+        int id_known; /* one of Duro's documented nine (or a snapshot event): a payload
+                         without the id is invalid; otherwise the id is assumed, and a
+                         payload without it unsupported */
+        int deletes;  /* 1: nothing to pull */
         char *topic_of; /* the event whose output topic it shares; NULL: its own */
         int line;       /* where it was read (0 when built in) */
 };

@@ -77,15 +77,19 @@ static void dgql_keep_errors(struct dgql_result *res, const char *body, size_t l
 {
         json_t *root = json_loadb(body ? body : "", len, 0, NULL);
         json_t *e    = json_object_get(root, "errors");
-        const char *msg;
+        json_t *first;
+        const char *msg, *code;
 
         if (json_is_array(e) && json_array_size(e) > 0) {
                 res->errors = json_incref(e);
-                msg =
-                    json_string_value(json_object_get(json_array_get(e, 0), "message"));
-                if (msg)
-                        snprintf(res->error, sizeof(res->error),
-                                 "HTTP %ld: GraphQL error: %s", res->http_status, msg);
+                first       = json_array_get(e, 0);
+                msg         = json_string_value(json_object_get(first, "message"));
+                code        = json_string_value(
+                           json_object_get(json_object_get(first, "extensions"), "code"));
+                snprintf(res->error, sizeof(res->error),
+                         "HTTP %ld: GraphQL error%s%s%s%s", res->http_status,
+                         code ? " " : "", code ? code : "", msg ? ": " : "",
+                         msg ? msg : "");
         }
         json_decref(root);
 }

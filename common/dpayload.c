@@ -69,44 +69,34 @@ static const char *dpayload_str(json_t *obj, const char *name, int *bad)
         return json_string_value(v);
 }
 
-/* Finds p's resource through t (NULL: by prefix). Returns 0, or -1 (invalid) when a
- * field that must hold the id does not. */
-static int dpayload_resource(struct dpayload *p, const struct devtable *t, json_t *data)
+/* Finds p's resource through t (NULL: by the event name's prefix, as before the
+ * table): entry, resource_id and kind (UNKNOWN unless the id was found); id_missing
+ * when the id of one of Duro's documented events is absent. data may be anything. */
+static void dpayload_resource(struct dpayload *p, const struct devtable *t,
+                              json_t *data)
 {
-        const char *field = NULL;
+        enum dwire_kind k;
 
+        if (!json_is_object(data))
+                data = NULL;
         if (!t) {
-                enum dwire_kind k = dpayload_kind_of(p->event);
-                if (k == DWIRE_KIND_ITEM && !p->item_id) {
-                        p->id_missing = 1;
-                        return dpayload_invalid(p, "ITEM_* event without a non-empty ",
-                                                "string data.item_id");
-                }
-                if (k == DWIRE_KIND_CHANGE_ORDER && !p->change_order_id) {
-                        p->id_missing = 1;
-                        return dpayload_invalid(p, "CO_* event without a non-empty ",
-                                                "string data.change_order_id");
-                }
-                p->kind        = k;
+                k              = dpayload_kind_of(p->event);
                 p->resource_id = k == DWIRE_KIND_ITEM           ? p->item_id
                                  : k == DWIRE_KIND_CHANGE_ORDER ? p->change_order_id
                                                                 : NULL;
-                return 0;
+                p->id_missing  = k != DWIRE_KIND_UNKNOWN && !p->resource_id;
+        } else {
+                p->entry       = devtable_find(t, p->event);
+                p->resource_id = devtable_resource_id(p->entry, data, NULL);
+                k              = p->entry ? p->entry->kind : DWIRE_KIND_UNKNOWN;
+                p->id_missing  = p->entry && p->entry->id_known && !p->resource_id;
         }
-        p->entry       = devtable_find(t, p->event);
-        p->resource_id = devtable_resource_id(p->entry, data, &field);
-        if (!p->entry)
-                return 0;
-        if (!p->resource_id && p->entry->id_known) {
-                char what[200];
-                p->id_missing = 1;
-                snprintf(what, sizeof(what),
-                         "%s%s event without a non-empty string data.", p->entry->name,
-                         p->entry->pattern ? "*" : "");
-                return dpayload_invalid(p, what, p->entry->ids[0]);
-        }
-        p->kind = p->resource_id ? p->entry->kind : DWIRE_KIND_UNKNOWN;
-        return 0;
+        p->kind = p->resource_id ? k : DWIRE_KIND_UNKNOWN;
+        if (p->id_missing) /* §3's words: only the documented events get here */
+                snprintf(p->id_reason, sizeof(p->id_reason),
+                         "%s event without a non-empty string data.%s",
+                         k == DWIRE_KIND_ITEM ? "ITEM_*" : "CO_*",
+                         k == DWIRE_KIND_ITEM ? "item_id" : "change_order_id");
 }
 
 int dpayload_parse(struct dpayload *p, const struct devtable *t, const char *body,
@@ -150,6 +140,8 @@ int dpayload_parse(struct dpayload *p, const struct devtable *t, const char *bod
         }
         if (p->id && !*p->id)
                 p->id = NULL, bad_id = 1;
+        /* The resource first too: an invalid body is keyed by it all the same. */
+        dpayload_resource(p, t, data);
         /* Read whatever else is wrong: the bridge's maximum event age applies to an
          * invalid body too. */
         p->created_at_ok =
@@ -176,8 +168,10 @@ int dpayload_parse(struct dpayload *p, const struct devtable *t, const char *bod
                 return dpayload_invalid(p, "field data ", "is missing");
         if (!json_is_object(data))
                 return dpayload_invalid(p, "field data ", "is not an object");
-        if (dpayload_resource(p, t, data))
-                return -1;
+        if (p->id_missing) {
+                p->invalid_id_only = 1;
+                return dpayload_invalid(p, p->id_reason, "");
+        }
         p->valid = 1;
         return 0;
 }

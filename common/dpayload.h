@@ -33,7 +33,9 @@ struct dpayload {
         enum dwire_kind kind;        /* UNKNOWN unless resource_id was found */
         const char *resource_id;     /* borrowed: the id named by the entry's fields */
         const struct devtable_entry *entry; /* borrowed from the table; may be NULL */
-        int id_missing;        /* invalid only because a known id field is missing */
+        int id_missing;        /* one of Duro's documented events without its id */
+        int invalid_id_only;   /* invalid for that alone: everything else passed */
+        char id_reason[96];    /* why, in the bridge's contract's words */
         int64_t created_at_ms; /* when created_at_ok */
         int created_at_ok; /* created_at is an RFC 3339 string, the body valid or not */
 };

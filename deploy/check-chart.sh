@@ -165,7 +165,7 @@ done
 check_values api-files "${api_args[@]}"
 check_values api-files-existing --set apiFiles.eventTable.existingConfigMap=my-event-table \
   --set apiFiles.eventTable.key=table.txt --set enricher.queries.existingConfigMap=my-queries
-{ cat "$root/schemas/event-table.txt"; echo "ITEM_RELEASED item item_id known no ITEM_UPDATE"; } \
+{ cat "$root/schemas/event-table.txt"; echo "ITEM_RELEASED item item_id no ITEM_UPDATE"; } \
   >"$work/event-table-2.txt"
 render api-files-table2 "$latest" "${api_args[@]}" \
   --set-file "apiFiles.eventTable.text=$work/event-table-2.txt" || cat "$work/api-files-table2-$latest.log"

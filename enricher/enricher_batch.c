@@ -146,8 +146,40 @@ static void batch_dlq(struct enricher_rec *r, enum dwire_dlq_class cls,
         snprintf(r->dlq_message, sizeof(r->dlq_message), "%s", message);
 }
 
+static int batch_ends_with(const char *s, const char *suffix)
+{
+        size_t n = strlen(s), k = strlen(suffix);
+
+        return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* The event r stands for: the one whose topic it shares by the table (a renamed
+ * event, once its resource is known), else its own name. */
+static const char *batch_topic_event(const struct enricher_rec *r)
+{
+        const char *ev = r->event ? r->event : "unknown";
+
+        return r->kind != DWIRE_KIND_UNKNOWN ? devtable_topic_event(r->entry, ev) : ev;
+}
+
+/* 1 when a resource missing from Duro's answer is asked for again after the grace: an
+ * event that follows a write (a create, an update, a change order's step), whose
+ * read may lag behind it. A snapshot's ping follows no write; its sweep asks for ids
+ * that are gone on purpose. */
+static int batch_grace(const struct enricher_rec *r)
+{
+        const char *ev = batch_topic_event(r);
+
+        if (batch_ends_with(ev, "_SNAPSHOT"))
+                return 0;
+        return r->kind == DWIRE_KIND_CHANGE_ORDER || !strcmp(ev, "ITEM_CREATE") ||
+               !strcmp(ev, "ITEM_UPDATE");
+}
+
 /* A valid record to output: its resource, and the item to pull for it (the item
- * pointer is set after the pull: items may move). Returns 0 or -1. */
+ * pointer is set after the pull: items may move). Deletes are the table's say for a
+ * stamped record, the _DELETE suffix (as before the table) for an older one. Returns
+ * 0 or -1. */
 static int batch_resource(struct enricher_batch *b, struct enricher_rec *r)
 {
         size_t item_index;
@@ -158,16 +190,17 @@ static int batch_resource(struct enricher_batch *b, struct enricher_rec *r)
                 r->status = ENRICHER_ST_UNSUPPORTED;
                 return 0;
         }
-        if (r->entry && r->entry->deletes) {
+        if (r->entry ? r->entry->deletes : batch_ends_with(r->event, "_DELETE")) {
                 r->status = ENRICHER_ST_DELETED;
                 return 0;
         }
         item_index = batch_item(b, r->kind, r->resource_id);
         if (item_index == SIZE_MAX)
                 return -1;
-        r->item_index              = item_index;
-        b->items[item_index].grace = 1;
-        r->status                  = ENRICHER_ST_PENDING;
+        r->item_index = item_index;
+        if (batch_grace(r))
+                b->items[item_index].grace = 1;
+        r->status = ENRICHER_ST_PENDING;
         return 0;
 }
 
@@ -187,8 +220,7 @@ static int batch_read(const struct enricher *e, struct enricher_rec *r,
 
         dpayload_parse(p, stamped ? &e->events : NULL, m->payload ? m->payload : "",
                        m->len);
-        r->entry = devtable_find(&e->events, p->event);
-        if (!stamped) {
+        if (!stamped) { /* no entry: nothing of the table applies */
                 r->kind        = p->kind;
                 r->resource_id = p->kind      ? p->resource_id
                                  : p->item_id ? p->item_id
@@ -196,11 +228,14 @@ static int batch_read(const struct enricher *e, struct enricher_rec *r,
                 return p->valid ? 0 : -1;
         }
         /* The writer judged the id: a table that differs here cannot overrule it. */
-        if (!p->valid && !p->id_missing)
+        if (!p->valid && !p->invalid_id_only)
                 return -1;
-        r->kind = kind;
+        r->kind  = kind;
+        r->entry = p->entry;            /* its deletes and shared topic */
         if (kind == DWIRE_KIND_UNKNOWN) /* said in the output, not pulled */
-                r->resource_id = p->item_id ? p->item_id : p->change_order_id;
+                r->resource_id = p->resource_id ? p->resource_id
+                                 : p->item_id   ? p->item_id
+                                                : p->change_order_id;
         else if (m->key_len) {
                 r->key_id = strndup(m->key, m->key_len);
                 if (!r->key_id)
@@ -286,9 +321,8 @@ void enricher_batch_route_topics(struct enricher *e, struct enricher_batch *b)
                 if (r->action != ENRICHER_ACT_OUTPUT)
                         continue;
                 free(r->topic);
-                r->topic = enricher_out_topic(
-                    e->cfg.topic_template,
-                    devtable_topic_event(r->entry, r->event ? r->event : "unknown"));
+                r->topic =
+                    enricher_out_topic(e->cfg.topic_template, batch_topic_event(r));
                 if (r->topic && enricher_topics_exists(e, r->topic))
                         continue;
                 snprintf(why, sizeof(why), "output topic %s does not exist",

@@ -111,8 +111,31 @@ static const struct dstartup_prog enricher_prog = {
 
 static long long enricher_watchdog_ms = 90000;
 
-/* Reads dir/name into a malloc'd string, checked as a GraphQL query (dgqldoc); *op
- * gets its operation name (malloc'd). */
+/* How many times the variable $name appears in the document text (tokens, never in
+ * strings or comments); -1 when it does not lex (dgqldoc_parse said so first). */
+static int enricher_var_count(const char *text, size_t len, const char *name)
+{
+        struct dgqldoc_lexer lx;
+        struct dgqldoc_token t;
+        int n = 0, dollar = 0;
+        char why[200];
+
+        dgqldoc_lexer_init(&lx, text, len);
+        for (;;) {
+                if (dgqldoc_next(&lx, &t, why, sizeof(why)))
+                        return -1;
+                if (t.kind == DGQLDOC_END)
+                        return n;
+                if (dollar && t.kind == DGQLDOC_NAME && t.len == strlen(name) &&
+                    !memcmp(text + t.off, name, t.len))
+                        n++;
+                dollar = t.kind == DGQLDOC_PUNCT && text[t.off] == '$';
+        }
+}
+
+/* Reads dir/name into a malloc'd string, checked as a GraphQL query (dgqldoc) that
+ * declares and uses $ids (the batch's ids) and $after (the page cursor); *op gets its
+ * operation name (malloc'd). */
 static char *enricher_read_query(const char *dir, const char *name, char **op,
                                  char *err, size_t errsize)
 {
@@ -138,6 +161,17 @@ static char *enricher_read_query(const char *dir, const char *name, char **op,
                          o.line);
                 free(q);
                 return NULL;
+        }
+        for (int v = 0; v < 2; v++) {
+                const char *var = v ? "after" : "ids";
+                if (enricher_var_count(q, len, var) < 2) {
+                        snprintf(err, errsize,
+                                 "DURO_QUERIES_DIR: %s:%d: the query must declare and "
+                                 "use $%s",
+                                 path, o.line, var);
+                        free(q);
+                        return NULL;
+                }
         }
         *op = strndup(o.name, o.name_len);
         if (!*op) {

@@ -80,6 +80,9 @@ def test_bad_setting_exits_2_with_one_line(name):
     ("change_orders.graphql", "# a comment\nmutation Oops { x }\n",
      "change_orders.graphql:2: a mutation, want a query"),
     ("components.graphql", "", "components.graphql:1: "),
+    ("change_orders.graphql",
+     "query C($ids: [ID!]!, $after: String) {\n  changeOrders { get { id } }\n}\n",
+     "change_orders.graphql:1: the query must declare and use $ids"),
 ])
 def test_bad_query_document_names_file_and_line(tmp_path, name, text, want):
     """Each query is checked at start-up; an error names the file and the line."""

@@ -23,7 +23,7 @@ DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "schemas" / "event-table.t
 
 @pytest.fixture
 def rig(broker, double, tmp_path):  # noqa: F811
-    r = Rig(broker, double, tmp_path, events=KNOWN_EVENTS + ("COMPONENT_ODD",))
+    r = Rig(broker, double, tmp_path, events=KNOWN_EVENTS + ("COMPONENT_ODD", "COMPONENT_UPDATED", "WIDGET_CHANGED"))
     yield r
     r.close()
 
@@ -75,7 +75,8 @@ def test_renamed_events_are_enriched_like_the_events_they_rename(rig, double, br
          "CO_UPDATE"),
     ]
     deleted = _event("COMPONENT_DELETED", {"component_id": comps[3]})
-    # the assumed id field is absent: passes through as unsupported, never invalid
+    # the assumed id field is absent: passes through as unsupported, never invalid, and
+    # on its own topic (the shared one holds only events about its resources)
     no_id = _event("COMPONENT_UPDATED", {"sku": "x"})
     # a name only a pattern knows, with its own topic
     odd = _event("COMPONENT_ODD", {"component_id": comps[4]})
@@ -105,7 +106,7 @@ def test_renamed_events_are_enriched_like_the_events_they_rename(rig, double, br
     assert raw[no_id["id"]].header("duro-invalid") is None
     assert raw[no_id["id"]].key == no_id["id"].encode()
     u = by[no_id["id"]][0]
-    assert u.topic == rig.topic("ITEM_UPDATE")
+    assert u.topic == rig.topic("COMPONENT_UPDATED")
     assert parse_output(u)["resource"]["status"] == "unsupported"
     assert parse_output(u)["resource"]["kind"] == "unknown"
 
@@ -115,34 +116,36 @@ def test_a_table_line_enriches_a_new_event(rig, double, bridges, enrichers, send
                                             tmp_path):
     """WIDGET_CHANGED is no event of ours: one line in the table given to both programs
     makes it an item event on ITEM_UPDATE's topic."""
-    table = _table(tmp_path, "t.txt", "WIDGET_CHANGED item widget_ref known no ITEM_UPDATE")
+    table = _table(tmp_path, "t.txt", "WIDGET_CHANGED item widget_ref no ITEM_UPDATE")
     bridge = bridges(rig.raw, DURO_EVENT_TABLE=table)
     enricher = enrichers(rig.env(rig.txn("a"), DURO_EVENT_TABLE=table))
     comps = double.data.component_ids()
     ev = _event("WIDGET_CHANGED", {"widget_ref": comps[7]})
-    # known: a payload without the field is signed but invalid (DLQ)
-    bad = _event("WIDGET_CHANGED", {"other": comps[8]})
-    ids = _send(bridge, senders, [ev, bad])
+    # a name Duro's documentation does not show: its field is assumed, so a payload
+    # without it passes through unenriched on the event's own topic, never to the DLQ
+    bare = _event("WIDGET_CHANGED", {"other": comps[8]})
+    ids = _send(bridge, senders, [ev, bare])
     got = rig.wait_for_ids(ids, timeout=60, procs=[enricher])
     _found(rig, got[ev["id"]][0], ev, kind="item", rid=comps[7], topic_event="ITEM_UPDATE")
-    [dl] = got[bad["id"]]
-    assert dl.topic == rig.dlq
-    assert dl.header("error-class") == b"invalid-payload"
-    assert dl.header("duro-invalid") == \
-        b"WIDGET_CHANGED event without a non-empty string data.widget_ref"
+    [u] = got[bare["id"]]
+    assert u.topic == rig.topic("WIDGET_CHANGED")
+    assert parse_output(u)["resource"]["status"] == "unsupported"
+    assert comps[8] not in set(double.ids_requested())
 
 
 @pytest.mark.timeout_s(150)
 def test_different_tables_keep_a_resource_on_one_partition(rig, double, bridges, enrichers,
                                                            senders, tmp_path):
     """The bridge's table maps PART_TOUCHED to data.part_ref; the enricher's (rolled out
-    later) to another field and kind. The enricher takes kind and id from the raw record,
-    so each component's events stay on one partition, in order, and are pulled as what the
-    bridge said."""
+    later) to another field and kind. The bridge alone decides the raw partition (the
+    first assertion shows its keying); what this proves is the enricher's side: it takes
+    kind and id from the raw record, so each component is pulled, keyed and partitioned
+    downstream as the bridge said, not as its own table would (a change order with no
+    id: unsupported)."""
     bridge_table = _table(tmp_path, "bridge.txt",
-                          "PART_TOUCHED item part_ref assumed no ITEM_UPDATE")
+                          "PART_TOUCHED item part_ref no ITEM_UPDATE")
     enricher_table = _table(tmp_path, "enricher.txt",
-                            "PART_TOUCHED change_order other_ref known no ITEM_UPDATE")
+                            "PART_TOUCHED change_order other_ref no ITEM_UPDATE")
     bridge = bridges(rig.raw, DURO_EVENT_TABLE=bridge_table)
     enricher = enrichers(rig.env(rig.txn("a"), DURO_EVENT_TABLE=enricher_table))
     comps = double.data.component_ids()[30:42]
@@ -184,11 +187,11 @@ def test_query_overrides_name_their_own_operations(rig, double, enrichers, tmp_p
 
 
 def test_a_bad_table_stops_start_up_naming_file_line_and_entry(rig, tmp_path):
-    table = _table(tmp_path, "bad.txt", "NEW_THING item id sometimes no -")
+    table = _table(tmp_path, "bad.txt", "NEW_THING item id sometimes -")
     line = len(table.read_text().splitlines())
     rc, out, err = run_enricher_once(rig.env(rig.txn("a"), DURO_EVENT_TABLE=table))
     assert rc == 2, (rc, err)
-    want = f"{table}:{line}: entry NEW_THING: trust 'sometimes' is not known or assumed"
+    want = f"{table}:{line}: entry NEW_THING: deletes 'sometimes' is not yes or no"
     lines = [ln for ln in err.splitlines() if want in ln]
     assert len(lines) == 1, err
     rc, out, err, _ = run_bridge_once(

@@ -67,12 +67,14 @@ static void test_default_table(void **state)
         assert_int_equal(en->kind, DWIRE_KIND_CHANGE_ORDER);
         assert_string_equal(en->topic_of, "CO_OPEN");
 
-        /* Patterns: ITEM_* keeps the documentation's rule for names it never showed. */
+        /* Patterns: ITEM_* gives other ITEM_ names the same field, assumed (only the
+         * documented nine know their id). */
         en = devtable_find(&t, "ITEM_ARCHIVED");
         assert_non_null(en);
         assert_int_equal(en->pattern, 1);
         assert_string_equal(en->name, "ITEM_");
-        assert_int_equal(en->id_known, 1);
+        assert_string_equal(en->ids[0], "item_id");
+        assert_int_equal(en->id_known, 0);
         assert_null(devtable_find(&t, "COMMENT_ADDED"));
         assert_null(devtable_find(&t, "item_update")); /* names are case-sensitive */
 
@@ -84,9 +86,9 @@ static void test_default_table(void **state)
 
 static void test_exact_beats_pattern_longest_pattern_wins(void **state)
 {
-        static const char text[] = "A_*      item          x    known   no  -\n"
-                                   "A_B_*    change_order  y    known   no  -\n"
-                                   "A_B_C    unknown       -    assumed no  -\n";
+        static const char text[] = "A_*      item          x    no  -\n"
+                                   "A_B_*    change_order  y    no  -\n"
+                                   "A_B_C    unknown       -    no  -\n";
         struct devtable t;
         char err[300];
 
@@ -97,41 +99,50 @@ static void test_exact_beats_pattern_longest_pattern_wins(void **state)
         assert_int_equal(devtable_find(&t, "A_B_CD")->kind, DWIRE_KIND_CHANGE_ORDER);
         assert_int_equal(devtable_find(&t, "A_X")->kind, DWIRE_KIND_ITEM);
         assert_null(devtable_find(&t, "A"));
-        /* the two built-ins were added */
-        assert_int_equal((int)t.n, 5);
-        assert_non_null(devtable_find(&t, "CO_SNAPSHOT"));
+        /* the eleven built-ins were added, known */
+        assert_int_equal((int)t.n, 14);
+        assert_int_equal(devtable_find(&t, "CO_SNAPSHOT")->id_known, 1);
+        assert_int_equal(devtable_find(&t, "ITEM_DELETE")->deletes, 1);
+        assert_int_equal(devtable_find(&t, "CO_RESOLUTION")->id_known, 1);
+        assert_int_equal(devtable_find(&t, "A_B_C")->id_known, 0);
         devtable_free(&t);
 }
 
 static void test_errors_name_file_line_and_entry(void **state)
 {
         (void)state;
-        expect_error("# c\n\nX item a known no\n", "t.txt:3: entry X: too few columns");
-        expect_error("X item a known no - extra\n", "t.txt:1: entry X: more than 6");
-        expect_error("\nX widget a known no -\n",
+        expect_error("# c\n\nX item a no\n", "t.txt:3: entry X: too few columns");
+        expect_error("X item a no - extra\n", "t.txt:1: entry X: more than 5");
+        expect_error("\nX widget a no -\n",
                      "t.txt:2: entry X: kind 'widget' is not item");
-        expect_error("X item a,1b known no -\n",
+        expect_error("X item a,1b no -\n",
                      "t.txt:1: entry X: id field '1b' is not a field name");
-        expect_error("X item a, known no -\n", "t.txt:1: entry X: id list ends");
-        expect_error("X item a perhaps no -\n", "t.txt:1: entry X: trust 'perhaps'");
-        expect_error("X unknown - known no -\n",
-                     "t.txt:1: entry X: trust known needs at least one id field");
-        expect_error("X item - assumed no -\n",
-                     "t.txt:1: entry X: kind item needs at least one id field");
-        expect_error("X item a known maybe -\n", "t.txt:1: entry X: deletes 'maybe'");
-        expect_error("X item a known no Y*\n", "t.txt:1: entry X: topic 'Y*'");
-        expect_error("X*Y item a known no -\n", "t.txt:1: entry X*Y: the event name");
-        expect_error("X item a known no -\n# x\nX change_order b known no -\n",
+        expect_error("X item a, no -\n", "t.txt:1: entry X: id list ends");
+        expect_error("X item - no -\n",
+                     "t.txt:1: entry X: kind item needs at least one");
+        expect_error("X item a maybe -\n", "t.txt:1: entry X: deletes 'maybe'");
+        expect_error("X item a no Y*\n", "t.txt:1: entry X: topic 'Y*'");
+        expect_error("X*Y item a no -\n", "t.txt:1: entry X*Y: the event name");
+        expect_error("X item a no -\n# x\nX change_order b no -\n",
                      "t.txt:3: entry X: given twice (also on line 1)");
-        expect_error("ITEM_SNAPSHOT change_order item_id known no -\n",
-                     "t.txt:1: entry ITEM_SNAPSHOT: built in as item item_id");
-        expect_error("CO_SNAPSHOT change_order change_order_id known yes -\n",
-                     "t.txt:1: entry CO_SNAPSHOT: built in");
+        /* the built-ins: only their topic may change */
+        expect_error("ITEM_SNAPSHOT change_order item_id no -\n",
+                     "t.txt:1: entry ITEM_SNAPSHOT: built in as item item_id no");
+        expect_error(
+            "CO_DELETE change_order change_order_id no -\n",
+            "t.txt:1: entry CO_DELETE: built in as change_order change_order_id yes");
+        expect_error("ITEM_UPDATE item item_id,id no -\n",
+                     "t.txt:1: entry ITEM_UPDATE: built in");
+        /* a shared topic names an exact entry with a topic of its own */
+        expect_error("X item a no ITEM_UPDTE\n",
+                     "t.txt:1: entry X: topic ITEM_UPDTE is no event of the table");
+        expect_error("A item a no -\nB item a no A\nC* item a no B\n",
+                     "t.txt:3: entry C*: topic B shares A's topic itself");
 }
 
 static void test_nul_byte_refused(void **state)
 {
-        static const char text[] = "X item a known no -\nY\0Z item a known no -\n";
+        static const char text[] = "X item a no -\nY\0Z item a no -\n";
         struct devtable t;
         char err[300];
 
@@ -155,7 +166,7 @@ static void test_missing_file_names_the_setting(void **state)
 
 static void test_resource_id_order(void **state)
 {
-        static const char text[] = "E item a,b,c assumed no -\n";
+        static const char text[] = "E item a,b,c no -\n";
         struct devtable t;
         const char *field = NULL;
         char err[300];
@@ -218,17 +229,27 @@ static void test_payload_through_the_table(void **state)
         assert_int_equal(p.kind, DWIRE_KIND_UNKNOWN);
         dpayload_free(&p);
 
-        /* the documentation's events keep their rule: invalid */
+        /* the documentation's events keep their rule: invalid, in §3's words */
         key_of(&t, BODY("ITEM_UPDATE", "{\"component_id\":\"c9\"}"), &p, &rc);
         assert_int_equal(rc, -1);
         assert_int_equal(p.id_missing, 1);
-        assert_string_equal(
-            p.reason, "ITEM_UPDATE event without a non-empty string data.item_id");
+        assert_int_equal(p.invalid_id_only, 1);
+        assert_string_equal(p.reason,
+                            "ITEM_* event without a non-empty string data.item_id");
         dpayload_free(&p);
-        key_of(&t, BODY("CO_FUTURE", "{}"), &p, &rc);
+        key_of(&t, BODY("CO_RESOLUTION", "{}"), &p, &rc);
         assert_int_equal(rc, -1);
         assert_string_equal(
             p.reason, "CO_* event without a non-empty string data.change_order_id");
+        dpayload_free(&p);
+        /* ...other names of those prefixes only assume the field: unsupported */
+        assert_string_equal(key_of(&t, BODY("CO_FUTURE", "{}"), &p, &rc), "evt_1");
+        assert_int_equal(rc, 0);
+        assert_int_equal(p.kind, DWIRE_KIND_UNKNOWN);
+        dpayload_free(&p);
+        assert_string_equal(
+            key_of(&t, BODY("ITEM_ARCHIVED", "{\"item_id\":\"i4\"}"), &p, &rc), "i4");
+        assert_int_equal(p.kind, DWIRE_KIND_ITEM);
         dpayload_free(&p);
 
         /* an unknown event: unsupported, keyed as before the table */
@@ -239,10 +260,29 @@ static void test_payload_through_the_table(void **state)
         assert_int_equal(p.kind, DWIRE_KIND_UNKNOWN);
         dpayload_free(&p);
 
-        /* a broken body is invalid for its structure, not for its id */
+        /* a broken body is invalid for its structure, not for its id... */
         key_of(&t, BODY("ITEM_UPDATE", "[]"), &p, &rc);
         assert_int_equal(rc, -1);
-        assert_int_equal(p.id_missing, 0);
+        assert_int_equal(p.invalid_id_only, 0);
+        dpayload_free(&p);
+        /* ...and keyed by its resource all the same */
+        assert_string_equal(
+            key_of(&t,
+                   "{\"id\":\"e\",\"event\":\"CO_UPDATE\",\"created_at\":\"bad\","
+                   "\"data\":{\"item_id\":\"i1\",\"change_order_id\":\"co1\"}}",
+                   &p, &rc),
+            "co1");
+        assert_int_equal(rc, -1);
+        assert_int_equal(p.kind, DWIRE_KIND_CHANGE_ORDER);
+        assert_int_equal(p.invalid_id_only, 0);
+        dpayload_free(&p);
+        assert_string_equal(
+            key_of(&t,
+                   "{\"id\":\"e\",\"event\":\"COMPONENT_UPDATED\",\"data\":"
+                   "{\"component_id\":\"c5\"}}",
+                   &p, &rc),
+            "c5");
+        assert_int_equal(rc, -1);
         dpayload_free(&p);
         devtable_free(&t);
 }

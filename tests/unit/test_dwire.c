@@ -85,6 +85,24 @@ static void test_names(void **state)
         assert_int_equal(dwire_dlq_class_parse("resource"), -1);
 }
 
+/* Each kind's name reads back as that kind; anything else is refused. */
+static void test_kind_parse(void **state)
+{
+        enum dwire_kind k = DWIRE_KIND_ITEM;
+
+        (void)state;
+        for (int i = 0; i < DWIRE_NKINDS; i++) {
+                const char *n = dwire_kind_name((enum dwire_kind)i);
+                assert_int_equal(dwire_kind_parse(n, strlen(n), &k), 0);
+                assert_int_equal(k, i);
+        }
+        assert_int_equal(dwire_kind_parse("item", 3, &k), -1); /* "ite" */
+        assert_int_equal(dwire_kind_parse("items", 5, &k), -1);
+        assert_int_equal(dwire_kind_parse("Item", 4, &k), -1);
+        assert_int_equal(dwire_kind_parse("", 0, &k), -1);
+        assert_int_equal(k, DWIRE_KIND_CHANGE_ORDER); /* untouched when refused */
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -92,6 +110,7 @@ int main(void)
             cmocka_unit_test(test_meta_written_as_documented),
             cmocka_unit_test(test_meta_refused),
             cmocka_unit_test(test_names),
+            cmocka_unit_test(test_kind_parse),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
