@@ -57,6 +57,10 @@ if [ "$all" = 1 ]; then
   command -v go >/dev/null || packages+=(golang-go)
 fi
 
+# --- Kafka Streams test oracle (tests/kstreams): javac to compile it (a JDK, not just a JRE)
+if [ "$all" = 1 ] && ! command -v javac >/dev/null; then packages+=(openjdk-17-jdk-headless); fi
+# --- end Kafka Streams test oracle
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
@@ -85,6 +89,16 @@ fi
 
 # The Kafka broker (Maven Central jars, cached).
 "$root/scripts/kafka.sh" fetch >&2
+
+# --- Kafka Streams test oracle (tests/kstreams, tests/integration/kstreamstest.py) ---
+# Built once here with Maven (Debian package above; kafka-streams, Jackson and the Maven
+# plugins come from Maven Central through the user's Maven settings), so ~/.m2 holds
+# everything and the tests rebuild offline when the sources change. The build is cached
+# in $DURO_CACHE/kstreams/<hash of the sources>.
+if [ "$all" = 1 ]; then
+  (cd "$root/tests/integration" && "$venv/bin/python" kstreamstest.py build) >/dev/null
+fi
+# --- end Kafka Streams test oracle
 
 # The chart tools (deploy.chart).
 if [ "$all" = 1 ]; then
