@@ -14,7 +14,13 @@
 #      ConfigMaps, or existing ones), DURO_EVENT_TABLE in both and DURO_QUERIES_DIR in
 #      the enricher, each on its read-only mount, the ConfigMaps holding the text given,
 #      and the pods' checksums following a change of the text (and only of theirs);
-#   6. the PrometheusRule and the Grafana dashboard: promtool check rules (PromQL and
+#   6. the state and progress topics: the enricher's DURO_STATE_TOPICS,
+#      DURO_STATE_TOPIC_TEMPLATE, DURO_PROGRESS_TOPIC and DURO_PROGRESS_IGNORE as the
+#      values give them, and with Strimzi topics their KafkaTopics (the state topics
+#      compacted with the output topics' partitions, or none when turned off; the
+#      progress topic compacted, 1 partition, segment.ms 3600000; the snapshot events'
+#      output topics), for the defaults, full.yaml and two more cases;
+#   7. the PrometheusRule and the Grafana dashboard: promtool check rules (PromQL and
 #      annotation templates), promtool test rules (deploy/alerts.test.yaml: each alert
 #      fires when it should and not before), and their metric names against the
 #      programs' sources (the dashboard shows every exported metric).
@@ -22,7 +28,9 @@
 # refused Kafka property, too short a grace period), bad fields in rendered objects
 # (core kinds and CRDs), an unknown DURO_* variable, service links turned on, an
 # incomplete queries folder, a release ConfigMap without its checksum annotation, an
-# alert with a wrong threshold and a PromQL syntax error must each be caught.
+# alert with a wrong threshold, a PromQL syntax error, a state topic template without
+# {kind}, two KafkaTopics for one topic, and a state or progress KafkaTopic that is not
+# compacted, wrongly partitioned or missing must each be caught.
 #
 # Usage: deploy/check-chart.sh [--no-self-test]
 # Environment: DURO_BIN_DIR (folder of duro-bridge and duro-enricher for their --help;
@@ -172,6 +180,16 @@ render api-files-table2 "$latest" "${api_args[@]}" \
 render api-files-query2 "$latest" "${api_args[@]}" \
   --set-string 'apiFiles.queries.files.webhooks_logs\.graphql=query webhooks_logs { id }' ||
   cat "$work/api-files-query2-$latest.log"
+
+# The state and progress topics with Strimzi topics: turned off, and everything renamed
+# (24 partitions, extra state configs, a deliberate reset).
+strimzi_args=(--set topics.strimzi.enabled=true --set topics.strimzi.cluster=events)
+check_values state-off "${strimzi_args[@]}" --set enricher.stateTopics.enabled=false
+check_values state-custom "${strimzi_args[@]}" --set topics.partitions=24 \
+  --set-string 'enricher.stateTopics.topicTemplate=plm.{kind}.current' \
+  --set enricher.progressTopic.name=plm.enricher.resume --set enricher.progressTopic.ignore=true \
+  --set-string 'topics.stateConfig.min\.compaction\.lag\.ms=60000' \
+  --set-string 'kafka.topicTemplate=plm.events.{event}'
 
 # kubeconform once per Kubernetes version over every rendering (it compiles each
 # schema once per run); a rendering passes when no output line names its file.
@@ -422,6 +440,114 @@ else
   failure "apiFiles checks (the script failed)"
 fi
 
+# The state and progress topics in the renderings: the enricher's variables as the values
+# give them; the KafkaTopics (or their absence) that go with them.
+if python3 - "$work" "$latest" >"$work/state.out" 2>&1 <<'PY'; then
+import os, sys
+import yaml
+
+work, v = sys.argv[1:3]
+OUT = ["item_create", "item_update", "item_delete", "co_open", "co_update", "co_delete",
+       "co_stage_transition", "co_stage_reviewer_decision", "co_resolution"]
+
+
+def load(name):
+    path = f"{work}/{name}-{v}.yaml"
+    if not os.path.exists(path) or not os.path.getsize(path):
+        return None
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    env = {}
+    for d in docs:
+        if d["kind"] == "StatefulSet":
+            c = d["spec"]["template"]["spec"]["containers"][0]
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    topics = {d["spec"]["topicName"]: d["spec"] for d in docs if d["kind"] == "KafkaTopic"}
+    return env, topics
+
+
+def check(case, problems):
+    print(("fail|" if problems else "ok|") + case + (": " + "; ".join(problems) if problems else ""))
+
+
+def want_env(env, want, problems):
+    for k, x in want.items():
+        if env.get(k) != x:
+            problems.append(f"enricher {k}={env.get(k)!r}, want {x!r}")
+
+
+def want_topic(topics, name, partitions, config, problems):
+    s = topics.get(name)
+    if s is None:
+        problems.append(f"no KafkaTopic {name}")
+        return
+    if s.get("partitions") != partitions:
+        problems.append(f"{name}: partitions {s.get('partitions')}, want {partitions}")
+    got = {k: s.get("config", {}).get(k) for k in config}
+    if got != config:
+        problems.append(f"{name}: config {got}, want {config}")
+
+
+progress_cfg = {"cleanup.policy": "compact", "segment.ms": 3600000, "min.insync.replicas": 2}
+cases = {
+    # name: (env, events template, state topics or None, progress, partitions, state configs)
+    "defaults": ({"DURO_STATE_TOPICS": "true", "DURO_STATE_TOPIC_TEMPLATE": "duro.state.{kind}",
+                  "DURO_PROGRESS_TOPIC": "duro.enricher.progress", "DURO_PROGRESS_IGNORE": "false",
+                  "DURO_CREATE_TOPICS": "true"}, None, None, None, None, None),
+    "full": ({"DURO_STATE_TOPICS": "true", "DURO_STATE_TOPIC_TEMPLATE": "duro.state.{kind}",
+              "DURO_PROGRESS_TOPIC": "duro.enricher.progress", "DURO_PROGRESS_IGNORE": "false",
+              "DURO_CREATE_TOPICS": None},
+             "duro.events.", ["duro.state.item", "duro.state.change_order"], "duro.enricher.progress",
+             12, {}),
+    "state-off": ({"DURO_STATE_TOPICS": "false", "DURO_PROGRESS_TOPIC": "duro.enricher.progress",
+                   "DURO_CREATE_TOPICS": None},
+                  "duro.events.", [], "duro.enricher.progress", 12, {}),
+    "state-custom": ({"DURO_STATE_TOPICS": "true", "DURO_STATE_TOPIC_TEMPLATE": "plm.{kind}.current",
+                      "DURO_PROGRESS_TOPIC": "plm.enricher.resume", "DURO_PROGRESS_IGNORE": "true",
+                      "DURO_TOPIC_TEMPLATE": "plm.events.{event}", "DURO_CREATE_TOPICS": None},
+                     "plm.events.", ["plm.item.current", "plm.change_order.current"], "plm.enricher.resume",
+                     24, {"min.compaction.lag.ms": "60000"}),
+    "mtls-bridge-tls": ({"DURO_STATE_TOPICS": "true", "DURO_PROGRESS_TOPIC": "duro.enricher.progress",
+                         "DURO_CREATE_TOPICS": None}, None, None, None, None, None),
+}
+for name, (env_want, prefix, state, progress, parts, state_cfg) in cases.items():
+    r = load(name)
+    if not r:
+        check(f"{name}: state and progress topics", [f"no rendering {name}"])
+        continue
+    env, topics = r
+    problems = []
+    want_env(env, env_want, problems)
+    if prefix is None:
+        if topics:
+            problems.append(f"KafkaTopics {sorted(topics)}")
+        check(f"{name}: the enricher's state and progress variables "
+              f"({', '.join(f'{k}={x}' for k, x in env_want.items() if x)}), no KafkaTopic", problems)
+        continue
+    for o in OUT + ["item_snapshot", "co_snapshot"]:
+        want_topic(topics, prefix + o, parts, {}, problems)
+    for s in state:
+        want_topic(topics, s, parts, dict({"cleanup.policy": "compact", "min.insync.replicas": 2}, **state_cfg),
+                   problems)
+    stray = sorted(n for n, s in topics.items() if "compact" in str(s.get("config", {}).get("cleanup.policy"))
+                   and n not in state and n != progress)
+    if stray:
+        problems.append(f"other compacted topics {stray}")
+    want_topic(topics, progress, 1, progress_cfg, problems)
+    if len(topics) != 2 + len(OUT) + 2 + len(state) + 1:
+        problems.append(f"{len(topics)} KafkaTopics: {sorted(topics)}")
+    check(f"{name}: KafkaTopics: " + (f"state topics {' '.join(state)} compacted with {parts} partitions like the "
+          "outputs" if state else "no state topic") + f", progress topic {progress} (compact, 1 partition, "
+          f"segment.ms 3600000), {prefix}item_snapshot and co_snapshot; the enricher's variables name them",
+          problems)
+PY
+  while IFS='|' read -r status what; do
+    if [ "$status" = ok ]; then pass "$what"; else failure "$what"; fi
+  done <"$work/state.out"
+else
+  cat "$work/state.out"
+  failure "state and progress topic checks (the script failed)"
+fi
+
 # Self-tests: each must be refused, for the reason given (a pattern of the error).
 expect_refused() { # WHAT PATTERN LOG; the command already failed (or not: $4)
   local what=$1 pattern=$2 log=$3 rc=$4
@@ -462,6 +588,12 @@ if [ "$self_test" = 1 ]; then
     "invalid propertyName 'component.graphql'"
   bad_values event-table-twice $'apiFiles:\n  eventTable:\n    text: "ITEM_CREATE item item_id known no -"\n    existingConfigMap: t' \
     'give text or existingConfigMap, not both' template-only
+  bad_values state-template-without-kind $'enricher:\n  stateTopics:\n    topicTemplate: duro.state' \
+    'topicTemplate.*(Does not match pattern|pattern)'
+  bad_values state-config-cleanup-policy $'topics:\n  stateConfig:\n    cleanup.policy: delete' \
+    "invalid propertyName 'cleanup.policy'"
+  bad_values progress-topic-is-dlq $'topics:\n  strimzi:\n    enabled: true\nenricher:\n  progressTopic:\n    name: duro.webhooks.dlq' \
+    'two KafkaTopics for topic "duro.webhooks.dlq"' template-only
   bad_values sasl-without-password $'kafka:\n  sasl:\n    mechanism: SCRAM-SHA-512\n    username: u' 'passwordSecret'
 
   # Bad fields and wrong types in rendered objects: kubeconform must refuse each file.
@@ -528,6 +660,42 @@ if [ "$self_test" = 1 ]; then
     manifests "$work/no-checksum.yaml" no-checksum 2>"$work/no-checksum.mc" || rc=$?
     expect_refused "a release ConfigMap mounted without its checksum annotation (manifest checks)" \
       "no checksum/event-table annotation rolls the pods" "$work/no-checksum.mc" "$rc"
+  fi
+  # The state and progress KafkaTopics of full.yaml, broken one way each.
+  if [ -s "$full" ]; then
+    topic_test() { # NAME PATTERN PYTHON (changes the KafkaTopic dict s of topic named n)
+      local name=$1 pattern=$2 code=$3 rc=0
+      python3 - "$full" "$work/$name.yaml" "$code" <<'PY'
+import sys
+import yaml
+src, out, code = sys.argv[1:4]
+docs = [d for d in yaml.safe_load_all(open(src)) if d]
+keep = []
+for d in docs:
+    if d["kind"] == "KafkaTopic":
+        s, n = d["spec"], d["spec"]["topicName"]
+        drop = False
+        exec(code)
+        if drop:
+            continue
+    keep.append(d)
+yaml.safe_dump_all(keep, open(out, "w"), sort_keys=False)
+PY
+      manifests "$work/$name.yaml" "$name" 2>"$work/$name.mc" || rc=$?
+      expect_refused "$name (manifest checks)" "$pattern" "$work/$name.mc" "$rc"
+    }
+    topic_test "a state topic not compacted" "duro.state.item has cleanup.policy 'delete', want compact" \
+      'if n == "duro.state.item": s["config"]["cleanup.policy"] = "delete"'
+    topic_test "a state topic not co-partitioned" "duro.state.change_order has 6 partitions, the output topics 12" \
+      'if n == "duro.state.change_order": s["partitions"] = 6'
+    topic_test "a progress topic of 12 partitions" "duro.enricher.progress has 12 partitions, want 1" \
+      'if n == "duro.enricher.progress": s["partitions"] = 12'
+    topic_test "a progress topic without segment.ms" "duro.enricher.progress has segment.ms None" \
+      'if n == "duro.enricher.progress": del s["config"]["segment.ms"]'
+    topic_test "no progress KafkaTopic" "no KafkaTopic for the progress topic duro.enricher.progress" \
+      'drop = n == "duro.enricher.progress"'
+    topic_test "no snapshot output KafkaTopic" "no KafkaTopic for the snapshot output topic duro.events.co_snapshot" \
+      'drop = n == "duro.events.co_snapshot"'
   fi
   sed 's/^      enableServiceLinks: false$/      enableServiceLinks: true/' "$base" >"$work/links.yaml"
   rc=0

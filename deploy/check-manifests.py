@@ -22,7 +22,16 @@ Usage: check-manifests.py MANIFESTS.yaml [--bridge-help FILE] [--enricher-help F
 - the enricher's DURO_TRANSACTIONAL_ID and DURO_GROUP_INSTANCE_ID are built from the pod
   name (POD_NAME from the downward API, defined before them);
 - the guarantees: dedupe window > maximum event age + 600 s; raw-topic retention (KafkaTopic
-  or DURO_RAW_RETENTION_MS) >= window; Strimzi topics: min.insync.replicas < replicas.
+  or DURO_RAW_RETENTION_MS) >= window; Strimzi topics: min.insync.replicas < replicas;
+  no two KafkaTopics for one topic;
+- the enricher's state and progress topics (DURO_STATE_TOPICS, DURO_STATE_TOPIC_TEMPLATE,
+  DURO_PROGRESS_TOPIC, DURO_PROGRESS_IGNORE; booleans true or false, the template with
+  {kind}), which the enricher refuses to start without: when KafkaTopics are rendered, a
+  KafkaTopic for each state topic (cleanup.policy compact, the output topics' partition
+  count: Kafka Streams co-partitioning) unless DURO_STATE_TOPICS=false, in which case
+  none; one for the progress topic (compact, 1 partition, segment.ms 3600000); one for
+  each snapshot event's output topic (ITEM_SNAPSHOT, CO_SNAPSHOT). Without KafkaTopics
+  and without DURO_CREATE_TOPICS=true nothing provisions them: a warning.
 Exit status 1 with one line per finding.
 """
 import argparse
@@ -31,6 +40,13 @@ import sys
 
 import yaml
 
+# The enricher's defaults (duro-enricher --help) for the state and progress topics.
+STATE_KINDS = ("item", "change_order")
+SNAPSHOT_EVENTS = ("ITEM_SNAPSHOT", "CO_SNAPSHOT")
+DEFAULTS = {"DURO_STATE_TOPICS": "true", "DURO_STATE_TOPIC_TEMPLATE": "duro.state.{kind}",
+            "DURO_PROGRESS_TOPIC": "duro.enricher.progress", "DURO_PROGRESS_IGNORE": "false",
+            "DURO_TOPIC_TEMPLATE": "duro.events.{event}", "DURO_CREATE_TOPICS": "false"}
+PROGRESS_SEGMENT_MS = 3600000
 RDKAFKA = re.compile(r"^DURO_RDKAFKA_(PRODUCER_|CONSUMER_)?[A-Z0-9]+(_[A-Z0-9]+)*$")
 SECRETISH = re.compile(r"(PASSWORD|SECRET|API_KEY)$")
 # The GraphQL documents a DURO_QUERIES_DIR folder must hold (schemas/graphql).
@@ -169,6 +185,82 @@ def check_api_file(where, pod, container, var, configmaps):
     fail(f"{where}: {var}={path} is on no mounted volume")
 
 
+def output_topic(template, event):
+    """The enricher's output topic of an event: {event} lower-cased, outside [a-z0-9._-] → _."""
+    return template.replace("{event}", re.sub(r"[^a-z0-9._-]", "_", event.lower()))
+
+
+def check_state_topics(w, c, topics):
+    """The enricher container c (of workload w) against the KafkaTopics rendered."""
+    env = {k: value(c, k) if value(c, k) is not None else d for k, d in DEFAULTS.items()}
+    for var in ("DURO_STATE_TOPICS", "DURO_PROGRESS_IGNORE"):
+        if env[var] not in ("true", "false"):
+            fail(f"{w}: {var}={env[var]!r}, want true or false")
+    state_on = env["DURO_STATE_TOPICS"] != "false"
+    tmpl = env["DURO_STATE_TOPIC_TEMPLATE"]
+    if "{kind}" not in tmpl:
+        fail(f"{w}: DURO_STATE_TOPIC_TEMPLATE={tmpl!r} lacks {{kind}}: the enricher refuses it")
+        return
+    state = [tmpl.replace("{kind}", k) for k in STATE_KINDS]
+    progress = env["DURO_PROGRESS_TOPIC"]
+    create = env["DURO_CREATE_TOPICS"] == "true"
+    if not topics:
+        if not create:
+            warnings.append(
+                f"{w}: neither KafkaTopics nor DURO_CREATE_TOPICS=true: "
+                + (f"the state topics {', '.join(state)} and " if state_on else "")
+                + f"the progress topic {progress} must exist, compacted, or the enricher refuses to start")
+        return
+    by_name = {t["spec"].get("topicName"): t for t in topics}
+    snapshots = [output_topic(env["DURO_TOPIC_TEMPLATE"], e) for e in SNAPSHOT_EVENTS]
+    outputs = re.compile("^" + re.escape(env["DURO_TOPIC_TEMPLATE"]).replace(
+        re.escape("{event}"), "[a-z0-9._-]+") + "$")
+    out_parts = {int(t["spec"].get("partitions", 0)) for n, t in by_name.items()
+                 if outputs.match(n or "") and n not in state and n != progress}
+    if len(out_parts) != 1:
+        fail(f"output topics' KafkaTopics: partitions {sorted(out_parts)}, want one count")
+
+    def declared(name, what):
+        t = by_name.get(name)
+        if t is None:
+            (warnings.append if create else fail)(
+                f"no KafkaTopic for {what} {name}" + ("" if create else ": the enricher refuses to start"))
+        return t
+
+    def compacted(t, what):
+        cfg = t["spec"].get("config") or {}
+        if "compact" not in str(cfg.get("cleanup.policy", "")):
+            fail(f"KafkaTopic/{t['metadata']['name']}: {what} {t['spec']['topicName']} has "
+                 f"cleanup.policy {cfg.get('cleanup.policy')!r}, want compact")
+
+    for name in state:
+        if not state_on:
+            if name in by_name:
+                fail(f"KafkaTopic/{by_name[name]['metadata']['name']}: state topic {name} "
+                     f"declared, but DURO_STATE_TOPICS=false")
+            continue
+        t = declared(name, "the state topic")
+        if t is None:
+            continue
+        compacted(t, "state topic")
+        p = int(t["spec"].get("partitions", 0))
+        if len(out_parts) == 1 and p not in out_parts:
+            fail(f"KafkaTopic/{t['metadata']['name']}: state topic {name} has {p} partitions, "
+                 f"the output topics {min(out_parts)}: Kafka Streams joins need them co-partitioned")
+    t = declared(progress, "the progress topic")
+    if t is not None:
+        compacted(t, "progress topic")
+        cfg = t["spec"].get("config") or {}
+        if int(t["spec"].get("partitions", 0)) != 1:
+            fail(f"KafkaTopic/{t['metadata']['name']}: progress topic {progress} has "
+                 f"{t['spec'].get('partitions')} partitions, want 1 (the enricher reads partition 0 only)")
+        if str(cfg.get("segment.ms")) != str(PROGRESS_SEGMENT_MS):
+            fail(f"KafkaTopic/{t['metadata']['name']}: progress topic {progress} has segment.ms "
+                 f"{cfg.get('segment.ms')!r}, want {PROGRESS_SEGMENT_MS}")
+    for name in snapshots:
+        declared(name, "the snapshot output topic")
+
+
 def check_workload(found, kind: str, who: str, secret_var: str) -> str:
     """found = (document, pod spec, container) of one program: it must run as a
     ``kind`` with its secret mounted as a file named by ``secret_var``. Returns the
@@ -255,6 +347,12 @@ def main():
                 fail(f"DURO_RAW_RETENTION_MS {r} is shorter than the dedupe window {window} s")
     raw_topic = value(enricher[2], "DURO_RAW_TOPIC") if enricher else (
         value(bridge[2], "DURO_RAW_TOPIC") if bridge else None)
+    names = [t["spec"].get("topicName") for t in topics]
+    for n in sorted({n for n in names if names.count(n) > 1}):
+        fail(f"two or more KafkaTopics for topic {n}")
+    if enricher:
+        check_state_topics(f"{enricher[0]['kind']}/{enricher[0]['metadata']['name']}",
+                           enricher[2], topics)
     for t in topics:
         s = t["spec"]
         w = f"KafkaTopic/{t['metadata']['name']}"

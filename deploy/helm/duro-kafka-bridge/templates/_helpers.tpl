@@ -108,6 +108,17 @@ longest enricher outage tolerated. All three come from .Values.eventMaxAge.
 {{- replace "{event}" $event .root.Values.kafka.topicTemplate -}}
 {{- end -}}
 
+{{/* A state topic: enricher.stateTopics.topicTemplate with {kind} (item, change_order). */}}
+{{- define "duro.stateTopic" -}}
+{{- replace "{kind}" .kind .root.Values.enricher.stateTopics.topicTemplate -}}
+{{- end -}}
+
+{{/* The events with a built-in output topic besides topics.events: the snapshots that
+`duro-enricher snapshot` writes (the event table always has them). */}}
+{{- define "duro.snapshotEvents" -}}
+{{- list "ITEM_SNAPSHOT" "CO_SNAPSHOT" | toJson -}}
+{{- end -}}
+
 {{- define "duro.securityProtocol" -}}
 {{- $k := .Values.kafka -}}
 {{- if $k.securityProtocol -}}
