@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Benchmarks (docs/benchmarks.md): ingress (duro-bridge against an HTTP ceiling, a Kafka
 # ceiling and a Node.js reference bridge), enricher (duro-enricher against the GraphQL
-# double's capacity and a naive enricher) and dedupe rebuild (its rate against a plain
+# double's capacity and a naive enricher), state topics (the enricher's events/s with
+# DURO_STATE_TOPICS on ÷ off, same input) and dedupe rebuild (its rate against a plain
 # librdkafka read, a rebalance's pause against the window), on this machine, one after the
 # other, against one real broker that this script starts in a temporary folder and stops
 # again. Prints a table of ratios and writes docs/benchmarks.md. Loopback only; nothing is
 # asserted.
 #
-# Usage: scripts/bench.sh [--quick] [--keep] [--only ingress|enricher|rebuild] [options]
+# Usage: scripts/bench.sh [--quick] [--keep] [--only ingress|enricher|state|rebuild] [opts]
 #   --quick   smoke test: short runs, small pools; writes the page to
 #             build-bench/benchmarks-quick.md instead of docs/benchmarks.md
 #   --keep    keep the work folder (logs of every process, results.json)
 #   --only S  run one section; the page keeps the other sections as they were
 #   Anything else goes to tests/bench/run_bench.py, e.g. --seconds 30, --conns 8,64,
-#   --enricher-n 50000, --moderate-rate 100, --rebuild-windows 50000,400000 (its --help).
+#   --enricher-n 50000, --moderate-rate 100, --state-repeat 3,
+#   --rebuild-windows 50000,400000 (its --help).
 # Environment: DURO_CACHE (default ~/.cache/duro-kafka-bridge), DURO_BENCH_BUILD (the
 # release build folder, default build-bench).
 set -euo pipefail

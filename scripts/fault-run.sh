@@ -5,7 +5,8 @@
 # non-2xx on Duro's schedule scaled down) through duro-bridge to duro-enricher, while the
 # harness kill -9s the bridge and the enricher, restarts the broker and makes the GraphQL
 # double fail (500s, timeouts, 429/RATE_LIMITED, a full outage). At the end it reads
-# every output topic and the DLQ (read_committed) and prints a ledger.
+# every output topic, the DLQ and the state topics (read_committed) and prints a ledger;
+# its ITEM_DELETE/CO_DELETE events delete their resource in the double first.
 #
 # Usage: scripts/fault-run.sh [--events N] [--rate R] [--scale X] [--repeat-probability P]
 #                             [--bridge-kills N] [--enricher-kills N] [--broker-restarts N]

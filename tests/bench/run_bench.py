@@ -11,7 +11,8 @@ duro-bridge and (4) the Node.js reference (tests/bench/node-ref); (2) the Kafka 
 Enricher: a preload of raw events drained by duro-enricher (default settings, then with the
 GraphQL request-rate limit off), by a naive enricher (tests/bench/naive_enricher.py), and the
 capacity of the GraphQL double (duro_double.bench) alone; then event-to-output latency at a
-moderate rate. Dedupe rebuild: per window size, raw partitions filled with tests/bench/rawpart
+moderate rate. State topics: duro-enricher's events/s with DURO_STATE_TOPICS on and off on
+one preload, alternated, and the ratio on / off. Dedupe rebuild: per window size, raw partitions filled with tests/bench/rawpart
 and committed at their ends; duro-enricher's rebuild rate against a plain librdkafka read of
 the same partition, then the pause a second member's joining causes, for the partition that
 stays and the one that moves. Everything is loopback, bounded in count and time; every
@@ -184,10 +185,22 @@ def metric(text: str, name: str) -> float:
 
 # ---------------------------------------------------------------- Kafka helpers
 
-def create_topics(bootstrap: str, names: list[str], partitions: int = PARTITIONS) -> None:
+def state_env(bootstrap: str, prefix: str, partitions: int = PARTITIONS) -> dict:
+    """Creates the compacted state and progress topics the enricher checks at start
+    (prefix + "state.item", ... + "progress") and returns the settings naming them."""
+    create_topics(bootstrap, [prefix + "state.item", prefix + "state.change_order"],
+                  partitions=partitions, config={"cleanup.policy": "compact"})
+    create_topics(bootstrap, [prefix + "progress"], partitions=1,
+                  config={"cleanup.policy": "compact"})
+    return {"DURO_STATE_TOPIC_TEMPLATE": prefix + "state.{kind}",
+            "DURO_PROGRESS_TOPIC": prefix + "progress"}
+
+
+def create_topics(bootstrap: str, names: list[str], partitions: int = PARTITIONS,
+                  config: dict | None = None) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=10).topics)
-    new = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+    new = [NewTopic(n, partitions, 1, config=config or {}) for n in names if n not in existing]
     if new:
         for _, fut in admin.create_topics(new).items():
             fut.result(timeout=30)
@@ -472,7 +485,8 @@ def run_enricher(a, work: Path, variant: str, raw: str, double_port: int, n_even
            "DURO_ENRICHER_GROUP": group, "DURO_TRANSACTIONAL_ID": group + "-tx",
            "DURO_ENRICHER_ADMIN_LISTEN": f"127.0.0.1:{admin_port}",
            "DURO_API_URL": f"http://127.0.0.1:{double_port}/graphql",
-           "DURO_API_KEY_FILE": str(work / "api-key"), "DURO_LOG_LEVEL": "info", **extra_env}
+           "DURO_API_KEY_FILE": str(work / "api-key"), "DURO_LOG_LEVEL": "info",
+           **state_env(a.bootstrap, prefix), **extra_env}
     raw_end = sum(end_offsets(a.bootstrap, raw).values())
     double_stats(double_port, reset=True)
     cpu0 = {k: cpu_ticks(v) for k, v in pids.items()}
@@ -517,6 +531,7 @@ def run_enricher(a, work: Path, variant: str, raw: str, double_port: int, n_even
                     "dlq": metric(mtext, "duro_enricher_dlq_total"),
                     "deduplicated": metric(mtext, "duro_enricher_deduplicated_total"),
                     "transactions": metric(mtext, "duro_enricher_transactions_committed_total"),
+                    "state_records": labelled(mtext, "duro_enricher_state_records_total"),
                     "aborted": metric(mtext, "duro_enricher_transactions_aborted_total")})
         log(f"enricher {variant}: {done} events in {secs:.1f}s = {done / secs:.0f} events/s, "
             f"{res['requests_per_event']:.4f} GraphQL requests/event, VmHWM "
@@ -736,6 +751,58 @@ def bench_enricher(a, work: Path, broker_pid: int | None) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- state topics on / off
+
+STATE_SETUP = ("the throughput set-up: DURO_GRAPHQL_RATE=0, DURO_BATCH_MAX=2000, "
+               "DURO_GRAPHQL_CONCURRENCY=8",
+               {"DURO_GRAPHQL_RATE": "0", "DURO_BATCH_MAX": "2000",
+                "DURO_GRAPHQL_CONCURRENCY": "8"})
+
+
+def bench_state(a, work: Path, broker_pid: int | None) -> dict:
+    """duro-enricher's events/s with DURO_STATE_TOPICS=true and =false on the same raw
+    topic (one preload; each drain in a group of its own, so each reads all of it),
+    alternated on, off, on, off, ... (--state-repeat pairs) so that a drift of the shared
+    machine weighs on both; the ratio is of the medians."""
+    item_share = sum(w for n, w in DEFAULT_MIX.items() if n.startswith("ITEM_")) / \
+        sum(DEFAULT_MIX.values())
+    comps = max(1000, int(a.enricher_n * (1 - a.repeat) * item_share * 1.1) + 200)
+    cos = max(200, int(a.enricher_n * (1 - a.repeat) * (1 - item_share) * 1.1) + 200)
+    label, env = STATE_SETUP
+    out: dict = {"events": a.enricher_n, "repeat": a.repeat, "latency_ms": a.double_latency_ms,
+                 "pairs": a.state_repeat, "setup": label, "runs": []}
+    double, port = start_double(a, work, comps, cos)
+    pids = {"broker": broker_pid, "double": double.pid}
+    try:
+        raw = "bench.state.raw"
+        create_topics(a.bootstrap, [raw])
+        out["preload"] = preload(a.bootstrap, raw, EventMaker(7, a.repeat, comps, cos),
+                                 a.enricher_n)
+        log(f"state: preloaded {a.enricher_n} events into {raw}")
+        if not a.quick:
+            # warm-up, not reported (a fresh broker's first transactions are slow: JIT)
+            w = run_enricher(a, work, "state-warmup", raw, port, a.enricher_n,
+                             dict(env, DURO_STATE_TOPICS="true"), None, pids)
+            out["warmup"] = {k: w.get(k) for k in ("events", "seconds", "events_per_s")}
+        for i in range(a.state_repeat):
+            for on in (True, False):
+                r = run_enricher(a, work, f"state-{'on' if on else 'off'}-{i + 1}", raw, port,
+                                 a.enricher_n, dict(env, DURO_STATE_TOPICS=str(on).lower()),
+                                 None, pids)
+                r["state_topics"] = on
+                out["runs"].append(r)
+    finally:
+        double.stop()
+    on_eps = [r["events_per_s"] for r in out["runs"] if r["state_topics"]]
+    off_eps = [r["events_per_s"] for r in out["runs"] if not r["state_topics"]]
+    out["on_events_per_s"], out["off_events_per_s"] = median(on_eps), median(off_eps)
+    out["ratio"] = (out["on_events_per_s"] / out["off_events_per_s"]
+                    if out["off_events_per_s"] else None)
+    log(f"state topics on ÷ off: {out['on_events_per_s']:.0f} ÷ {out['off_events_per_s']:.0f} "
+        f"events/s = {out['ratio']:.3f}")
+    return out
+
+
 # ---------------------------------------------------------------- dedupe rebuild
 
 REBUILD_PARTITIONS = 2
@@ -825,6 +892,7 @@ def start_rebuild_enricher(a, work: Path, name: str, topic: str,
     after the committed offsets). Returns it and its admin port."""
     env = {"KAFKA_BOOTSTRAP_SERVERS": a.bootstrap, "DURO_RAW_TOPIC": topic,
            "DURO_DLQ_TOPIC": "bench.rebuild.dlq", "DURO_TOPIC_TEMPLATE": "bench.rebuild.{event}",
+           **state_env(a.bootstrap, "bench.rebuild."),
            "DURO_ENRICHER_GROUP": group, "DURO_TRANSACTIONAL_ID": f"{group}-{name}",
            "DURO_ENRICHER_ADMIN_LISTEN": "127.0.0.1:0",
            "DURO_API_URL": "http://127.0.0.1:1/graphql", "DURO_API_KEY": "bench-not-a-key",
@@ -1195,6 +1263,33 @@ def report(res: dict, a) -> tuple[str, list[tuple[str, str, str]]]:
                       f"{fmt(dd * 48 / 2**20, 1)} MiB)",
                       "met" if all(v is not None and v <= allow[n] for n, v in rss.items())
                       else "not met"))
+    sb = res.get("state")
+    if sb:
+        L.append(f"### State topics: duro-enricher's events/s with DURO_STATE_TOPICS on ÷ off "
+                 f"(the same {fmt(sb['events'])} preloaded raw events, "
+                 f"{int(100 * sb['repeat'])}% repeated resource ids; {sb['setup']}; "
+                 f"{sb['pairs']} on/off pair{'s' if sb['pairs'] > 1 else ''}, alternated)\n")
+        L.append("| run | state topics | events | seconds | events/s | transactions | state "
+                 "records (document / tombstone) | GraphQL requests/event | enricher peak RSS "
+                 "MiB | CPU %: enricher / broker / double |")
+        L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in sb["runs"]:
+            sr = r.get("state_records") or {}
+            cpu = r.get("cpu_pct") or {}
+            L.append(f"| {r['variant']} | {'on' if r['state_topics'] else 'off'} | "
+                     f"{fmt(r['committed'])} | {fmt(r['seconds'], 1)} | "
+                     f"{fmt(r['events_per_s'])} | {fmt(r['transactions'])} | "
+                     f"{fmt(sr.get('document'))} / {fmt(sr.get('tombstone'))} | "
+                     f"{fmt(r['requests_per_event'], 4)} | {fmt(mib(r.get('vm_hwm_kib')), 1)} | "
+                     f"{cpu.get('enricher', '–')} / {cpu.get('broker', '–')} / "
+                     f"{cpu.get('double', '–')} |")
+        L.append("")
+        L.append(f"Median events/s: on {fmt(sb['on_events_per_s'])}, off "
+                 f"{fmt(sb['off_events_per_s'])}; **on ÷ off = {fmt(sb['ratio'], 3)}**.\n")
+        goals.append(("state topics: enricher events/s with them on ≥ 0.9 × off",
+                      f"{fmt(sb['on_events_per_s'])} ÷ {fmt(sb['off_events_per_s'])} = "
+                      f"{fmt(sb['ratio'], 3)} (medians of {sb['pairs']})",
+                      "met" if sb["ratio"] is not None and sb["ratio"] >= 0.9 else "not met"))
     rb = res.get("rebuild")
     if rb:
         W = rb["windows"]
@@ -1264,18 +1359,20 @@ NOTES_MARK = ("<!-- Hand-written notes: everything below this line is kept when 
 # The page's sections; a run that leaves some out (--only) keeps theirs from the page as it
 # was: their results (cut at the "### " headings report() writes), their goals' rows and
 # their paragraphs of "What was run" (cut at their bold openings).
-SECTIONS = {"ingress": "Ingress", "enricher": "Enricher", "rebuild": "Dedupe rebuild"}
-HEADINGS = {"### Ingress": "ingress", "### Enricher": "enricher",
+SECTIONS = {"ingress": "Ingress", "enricher": "Enricher", "state": "State topics",
+            "rebuild": "Dedupe rebuild"}
+HEADINGS = {"### Ingress": "ingress", "### Enricher": "enricher", "### State topics": "state",
             "### Dedupe rebuild": "rebuild", "### Goals": "goals"}
 PARAGRAPHS = {"**Ingress.**": "ingress", "**Enricher.**": "enricher",
-              "**Dedupe rebuild.**": "rebuild"}
+              "**State topics.**": "state", "**Dedupe rebuild.**": "rebuild"}
 # which run wrote each section: a hidden line of the page, JSON
 RUNS_MARK = "<!-- bench runs: "
 
 
 def goal_section(goal: str) -> str:
     return ("ingress" if goal.startswith("bridge") else
-            "rebuild" if goal.startswith("dedupe") else "enricher")
+            "rebuild" if goal.startswith("dedupe") else
+            "state" if goal.startswith("state topics") else "enricher")
 
 
 def page_parts(text: str) -> dict:
@@ -1412,6 +1509,20 @@ enricher (`tests/bench/naive_enricher.py`, Python: one GraphQL request per event
 produce, wait for the delivery, commit synchronously; **not transactional**, no dedupe) reads
 the first set-up's preload in its own group for a bounded time.
 """
+    if "state" in res:
+        sb = res["state"]
+        run["state"] = f"""\
+**State topics.** One raw topic of {PARTITIONS} partitions is preloaded with
+{sb['events']:,} events as in the enricher section (same maker and seed, {int(100 * sb['repeat'])}%
+repeated resource ids); the GraphQL double runs as there ({sb['latency_ms']:g} ms per request).
+duro-enricher (release build, {sb['setup']}) drains it {2 * sb['pairs']} times, alternately
+with `DURO_STATE_TOPICS=true` and `=false` (on first), each time in a consumer group of its
+own with its own output, DLQ, state and progress topics (the compacted topics are created
+beforehand either way; the progress topic is written either way), timed as in the enricher
+section; {'a warm-up drain with them on comes first, not reported' if sb.get('warmup') else
+'no warm-up drain (quick run)'}. The ratio is the median events/s with them on over the
+median with them off. The state records come from `duro_enricher_state_records_total`.
+"""
     if "rebuild" in res:
         rb = res["rebuild"]
         windows = ", ".join(f"{w['records']:,}" for w in rb["windows"])
@@ -1478,7 +1589,7 @@ def main(argv=None) -> int:
     p.add_argument("--doc", type=Path, help="write the results page here")
     p.add_argument("--json", type=Path, help="write the raw results here")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--only", choices=["ingress", "enricher", "rebuild"])
+    p.add_argument("--only", choices=["ingress", "enricher", "state", "rebuild"])
     p.add_argument("--seconds", type=float)
     p.add_argument("--conns")
     p.add_argument("--wrk-threads", type=int, default=2)
@@ -1495,6 +1606,8 @@ def main(argv=None) -> int:
                    help="experiment: run only these enricher set-ups (NAME+ adds the "
                    "moderate-load phase); repeatable")
     p.add_argument("--no-naive", action="store_true", help="skip the naive enricher")
+    p.add_argument("--state-repeat", type=int,
+                   help="state topics on / off: pairs of drains (default 2, quick 1)")
     p.add_argument("--rebuild-windows", metavar="N,N,...",
                    help="dedupe rebuild: records per raw partition (default 50000,400000,2000000; "
                    "quick: 20000,100000)")
@@ -1522,6 +1635,7 @@ def main(argv=None) -> int:
                          .split(",")]
     # 5 runs: a pause of the partition that stays is some tens of ms, its spread as large
     a.rebuild_repeat = a.rebuild_repeat or (1 if q else 5)
+    a.state_repeat = a.state_repeat or (1 if q else 2)
     for name, v, hi in (("--seconds", a.seconds, 600), ("--pool-n", a.pool_n, 1_000_000),
                         ("--enricher-n", a.enricher_n, 1_000_000),
                         ("--moderate-seconds", a.moderate_seconds, 600),
@@ -1534,6 +1648,8 @@ def main(argv=None) -> int:
         p.error("--conns: each 1..1000")
     if any(not 1000 <= n <= 10_000_000 for n in a.rebuild_windows):
         p.error("--rebuild-windows: each 1000..10000000")
+    if not 1 <= a.state_repeat <= 10:
+        p.error("--state-repeat must be in 1..10")
     if not 1 <= a.rebuild_repeat <= 20:
         p.error("--rebuild-repeat must be in 1..20")
     if a.from_json:
@@ -1569,6 +1685,8 @@ def main(argv=None) -> int:
                 sum(len(x.split("\t", 5)[5]) for x in lines) / len(lines))
         if a.only in (None, "enricher"):
             res["enricher"] = bench_enricher(a, a.work, broker_pid)
+        if a.only in (None, "state"):
+            res["state"] = bench_state(a, a.work, broker_pid)
         if a.only in (None, "rebuild"):
             res["rebuild"] = bench_rebuild(a, a.work)
     finally:

@@ -26,12 +26,20 @@ with read_committed consumers and a ledger is printed (and written as JSON):
   than one output+DLQ record for one event id), unexpected (records for ids never sent),
   not acknowledged but delivered (given up by Duro, yet on Kafka: legitimate), misrouted
   (an invalid event not in the DLQ as invalid-payload, a valid one on the wrong topic),
-  plus deliveries, kills, broker restarts, fault windows and wall time.
+  plus deliveries, kills, broker restarts, fault windows and wall time;
 
-Verdict: FAIL (exit 1) when anything is lost, duplicated or misrouted; VOID (exit 2) when
-the ledger does not balance (sender ledger inconsistent or unfinished, records for ids
-never sent, records without a raw record, enricher not drained) or the harness itself
-failed; PASS (exit 0) otherwise.
+and the state topics are checked (``check_state``): the run's ITEM_DELETE / CO_DELETE
+events delete their resource in the double before they are sent, so later events of it
+are answered not_found; per resource the run named, the state records must be exactly
+those the contract asks for (per committed batch, read back from the progress topic:
+its last output event of the resource writes a tombstone if deleted, the document if
+found, nothing if a live not_found; a DLQ'd event writes nothing), and the reduced state
+the double's document as the enricher's query selects it, as of that event, or absent.
+
+Verdict: FAIL (exit 1) when anything is lost, duplicated or misrouted, or a state
+mismatches; VOID (exit 2) when the ledger does not balance (sender ledger inconsistent or
+unfinished, records for ids never sent, records without a raw record, enricher not
+drained) or the harness itself failed; PASS (exit 0) otherwise.
 
 Run it with ``scripts/fault-run.sh`` (own broker in a temporary KAFKA_WORK); the short
 CI version is ``tests/integration/test_fault_short.py`` (same harness, in process, on
@@ -41,6 +49,7 @@ the test session's broker). ``python tests/fault/fault_run.py --help`` lists the
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import datetime as dt
 import json
@@ -87,6 +96,8 @@ WINDOWS = {
     # a partial outage: component lookups fail (500), change orders still answer
     "partial": ({"failing_lookups": {"component"}}, {"failing_lookups": set()}),
 }
+DELETE_EVENTS = ("ITEM_DELETE", "CO_DELETE")  # the run deletes the resource in the double first
+STATE_KINDS = ("item", "change_order")
 MIN_WINDOW_REQUESTS = 5
 AIM_S = 5.0  # longest wait for an open transaction to kill the enricher in
 GRAPHQL_TIMEOUT_MS = 3000   # below the "timeouts" window's latency
@@ -194,6 +205,16 @@ def event_stream(cfg: FaultConfig, data, template: str):
         yield ev, ("topic", enrichertest.topic_for(template, name)), name
 
 
+def resource_of(ev: dict) -> tuple[str, str] | None:
+    """(state kind, id) a known event names: ITEM_* an item, CO_* a change order."""
+    name, data = ev.get("event"), ev.get("data") or {}
+    if name.startswith("ITEM_"):
+        return "item", data["item_id"]
+    if name.startswith("CO_"):
+        return "change_order", data["change_order_id"]
+    return None
+
+
 # ---------------------------------------------------------------- Kafka helpers
 
 class OffsetProbe:
@@ -297,6 +318,11 @@ class FaultRun:
         self.t0 = time.monotonic()
         self.thread_errors: list[str] = []
         self.feeder_done = threading.Event()
+        # the state check: every (kind, id) a known event named, and the documents of the
+        # resources the run deleted in the double (as the enricher's query selected them
+        # just before the deletion)
+        self.named: set[tuple[str, str]] = set()
+        self.deleted_docs: dict[tuple[str, str], dict | None] = {}
 
     # -- set-up -------------------------------------------------------------
     def _setup(self) -> None:
@@ -305,6 +331,10 @@ class FaultRun:
         enrichertest.create_topics(b, [self.raw], partitions=cfg.raw_partitions)
         enrichertest.create_topics(b, [self.dlq] + self.output_topics,
                                    partitions=cfg.output_partitions)
+        self.state_template = f"{self.prefix}.state.{{kind}}"
+        self.progress = f"{self.prefix}.progress"
+        enrichertest.create_state_topics(b, self.state_template, self.progress,
+                                         partitions=cfg.output_partitions)
         self.log(f"topics: {self.raw} ({cfg.raw_partitions} partitions), {self.dlq}, "
                  f"{len(self.output_topics)} output topics ({self.template})")
         self.probe = OffsetProbe(b, self.group, self.raw, cfg.raw_partitions)
@@ -330,6 +360,8 @@ class FaultRun:
             "DURO_RAW_TOPIC": self.raw,
             "DURO_DLQ_TOPIC": self.dlq,
             "DURO_TOPIC_TEMPLATE": self.template,
+            "DURO_STATE_TOPIC_TEMPLATE": self.state_template,
+            "DURO_PROGRESS_TOPIC": self.progress,
             "DURO_ENRICHER_GROUP": self.group,
             "DURO_ENRICHER_ADMIN_LISTEN": "127.0.0.1:0",
             "DURO_TRANSACTIONAL_ID": self.txn_id,
@@ -381,11 +413,32 @@ class FaultRun:
                     return
                 if self.stop.is_set():
                     return
+                res = resource_of(ev) if kind in DEFAULT_MIX else None
+                if res is not None:
+                    self.named.add(res)
+                    if kind in DELETE_EVENTS:
+                        self._delete_in_double(*res)
                 eid = self.sender.send(ev)
                 self.expected[eid] = route
                 self.kinds[eid] = kind
         finally:
             self.feeder_done.set()
+
+    def _delete_in_double(self, kind: str, rid: str) -> None:
+        """Duro deletes the resource, then sends the webhook: the double loses it before
+        the delete event is sent (so later events of it are answered not_found)."""
+        if (kind, rid) not in self.deleted_docs:
+            self.deleted_docs[(kind, rid)] = enrichertest.expected_document(self.double, kind,
+                                                                            rid)
+        self.double.data.delete(rid)
+        self.counts["double_deletes"] += 1
+
+    def expected_doc(self, kind: str, rid: str) -> dict | None:
+        """The document the enricher's query selects of the resource: as it was before
+        the run deleted it, else as the double has it now (documents never change here)."""
+        if (kind, rid) in self.deleted_docs:
+            return self.deleted_docs[(kind, rid)]
+        return enrichertest.expected_document(self.double, kind, rid)
 
     def _supervise(self) -> None:
         """Restarts a program that exited by itself (an orchestrator's job)."""
@@ -668,6 +721,21 @@ class FaultRun:
                 outs += kafkatest.read_all(self.broker.bootstrap, t, timeout=300)
             ledger = build_ledger(self.sender.ledger.entries(), self.sender.summary(),
                                   self.expected, self.kinds, raw, outs, self.dlq)
+            self.log("reading the state topics and the progress topic (read_committed)")
+            states = {k: kafkatest.read_all(self.broker.bootstrap,
+                                            self.state_template.replace("{kind}", k),
+                                            timeout=300) for k in STATE_KINDS}
+            progress = kafkatest.read_all(self.broker.bootstrap, self.progress, timeout=300)
+            state = check_state(self.named, [r for r in outs if r.topic != self.dlq],
+                                {enrichertest.record_event_id(r, self.dlq)
+                                 for r in outs if r.topic == self.dlq},
+                                states, progress, f"{self.group}:{self.raw}:",
+                                self.expected_doc, set(self.deleted_docs))
+            state["double_deletes"] = self.counts["double_deletes"]
+            state["double_deleted_resources"] = len(self.deleted_docs)
+            ledger["state"] = state
+            ledger["state_mismatches"] = state["mismatches"]
+            ledger["balance_problems"] += state.pop("problems")
             ledger["balance_problems"] += ([] if drained else
                                            [f"enricher not drained: raw end {end}, committed {com}"])
             if self.thread_errors:
@@ -859,10 +927,146 @@ def build_ledger(entries: dict, sender_summary: dict, expected: dict, kinds: dic
     }
 
 
+def check_state(named: set, outputs: list, dlq_ids: set, states: dict, progress: list,
+                progress_prefix: str, expected_doc, deleted: set) -> dict:
+    """The state topics against the enricher's contract, precisely.
+
+    The batches the enricher committed are read back from the progress topic (every
+    transaction writes, per raw partition it consumed, the next offset there:
+    consecutive committed values bound one batch). The committed outputs say what became
+    of each event (found, not_found, deleted; an event that went to the DLQ has no
+    output and writes no state). Per resource, per batch, its last output event decides:
+    deleted -> a tombstone, found -> a record of the document as of that event, a live
+    not_found -> nothing (the previous state stays). So the expected state records of
+    each resource follow, in order; the records on its state topic must be exactly those
+    (event id header, tombstone or not), and the reduced state must be the double's
+    document as the enricher's query selects it (as before the run deleted it, for a
+    resource whose last found event preceded the deletion) with as_of that event, or
+    absent. A not_found for a resource the double never lost is a mismatch too."""
+    problems: list[str] = []
+    ends: dict[int, list[int]] = collections.defaultdict(list)
+    for r in progress:  # one partition, in offset order
+        k = (r.key or b"").decode(errors="replace")
+        if not k.startswith(progress_prefix) or r.value is None:
+            continue
+        try:
+            part, nxt = int(k[len(progress_prefix):]), json.loads(r.value)["next_offset"]
+        except (ValueError, KeyError, TypeError):
+            problems.append(f"state: unreadable progress record {k!r}: {r.value[:80]!r}")
+            continue
+        if ends[part] and nxt <= ends[part][-1]:
+            problems.append(f"state: progress of raw partition {part} went from "
+                            f"{ends[part][-1]} to {nxt}")
+        ends[part].append(nxt)
+
+    events: dict[tuple[str, str], list] = collections.defaultdict(list)
+    for r in outputs:
+        try:
+            v = json.loads(r.value)
+            res, src = v["resource"], v["source"]
+        except (ValueError, KeyError, TypeError):
+            continue  # not an output of ours: the balance checks say so
+        if res.get("kind") in STATE_KINDS:
+            events[(res["kind"], res["id"])].append(
+                (src["partition"], src["offset"], v.get("idempotency_key"), res["status"]))
+
+    actual: dict[tuple[str, str], list] = collections.defaultdict(list)
+    n_records = n_tombs = 0
+    for kind, recs in states.items():
+        for r in recs:  # a key's records are on one partition, in offset order
+            actual[(kind, (r.key or b"").decode())].append(r)
+            n_records += 1
+            n_tombs += r.value is None
+
+    c = collections.Counter()
+    samples: list[dict] = []
+    for res in sorted(named | set(events) | set(actual)):
+        kind, rid = res
+        evs = sorted(events.get(res, []), key=lambda e: (e[0], e[1]))
+        why = []
+        if res not in named:
+            why.append("a state record for a resource no event of the run named")
+        if len({e[0] for e in evs}) > 1:
+            why.append("its events on several raw partitions")
+        # the expected state records: per batch, its last event of the resource
+        batches: dict[int, tuple] = {}
+        for e in evs:
+            b = bisect.bisect_right(ends.get(e[0], []), e[1])
+            if b >= len(ends.get(e[0], [])):
+                why.append(f"output of raw [{e[0]}]@{e[1]} beyond the committed progress")
+            batches[b] = e  # sorted by offset: the last one stays
+        want, kept_after_delete = [], False
+        for b in sorted(batches):
+            e = batches[b]
+            if e[3] == "deleted":
+                want.append(("tombstone", e[2]))
+            elif e[3] == "found":
+                want.append(("document", e[2]))
+            elif e[3] == "not_found":
+                c["live_not_found_batches"] += 1
+                if any(x[3] == "deleted" and bisect.bisect_right(ends.get(x[0], []), x[1]) == b
+                       for x in evs):
+                    kept_after_delete = True  # delete, then not_found, in one batch
+            else:
+                why.append(f"status {e[3]!r}")
+        if res not in deleted and any(e[3] == "not_found" for e in evs):
+            why.append("not_found for a resource the double never lost")
+        recs = actual.get(res, [])
+        got = [("tombstone" if r.value is None else "document",
+                (r.header("duro-event-id") or b"").decode()) for r in recs]
+        if got != want:
+            dl = [e for e in got if e[1] in dlq_ids]
+            why.append(f"state records {got} != expected {want}"
+                       + (f" ({len(dl)} of a DLQ'd event)" if dl else ""))
+        last_want = want[-1] if want else None
+        if last_want is None or last_want[0] == "tombstone":
+            if recs and recs[-1].value is not None:
+                why.append("present, expected absent")
+            elif not why:
+                c["tombstoned" if last_want else "absent_never_written"] += 1
+        else:
+            try:
+                st = json.loads(recs[-1].value) if recs and recs[-1].value is not None else None
+            except ValueError:
+                st = {"unreadable": True}
+            doc = expected_doc(kind, rid)
+            if st is None:
+                why.append("absent, expected a document")
+            elif doc is None:
+                why.append("the double never had it, yet found")
+            elif (st.get("schema"), st.get("kind"), st.get("id")) != ("duro.state.v1", kind, rid):
+                why.append(f"header fields {st.get('schema')}/{st.get('kind')}/{st.get('id')}")
+            elif st.get("document") != doc:
+                why.append("document differs from the double's")
+            elif (st.get("as_of") or {}).get("event_id") != last_want[1]:
+                why.append(f"as_of {(st.get('as_of') or {}).get('event_id')} != {last_want[1]}")
+            if not why:
+                c["equal"] += 1
+                if evs and evs[-1][3] == "not_found":
+                    c["kept_last_found"] += 1  # its last event not_found: an earlier document
+                if kept_after_delete:
+                    c["deleted_kept_same_batch"] += 1
+        if why:
+            c["mismatches"] += 1
+            if len(samples) < 50:
+                samples.append({"kind": kind, "id": rid, "why": why, "events": evs,
+                                "records": [f"[{r.partition}]@{r.offset}" for r in recs]})
+    return {"resources_checked": len(named | set(events) | set(actual)),
+            "equal": c["equal"], "tombstoned": c["tombstoned"],
+            "absent_never_written": c["absent_never_written"],
+            "kept_last_found": c["kept_last_found"],
+            "deleted_kept_same_batch": c["deleted_kept_same_batch"],
+            "live_not_found_batches": c["live_not_found_batches"],
+            "mismatches": c["mismatches"], "records": n_records, "tombstone_records": n_tombs,
+            "committed_batches": {str(p): len(v) for p, v in sorted(ends.items())},
+            "samples": samples, "problems": problems}
+
+
 def judge(ledger: dict) -> tuple[int, str, list[str]]:
     """(exit code, verdict, reasons): FAIL 1 (lost, duplicated, misrouted), VOID 2 (the
     ledger does not balance), PASS 0."""
-    fail = [f"{ledger[k]} {k}" for k in ("lost", "duplicated", "misrouted") if ledger.get(k)]
+    fail = [f"{ledger[k]} {k}" for k in ("lost", "duplicated", "misrouted", "state_mismatches")
+            if ledger.get(k)]
     void = list(ledger.get("balance_problems", []))
     if fail:
         return 1, "FAIL", fail + void
@@ -896,6 +1100,21 @@ def format_ledger(L: dict) -> str:
         ("not acknowledged but delivered", L["not_acknowledged_but_delivered"]),
         ("given up and not delivered", L["given_up_not_delivered"]),
     ]
+    if "state" in L:
+        S = L["state"]
+        w += [
+            ("state: resources checked", f"{S['resources_checked']} ({S['records']} records, "
+                                         f"{S['tombstone_records']} tombstones; "
+                                         f"{S['double_deleted_resources']} deleted in the "
+                                         f"double by {S['double_deletes']} delete events)"),
+            ("state: equal to the double", f"{S['equal']} (of which last event not_found, "
+                                           f"earlier document kept: {S['kept_last_found']}; "
+                                           "deleted, then not_found in the same batch: "
+                                           f"{S['deleted_kept_same_batch']})"),
+            ("state: tombstoned", S["tombstoned"]),
+            ("state: absent, never written", S["absent_never_written"]),
+            ("STATE MISMATCHES", S["mismatches"]),
+        ]
     if "kills" in L:
         w += [
             ("kills -9 (bridge, enricher)", f"{L['kills']['bridge']}, {L['kills']['enricher']} "

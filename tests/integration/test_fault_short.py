@@ -3,8 +3,9 @@
 session's broker. The Duro double sends 1,500 signed webhooks at 60/s (some repeated,
 some signed-but-invalid, some of an unknown type) through duro-bridge to duro-enricher
 while the bridge and the enricher are each kill -9'd once, the broker is restarted
-once and the GraphQL double is down for a while. Nothing acknowledged may be lost,
-nothing duplicated, and the ledger must balance.
+once and the GraphQL double is down for a while; the delete events delete their
+resource in the double first. Nothing acknowledged may be lost, nothing duplicated, the
+ledger must balance, and the state topics must hold what the contract says.
 
 This file restarts the session's broker; a finalizer brings it back even on failure."""
 
@@ -37,4 +38,7 @@ def test_fault_run_short(restorable_broker, tmp_path):
     assert ledger["unexpected"] == 0, ledger["samples"]["unexpected"]
     assert ledger["balance_problems"] == [], ledger["balance_problems"]
     assert ledger["invalid_in_dlq_once"] == ledger["events_signed_invalid"]
+    st = ledger["state"]  # deletes happened (tombstones) and every state is as expected
+    assert st["mismatches"] == 0, st["samples"]
+    assert st["double_deletes"] > 0 and st["tombstoned"] > 0 and st["equal"] > 0, st
     assert ledger["verdict"] == "PASS", ledger["reasons"]
