@@ -49,4 +49,29 @@ int dtopics_check_configs(const char *configs, char *why, size_t whysize);
 int dtopics_ensure(rd_kafka_t *rk, const char *topic, const struct dtopics_config *cfg,
                    long long retention_ms, int *created, char *err, size_t errsize);
 
+/* What a topic needs beyond the shared settings. */
+struct dtopics_spec {
+        long long retention_ms; /* > 0: retention.ms */
+        int partitions;         /* > 0: instead of DURO_TOPIC_PARTITIONS */
+        int compact; /* cleanup.policy=compact (DURO_TOPIC_CONFIGS' is ignored) */
+        long long segment_ms; /* > 0: segment.ms */
+};
+
+/* dtopics_ensure() with spec. */
+int dtopics_ensure_spec(rd_kafka_t *rk, const char *topic,
+                        const struct dtopics_config *cfg,
+                        const struct dtopics_spec *spec, int *created, char *err,
+                        size_t errsize);
+
+/* The partition count of topic (its metadata), or -1 with err saying why (missing, not
+ * authorised, no answer). */
+int dtopics_partitions(rd_kafka_t *rk, const char *topic, char *err, size_t errsize);
+
+/* Checks that topic exists and is compacted (cleanup.policy holds "compact");
+ * *partitions gets its partition count. Returns 0, or -1 with err naming the topic and
+ * what is wrong (missing, not compacted, not authorised, no answer). Blocks up to about
+ * 20 s. */
+int dtopics_check_compacted(rd_kafka_t *rk, const char *topic, int *partitions,
+                            char *err, size_t errsize);
+
 #endif

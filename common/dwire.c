@@ -69,3 +69,31 @@ int dwire_offset_meta_parse(const void *meta, size_t len, int64_t *last_ts)
         *last_ts = v;
         return 0;
 }
+
+int dwire_progress_format(char *buf, int64_t next_offset, int64_t last_ts)
+{
+        return snprintf(buf, DWIRE_PROGRESS_VALUE_SIZE,
+                        "{\"next_offset\":%" PRId64 ",\"last_ts\":%" PRId64 "}",
+                        next_offset, last_ts);
+}
+
+int dwire_progress_parse(const void *value, size_t len, int64_t *next_offset,
+                         int64_t *last_ts)
+{
+        char buf[DWIRE_PROGRESS_VALUE_SIZE], tail;
+        long long n, t;
+
+        if (!value || len == 0 || len >= sizeof(buf))
+                return -1;
+        memcpy(buf, value, len);
+        buf[len] = '\0';
+        if (sscanf(buf, "{\"next_offset\":%lld,\"last_ts\":%lld%c", &n, &t, &tail) !=
+                3 ||
+            tail != '}' || n < 0)
+                return -1;
+        if (strchr(buf, '}') != buf + len - 1)
+                return -1;
+        *next_offset = n;
+        *last_ts     = t;
+        return 0;
+}

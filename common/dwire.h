@@ -53,6 +53,20 @@ int dwire_offset_meta_format(char *buf, int64_t last_ts);
  * it is absent or not ours (e.g. committed by another tool). */
 int dwire_offset_meta_parse(const void *meta, size_t len, int64_t *last_ts);
 
+/* A record of the progress topic (duro.enricher.progress): per raw partition the
+ * enricher works on, the next offset to process and the timestamp of the last record
+ * processed, written in every transaction. Key "<group>:<raw topic>:<partition>",
+ * value {"next_offset":<n>,"last_ts":<ms>}. Read when a partition has no committed
+ * offset (they expire). */
+#define DWIRE_PROGRESS_VALUE_SIZE 80
+
+/* Writes the value into buf (DWIRE_PROGRESS_VALUE_SIZE bytes); returns its length. */
+int dwire_progress_format(char *buf, int64_t next_offset, int64_t last_ts);
+
+/* Reads a value (len bytes). Returns 0, or -1 when it is not one. */
+int dwire_progress_parse(const void *value, size_t len, int64_t *next_offset,
+                         int64_t *last_ts);
+
 /* The kind of resource an event names (resource.kind of an enriched record). */
 enum dwire_kind {
         DWIRE_KIND_UNKNOWN      = 0,

@@ -58,6 +58,10 @@ struct enricher_config {
         long long gql_timeout_ms;
         long long gql_max_attempts;
         long long not_found_grace_ms;
+        int state_topics;     /* DURO_STATE_TOPICS */
+        char *state_template; /* DURO_STATE_TOPIC_TEMPLATE: {kind} */
+        char *progress_topic; /* DURO_PROGRESS_TOPIC */
+        int progress_ignore;  /* DURO_PROGRESS_IGNORE */
         int log_level;
         struct dtopics_config topics;
 };
@@ -156,6 +160,10 @@ struct enricher_rec {
         char *topic; /* output topic */
         int failed;  /* delivery report error seen in this transaction */
         rd_kafka_resp_err_t failed_err;
+        /* its resource's state record (when it is the batch's last event for it):
+         * what the transaction's delivery report said of that record */
+        int state_failed;
+        rd_kafka_resp_err_t state_err;
 };
 
 /* A batch: the records taken together, the ids they name, and what the cycle, the
@@ -184,6 +192,11 @@ struct enricher_batch {
         int64_t t_produced, t_offsets; /* monotonic ms, for the debug timing line */
         int64_t first_ms; /* monotonic ms when its first record was taken */
         int sorted;       /* classified and its pull begun (else still being taken) */
+        /* the state records (enricher_state.c): the index of each resource's last
+         * event, and the live not_found answers that write none */
+        size_t *state_recs;
+        size_t nstate;
+        size_t state_skipped;
 };
 
 /* The consumer lag of one partition, as /metrics shows it. */
@@ -210,6 +223,9 @@ struct enricher_metrics {
         atomic_ullong rebuild_kept, rebuild_empty, rebuild_read;
         atomic_ullong rebuild_records, rebuild_ms;
         atomic_ullong rebuilding; /* partitions not ready yet (a gauge) */
+        /* the state topics (enricher_state.c): documents and tombstones written, and
+         * live not_found answers that wrote nothing */
+        atomic_ullong state_documents, state_tombstones, state_skipped_not_found;
         struct dmetrics_hist batch_size;
         struct dmetrics_hist event_latency; /* raw record timestamp to commit */
         pthread_mutex_t lock;
@@ -228,6 +244,8 @@ struct enricher_ready {
         pthread_mutex_t lock;
         atomic_int api_down; /* outage or the key refused */
         char reason[200];
+        atomic_int state_down; /* a state or the progress topic missing or refused */
+        char state_reason[300];
 };
 
 /* An output topic's entry in the cache of enricher_topics.c (which owns topic). */
@@ -270,6 +288,11 @@ struct enricher {
         struct enricher_metrics m;    /* enricher_metrics.c */
         struct enricher_ready ready;  /* enricher_ready.c */
         struct enricher_batch *ahead; /* taken, its pull running; enricher_cycle.c */
+        char *
+            state_topic[DWIRE_NKINDS]; /* by kind, NULL for unknown; enricher_state.c */
+        /* a state or the progress topic refused a record as missing or not authorised
+         * (the delivery report callback sets it; enricher_txn.c clears it at begin) */
+        atomic_int state_gone;
         /* per kind, the last id Duro returned: what a probe asks for (enricher_pull.c,
          * on the thread running the pull; two pulls never run at once) */
         char probe_ids[DWIRE_NKINDS][128];
@@ -285,6 +308,40 @@ struct enricher {
          * to 0 at the signal, before the last calls that may hang) */
         atomic_int closed;
 };
+
+/* enricher_state.c - main thread. */
+/* The state topic names (from DURO_STATE_TOPIC_TEMPLATE) and, at start-up, checks
+ * that they and the progress topic exist and are compacted (created first when
+ * provisioning is on); warns when a state topic's partitions differ from the output
+ * topics'. Returns 0 or -1 with err naming the topic. */
+int enricher_state_start(struct enricher *e, char *err, size_t errsize);
+void enricher_state_free(struct enricher *e);
+/* The state topic name for tmpl and kind (malloc'd), NULL when out of memory. */
+char *enricher_state_topic_name(const char *tmpl, enum dwire_kind kind);
+/* Chooses b's state records: per (kind, id) among its outputs, the last event; a live
+ * not_found writes none (counted in b->state_skipped). Returns 0 or -1. */
+int enricher_state_plan(const struct enricher *e, struct enricher_batch *b);
+/* 1 when r (a resource's last event in its batch) leaves a tombstone: a delete, or
+ * a snapshot's ping answered not_found. */
+int enricher_state_tombstone(const struct enricher_rec *r);
+/* 1 when topic is one of the state topics or the progress topic. */
+int enricher_state_is_ours(const struct enricher *e, const char *topic);
+/* While a state or the progress topic is missing or refused: checks it again (at most
+ * once a second). Returns 1 while it still is (the caller waits, paused), 0 once all
+ * are back. */
+int enricher_state_still_down(struct enricher *e);
+/* Looks for the state and progress topics now (after an aborted transaction: a topic
+ * deleted under it need not have said so). Returns 1 when one is missing or refused
+ * (then not ready, and the next batch waits), 0 otherwise. */
+int enricher_state_check_now(struct enricher *e);
+
+/* enricher_progress.c - main thread. */
+/* Reads the progress topic for the n raw partitions parts: next[i] and last_ts[i] get
+ * where partition parts[i] resumes and its last record's timestamp (-1 when the topic
+ * has nothing for it). Returns 0, or -1 when the topic could not be read to its end
+ * (what was found is filled in all the same). */
+int enricher_progress_read(struct enricher *e, const int32_t *parts, size_t n,
+                           int64_t *next, int64_t *last_ts);
 
 /* enricher_cycle.c - main thread. */
 /* Runs one batch: take, dedupe, pull, one transaction. Returns 0, or -1 after a fatal
@@ -332,7 +389,10 @@ void enricher_consume_rewind(struct enricher *e, const struct enricher_batch *b)
 void enricher_consume_pause(struct enricher *e);
 /* While paused: serves the group's callbacks; a record returned is dropped (the
  * resume seeks past b). */
-void enricher_consume_serve_paused(struct enricher *e);
+void enricher_consume_serve_paused(struct enricher *e, int timeout_ms);
+/* Seeks partition, when still assigned, to offset (a record taken but not processed
+ * goes back; a partition resumes where the progress topic says). */
+void enricher_consume_seek(struct enricher *e, int32_t partition, int64_t offset);
 /* Resumes the partitions and seeks each partition of b to just after its last record
  * (the pause discarded what was prefetched). */
 void enricher_consume_resume(struct enricher *e, const struct enricher_batch *b);
@@ -476,6 +536,11 @@ char *enricher_out_build(const struct enricher_rec *rec, const char *raw_topic,
  * (the raw record's key, value and headers, plus why). out->opaque is r. Returns 0, or
  * -1 when out of memory (logged). What out holds is the caller's until
  * dkafka_produce() takes it; enricher_out_release() frees it when the produce fails. */
+/* Builds the state record of r, its resource's last event in the batch, into out: on
+ * the kind's state topic, keyed by the resource id, the document (schema
+ * duro.state.v1) or a tombstone (enricher_state_tombstone). Returns 0 or -1. */
+int enricher_out_state(const struct enricher *e, const struct enricher_rec *r,
+                       struct dkafka_rec *out);
 int enricher_out_record(const struct enricher *e, struct enricher_rec *r,
                         struct dkafka_rec *out);
 void enricher_out_release(struct dkafka_rec *out);
@@ -488,6 +553,8 @@ void enricher_ready_destroy(struct enricher_ready *r);
  * until enricher_ready_api_up(). */
 void enricher_ready_api_down(struct enricher *e, const char *reason);
 void enricher_ready_api_up(struct enricher *e);
+void enricher_ready_state_down(struct enricher *e, const char *reason);
+void enricher_ready_state_up(struct enricher *e);
 /* The admin thread (/readyz, and /metrics' gauge): returns 1 when ready, else 0 with
  * the reason (a dadmin_ready_fn). */
 int enricher_ready(void *opaque, char *reason, size_t reasonsize);

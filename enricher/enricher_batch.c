@@ -36,7 +36,8 @@ void enricher_batch_drop_recs(struct enricher_batch *b)
                 free(r->key_id);
                 free(r->topic);
         }
-        b->n = 0;
+        b->n      = 0;
+        b->nstate = 0;
 }
 
 void enricher_batch_free(struct enricher_batch *b)
@@ -57,6 +58,7 @@ void enricher_batch_free(struct enricher_batch *b)
                 rd_kafka_topic_partition_list_destroy(b->offsets);
         free(b->recs);
         free(b->items);
+        free(b->state_recs);
         free(b);
 }
 

@@ -25,9 +25,7 @@ static void consume_seek_list(struct enricher *e, rd_kafka_topic_partition_list_
         rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Seeks partition, when still assigned, back to offset (a record taken but not
- * processed). */
-static void consume_seek(struct enricher *e, int32_t partition, int64_t offset)
+void enricher_consume_seek(struct enricher *e, int32_t partition, int64_t offset)
 {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
 
@@ -68,7 +66,7 @@ static void consume_rebalanced(struct enricher *e, struct enricher_batch *b,
 {
         enricher_batch_drop_recs(b);
         if (m && !m->err)
-                consume_seek(e, m->partition, m->offset);
+                enricher_consume_seek(e, m->partition, m->offset);
         if (m)
                 rd_kafka_message_destroy(m);
 }
@@ -94,7 +92,7 @@ static enum consume_polled consume_poll(struct enricher *e, struct enricher_batc
         if (!enricher_part_ready(enricher_part_find(e, m->partition))) {
                 /* Its dedupe set is not complete (a rebalance resumed it, or the
                  * pause came after a fetch): not before it is. */
-                consume_seek(e, m->partition, m->offset);
+                enricher_consume_seek(e, m->partition, m->offset);
                 if (enricher_part_find(e, m->partition))
                         enricher_parts_pause(e, m->partition, 1);
                 rd_kafka_message_destroy(m);
@@ -103,7 +101,7 @@ static enum consume_polled consume_poll(struct enricher *e, struct enricher_batc
         if (enricher_batch_add(b, m)) {
                 /* m is the next record of its partition: read it again */
                 enricher_consume_rewind(e, b);
-                consume_seek(e, m->partition, m->offset);
+                enricher_consume_seek(e, m->partition, m->offset);
                 rd_kafka_message_destroy(m);
                 enricher_batch_drop_recs(b);
                 return CONSUME_DROP;
@@ -161,9 +159,9 @@ void enricher_consume_pause(struct enricher *e)
                 consume_set_paused(e, 1);
 }
 
-void enricher_consume_serve_paused(struct enricher *e)
+void enricher_consume_serve_paused(struct enricher *e, int timeout_ms)
 {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(e->consumer, 0);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(e->consumer, timeout_ms);
 
         if (m)
                 rd_kafka_message_destroy(m);

@@ -5,7 +5,9 @@
  *   2. pull from GraphQL with no transaction open (pausing the partitions, but staying
  *      in the group, while the API is down);
  *   3. one short transaction (enricher_txn.c): outputs and DLQ records in offset order,
- *      the offsets, commit;
+ *      the state records (enricher_state.c) and the progress records, the offsets,
+ *      commit (while a state or the progress topic is missing, the batch waits here,
+ *      paused);
  *   4. only after the commit, add the batch's keys to the dedupe sets.
  * Before step 1, the dedupe rebuilds of partitions just assigned move on for a slice
  * (enricher_rebuild.c); those partitions stay paused until their sets are complete.
@@ -84,7 +86,7 @@ static int cycle_pull_wait(struct enricher *e, struct enricher_pull *p,
                 enricher_ready_api_down(e, why);
         }
         enricher_consume_pause(e);
-        enricher_consume_serve_paused(e);
+        enricher_consume_serve_paused(e, 0);
         if (e->rebalanced)
                 return -1;
         enricher_parts_update_lag(e);
@@ -129,6 +131,27 @@ static int cycle_pull_finish(struct enricher *e, struct enricher_batch *b)
         if (rc == 0)
                 enricher_ready_api_up(e);
         return rc;
+}
+
+/* Before b's transaction, while a state or the progress topic is missing or refused
+ * (an earlier transaction found out): b held, the partitions paused, the group served,
+ * the topics looked for again. Returns 0 once they are back, -1 when b must be dropped
+ * (shutdown or rebalance). */
+static int cycle_state_wait(struct enricher *e, struct enricher_batch *b)
+{
+        e->rebalanced = 0;
+        while (enricher_state_still_down(e)) {
+                if (!atomic_load(&e->run))
+                        return -1;
+                enricher_consume_pause(e);
+                enricher_consume_serve_paused(e, 100);
+                if (e->rebalanced)
+                        return -1;
+                enricher_parts_update_lag(e);
+        }
+        if (e->paused)
+                enricher_consume_resume(e, b);
+        return 0;
 }
 
 /* Classifies b and begins its pull (prev: as enricher_batch_classify's). Returns 0,
@@ -231,6 +254,18 @@ int enricher_cycle_run(struct enricher *e)
         t1 = dtime_mono_ms();
         enricher_batch_apply_items(b);
         enricher_batch_route_topics(e, b);
+        if (enricher_state_plan(e, b)) {
+                dlog_error("out of memory choosing the state records");
+                enricher_consume_rewind(e, b);
+                cycle_free(b);
+                return -1;
+        }
+        if (cycle_state_wait(e, b)) {
+                if (!e->rebalanced)
+                        enricher_consume_rewind(e, b);
+                cycle_free(b);
+                return 0;
+        }
         enricher_consume_offsets(e, b);
         if (e->cfg.pull_ahead && atomic_load(&e->run)) {
                 next = cycle_take_ahead(e, b);

@@ -53,6 +53,21 @@ static const struct dconf_opt enricher_opts[] = {
     ENRICHER_OPT("DURO_TOPIC_TEMPLATE", "topic-template", DCONF_STRING,
                  "duro.events.{event}", 0, 0, topic_template,
                  "output topic; {event} is the event name in lower case"),
+    ENRICHER_OPT(
+        "DURO_STATE_TOPICS", "state-topics", DCONF_BOOL, "true", 0, 0, state_topics,
+        "write the state topics (compacted: each resource's current document)"),
+    ENRICHER_OPT("DURO_STATE_TOPIC_TEMPLATE", "state-topic-template", DCONF_STRING,
+                 "duro.state.{kind}", 0, 0, state_template,
+                 "state topic; {kind} is item or change_order"),
+    ENRICHER_OPT("DURO_PROGRESS_TOPIC", "progress-topic", DCONF_STRING,
+                 "duro.enricher.progress", 0, 0, progress_topic,
+                 "progress topic (compacted, one partition): where to resume when the "
+                 "committed offsets expired"),
+    ENRICHER_OPT(
+        "DURO_PROGRESS_IGNORE", "progress-ignore", DCONF_BOOL, "false", 0, 0,
+        progress_ignore,
+        "a partition without a committed offset starts over from the beginning "
+        "even when the progress topic knows better (a deliberate reset)"),
     ENRICHER_OPT("DURO_QUERIES_DIR", "queries-dir", DCONF_STRING, NULL, 0, 0,
                  queries_dir, "folder of the GraphQL queries (default: installed)"),
     ENRICHER_OPT("DURO_EVENT_TABLE", "event-table", DCONF_STRING, NULL, 0, 0,
@@ -318,7 +333,9 @@ static int enricher_producer_start(struct enricher *e, char *err, size_t errsize
             enricher_kafka_new(e, RD_KAFKA_PRODUCER, pc, "producer", err, errsize);
         if (!e->producer || enricher_txn_init(e, err, errsize))
                 return -1;
-        return enricher_topics_create_all(e, err, errsize);
+        if (enricher_topics_create_all(e, err, errsize))
+                return -1;
+        return enricher_state_start(e, err, errsize);
 }
 
 /* A consumer: client_id, the n properties kv, the prefetch bound, and, for the group
@@ -491,6 +508,12 @@ static int enricher_configure(struct enricher *e, int argc, char **argv)
                 dlog_error("bad setting: %s", err);
                 return 2;
         }
+        if (e->cfg.state_topics && !strstr(e->cfg.state_template, "{kind}")) {
+                dlog_error(
+                    "bad setting: DURO_STATE_TOPIC_TEMPLATE=%s: must contain {kind}",
+                    e->cfg.state_template);
+                return 2;
+        }
         if (!strstr(e->cfg.topic_template, "{event}")) {
                 dlog_error("bad setting: DURO_TOPIC_TEMPLATE=%s: must contain {event}",
                            e->cfg.topic_template);
@@ -565,6 +588,7 @@ static void enricher_stop(struct enricher *e, struct dadmin *admin, pthread_t wa
         free(e->q_components_op);
         free(e->q_change_orders_op);
         devtable_free(&e->events);
+        enricher_state_free(e);
         enricher_topics_free(e);
         enricher_parts_clear(e);
         enricher_txn_destroy(e);

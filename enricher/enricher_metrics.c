@@ -161,6 +161,21 @@ static int metrics_render_rebuilds(struct dbuf *b, const struct enricher_metrics
                 rc |= dmetrics_sample(b, "duro_enricher_dedupe_rebuilds_total", labels,
                                       (double)atomic_load(n[k]));
         }
+        rc |= dmetrics_head(b, "duro_enricher_state_records_total",
+                            "Records written to the state topics, by type.", "counter");
+        rc |=
+            dmetrics_sample(b, "duro_enricher_state_records_total", "type=\"document\"",
+                            (double)atomic_load(&m->state_documents));
+        rc |= dmetrics_sample(b, "duro_enricher_state_records_total",
+                              "type=\"tombstone\"",
+                              (double)atomic_load(&m->state_tombstones));
+        rc |= dmetrics_head(b, "duro_enricher_state_skipped_total",
+                            "Resources whose state was left as it was, by reason "
+                            "(not_found: a live event's resource was not found).",
+                            "counter");
+        rc |= dmetrics_sample(b, "duro_enricher_state_skipped_total",
+                              "reason=\"not_found\"",
+                              (double)atomic_load(&m->state_skipped_not_found));
         rc |= dmetrics_counter(b, "duro_enricher_dedupe_rebuild_records_total",
                                "Raw records read to rebuild dedupe sets.",
                                atomic_load(&m->rebuild_records));

@@ -1,7 +1,7 @@
 /* enricher_out.c - every record the enricher produces, built in one place: the output
  * record (topic name from the template, key, headers, and the enriched value of schema
- * duro.enriched.v1, docs/architecture.md) and the DLQ record (the raw record with the
- * error headers added). */
+ * duro.enriched.v1, docs/architecture.md), the state record (schema duro.state.v1, or
+ * a tombstone) and the DLQ record (the raw record with the error headers added). */
 #include "enricher.h"
 
 #include <ctype.h>
@@ -269,4 +269,68 @@ void enricher_out_release(struct dkafka_rec *out)
         rd_kafka_headers_destroy(out->headers);
         if (out->msgflags == RD_KAFKA_MSG_F_FREE)
                 free(out->value);
+}
+
+/* The state value of r: the resource's document as of r. */
+static char *out_state_value(const struct enricher *e, const struct enricher_rec *r,
+                             size_t *len)
+{
+        char enriched[40];
+        struct dbuf b;
+        int rc = 0;
+
+        dtime_format_ms(enriched, sizeof(enriched), dtime_now_ms());
+        dbuf_init(&b, 0);
+        rc |= OUT_LIT(&b, "{\"schema\":\"duro.state.v1\",\"kind\":");
+        rc |= out_str(&b, dwire_kind_name(r->kind));
+        rc |= OUT_LIT(&b, ",\"id\":");
+        rc |= out_str(&b, r->resource_id);
+        rc |= OUT_LIT(&b, ",\"document\":");
+        rc |= out_document(&b, r);
+        rc |= OUT_LIT(&b, ",\"as_of\":{\"event_id\":");
+        rc |= out_str(&b, r->event_id);
+        rc |= OUT_LIT(&b, ",\"event_type\":");
+        rc |= out_str(&b, r->event);
+        rc |= OUT_LIT(&b, ",\"created_at\":");
+        rc |= out_str(&b, r->created_at);
+        rc |= OUT_LIT(&b, ",\"source\":{\"topic\":");
+        rc |= out_str(&b, e->cfg.raw_topic);
+        rc |= dbuf_appendf(&b, ",\"partition\":%d,\"offset\":%lld}}",
+                           (int)r->msg->partition, (long long)r->msg->offset);
+        rc |= OUT_LIT(&b, ",\"enriched_at\":");
+        rc |= out_str(&b, enriched);
+        rc |= OUT_LIT(&b, "}");
+        if (rc) {
+                dbuf_free(&b);
+                return NULL;
+        }
+        return dbuf_take(&b, len);
+}
+
+int enricher_out_state(const struct enricher *e, const struct enricher_rec *r,
+                       struct dkafka_rec *out)
+{
+        char origin[32];
+
+        memset(out, 0, sizeof(*out));
+        out->opaque  = (void *)r;
+        out->topic   = e->state_topic[r->kind];
+        out->key     = r->resource_id;
+        out->key_len = strlen(r->resource_id);
+        if (!enricher_state_tombstone(r)) {
+                out->value = out_state_value(e, r, &out->value_len);
+                if (!out->value) {
+                        dlog_error("out of memory building the state of %s",
+                                   r->resource_id);
+                        return -1;
+                }
+                out->msgflags = RD_KAFKA_MSG_F_FREE;
+        }
+        out->headers = rd_kafka_headers_new(4);
+        out_header(out->headers, DWIRE_H_EVENT, r->event);
+        out_header(out->headers, DWIRE_H_EVENT_ID, r->event_id);
+        out_header(out->headers, DWIRE_H_CONTENT_TYPE, DWIRE_CONTENT_JSON);
+        if (dkafka_header(r->msg, DWIRE_H_ORIGIN, origin, sizeof(origin)))
+                out_header(out->headers, DWIRE_H_ORIGIN, origin);
+        return 0;
 }

@@ -17,6 +17,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dlog.h"
 #include "dpayload.h"
@@ -179,13 +180,69 @@ static int rebuild_plan(struct enricher *e, struct enricher_part *part,
         return 0;
 }
 
+/* Marks an entry of a committed-offsets list that is to wait for the next check. */
+#define REBUILD_NOT_YET (-2000)
+
+/* The partitions of l without a committed offset (they expired, or the group is new):
+ * unless DURO_PROGRESS_IGNORE, each resumes where the progress topic says, its offset
+ * and metadata in l set as if committed, the consumer moved there. Returns 1 when it
+ * read the topic, 0 when there was no need, -1 when it could not be read (those
+ * partitions wait, marked REBUILD_NOT_YET, for the next check). */
+static int rebuild_progress(struct enricher *e, rd_kafka_topic_partition_list_t *l)
+{
+        int32_t parts[ENRICHER_MAX_LAG];
+        int64_t next[ENRICHER_MAX_LAG], ts[ENRICHER_MAX_LAG];
+        size_t n = 0;
+        int rc;
+
+        if (e->cfg.progress_ignore)
+                return 0;
+        for (int k = 0; k < l->cnt && n < ENRICHER_MAX_LAG; k++)
+                if (!l->elems[k].err && l->elems[k].offset < 0)
+                        parts[n++] = l->elems[k].partition;
+        if (!n)
+                return 0;
+        rc = enricher_progress_read(e, parts, n, next, ts) ? -1 : 1;
+        for (size_t i = 0; i < n; i++)
+                for (int k = 0; k < l->cnt; k++) {
+                        rd_kafka_topic_partition_t *tp = &l->elems[k];
+                        char meta[DWIRE_OFFSET_META_SIZE];
+                        int mlen;
+                        if (tp->partition != parts[i])
+                                continue;
+                        if (rc < 0) {
+                                tp->offset = REBUILD_NOT_YET;
+                                continue;
+                        }
+                        if (next[i] < 0)
+                                continue; /* nothing known: from the start */
+                        dlog_info(
+                            "%s [%d] has no committed offset: resuming at %lld, where "
+                            "the progress topic %s says this group got to",
+                            e->cfg.raw_topic, (int)tp->partition, (long long)next[i],
+                            e->cfg.progress_topic);
+                        tp->offset = next[i];
+                        free(tp->metadata);
+                        tp->metadata      = NULL;
+                        tp->metadata_size = 0;
+                        if (ts[i] >= 0 &&
+                            (mlen = dwire_offset_meta_format(meta, ts[i])) > 0 &&
+                            (tp->metadata = malloc((size_t)mlen))) {
+                                memcpy(tp->metadata, meta, (size_t)mlen);
+                                tp->metadata_size = (size_t)mlen;
+                        }
+                        enricher_consume_seek(e, tp->partition, next[i]);
+                }
+        return rc;
+}
+
 /* Step 1 for the partitions not checked since their assignment, until deadline
  * (monotonic ms; those left wait for the next step). */
 static void rebuild_check(struct enricher *e, int64_t deadline)
 {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
         rd_kafka_resp_err_t err;
-        int failed = 0;
+        int failed = 0, progress = 0;
 
         for (size_t i = 0; i < e->nparts; i++)
                 if (!e->parts[i].checked)
@@ -199,10 +256,15 @@ static void rebuild_check(struct enricher *e, int64_t deadline)
         if (err)
                 dlog_warn("dedupe rebuild: committed offsets of %s: %s",
                           e->cfg.raw_topic, rd_kafka_err2str(err));
-        for (int k = 0; !err && k < l->cnt && dtime_mono_ms() < deadline; k++) {
+        /* (once the progress topic was read, every partition is planned now, slice or
+         * not: the next check would read it again) */
+        if (!err && (progress = rebuild_progress(e, l)) < 0)
+                failed = 1;
+        for (int k = 0; !err && k < l->cnt && (progress || dtime_mono_ms() < deadline);
+             k++) {
                 const rd_kafka_topic_partition_t *tp = &l->elems[k];
                 struct enricher_part *part = enricher_part_find(e, tp->partition);
-                if (!part)
+                if (!part || tp->offset == REBUILD_NOT_YET)
                         continue;
                 if (tp->err) {
                         dlog_warn("dedupe rebuild: committed offset of %s [%d]: %s",

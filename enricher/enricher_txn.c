@@ -1,5 +1,6 @@
 /* enricher_txn.c - a batch's Kafka transaction: begin, produce what enricher_out.c
- * builds, send the offsets, commit; every transactional call retried through one
+ * builds (outputs and DLQ records, then the state records, then the progress records),
+ * send the offsets, commit; every transactional call retried through one
  * helper with the watchdog armed. An abortable error aborts (the cycle redoes the
  * batch); a record that a topic rejects for good joins the forced-DLQ list and goes to
  * the DLQ on the redo. After the commit: the bookkeeping of what was committed. */
@@ -7,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dkafka.h"
 #include "dlog.h"
@@ -105,6 +107,8 @@ static enum enricher_txn_result txn_abort(struct enricher *e, const char *why)
                 return ENRICHER_TXN_FATAL;
         }
         atomic_fetch_add(&e->m.txn_aborted, 1);
+        if (!atomic_load(&e->ready.state_down))
+                enricher_state_check_now(e);
         return ENRICHER_TXN_REDO;
 }
 
@@ -194,19 +198,67 @@ void enricher_txn_destroy(struct enricher *e)
         e->nforce = 0;
 }
 
+/* 1 when err says the topic is not there for us (missing or not authorised). */
+static int txn_is_gone(rd_kafka_resp_err_t err)
+{
+        return err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+               err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+               err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+               err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+}
+
 void enricher_txn_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
         struct enricher_rec *r = msg->_private;
+        struct enricher *e     = opaque;
         (void)rk;
-        (void)opaque;
 
-        if (!r || !msg->err)
-                return;
-        if (msg->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+        if (!msg->err || msg->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
             msg->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+                return;
+        if (e && enricher_state_is_ours(e, rd_kafka_topic_name(msg->rkt))) {
+                /* a state record (r: its resource's last event) or a progress one */
+                if (txn_is_gone(msg->err))
+                        atomic_store(&e->state_gone, 1);
+                if (r) {
+                        r->state_failed = 1;
+                        r->state_err    = msg->err;
+                }
+                return;
+        }
+        if (!r)
                 return;
         r->failed     = 1;
         r->failed_err = msg->err;
+}
+
+/* A state or the progress topic is gone: not ready, and the batch waits for it
+ * (enricher_cycle.c) after this abort. */
+static enum enricher_txn_result txn_state_gone(struct enricher *e, const char *topic,
+                                               rd_kafka_resp_err_t err)
+{
+        char why[300];
+
+        snprintf(why, sizeof(why), "topic %s refuses records (%s)", topic ? topic : "?",
+                 rd_kafka_err2str(err));
+        enricher_ready_state_down(e, why);
+        return txn_abort(e, why);
+}
+
+/* r's state record was refused for good (too large, invalid): every event of its
+ * resource in b goes to the DLQ on the redo, with no output and no state record.
+ * Returns 0, or -1 when out of memory. */
+static int txn_force_resource(struct enricher *e, const struct enricher_batch *b,
+                              const struct enricher_rec *r, rd_kafka_resp_err_t err)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                const struct enricher_rec *o = &b->recs[i];
+                if (o->action == ENRICHER_ACT_OUTPUT && o->kind == r->kind &&
+                    o->resource_id && !strcmp(o->resource_id, r->resource_id) &&
+                    txn_force_add(e, o, err))
+                        return -1;
+        }
+        return 0;
 }
 
 /* Produces one record of the transaction. Returns 0, or the immediate error. */
@@ -223,13 +275,81 @@ static rd_kafka_resp_err_t txn_produce(struct enricher *e, struct enricher_rec *
         return err;
 }
 
+/* Produces the progress records of b: per partition of its offsets, the next offset
+ * and the last record's timestamp (the offset's metadata). Returns 0 or the error. */
+static rd_kafka_resp_err_t txn_produce_progress(struct enricher *e,
+                                                const struct enricher_batch *b)
+{
+        for (int k = 0; b->offsets && k < b->offsets->cnt; k++) {
+                const rd_kafka_topic_partition_t *tp = &b->offsets->elems[k];
+                char key[512], value[DWIRE_PROGRESS_VALUE_SIZE];
+                struct dkafka_rec out = {0};
+                int64_t last_ts       = -1;
+                rd_kafka_resp_err_t err;
+                int n;
+                if (dwire_offset_meta_parse(tp->metadata, tp->metadata_size, &last_ts))
+                        last_ts = -1;
+                n = snprintf(key, sizeof(key), "%s:%s:%d", e->cfg.group, tp->topic,
+                             (int)tp->partition);
+                out.topic   = e->cfg.progress_topic;
+                out.key     = key;
+                out.key_len = (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1;
+                out.value   = value;
+                out.value_len =
+                    (size_t)dwire_progress_format(value, tp->offset, last_ts);
+                out.headers = rd_kafka_headers_new(1);
+                rd_kafka_header_add(out.headers, DWIRE_H_CONTENT_TYPE, -1,
+                                    DWIRE_CONTENT_JSON, -1);
+                out.msgflags = RD_KAFKA_MSG_F_COPY;
+                err          = dkafka_produce(e->producer, &out, -1);
+                if (err) {
+                        rd_kafka_headers_destroy(out.headers);
+                        return err;
+                }
+        }
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* Produces b's state records, after its outputs. Returns 0, or how the transaction
+ * ends. */
+static int txn_produce_state(struct enricher *e, struct enricher_batch *b,
+                             enum enricher_txn_result *result)
+{
+        for (size_t i = 0; i < b->nstate; i++) {
+                struct enricher_rec *r = &b->recs[b->state_recs[i]];
+                struct dkafka_rec out;
+                rd_kafka_resp_err_t err;
+                r->state_failed = 0;
+                if (enricher_out_state(e, r, &out)) {
+                        *result = txn_abort(e, "out of memory");
+                        return -1;
+                }
+                err = dkafka_produce(e->producer, &out, -1);
+                if (!err) {
+                        continue;
+                }
+                enricher_out_release(&out);
+                if (txn_is_gone(err))
+                        *result = txn_state_gone(e, out.topic, err);
+                else if (txn_is_permanent(err))
+                        *result = txn_force_resource(e, b, r, err)
+                                      ? ENRICHER_TXN_FATAL
+                                      : txn_abort(e, rd_kafka_err2str(err));
+                else
+                        *result = txn_abort(e, rd_kafka_err2str(err));
+                return -1;
+        }
+        return 0;
+}
+
 /* Produces b's records in offset order. Returns 0, or how the transaction ends. */
 static int txn_produce_all(struct enricher *e, struct enricher_batch *b,
                            enum enricher_txn_result *result)
 {
+        rd_kafka_resp_err_t err;
+
         for (size_t i = 0; i < b->n; i++) {
                 struct enricher_rec *r = &b->recs[i];
-                rd_kafka_resp_err_t err;
                 if (r->action == ENRICHER_ACT_DUPLICATE)
                         continue;
                 r->failed = 0;
@@ -242,6 +362,15 @@ static int txn_produce_all(struct enricher *e, struct enricher_batch *b,
                         return -1;
                 }
         }
+        if (txn_produce_state(e, b, result))
+                return -1;
+        err = txn_produce_progress(e, b);
+        if (err) {
+                *result = txn_is_gone(err)
+                              ? txn_state_gone(e, e->cfg.progress_topic, err)
+                              : txn_abort(e, rd_kafka_err2str(err));
+                return -1;
+        }
         return 0;
 }
 
@@ -250,6 +379,7 @@ enum enricher_txn_result enricher_txn_run(struct enricher *e, struct enricher_ba
         enum enricher_txn_result result;
         rd_kafka_error_t *error;
 
+        atomic_store(&e->state_gone, 0);
         if ((error = txn_call(e, TXN_BEGIN, NULL)))
                 return txn_failed(e, error, TXN_BEGIN);
         if (txn_produce_all(e, b, &result))
@@ -259,6 +389,22 @@ enum enricher_txn_result enricher_txn_run(struct enricher *e, struct enricher_ba
                 return txn_failed(e, error, TXN_SEND_OFFSETS);
         b->t_offsets = dtime_mono_ms();
         if ((error = txn_call(e, TXN_COMMIT, NULL))) {
+                /* A state or the progress topic gone: the batch waits for it. */
+                if (atomic_load(&e->state_gone)) {
+                        rd_kafka_error_destroy(error);
+                        return txn_state_gone(e, "a state or the progress topic",
+                                              RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+                }
+                /* A resource whose state record a topic rejected for good: all its
+                 * events go to the DLQ on the redo. */
+                for (size_t i = 0; i < b->nstate; i++) {
+                        const struct enricher_rec *r = &b->recs[b->state_recs[i]];
+                        if (r->state_failed && txn_is_permanent(r->state_err) &&
+                            txn_force_resource(e, b, r, r->state_err)) {
+                                rd_kafka_error_destroy(error);
+                                return ENRICHER_TXN_FATAL;
+                        }
+                }
                 /* A record a topic rejected for good goes to the DLQ on the redo. */
                 for (size_t i = 0; i < b->n; i++)
                         if (b->recs[i].failed &&
@@ -322,6 +468,13 @@ void enricher_txn_committed(struct enricher *e, const struct enricher_batch *b)
                 if (part && b->offsets->elems[k].offset > part->next_offset)
                         part->next_offset = b->offsets->elems[k].offset;
         }
+        for (size_t i = 0; i < b->nstate; i++) {
+                if (enricher_state_tombstone(&b->recs[b->state_recs[i]]))
+                        atomic_fetch_add(&e->m.state_tombstones, 1);
+                else
+                        atomic_fetch_add(&e->m.state_documents, 1);
+        }
+        atomic_fetch_add(&e->m.state_skipped_not_found, b->state_skipped);
         enricher_parts_count(e);
         dmetrics_hist_observe_us(&e->m.batch_size,
                                  (unsigned long long)b->n * 1000000ULL);

@@ -43,7 +43,9 @@ dlq=${DURO_DLQ_TOPIC:-duro.webhooks.dlq}
 events="item_create item_update item_delete co_open co_update co_delete co_stage_transition co_stage_reviewer_decision co_resolution"
 outputs=()
 for ev in $events; do outputs+=("duro.events.$ev:3"); done
-"$py" "$root/scripts/create-topics.py" "$bootstrap" "$raw:12" "$dlq:3" "${outputs[@]}"
+"$py" "$root/scripts/create-topics.py" "$bootstrap" "$raw:12" "$dlq:3" "${outputs[@]}" \
+  "duro.events.item_snapshot:3" "duro.events.co_snapshot:3" \
+  "duro.state.item:3:compact" "duro.state.change_order:3:compact" "duro.enricher.progress:1:compact"
 
 if [ -z "${DURO_WEBHOOK_SECRET:-}" ] && [ -z "${DURO_WEBHOOK_SECRETS_FILE:-}" ]; then
   secret_file="$local_dir/webhook-secret"

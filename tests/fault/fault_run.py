@@ -935,9 +935,10 @@ def check_state(named: set, outputs: list, dlq_ids: set, states: dict, progress:
     transaction writes, per raw partition it consumed, the next offset there:
     consecutive committed values bound one batch). The committed outputs say what became
     of each event (found, not_found, deleted; an event that went to the DLQ has no
-    output and writes no state). Per resource, per batch, its last output event decides:
-    deleted -> a tombstone, found -> a record of the document as of that event, a live
-    not_found -> nothing (the previous state stays). So the expected state records of
+    output and writes no state). Per resource, per batch, its last output event that is
+    not a live not_found decides: deleted -> a tombstone, found -> a record of the
+    document as of that event; a batch whose every event of it was a live not_found
+    writes nothing (the previous state stays). So the expected state records of
     each resource follow, in order; the records on its state topic must be exactly those
     (event id header, tombstone or not), and the reduced state must be the double's
     document as the enricher's query selects it (as before the run deleted it, for a
@@ -988,25 +989,29 @@ def check_state(named: set, outputs: list, dlq_ids: set, states: dict, progress:
             why.append("a state record for a resource no event of the run named")
         if len({e[0] for e in evs}) > 1:
             why.append("its events on several raw partitions")
-        # the expected state records: per batch, its last event of the resource
+        # the expected state records: per batch, its last event of the resource that is
+        # not a live not_found
         batches: dict[int, tuple] = {}
+        nf_batches: set[int] = set()
+        kept_after_delete = False
         for e in evs:
             b = bisect.bisect_right(ends.get(e[0], []), e[1])
             if b >= len(ends.get(e[0], [])):
                 why.append(f"output of raw [{e[0]}]@{e[1]} beyond the committed progress")
+            if e[3] == "not_found":
+                nf_batches.add(b)
+                if b in batches and batches[b][3] == "deleted":
+                    kept_after_delete = True  # delete, then not_found, in one batch
+                continue
             batches[b] = e  # sorted by offset: the last one stays
-        want, kept_after_delete = [], False
+        c["live_not_found_batches"] += len(nf_batches - set(batches))
+        want = []
         for b in sorted(batches):
             e = batches[b]
             if e[3] == "deleted":
                 want.append(("tombstone", e[2]))
             elif e[3] == "found":
                 want.append(("document", e[2]))
-            elif e[3] == "not_found":
-                c["live_not_found_batches"] += 1
-                if any(x[3] == "deleted" and bisect.bisect_right(ends.get(x[0], []), x[1]) == b
-                       for x in evs):
-                    kept_after_delete = True  # delete, then not_found, in one batch
             else:
                 why.append(f"status {e[3]!r}")
         if res not in deleted and any(e[3] == "not_found" for e in evs):
@@ -1019,6 +1024,8 @@ def check_state(named: set, outputs: list, dlq_ids: set, states: dict, progress:
             why.append(f"state records {got} != expected {want}"
                        + (f" ({len(dl)} of a DLQ'd event)" if dl else ""))
         last_want = want[-1] if want else None
+        if kept_after_delete and not why:
+            c["deleted_kept_same_batch"] += 1  # tombstoned all the same
         if last_want is None or last_want[0] == "tombstone":
             if recs and recs[-1].value is not None:
                 why.append("present, expected absent")
@@ -1044,8 +1051,6 @@ def check_state(named: set, outputs: list, dlq_ids: set, states: dict, progress:
                 c["equal"] += 1
                 if evs and evs[-1][3] == "not_found":
                     c["kept_last_found"] += 1  # its last event not_found: an earlier document
-                if kept_after_delete:
-                    c["deleted_kept_same_batch"] += 1
         if why:
             c["mismatches"] += 1
             if len(samples) < 50:
@@ -1109,7 +1114,8 @@ def format_ledger(L: dict) -> str:
                                          f"double by {S['double_deletes']} delete events)"),
             ("state: equal to the double", f"{S['equal']} (of which last event not_found, "
                                            f"earlier document kept: {S['kept_last_found']}; "
-                                           "deleted, then not_found in the same batch: "
+                                           "deleted, then not_found in one batch "
+                                           "(a tombstone all the same): "
                                            f"{S['deleted_kept_same_batch']})"),
             ("state: tombstoned", S["tombstoned"]),
             ("state: absent, never written", S["absent_never_written"]),

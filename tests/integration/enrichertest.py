@@ -85,6 +85,19 @@ def create_topics(bootstrap: str, names, partitions: int = OUTPUT_PARTITIONS,
                             timeout=timeout)
 
 
+STATE_KINDS = ("item", "change_order")
+
+
+def create_state_topics(bootstrap: str, state_template: str, progress: str,
+                        partitions: int = OUTPUT_PARTITIONS) -> None:
+    """The compacted topics the enricher checks at start: a state topic per kind
+    (co-partitioned with the outputs) and the progress topic (one partition)."""
+    create_topics(bootstrap, [state_template.replace("{kind}", k) for k in STATE_KINDS],
+                  partitions=partitions, config={"cleanup.policy": "compact"})
+    create_topics(bootstrap, [progress], partitions=1,
+                  config={"cleanup.policy": "compact", "segment.ms": "3600000"})
+
+
 # ---------------------------------------------------------------- raw records
 
 def raw_key(payload: dict | None, body: bytes) -> bytes:
@@ -439,8 +452,11 @@ class Rig:
         self.group = f"{self.prefix}-group"
         self.raw_partitions = raw_partitions
         self.events = list(events)
+        self.state_template = f"{self.prefix}.state.{{kind}}"
+        self.progress = f"{self.prefix}.progress"
         create_topics(self.bootstrap, [self.raw], partitions=raw_partitions)
         create_topics(self.bootstrap, [self.dlq] + [self.topic(e) for e in self.events])
+        create_state_topics(self.bootstrap, self.state_template, self.progress)
         self._producer: RawProducer | None = None
         self._tails: list[Tail] = []
         self._validator = None
@@ -448,6 +464,9 @@ class Rig:
     # -- names
     def topic(self, event: str) -> str:
         return topic_for(self.template, event)
+
+    def state_topic(self, kind: str) -> str:
+        return self.state_template.replace("{kind}", kind)
 
     def txn(self, name: str) -> str:
         return f"{self.prefix}-{name}"
@@ -461,6 +480,8 @@ class Rig:
             "DURO_RAW_TOPIC": self.raw,
             "DURO_DLQ_TOPIC": self.dlq,
             "DURO_TOPIC_TEMPLATE": self.template,
+            "DURO_STATE_TOPIC_TEMPLATE": self.state_template,
+            "DURO_PROGRESS_TOPIC": self.progress,
             "DURO_ENRICHER_GROUP": self.group,
             "DURO_ENRICHER_ADMIN_LISTEN": "127.0.0.1:0",
             "DURO_TRANSACTIONAL_ID": txn_id,
@@ -849,8 +870,8 @@ def background():
 
 
 __all__ = ["Background", "CO_EVENTS", "DLQ_CLASSES", "DuroData", "DuroDouble", "Enricher",
-           "EnricherFactory", "ITEM_EVENTS", "KNOWN_EVENTS", "LsoProbe", "RawProducer", "Rig", "Tail",
-           "WebhookSender", "background", "check_dlq", "check_output", "co_event", "create_topics",
+           "EnricherFactory", "ITEM_EVENTS", "KNOWN_EVENTS", "LsoProbe", "RawProducer", "Rig", "STATE_KINDS", "Tail",
+           "WebhookSender", "background", "check_dlq", "check_output", "co_event", "create_state_topics", "create_topics",
            "double", "enriched_validator", "enrichers", "expected_document", "item_event",
            "now_ms", "parse_output", "raw_event_id", "raw_key", "record_event_id", "rig", "run_enricher_once",
            "senders", "topic_for"]

@@ -42,8 +42,8 @@ import bridgetest
 import kafkatest
 from bridgetest import (WEBHOOK_PATH, body_of, event, new_secret, read_http_response,
                         readable_within, rfc3339, sign, wait_until)
-from enrichertest import (KNOWN_EVENTS, check_dlq, create_topics, double, enrichers,  # noqa: F401
-                          record_event_id, topic_for)
+from enrichertest import (KNOWN_EVENTS, check_dlq, create_state_topics,  # noqa: F401
+                          create_topics, double, enrichers, record_event_id, topic_for)
 
 CLOSED = "closed"
 MAX_BODY = 65536
@@ -604,9 +604,12 @@ def test_captured_invalid_end_in_the_dlq_exactly_once(hostile, broker, double, e
     dlq, template = f"{prefix}.dlq", f"{prefix}.events.{{event}}"
     outputs = [topic_for(template, e) for e in KNOWN_EVENTS]
     create_topics(broker.bootstrap, [dlq] + outputs)
+    create_state_topics(broker.bootstrap, f"{prefix}.state.{{kind}}", f"{prefix}.progress")
     env = bridgetest.clean_env({
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "DURO_RAW_TOPIC": h.topic,
         "DURO_DLQ_TOPIC": dlq, "DURO_TOPIC_TEMPLATE": template,
+        "DURO_STATE_TOPIC_TEMPLATE": f"{prefix}.state.{{kind}}",
+        "DURO_PROGRESS_TOPIC": f"{prefix}.progress",
         "DURO_ENRICHER_GROUP": f"{prefix}-group", "DURO_ENRICHER_ADMIN_LISTEN": "127.0.0.1:0",
         "DURO_TRANSACTIONAL_ID": f"{prefix}-txn", "DURO_API_URL": double.url,
         "DURO_API_KEY": double.api_key, "DURO_NOT_FOUND_GRACE_MS": "0",

@@ -103,6 +103,28 @@ static void test_kind_parse(void **state)
         assert_int_equal(k, DWIRE_KIND_CHANGE_ORDER); /* untouched when refused */
 }
 
+static void test_progress_round_trip(void **state)
+{
+        static const char neg[] = "{\"next_offset\":-3,\"last_ts\":1}";
+        char buf[DWIRE_PROGRESS_VALUE_SIZE];
+        int64_t n = 0, t = 0;
+        int len;
+
+        (void)state;
+        len = dwire_progress_format(buf, 1042, 1734690600120LL);
+        assert_string_equal(buf, "{\"next_offset\":1042,\"last_ts\":1734690600120}");
+        assert_int_equal(dwire_progress_parse(buf, (size_t)len, &n, &t), 0);
+        assert_int_equal(n, 1042);
+        assert_int_equal(t, 1734690600120LL);
+        len = dwire_progress_format(buf, 7, -1);
+        assert_int_equal(dwire_progress_parse(buf, (size_t)len, &n, &t), 0);
+        assert_int_equal(t, -1);
+        assert_int_equal(dwire_progress_parse(buf, (size_t)len - 1, &n, &t), -1);
+        assert_int_equal(dwire_progress_parse(neg, strlen(neg), &n, &t), -1);
+        assert_int_equal(dwire_progress_parse("{\"last_ts\":1}", 13, &n, &t), -1);
+        assert_int_equal(dwire_progress_parse(NULL, 0, &n, &t), -1);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -111,6 +133,7 @@ int main(void)
             cmocka_unit_test(test_meta_refused),
             cmocka_unit_test(test_names),
             cmocka_unit_test(test_kind_parse),
+            cmocka_unit_test(test_progress_round_trip),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -320,6 +320,93 @@ static void test_document_from_tree_when_no_text(void **state)
         assert_true(json_equal(json_object_get(o, "document"), c->item.doc));
 }
 
+/* enricher_state_plan: per (kind, id), the batch's last output names the state; a live
+ * not_found names none; unknown kinds, duplicates and DLQ records are no state. */
+static void test_state_plan(void **state)
+{
+        static const struct {
+                enum dwire_kind kind;
+                const char *id, *event;
+                enum enricher_action action;
+                enum enricher_status status;
+        } recs[] = {
+            {DWIRE_KIND_ITEM, "a", "ITEM_UPDATE", ENRICHER_ACT_OUTPUT,
+             ENRICHER_ST_FOUND},
+            {DWIRE_KIND_CHANGE_ORDER, "a", "CO_UPDATE", ENRICHER_ACT_OUTPUT,
+             ENRICHER_ST_FOUND}, /* same id, other kind: its own state */
+            {DWIRE_KIND_ITEM, "b", "ITEM_UPDATE", ENRICHER_ACT_OUTPUT,
+             ENRICHER_ST_FOUND},
+            {DWIRE_KIND_ITEM, "a", "ITEM_DELETE", ENRICHER_ACT_OUTPUT,
+             ENRICHER_ST_DELETED}, /* a's last: a tombstone */
+            {DWIRE_KIND_ITEM, "b", "ITEM_UPDATE", ENRICHER_ACT_OUTPUT,
+             ENRICHER_ST_NOT_FOUND}, /* b's last: a live not_found: b's found stays */
+            {DWIRE_KIND_ITEM, "c", "ITEM_SNAPSHOT", ENRICHER_ACT_OUTPUT,
+             ENRICHER_ST_NOT_FOUND}, /* a snapshot's not_found: a tombstone */
+            {DWIRE_KIND_UNKNOWN, "d", "FOO", ENRICHER_ACT_OUTPUT,
+             ENRICHER_ST_UNSUPPORTED},
+            {DWIRE_KIND_ITEM, "e", "ITEM_UPDATE", ENRICHER_ACT_DLQ, ENRICHER_ST_ERROR},
+            {DWIRE_KIND_ITEM, "f", "ITEM_UPDATE", ENRICHER_ACT_DUPLICATE,
+             ENRICHER_ST_FOUND},
+            {DWIRE_KIND_ITEM, "g", "ITEM_UPDATE", ENRICHER_ACT_OUTPUT,
+             ENRICHER_ST_NOT_FOUND}, /* only live not_founds: nothing, counted */
+            {DWIRE_KIND_ITEM, "h", "ITEM_DELETE", ENRICHER_ACT_OUTPUT,
+             ENRICHER_ST_DELETED},
+            {DWIRE_KIND_ITEM, "h", "ITEM_UPDATE", ENRICHER_ACT_OUTPUT,
+             ENRICHER_ST_NOT_FOUND}, /* deleted, then an update: still a tombstone */
+            {DWIRE_KIND_ITEM, "g", "ITEM_CREATE", ENRICHER_ACT_OUTPUT,
+             ENRICHER_ST_NOT_FOUND},
+        };
+        struct enricher e;
+        struct enricher_batch b;
+        struct enricher_rec r[13];
+
+        (void)state;
+        memset(&e, 0, sizeof(e));
+        memset(&b, 0, sizeof(b));
+        memset(r, 0, sizeof(r));
+        e.cfg.state_topics = 1;
+        for (size_t i = 0; i < 13; i++) {
+                r[i].kind        = recs[i].kind;
+                r[i].resource_id = recs[i].id;
+                r[i].event       = recs[i].event;
+                r[i].action      = recs[i].action;
+                r[i].status      = recs[i].status;
+        }
+        b.recs = r;
+        b.n    = 13;
+        assert_int_equal(enricher_state_plan(&e, &b), 0);
+        assert_int_equal((int)b.nstate, 5);
+        assert_int_equal((int)b.state_recs[0], 1); /* change order a, in offset order */
+        assert_int_equal((int)b.state_recs[1], 2); /* item b: its found event */
+        assert_int_equal((int)b.state_recs[2], 3); /* item a: the delete */
+        assert_int_equal((int)b.state_recs[3], 5); /* item c */
+        assert_int_equal((int)b.state_recs[4], 10); /* item h: the delete */
+        assert_true(enricher_state_tombstone(&r[3]));
+        assert_true(enricher_state_tombstone(&r[5]));
+        assert_true(enricher_state_tombstone(&r[10]));
+        assert_false(enricher_state_tombstone(&r[1]));
+        assert_false(enricher_state_tombstone(&r[4]));
+        assert_int_equal((int)b.state_skipped, 1); /* g, once */
+        /* off: none */
+        e.cfg.state_topics = 0;
+        assert_int_equal(enricher_state_plan(&e, &b), 0);
+        assert_int_equal((int)b.nstate, 0);
+        free(b.state_recs);
+}
+
+static void test_state_topic_names(void **state)
+{
+        char *t;
+
+        (void)state;
+        t = enricher_state_topic_name("duro.state.{kind}", DWIRE_KIND_CHANGE_ORDER);
+        assert_string_equal(t, "duro.state.change_order");
+        free(t);
+        t = enricher_state_topic_name("{kind}-current", DWIRE_KIND_ITEM);
+        assert_string_equal(t, "item-current");
+        free(t);
+}
+
 #define CASE_TEST(f) cmocka_unit_test_setup_teardown(f, case_setup, case_teardown)
 
 int main(void)
@@ -339,6 +426,8 @@ int main(void)
             CASE_TEST(test_missing_fields_are_null),
             CASE_TEST(test_document_only_when_found),
             CASE_TEST(test_document_from_tree_when_no_text),
+            cmocka_unit_test(test_state_plan),
+            cmocka_unit_test(test_state_topic_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
