@@ -239,10 +239,14 @@ static int batch_read(const struct enricher *e, struct enricher_rec *r,
                                  : p->item_id   ? p->item_id
                                                 : p->change_order_id;
         else if (m->key_len) {
-                r->key_id = strndup(m->key, m->key_len);
+                /* (a record's key is not NUL-terminated: no strndup, which may look
+                 * for the NUL past its end) */
+                r->key_id = malloc(m->key_len + 1);
                 if (!r->key_id)
                         return -2;
-                r->resource_id = r->key_id;
+                memcpy(r->key_id, m->key, m->key_len);
+                r->key_id[m->key_len] = '\0';
+                r->resource_id        = r->key_id;
         }
         return 0;
 }
