@@ -188,7 +188,7 @@ int dtopics_partitions(rd_kafka_t *rk, const char *topic, char *err, size_t errs
 }
 
 int dtopics_check_compacted(rd_kafka_t *rk, const char *topic, int *partitions,
-                            char *err, size_t errsize)
+                            long long *max_bytes, char *err, size_t errsize)
 {
         rd_kafka_ConfigResource_t *cr;
         rd_kafka_AdminOptions_t *opts;
@@ -221,19 +221,27 @@ int dtopics_check_compacted(rd_kafka_t *rk, const char *topic, int *partitions,
                     n == 1 && !rd_kafka_ConfigResource_error(rs[0])
                         ? rd_kafka_ConfigResource_configs(rs[0], &nc)
                         : NULL;
-                for (size_t i = 0; i < nc; i++)
-                        if (!strcmp(rd_kafka_ConfigEntry_name(ce[i]), "cleanup.policy"))
-                                policy = rd_kafka_ConfigEntry_value(ce[i]);
+                if (max_bytes)
+                        *max_bytes = -1;
+                for (size_t i = 0; i < nc; i++) {
+                        const char *name = rd_kafka_ConfigEntry_name(ce[i]);
+                        const char *v    = rd_kafka_ConfigEntry_value(ce[i]);
+                        if (!strcmp(name, "cleanup.policy"))
+                                policy = v;
+                        else if (max_bytes && v && !strcmp(name, "max.message.bytes"))
+                                *max_bytes = atoll(v);
+                }
                 if (n != 1 || rd_kafka_ConfigResource_error(rs[0]))
                         snprintf(
                             err, errsize, "topic %s: describing its configs: %s", topic,
                             n == 1
                                 ? rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0]))
                                 : "no answer");
-                else if (!policy || !strstr(policy, "compact"))
+                else if (!policy || strcmp(policy, "compact"))
                         snprintf(
                             err, errsize,
-                            "topic %s: not compacted (cleanup.policy=%s, want compact)",
+                            "topic %s: not compacted (cleanup.policy=%s, want compact: "
+                            "with delete too, retention would drop what is current)",
                             topic, policy ? policy : "?");
                 else
                         rc = 0;

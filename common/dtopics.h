@@ -68,10 +68,11 @@ int dtopics_ensure_spec(rd_kafka_t *rk, const char *topic,
 int dtopics_partitions(rd_kafka_t *rk, const char *topic, char *err, size_t errsize);
 
 /* Checks that topic exists and is compacted (cleanup.policy holds "compact");
- * *partitions gets its partition count. Returns 0, or -1 with err naming the topic and
+ * *partitions gets its partition count, *max_bytes (when not NULL) its
+ * max.message.bytes (-1 when not said). Returns 0, or -1 with err naming the topic and
  * what is wrong (missing, not compacted, not authorised, no answer). Blocks up to about
  * 20 s. */
 int dtopics_check_compacted(rd_kafka_t *rk, const char *topic, int *partitions,
-                            char *err, size_t errsize);
+                            long long *max_bytes, char *err, size_t errsize);
 
 #endif

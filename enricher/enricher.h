@@ -290,6 +290,9 @@ struct enricher {
         struct enricher_batch *ahead; /* taken, its pull running; enricher_cycle.c */
         char *
             state_topic[DWIRE_NKINDS]; /* by kind, NULL for unknown; enricher_state.c */
+        long long
+            state_max_bytes[DWIRE_NKINDS]; /* their max.message.bytes, -1 unknown */
+        int state_started; /* the start-up check passed (no creating after it) */
         /* a state or the progress topic refused a record as missing or not authorised
          * (the delivery report callback sets it; enricher_txn.c clears it at begin) */
         atomic_int state_gone;

@@ -41,7 +41,8 @@ static rd_kafka_t *progress_consumer(struct enricher *e, char *err, size_t errsi
 {
         static const char *const kv[][2] = {{"isolation.level", "read_committed"},
                                             {"enable.auto.commit", "false"},
-                                            {"enable.partition.eof", "true"}};
+                                            {"enable.partition.eof", "true"},
+                                            {"auto.offset.reset", "earliest"}};
         rd_kafka_conf_t *conf =
             dkafka_conf_new(e->cfg.bootstrap, "duro-enricher-progress", &e->props,
                             DCONF_SCOPE_CONSUMER, err, errsize);
@@ -53,7 +54,7 @@ static rd_kafka_t *progress_consumer(struct enricher *e, char *err, size_t errsi
                 return NULL;
 
         /* librdkafka wants a group for assign(); this one never joins or commits */
-        snprintf(group, sizeof(group), "%s-progress-reader", e->cfg.group);
+        snprintf(group, sizeof(group), "%s", e->cfg.group); /* as the dedupe reader's */
         for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
                 if (dkafka_conf_set(conf, kv[i][0], kv[i][1], err, errsize)) {
                         rd_kafka_conf_destroy(conf);
@@ -107,10 +108,10 @@ int enricher_progress_read(struct enricher *e, const int32_t *parts, size_t n,
                         rc = 0;
                         break;
                 }
-                if (m->err) {
+                if (m->err) { /* transient ones pass; the deadline bounds the rest */
                         dlog_warn("progress reader: %s", rd_kafka_message_errstr(m));
                         rd_kafka_message_destroy(m);
-                        break;
+                        continue;
                 }
                 records++;
                 p = progress_partition(e, m->key, m->key_len);

@@ -183,6 +183,30 @@ static int rebuild_plan(struct enricher *e, struct enricher_part *part,
 /* Marks an entry of a committed-offsets list that is to wait for the next check. */
 #define REBUILD_NOT_YET (-2000)
 
+/* Moves the group's consumer on partition to offset. Returns 0, or -1 when that
+ * partition's seek failed (e.g. its fetcher is not started yet). */
+static int rebuild_seek(struct enricher *e, int32_t partition, int64_t offset)
+{
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_error_t *error;
+        int rc = 0;
+
+        rd_kafka_topic_partition_list_add(l, e->cfg.raw_topic, partition)->offset =
+            offset;
+        error = rd_kafka_seek_partitions(e->consumer, l, REBUILD_CALL_TIMEOUT_MS);
+        if (error || l->elems[0].err) {
+                dlog_warn("%s [%d]: cannot move to %lld yet: %s", e->cfg.raw_topic,
+                          (int)partition, (long long)offset,
+                          error ? rd_kafka_error_string(error)
+                                : rd_kafka_err2str(l->elems[0].err));
+                rc = -1;
+        }
+        if (error)
+                rd_kafka_error_destroy(error);
+        rd_kafka_topic_partition_list_destroy(l);
+        return rc;
+}
+
 /* The partitions of l without a committed offset (they expired, or the group is new):
  * unless DURO_PROGRESS_IGNORE, each resumes where the progress topic says, its offset
  * and metadata in l set as if committed, the consumer moved there. Returns 1 when it
@@ -231,7 +255,11 @@ static int rebuild_progress(struct enricher *e, rd_kafka_topic_partition_list_t 
                                 memcpy(tp->metadata, meta, (size_t)mlen);
                                 tp->metadata_size = (size_t)mlen;
                         }
-                        enricher_consume_seek(e, tp->partition, next[i]);
+                        if (rebuild_seek(e, tp->partition, next[i])) {
+                                /* (from the start otherwise: wait, try again) */
+                                tp->offset = REBUILD_NOT_YET;
+                                rc         = -1;
+                        }
                 }
         return rc;
 }

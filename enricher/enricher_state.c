@@ -8,6 +8,7 @@
  * The records themselves are built by enricher_out.c and produced by enricher_txn.c. */
 #include "enricher.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,20 +48,23 @@ void enricher_state_free(struct enricher *e)
 }
 
 /* Ensures topic (when provisioning is on) and checks it is compacted; *partitions
- * gets its partition count. */
+ * gets its partition count, *max_bytes (when not NULL) its max.message.bytes. */
 static int state_check(struct enricher *e, const char *topic, int partitions_wanted,
-                       int *partitions, char *err, size_t errsize)
+                       int *partitions, long long *max_bytes, char *err, size_t errsize)
 {
+        /* (only at start-up: a topic deleted later is an outage, never a new, empty
+         * table made behind its readers' backs) */
+        int create               = e->cfg.topics.create && !e->state_started;
         struct dtopics_spec spec = {.compact = 1, .partitions = partitions_wanted};
         int created;
 
         if (partitions_wanted == 1)
                 spec.segment_ms = 3600000; /* the progress topic: compacted hourly */
-        if (e->cfg.topics.create &&
-            dtopics_ensure_spec(e->producer, topic, &e->cfg.topics, &spec, &created,
-                                err, errsize))
+        if (create && dtopics_ensure_spec(e->producer, topic, &e->cfg.topics, &spec,
+                                          &created, err, errsize))
                 return -1;
-        return dtopics_check_compacted(e->producer, topic, partitions, err, errsize);
+        return dtopics_check_compacted(e->producer, topic, partitions, max_bytes, err,
+                                       errsize);
 }
 
 /* The output topics' partition count (of the first event with a topic of its own that
@@ -97,7 +101,8 @@ int enricher_state_start(struct enricher *e, char *err, size_t errsize)
                                 snprintf(err, errsize, "out of memory");
                                 return -1;
                         }
-                        if (state_check(e, e->state_topic[k], 0, &np, err, errsize))
+                        if (state_check(e, e->state_topic[k], 0, &np,
+                                        &e->state_max_bytes[k], err, errsize))
                                 return -1;
                         if (out_np < 0)
                                 out_np = state_output_partitions(e);
@@ -109,7 +114,17 @@ int enricher_state_start(struct enricher *e, char *err, size_t errsize)
                                     e->state_topic[k], np, out_np);
                 }
         }
-        return state_check(e, e->cfg.progress_topic, 1, &np, err, errsize);
+        if (state_check(e, e->cfg.progress_topic, 1, &np, NULL, err, errsize))
+                return -1;
+        if (np != 1) {
+                snprintf(err, errsize,
+                         "topic %s: %d partitions, want 1 (its records are read from "
+                         "partition 0)",
+                         e->cfg.progress_topic, np);
+                return -1;
+        }
+        e->state_started = 1;
+        return 0;
 }
 
 int enricher_state_is_ours(const struct enricher *e, const char *topic)
@@ -175,6 +190,50 @@ static int state_live_not_found(const struct enricher_rec *r)
         return r->status == ENRICHER_ST_NOT_FOUND && !enricher_state_tombstone(r);
 }
 
+/* Room a state record needs besides its document: the other fields of the value, the
+ * key, headers, and the record batch's framing (generous). */
+#define STATE_OVERHEAD 1024
+
+/* The size r's state record comes to, about (never less). */
+static size_t state_size(const struct enricher *e, const struct enricher_rec *r)
+{
+        size_t n = STATE_OVERHEAD + 2 * strlen(r->resource_id);
+
+        n += r->event_id ? strlen(r->event_id) : 0;
+        n += r->event ? 2 * strlen(r->event) : 0;
+        n += r->created_at ? strlen(r->created_at) : 0;
+        n += strlen(e->cfg.raw_topic);
+        if (r->item && r->status == ENRICHER_ST_FOUND)
+                n += r->item->doc_text ? r->item->doc_len : 4096;
+        return n;
+}
+
+/* A state record its topic would refuse (larger than its max.message.bytes): every
+ * event of that resource in b goes to the DLQ instead, with no output and no state,
+ * decided before the transaction so that nothing has to be aborted. */
+static void state_too_large(const struct enricher *e, struct enricher_batch *b,
+                            const struct enricher_rec *last, size_t size)
+{
+        long long max = e->state_max_bytes[last->kind];
+        char msg[256];
+
+        snprintf(msg, sizeof(msg),
+                 "state topic %s takes records of at most %lld bytes; the state of %s "
+                 "needs about %zu",
+                 e->state_topic[last->kind], max, last->resource_id, size);
+        dlog_warn("%s: its events in this batch go to the DLQ", msg);
+        for (size_t i = 0; i < b->n; i++) {
+                struct enricher_rec *r = &b->recs[i];
+                if (r->action != ENRICHER_ACT_OUTPUT || r->kind != last->kind ||
+                    !r->resource_id || strcmp(r->resource_id, last->resource_id))
+                        continue;
+                r->action    = ENRICHER_ACT_DLQ;
+                r->dlq_class = DWIRE_DLQ_PRODUCE_REJECTED;
+                r->attempts  = 1;
+                snprintf(r->dlq_message, sizeof(r->dlq_message), "%s", msg);
+        }
+}
+
 int enricher_state_plan(const struct enricher *e, struct enricher_batch *b)
 {
         size_t cap = 16, *slots;
@@ -220,6 +279,20 @@ int enricher_state_plan(const struct enricher *e, struct enricher_batch *b)
                 b->state_skipped++;
         }
         free(slots);
+        /* States their topic would refuse: those resources go to the DLQ (the other
+         * entries move up). */
+        for (size_t i = 0, j = 0, n = b->nstate; i < n; i++) {
+                const struct enricher_rec *r = &b->recs[b->state_recs[i]];
+                long long max                = e->state_max_bytes[r->kind];
+                size_t size =
+                    max > 0 && !enricher_state_tombstone(r) ? state_size(e, r) : 0;
+                if (max > 0 && size > (size_t)max) {
+                        state_too_large(e, b, r, size);
+                        b->nstate--;
+                        continue;
+                }
+                b->state_recs[j++] = b->state_recs[i];
+        }
         /* In offset order, as the outputs went. */
         for (size_t i = 0, j = b->nstate; i < j / 2; i++) {
                 size_t t                 = b->state_recs[i];
@@ -238,11 +311,11 @@ static int state_look(struct enricher *e)
 
         for (int k = 0; k < DWIRE_NKINDS; k++)
                 if (e->state_topic[k] &&
-                    state_check(e, e->state_topic[k], 0, &np, why, sizeof(why))) {
+                    state_check(e, e->state_topic[k], 0, &np, NULL, why, sizeof(why))) {
                         enricher_ready_state_down(e, why);
                         return 1;
                 }
-        if (state_check(e, e->cfg.progress_topic, 1, &np, why, sizeof(why))) {
+        if (state_check(e, e->cfg.progress_topic, 1, &np, NULL, why, sizeof(why))) {
                 enricher_ready_state_down(e, why);
                 return 1;
         }

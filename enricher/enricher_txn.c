@@ -160,6 +160,10 @@ static int txn_force_add(struct enricher *e, const struct enricher_rec *r,
                            rd_kafka_err2str(err));
                 return -1;
         }
+        for (size_t i = 0; i < e->nforce; i++)
+                if (e->force[i].partition == r->msg->partition &&
+                    e->force[i].offset == r->msg->offset)
+                        return 0; /* its output and its state both refused: once */
         nf = realloc(e->force, (e->nforce + 1) * sizeof(*nf));
         if (!nf)
                 return -1;
@@ -456,9 +460,11 @@ void enricher_txn_committed(struct enricher *e, const struct enricher_batch *b)
                 enricher_dedupe_add_id(&part->dd, &r->dedupe_id, ts);
                 txn_count(e, r, now, ts);
                 /* Forced DLQ entries are done with once committed. */
-                for (size_t k = 0; k < e->nforce; k++)
+                for (size_t k = 0; k < e->nforce;)
                         if (txn_force_is(&e->force[k], r->msg))
                                 e->force[k] = e->force[--e->nforce];
+                        else
+                                k++;
         }
         /* The committed positions: a set kept over a rebalance is checked against
          * them. */

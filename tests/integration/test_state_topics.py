@@ -14,7 +14,8 @@ from confluent_kafka.admin import AdminClient
 
 from bridgetest import new_id, rfc3339, wait_until
 from enrichertest import (KNOWN_EVENTS, STATE_KINDS, Rig, co_event, create_topics,  # noqa: F401
-                          double, enrichers, expected_document, item_event, senders)
+                          double, enrichers, expected_document, item_event, run_enricher_once,
+                          senders)
 import kafkatest
 import kstreamstest
 
@@ -251,3 +252,54 @@ def test_expired_offsets_resume_from_the_progress_topic(rig, double, enrichers, 
         assert all(len(by[p["id"]]) == 2 for p in first), "the reset reprocesses"
         assert all(len(by[p["id"]]) == 1 for p in second)
         assert not any("resuming at" in m for m in e2.log_msgs())
+
+
+@pytest.mark.timeout_s(180)
+def test_state_record_too_large_sends_its_resource_to_the_dlq(rig, double, enrichers):
+    """The item state topic takes no record as large as a document: each event of an item
+    goes to the DLQ as produce-rejected (no output, no state), while a change order in
+    the same batches is written as usual."""
+    admin = AdminClient({"bootstrap.servers": rig.bootstrap})
+    from confluent_kafka.admin import ConfigResource
+    # (alter_configs replaces every config: compaction is given again)
+    res = ConfigResource("topic", rig.state_topic("item"),
+                         set_config={"max.message.bytes": "64", "cleanup.policy": "compact"})
+    for f in admin.alter_configs([res]).values():
+        f.result(timeout=30)
+    comps, cos = double.data.component_ids(), double.data.change_order_ids()
+    items = [item_event("ITEM_UPDATE", comps[130]), item_event("ITEM_CREATE", comps[130]),
+             item_event("ITEM_UPDATE", comps[131])]
+    co = co_event("CO_UPDATE", cos[20])
+    rig.produce(items + [co])
+    enricher = enrichers(rig.env(rig.txn("a")))
+    got = rig.wait_for_ids([p["id"] for p in items + [co]], timeout=120, procs=[enricher])
+    rig.wait_drained(timeout=60, procs=[enricher])
+    rig.assert_exactly_once([p["id"] for p in items + [co]])
+    for p in items:
+        [d] = got[p["id"]]
+        assert d.topic == rig.dlq, f"{p['id']} went to {d.topic}"
+        assert d.header("error-class") == b"produce-rejected"
+        assert rig.state_topic("item").encode() in d.header("error-message")
+    assert got[co["id"]][0].topic == rig.topic("CO_UPDATE")
+    assert read_state(rig, "item") == []
+    assert set(reduce_state(read_state(rig, "change_order"))) == {cos[20]}
+
+
+@pytest.mark.timeout_s(60)
+@pytest.mark.parametrize("case", ["missing", "not-compacted", "progress-missing"])
+def test_start_up_refuses_missing_or_uncompacted_topics(rig, case):
+    env = rig.env(rig.txn("a"))
+    if case == "missing":
+        env["DURO_STATE_TOPIC_TEMPLATE"] = rig.prefix + ".nostate.{kind}"
+        want = f"topic {rig.prefix}.nostate.item: does not exist"
+    elif case == "progress-missing":
+        env["DURO_PROGRESS_TOPIC"] = rig.prefix + ".noprogress"
+        want = f"topic {rig.prefix}.noprogress: does not exist"
+    else:
+        create_topics(rig.bootstrap, [rig.prefix + ".plain.item", rig.prefix + ".plain.change_order"])
+        env["DURO_STATE_TOPIC_TEMPLATE"] = rig.prefix + ".plain.{kind}"
+        want = f"topic {rig.prefix}.plain.item: not compacted (cleanup.policy=delete"
+    rc, out, err = run_enricher_once(env, timeout=40)
+    errors = [json.loads(ln)["msg"] for ln in err.splitlines()
+              if ln.strip() and json.loads(ln).get("level") == "error"]
+    assert rc != 0 and len(errors) == 1 and want in errors[0], (rc, err)

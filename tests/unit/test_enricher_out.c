@@ -394,6 +394,50 @@ static void test_state_plan(void **state)
         free(b.state_recs);
 }
 
+/* A state larger than its topic takes: that resource's events go to the DLQ, before
+ * any transaction; the other resources keep theirs. */
+static void test_state_too_large(void **state)
+{
+        struct enricher_item big = {.doc_text = (char *)"{\"id\":\"a\"}",
+                                    .doc_len  = 10};
+        struct enricher_rec r[3];
+        struct enricher_batch b;
+        struct enricher e;
+
+        (void)state;
+        memset(&e, 0, sizeof(e));
+        memset(&b, 0, sizeof(b));
+        memset(r, 0, sizeof(r));
+        e.cfg.state_topics                 = 1;
+        e.cfg.raw_topic                    = (char *)"raw";
+        e.state_topic[DWIRE_KIND_ITEM]     = (char *)"st.item";
+        e.state_max_bytes[DWIRE_KIND_ITEM] = 600; /* less than any state record */
+        e.state_max_bytes[DWIRE_KIND_CHANGE_ORDER] = 1 << 20;
+        for (int i = 0; i < 3; i++) {
+                r[i].action = ENRICHER_ACT_OUTPUT;
+                r[i].status = ENRICHER_ST_FOUND;
+                r[i].item   = &big;
+                r[i].event  = "ITEM_UPDATE";
+        }
+        r[0].kind = r[1].kind = DWIRE_KIND_ITEM;
+        r[0].resource_id = r[1].resource_id = "a";
+        r[2].kind                           = DWIRE_KIND_CHANGE_ORDER;
+        r[2].resource_id                    = "a";
+        b.recs                              = r;
+        b.n                                 = 3;
+        assert_int_equal(enricher_state_plan(&e, &b), 0);
+        assert_int_equal((int)b.nstate, 1);
+        assert_int_equal((int)b.state_recs[0], 2);
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(r[i].action, ENRICHER_ACT_DLQ);
+                assert_int_equal(r[i].dlq_class, DWIRE_DLQ_PRODUCE_REJECTED);
+                assert_non_null(
+                    strstr(r[i].dlq_message, "st.item takes records of at most 600"));
+        }
+        assert_int_equal(r[2].action, ENRICHER_ACT_OUTPUT);
+        free(b.state_recs);
+}
+
 static void test_state_topic_names(void **state)
 {
         char *t;
@@ -428,6 +472,7 @@ int main(void)
             CASE_TEST(test_document_from_tree_when_no_text),
             cmocka_unit_test(test_state_plan),
             cmocka_unit_test(test_state_topic_names),
+            cmocka_unit_test(test_state_too_large),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
