@@ -811,6 +811,16 @@ def enrichers(tmp_path, double):
     f.cleanup()
 
 
+def send_acknowledged(bridge, senders, payloads) -> list[str]:  # noqa: F811
+    """Sends payloads through bridge with a new sender of the ``senders`` fixture and
+    waits (bounded) until every one was acknowledged; returns their event ids."""
+    s = senders(bridge)
+    ids = s.send_many(payloads)
+    assert s.wait(60), s.summary()
+    assert s.summary()["acknowledged"] == len(payloads), s.summary()
+    return ids
+
+
 @pytest.fixture
 def senders():
     """Factory of WebhookSenders, all closed at teardown."""
@@ -873,5 +883,5 @@ __all__ = ["Background", "CO_EVENTS", "DLQ_CLASSES", "DuroData", "DuroDouble", "
            "EnricherFactory", "ITEM_EVENTS", "KNOWN_EVENTS", "LsoProbe", "RawProducer", "Rig", "STATE_KINDS", "Tail",
            "WebhookSender", "background", "check_dlq", "check_output", "co_event", "create_state_topics", "create_topics",
            "double", "enriched_validator", "enrichers", "expected_document", "item_event",
-           "now_ms", "parse_output", "raw_event_id", "raw_key", "record_event_id", "rig", "run_enricher_once",
+           "now_ms", "parse_output", "raw_event_id", "raw_key", "record_event_id", "rig", "run_enricher_once", "send_acknowledged",
            "senders", "topic_for"]

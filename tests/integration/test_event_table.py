@@ -16,7 +16,8 @@ from bridgetest import (bridge_env, java_partition, new_id, new_secret, rfc3339,
                         run_bridge_once)
 from enrichertest import (KNOWN_EVENTS, OUTPUT_PARTITIONS, QUERIES_DIR, Rig,  # noqa: F401
                           co_event, double, enrichers, expected_document, item_event,
-                          parse_output, run_enricher_once, senders)
+                          parse_output, run_enricher_once, send_acknowledged,
+                          senders)
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "schemas" / "event-table.txt"
 
@@ -38,14 +39,6 @@ def _table(tmp_path: Path, name: str, extra: str) -> Path:
     p = tmp_path / name
     p.write_text(DEFAULT_TABLE.read_text() + "\n" + extra + "\n")
     return p
-
-
-def _send(bridge, senders, payloads) -> list[str]:  # noqa: F811
-    s = senders(bridge)
-    ids = s.send_many(payloads)
-    assert s.wait(60), s.summary()
-    assert s.summary()["acknowledged"] == len(payloads), s.summary()
-    return ids
 
 
 def _found(rig, rec, payload, *, kind: str, rid: str, topic_event: str) -> dict:
@@ -81,7 +74,7 @@ def test_renamed_events_are_enriched_like_the_events_they_rename(rig, double, br
     # a name only a pattern knows, with its own topic
     odd = _event("COMPONENT_ODD", {"component_id": comps[4]})
     payloads = [plain] + [r[0] for r in renamed] + [deleted, no_id, odd]
-    ids = _send(bridge, senders, payloads)
+    ids = send_acknowledged(bridge, senders, payloads)
     rig.wait_for_ids(ids, timeout=60, procs=[enricher])
     rig.wait_drained(timeout=60, procs=[enricher])
     by = rig.assert_exactly_once(ids)
@@ -124,7 +117,7 @@ def test_a_table_line_enriches_a_new_event(rig, double, bridges, enrichers, send
     # a name Duro's documentation does not show: its field is assumed, so a payload
     # without it passes through unenriched on the event's own topic, never to the DLQ
     bare = _event("WIDGET_CHANGED", {"other": comps[8]})
-    ids = _send(bridge, senders, [ev, bare])
+    ids = send_acknowledged(bridge, senders, [ev, bare])
     got = rig.wait_for_ids(ids, timeout=60, procs=[enricher])
     _found(rig, got[ev["id"]][0], ev, kind="item", rid=comps[7], topic_event="ITEM_UPDATE")
     [u] = got[bare["id"]]
@@ -152,7 +145,7 @@ def test_different_tables_keep_a_resource_on_one_partition(rig, double, bridges,
     payloads = []
     for c in comps:
         payloads += [_event("ITEM_UPDATE", {"item_id": c}), _event("PART_TOUCHED", {"part_ref": c})]
-    ids = _send(bridge, senders, payloads)
+    ids = send_acknowledged(bridge, senders, payloads)
     got = rig.wait_for_ids(ids, timeout=90, procs=[enricher])
 
     raw = {json.loads(r.value)["id"]: r for r in rig.raw_records()}

@@ -15,9 +15,10 @@ from confluent_kafka.admin import AdminClient
 from bridgetest import new_id, rfc3339, wait_until
 from enrichertest import (KNOWN_EVENTS, STATE_KINDS, Rig, co_event, create_topics,  # noqa: F401
                           double, enrichers, expected_document, item_event, run_enricher_once,
-                          senders)
+                          send_acknowledged, senders)
 import kafkatest
 import kstreamstest
+from kstreamstest import reduce_state
 
 
 @pytest.fixture(scope="session")
@@ -50,29 +51,9 @@ def read_state(rig, kind: str) -> list:
                               timeout=30)
 
 
-def reduce_state(records) -> dict:
-    """Last value per key; a tombstone removes the key."""
-    out: dict = {}
-    for r in records:
-        k = r.key.decode()
-        if r.value is None:
-            out.pop(k, None)
-        else:
-            out[k] = json.loads(r.value)
-    return out
-
-
 def _unknown(name: str, data: dict) -> dict:
     return {"id": new_id("evt"), "webhook_id": "webhook_state", "event": name,
             "created_at": rfc3339(), "data": data}
-
-
-def _send(bridge, senders, payloads) -> list[str]:  # noqa: F811
-    s = senders(bridge)
-    ids = s.send_many(payloads)
-    assert s.wait(60), s.summary()
-    assert s.summary()["acknowledged"] == len(payloads), s.summary()
-    return ids
 
 
 @pytest.mark.timeout_s(420)
@@ -87,7 +68,7 @@ def test_state_topics_hold_the_library(rig, double, bridges, enrichers, senders,
     payloads += [co_event("CO_UPDATE", c) for c in named_cos]
     payloads += [item_event("ITEM_UPDATE", c) for c in named_items[:5]]  # again
     payloads += [_unknown("FOO_BAR", {"item_id": comps[60]})]  # not a state
-    ids = _send(bridge, senders, payloads)
+    ids = send_acknowledged(bridge, senders, payloads)
     rig.wait_for_ids(ids, timeout=90, procs=[enricher])
 
     # Duro changes some, deletes others; the webhooks follow (some delivered twice)
