@@ -8,10 +8,15 @@ so a reader may keep a reference without copying while writers carry on.
 
 A resource can be made to "appear later": it exists but stays invisible to ``get`` until a
 given time, as when Duro sends the webhook before it has finished writing the resource.
+
+Each kind's ids are also kept in a sorted list, updated by ``add`` / ``delete`` (a binary
+search and one insertion or removal), so that ``list_ids`` does not sort and ``page`` (the
+unfiltered listing the double serves) costs O(log N + page size), not O(N).
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import random
 import threading
@@ -90,6 +95,8 @@ class DuroData:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._docs: dict[str, dict[str, dict]] = {COMPONENT: {}, CHANGE_ORDER: {}}
+        # every id of _docs[kind] (visible or not), sorted; kept in step by add / delete
+        self._sorted: dict[str, list[str]] = {COMPONENT: [], CHANGE_ORDER: []}
         self._visible_at: dict[str, float] = {}
         self._next = {COMPONENT: 1, CHANGE_ORDER: 1}
         self._cpn_counter: dict[str, int] = {}
@@ -228,10 +235,40 @@ class DuroData:
             return out
 
     def list_ids(self, kind: str, visible_only: bool = True) -> list[str]:
+        """Every id of ``kind`` (only the visible ones unless ``visible_only`` is false), sorted."""
         now = self.clock()
         with self._lock:
-            return sorted(rid for rid in self._docs[kind]
-                          if not visible_only or self._visible(rid, now))
+            ids = self._sorted[kind]
+            if not visible_only or not self._visible_at:
+                return list(ids)
+            return [rid for rid in ids if self._visible(rid, now)]
+
+    def page(self, kind: str, after: str | None, first: int | None
+             ) -> tuple[list[tuple[str, dict]], bool, int]:
+        """One page of the whole library of ``kind`` in id order (the order of ``list_ids``):
+        (the first ``first`` visible (id, document) pairs whose id sorts after ``after``
+        (from the start when None; ``after`` need not exist any more), whether visible ids
+        follow them, how many visible ids the kind has). ``first`` None: all of them.
+        Costs a binary search plus the page (and the hidden ids it passes over)."""
+        now = self.clock()
+        docs = self._docs[kind]
+        with self._lock:
+            ids = self._sorted[kind]
+            i = 0 if after is None else bisect.bisect_right(ids, after)
+            out: list[tuple[str, dict]] = []
+            more = False
+            n = len(ids)
+            while i < n:
+                rid = ids[i]
+                i += 1
+                if not self._visible(rid, now):
+                    continue
+                if first is not None and len(out) >= first:
+                    more = True
+                    break
+                out.append((rid, docs[rid]))
+            hidden = sum(1 for rid, t in self._visible_at.items() if now < t and rid in docs)
+            return out, more, n - hidden
 
     def component_ids(self) -> list[str]:
         return self.list_ids(COMPONENT)
@@ -264,6 +301,8 @@ class DuroData:
                 new = dict(doc, id=doc.get("id", new["id"]))
             new.update(fields)
             rid = new["id"]
+            if rid not in self._docs[kind]:
+                bisect.insort(self._sorted[kind], rid)
             self._docs[kind][rid] = new
             if visible_at is not None:
                 self._visible_at[rid] = visible_at
@@ -293,7 +332,11 @@ class DuroData:
         kind = kind_of(rid)
         with self._lock:
             self._visible_at.pop(rid, None)
-            return self._docs[kind].pop(rid, None) is not None
+            if self._docs[kind].pop(rid, None) is None:
+                return False
+            ids = self._sorted[kind]
+            del ids[bisect.bisect_left(ids, rid)]
+            return True
 
     def appear_later(self, rid: str, *, at: float | None = None, delay_s: float | None = None) -> None:
         """Hides an existing resource until ``at`` (clock time) or ``delay_s`` from now."""

@@ -25,11 +25,22 @@ Request pipeline for ``POST /graphql`` (the first step that answers wins):
    application/json), with Apollo's codes ``GRAPHQL_PARSE_FAILED`` / ``GRAPHQL_VALIDATION_FAILED``;
 9. ``graphql_rate_limited`` > 0: ``200`` ``{"errors":[{"message":"Rate limit exceeded",
    "extensions":{"code":"RATE_LIMITED","retryAfter":retry_after_s}}]}`` and no data (counts down);
-10. execution. ``components.get`` / ``changeOrders.get`` record the ids asked;
-    more than ``max_ids_per_request`` ids: a GraphQL error (``BAD_USER_INPUT``), data null;
-    an id in ``per_id_errors``: its node is null and an error names it (message and
-    ``path``) with ``extensions.code`` = ``per_id_error_code`` (or the code given per id);
-    the other nodes are still returned;
+10. execution. ``components.get`` / ``changeOrders.get`` with ``filter.ids`` (a lookup,
+    counted in ``lookup_requests``) record the ids asked and answer those that exist in the
+    order asked, their cursors positions in that list; more than ``max_ids_per_request``
+    ids: a GraphQL error (``BAD_USER_INPUT``), data null. Without ids (no filter, or a
+    filter without ids: a listing, counted in ``list_requests``, its edges in
+    ``list_ids_returned``) they page the whole library in id order with keyset cursors:
+    a cursor holds the id of its edge and ``cursor_generation``; the page after it starts
+    at the first id greater than that id, so resources deleted or added between pages
+    neither shift nor repeat the others (an id deleted after its cursor was handed out
+    still works: it is a place in the order, not a lookup); only the page's documents are
+    read; ``totalCount`` is the whole kind's. A cursor of another generation, of the other
+    path or kind, or garbage: a GraphQL error ``Invalid cursor: ...`` (``BAD_USER_INPUT``),
+    data null (as when Duro refuses a saved cursor on resume). An id in ``per_id_errors``:
+    its node is null and an error names it (message and ``path``) with
+    ``extensions.code`` = ``per_id_error_code`` (or the code given per id); the other
+    nodes are still returned;
 11. an id in ``poison_ids``: the whole request answers ``500``; a lookup naming ids of a
     kind in ``failing_lookups`` (``"component"``, ``"change_order"``) answers ``500`` too
     (a partial outage: listings, lookups of an empty id list and the other kind still
@@ -38,13 +49,16 @@ Request pipeline for ``POST /graphql`` (the first step that answers wins):
     shorter timeout gives up).
 
 Out of process, ``GET/POST /_control`` reads/sets knobs (and ``api_key``, ``reset_stats``),
-``GET /_stats`` returns counters, ``POST /_data`` edits the library, ``POST /_webhook_logs``
+``GET /_stats`` returns counters (``lookup_requests`` / ``list_requests`` and
+``list_ids_returned`` count lookups by id and listings apart; a request doing both counts
+in both), ``POST /_data`` edits the library, ``POST /_webhook_logs``
 appends a webhook delivery log entry, ``GET /healthz`` answers ``ok``.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import collections
 import hmac
 import json
@@ -100,6 +114,8 @@ KNOB_DEFAULTS: dict[str, Any] = {
     "max_page_size": None,         # `first` above this is clamped
     "validation_status": 400,      # HTTP status of a parse/validation error answer (Apollo: 400;
                                    # GraphQL-over-HTTP servers answering application/json: 200)
+    "cursor_generation": 0,        # embedded in listing cursors; one of another generation is
+                                   # refused (BAD_USER_INPUT "Invalid cursor")
 }
 _SET_KNOBS = {"poison_ids", "timeout_ids", "failing_lookups"}
 LOG_PAGE_SIZE = 20
@@ -138,6 +154,8 @@ def _normalise_knob(name: str, value):
         return value or 0
     if name == "validation_status":
         return int(value or 400)
+    if name == "cursor_generation":
+        return int(value or 0)
     return value
 
 
@@ -179,23 +197,58 @@ def schema_sdl(variant: str = "default", path: str | os.PathLike | None = None) 
 
 
 # ---------------------------------------------------------------- cursors
+#
+# Opaque to clients: URL-safe base64 without padding of
+#   "duro-double:{kind}:{n}"                       a position n (lookups by id, webhook logs)
+#   "duro-double:list:{kind}:{generation}:{id}"    a listing's keyset cursor (the edge's id)
+# Each decoder refuses the other's cursors, another kind's and garbage.
+
+def _b64(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _unb64(cursor: str) -> str:
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+
+
+def _invalid_cursor(cursor, why: str = "") -> GraphQLError:
+    return GraphQLError(f"Invalid cursor: {cursor!r}{why}", extensions={"code": "BAD_USER_INPUT"})
+
 
 def encode_cursor(kind: str, n: int) -> str:
-    return base64.urlsafe_b64encode(f"duro-double:{kind}:{n}".encode()).decode().rstrip("=")
+    return _b64(f"duro-double:{kind}:{n}")
 
 
 def decode_cursor(kind: str, cursor: str | None) -> int | None:
     if cursor is None:
         return None
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, k, n = raw.split(":")
+        prefix, k, n = _unb64(cursor).split(":")
         if prefix != "duro-double" or k != kind:
             raise ValueError
         return int(n)
     except Exception:
-        raise GraphQLError(f"Invalid cursor: {cursor!r}",
-                           extensions={"code": "BAD_USER_INPUT"}) from None
+        raise _invalid_cursor(cursor) from None
+
+
+def encode_list_cursor(kind: str, generation: int, rid: str) -> str:
+    return _b64(f"duro-double:list:{kind}:{generation}:{rid}")
+
+
+def decode_list_cursor(kind: str, generation: int, cursor: str | None) -> str | None:
+    """The id a listing cursor holds (None: no cursor); refuses one of another generation."""
+    if cursor is None:
+        return None
+    try:
+        prefix, tag, k, gen, rid = _unb64(cursor).split(":", 4)
+        if prefix != "duro-double" or tag != "list" or k != kind or not rid:
+            raise ValueError
+        gen_n = int(gen)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _invalid_cursor(cursor) from None
+    if gen_n != generation:
+        raise _invalid_cursor(cursor, f" (generation {gen_n}, the server is at {generation})")
+    return rid
 
 
 # ---------------------------------------------------------------- resolvers
@@ -205,7 +258,9 @@ class _RequestContext:
         self.double = double
         self.knobs = knobs
         self.ids: list[str] = []
-        self.asked_ids = False
+        self.asked_ids = False      # a get with filter.ids ran (a lookup)
+        self.listed = False         # a get without ids ran (a listing of the whole library)
+        self.listed_ids = 0         # edges the listings returned
         self.failed_lookup = False  # a lookup of a kind in failing_lookups
 
 
@@ -221,14 +276,16 @@ def _page_size(ctx: _RequestContext, first, default=None):
 
 
 class _ResourceResult:
-    """What ``get(filter)`` returns: the resolved id list; ``connection`` pages it."""
+    """What ``get(filter)`` returns. With ``filter.ids``: the resolved id list, which
+    ``connection`` pages by position. Without: the whole library, which ``connection`` pages
+    by keyset (see ``_listing``), reading only the page's documents."""
 
     def __init__(self, ctx: _RequestContext, kind: str, filt):
         self.kind = kind
         ids = (filt or {}).get("ids")
-        if ids is None:
-            self.positions = list(enumerate(ctx.double.data.list_ids(kind)))
-            self.docs = ctx.double.data.get(kind, [rid for _, rid in self.positions])
+        self.listing = ids is None
+        if self.listing:
+            ctx.listed = True
             return
         ids = list(dict.fromkeys(ids))  # each id once, first occurrence order
         ctx.asked_ids = True
@@ -244,20 +301,39 @@ class _ResourceResult:
     def connection(self, info, first=None, after=None):
         ctx: _RequestContext = info.context
         first = _page_size(ctx, first)
+        if self.listing:
+            return self._listing(ctx, first, after)
         start = decode_cursor(self.kind, after)
         items = self.positions if start is None else [p for p in self.positions if p[0] > start]
         page = items if first is None else items[:first]
-        per_id = ctx.knobs["per_id_errors"]
-        edges = []
-        for pos, rid in page:
-            node = self.docs[rid]
-            if rid in per_id:
-                node = _failing_node(rid, per_id[rid] or ctx.knobs["per_id_error_code"])
-            edges.append({"cursor": encode_cursor(self.kind, pos), "node": node})
+        edges = [{"cursor": encode_cursor(self.kind, pos), "node": _node(ctx, rid, self.docs[rid])}
+                 for pos, rid in page]
         return {"edges": edges,
                 "pageInfo": {"hasNextPage": len(items) > len(page),
                              "endCursor": edges[-1]["cursor"] if edges else None},
                 "totalCount": len(self.positions)}
+
+    def _listing(self, ctx: _RequestContext, first: int | None, after: str | None) -> dict:
+        """A page of the whole library in id order: the ids after the one ``after`` holds
+        (keyset, so deletions and additions between pages shift nothing)."""
+        gen = ctx.knobs["cursor_generation"]
+        after_id = decode_list_cursor(self.kind, gen, after)
+        page, more, total = ctx.double.data.page(self.kind, after_id, first)
+        ctx.listed_ids += len(page)
+        edges = [{"cursor": encode_list_cursor(self.kind, gen, rid), "node": _node(ctx, rid, doc)}
+                 for rid, doc in page]
+        return {"edges": edges,
+                "pageInfo": {"hasNextPage": more,
+                             "endCursor": edges[-1]["cursor"] if edges else None},
+                "totalCount": total}
+
+
+def _node(ctx: _RequestContext, rid: str, doc: dict):
+    """An edge's node: the document, or a resolver that fails when ``rid`` is in per_id_errors."""
+    per_id = ctx.knobs["per_id_errors"]
+    if rid in per_id:
+        return _failing_node(rid, per_id[rid] or ctx.knobs["per_id_error_code"])
+    return doc
 
 
 def _failing_node(rid: str, code: str):
@@ -670,6 +746,9 @@ class DuroDouble:
             self.requests_by_status: collections.Counter = collections.Counter()
             self.ids_total = 0
             self.ids_histogram: collections.Counter = collections.Counter()
+            self.lookup_requests = 0     # requests with a get(filter: {ids})
+            self.list_requests = 0       # requests with a get without ids (a listing)
+            self.list_ids_returned = 0   # edges those listings answered (200s only)
             self.id_log: list[list[str]] = []
             self.organizations: collections.Counter = collections.Counter()
             self.libraries: collections.Counter = collections.Counter()
@@ -682,6 +761,9 @@ class DuroDouble:
                     "requests_by_status": {str(k): v for k, v in self.requests_by_status.items()},
                     "ids_total": self.ids_total,
                     "ids_histogram": {str(k): v for k, v in sorted(self.ids_histogram.items())},
+                    "lookup_requests": self.lookup_requests,
+                    "list_requests": self.list_requests,
+                    "list_ids_returned": self.list_ids_returned,
                     "id_log": [list(x) for x in self.id_log],
                     "organizations": dict(self.organizations),
                     "libraries": dict(self.libraries)}
@@ -820,10 +902,16 @@ class DuroDouble:
                 self.organizations[org] += 1
             if lib is not None:
                 self.libraries[lib] += 1
-        status, extra, body, ids = self._pipeline(knobs, get, req)
+        status, extra, body, ctx = self._pipeline(knobs, get, req)
+        ids = ctx.ids if ctx is not None and ctx.asked_ids else None
         with self._lock:
             self.requests_by_status[status] += 1
+            if ctx is not None and ctx.listed:
+                self.list_requests += 1
+                if status == 200:
+                    self.list_ids_returned += ctx.listed_ids
             if ids is not None:
+                self.lookup_requests += 1
                 self.ids_total += len(ids)
                 self.ids_histogram[len(ids)] += 1
                 if len(self.id_log) < ID_LOG_LIMIT:
@@ -844,8 +932,9 @@ class DuroDouble:
                 return m.group(2)
         return "anonymous"
 
-    def _pipeline(self, knobs: dict, get, req) -> tuple[int, list, bytes, list | None]:
-        """Returns (status, headers, body, ids asked or None)."""
+    def _pipeline(self, knobs: dict, get, req) -> tuple[int, list, bytes, _RequestContext | None]:
+        """Returns (status, headers, body, the execution's context or None when the request
+        did not get as far as execution)."""
         def err(status, message, code, headers=(), **ext):
             return status, list(headers), _dumps({"errors": [_gql_error(message, code, **ext)]}), None
 
@@ -900,10 +989,10 @@ class DuroDouble:
         if ctx.failed_lookup or (ids and knobs["poison_ids"] and
                                  not knobs["poison_ids"].isdisjoint(ids)):
             return 500, [], _dumps({"errors": [_gql_error("Internal server error",
-                                                          "INTERNAL_SERVER_ERROR")]}), ids
+                                                          "INTERNAL_SERVER_ERROR")]}), ctx
         if ids and knobs["hang_ms"] and knobs["timeout_ids"] and not knobs["timeout_ids"].isdisjoint(ids):
             self._stop.wait(knobs["hang_ms"] / 1000.0)
-        return status, [], _dumps(out), ids
+        return status, [], _dumps(out), ctx
 
 
 def _make_knob_property(name: str):

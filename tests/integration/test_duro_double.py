@@ -4,6 +4,8 @@ an autouse fixture checks that each test leaves no thread behind."""
 
 from __future__ import annotations
 
+import base64
+import bisect
 import hashlib
 import hmac
 import http.client
@@ -207,6 +209,216 @@ def test_pagination_first_after(double, client):
     assert conn["totalCount"] == 5 and all(isinstance(e["cursor"], str) for e in conn["edges"])
     status, _, body = client.gql(COMPONENTS_Q, {"ids": c, "first": 2, "after": "not-a-cursor"})
     assert status == 200 and body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+# ---------------------------------------------------------------- listing the whole library
+
+# what `duro-enricher snapshot` sends: get without a filter, paged by keyset cursors
+LIST_Q = {ns: f"""query DuroList{ns[0].upper()}{ns[1:]}($first: Int, $after: String) {{
+  {ns} {{ get {{ connection(first: $first, after: $after) {{
+    totalCount edges {{ cursor node {{ id }} }} pageInfo {{ hasNextPage endCursor }} }} }} }} }}"""
+          for ns in ("components", "changeOrders")}
+KIND_NS = {"component": "components", "change_order": "changeOrders"}
+
+
+@pytest.fixture
+def big_double():
+    d = DuroDouble(api_key=KEY, seed=11, components=3000, change_orders=2000).start()
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def big_client(big_double):
+    c = Client(big_double)
+    yield c
+    c.close()
+
+
+def list_page(client, ns, first, after=None):
+    """One listing page: (ids, connection) after checking it answered without errors."""
+    status, _, body = client.gql(LIST_Q[ns], {"first": first, "after": after})
+    assert status == 200 and "errors" not in body, body
+    conn = body["data"][ns]["get"]["connection"]
+    return [e["node"]["id"] for e in conn["edges"]], conn
+
+
+def list_all(client, ns, first, between=lambda page_no, conn: None, limit=1000):
+    """Every page of a listing; ``between(page_no, conn)`` runs after each page but the last."""
+    pages, after = [], None
+    for page_no in range(limit):
+        ids, conn = list_page(client, ns, first, after)
+        pages.append(ids)
+        if not conn["pageInfo"]["hasNextPage"]:
+            return pages
+        after = conn["pageInfo"]["endCursor"]
+        assert after == conn["edges"][-1]["cursor"]
+        between(page_no, conn)
+    raise AssertionError(f"listing did not end within {limit} pages")
+
+
+def refused_cursor(body):
+    assert body["data"] is None, body
+    (err,) = body["errors"]
+    assert err["message"].startswith("Invalid cursor") and err["extensions"]["code"] == "BAD_USER_INPUT"
+    return err
+
+
+@pytest.mark.parametrize("kind", ["component", "change_order"])
+def test_listing_pages_every_id_once_in_order(big_double, big_client, kind):
+    ns, expected = KIND_NS[kind], big_double.data.list_ids(kind)
+    assert len(expected) == (3000 if kind == "component" else 2000)
+    pages = list_all(big_client, ns, 250)
+    assert [i for p in pages for i in p] == expected
+    assert [len(p) for p in pages] == [250] * (len(expected) // 250)
+    _, conn = list_page(big_client, ns, 250)
+    assert conn["totalCount"] == len(expected)
+    # any edge's cursor resumes right after it; first=0 says whether more follow
+    ids, conn = list_page(big_client, ns, 3, conn["edges"][116]["cursor"])
+    assert ids == expected[117:120] and conn["totalCount"] == len(expected)
+    ids, conn = list_page(big_client, ns, 0)
+    assert ids == [] and conn["pageInfo"] == {"hasNextPage": True, "endCursor": None}
+    # one page of everything ends the listing; after the last id's cursor: an empty page
+    ids, conn = list_page(big_client, ns, len(expected))
+    assert ids == expected and conn["pageInfo"]["hasNextPage"] is False
+    ids, conn = list_page(big_client, ns, 10, conn["pageInfo"]["endCursor"])
+    assert ids == [] and conn["pageInfo"] == {"hasNextPage": False, "endCursor": None}
+    # without first (default_page_size None): the whole library at once; with it: pages of it
+    assert list_page(big_client, ns, None)[0] == expected
+    big_double.default_page_size = 1000
+    assert [len(p) for p in list_all(big_client, ns, None)] == [1000] * (len(expected) // 1000)
+    # hidden resources (appear later) are neither listed nor counted
+    big_double.data.appear_later(expected[5], delay_s=3600)
+    ids, conn = list_page(big_client, ns, 6)
+    assert ids == expected[:5] + expected[6:7] and conn["totalCount"] == len(expected) - 1
+
+
+@pytest.mark.parametrize("kind", ["component", "change_order"])
+def test_listing_neither_skips_nor_repeats_when_the_library_changes(big_double, big_client, kind):
+    data, ns = big_double.data, KIND_NS[kind]
+    start = data.list_ids(kind)
+    deleted: dict[str, str] = {}       # id -> the saved cursor's id when it was deleted
+    added: list[tuple[str, str]] = []  # (id, the saved cursor's id when it was added)
+
+    def between(page_no, conn):
+        last = conn["edges"][-1]["node"]["id"]  # the id the saved cursor (endCursor) holds
+        i = bisect.bisect_right(start, last) - 1  # the last id of the start at or before it
+        n = len(start) - 1
+        # deleted: ids just ahead and far ahead of the cursor; on even pages also the
+        # cursor's own id and ids already listed (a cursor that were a position would then
+        # skip ids), on odd pages none behind it
+        doomed = [start[min(n, i + 1)], start[min(n, i + 2)], start[min(n, i + 400)]]
+        if page_no % 2 == 0:
+            doomed += [start[i], start[i - 7], start[i - 20]]
+        for rid in doomed:
+            if rid not in deleted:
+                assert data.delete(rid)
+                deleted[rid] = last
+        # added: one just ahead of the cursor (sorting between two ids of the start), one
+        # generated over HTTP (sorting after every id); on odd pages also ids behind the
+        # cursor (a cursor that were a position would then repeat ids)
+        new = [f"{last}a{page_no}"]
+        if page_no % 2 == 1:
+            new += [f"{start[i - k]}b{page_no}" for k in (3, 5, 9)]
+        for rid in new:
+            data.add(kind, {"id": rid})
+        status, _, out = big_client.raw("POST", "/_data", json.dumps({"op": "add", "kind": kind}).encode())
+        assert status == 200
+        added.extend((rid, last) for rid in new + [json.loads(out)["id"]])
+
+    pages = list_all(big_client, ns, 150, between)
+    listed = [rid for p in pages for rid in p]
+    assert len(listed) == len(set(listed)), "an id was listed twice"
+    assert listed == sorted(listed), "the listing left id order"
+    throughout = [rid for rid in start if rid not in deleted]
+    assert len(deleted) > 50 and len(throughout) > 1000 and len(added) > 30
+    missing = set(throughout) - set(listed)
+    assert not missing, f"{len(missing)} ids that existed throughout were skipped: {sorted(missing)[:5]}"
+    listed_set = set(listed)
+    # a deleted id was listed when it was deleted behind the cursor (or as its own id), not
+    # when deleted ahead of it; an added id is listed when added ahead of the cursor only
+    for rid, cursor_id in deleted.items():
+        assert (rid in listed_set) == (rid <= cursor_id), (rid, cursor_id)
+    for rid, cursor_id in added:
+        assert (rid in listed_set) == (rid > cursor_id), (rid, cursor_id)
+    _, conn = list_page(big_client, ns, 1)
+    assert conn["totalCount"] == len(start) - len(deleted) + len(added)
+
+
+def test_listing_cursor_of_another_generation_is_refused(big_double, big_client):
+    ids, conn = list_page(big_client, "components", 100)
+    saved = conn["pageInfo"]["endCursor"]
+    assert list_page(big_client, "components", 5, saved)[0][0] == big_double.data.component_ids()[100]
+    status, _, data = big_client.raw("POST", "/_control", json.dumps({"cursor_generation": 1}).encode())
+    assert status == 200 and json.loads(data)["cursor_generation"] == 1 and big_double.cursor_generation == 1
+    status, _, body = big_client.gql(LIST_Q["components"], {"first": 5, "after": saved})
+    assert status == 200
+    err = refused_cursor(body)
+    assert err["path"] == ["components", "get", "connection"]
+    # a listing started afresh gets cursors of the new generation, which work
+    ids2, conn2 = list_page(big_client, "components", 100)
+    assert ids2 == ids and conn2["pageInfo"]["endCursor"] != saved
+    assert (list_page(big_client, "components", 5, conn2["pageInfo"]["endCursor"])[0][0]
+            == big_double.data.component_ids()[100])
+    # back to generation 0 (reset_knobs): the old cursor works, the new one is refused
+    big_double.reset_knobs()
+    assert big_double.cursor_generation == 0
+    assert list_page(big_client, "components", 5, saved)[0][0] == big_double.data.component_ids()[100]
+    refused_cursor(big_client.gql(LIST_Q["components"], {"first": 5,
+                                                         "after": conn2["pageInfo"]["endCursor"]})[2])
+    big_double.configure(cursor_generation=3)
+    refused_cursor(big_client.gql(LIST_Q["components"], {"first": 5, "after": saved})[2])
+
+
+def test_listing_garbage_cursor_is_refused(big_double, big_client):
+    b64 = lambda raw: base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")  # noqa: E731
+    _, comp_conn = list_page(big_client, "components", 2)
+    _, co_conn = list_page(big_client, "changeOrders", 2)
+    status, _, body = big_client.gql(COMPONENTS_Q, {"ids": comp_ids(big_double, 3), "first": 1})
+    lookup_cursor = body["data"]["components"]["get"]["connection"]["pageInfo"]["endCursor"]
+    for bad in ("not-a-cursor", "", "!!!", b64("\xff"), b64("duro-double:list:component:x:comp_000001"),
+                b64("duro-double:list:component:0:"), b64("duro-double:list:component:0"),
+                b64("duro-double:component:5"), lookup_cursor,          # a lookup's cursor
+                co_conn["pageInfo"]["endCursor"]):                     # the other kind's
+        status, _, body = big_client.gql(LIST_Q["components"], {"first": 5, "after": bad})
+        assert status == 200, bad
+        refused_cursor(body)
+    # and a listing cursor is no lookup cursor (the lookup path keeps its position cursors)
+    status, _, body = big_client.gql(COMPONENTS_Q, {"ids": comp_ids(big_double, 3), "first": 1,
+                                                    "after": comp_conn["pageInfo"]["endCursor"]})
+    assert status == 200 and body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert body["errors"][0]["message"].startswith("Invalid cursor")
+    status, _, body = big_client.gql(COMPONENTS_Q, {"ids": comp_ids(big_double, 3), "first": 1,
+                                                    "after": lookup_cursor})
+    assert status == 200 and [n["id"] for n in nodes(body)] == comp_ids(big_double, 3)[1:2]
+
+
+def test_stats_count_listing_and_lookup_requests_apart(big_double, big_client):
+    big_double.reset_stats()
+    pages = list_all(big_client, "components", 1000)            # 3 listing requests, 3000 ids
+    list_all(big_client, "changeOrders", 1500)                   # 2 more, 2000 ids
+    c = comp_ids(big_double, 4)
+    big_client.gql(COMPONENTS_Q, {"ids": c})                     # 2 lookups
+    big_client.gql(CHANGE_ORDERS_Q, {"ids": big_double.data.change_order_ids()[:2]})
+    big_client.gql(LIST_Q["components"], {"first": 5, "after": "garbage"})  # a refused listing
+    both = f"""query Both($ids: [ID!]!) {{ components {{
+      a: get(filter: {{ ids: $ids }}) {{ connection {{ edges {{ node {{ id }} }} }} }}
+      b: get(filter: {{}}) {{ connection(first: 7) {{ edges {{ node {{ id }} }} }} }} }} }}"""
+    status, _, body = big_client.gql(both, {"ids": c[:1]})       # one lookup and one listing
+    assert status == 200 and len(body["data"]["components"]["b"]["connection"]["edges"]) == 7
+    big_client.gql(LIST_Q["components"], {"first": 5}, key="wrong")  # 401: neither
+    stats = json.loads(big_client.raw("GET", "/_stats")[2])
+    assert sum(map(len, pages)) == 3000
+    assert stats["list_requests"] == 3 + 2 + 1 + 1
+    assert stats["list_ids_returned"] == 3000 + 2000 + 0 + 7
+    assert stats["lookup_requests"] == 3
+    assert stats["ids_total"] == 4 + 2 + 1 and stats["ids_histogram"] == {"4": 1, "2": 1, "1": 1}
+    assert stats["requests_total"] == 10 and stats["requests_by_status"] == {"200": 9, "401": 1}
+    assert stats["requests_by_operation"]["DuroListComponents"] == 5
+    assert big_double.list_requests == 7 and big_double.lookup_requests == 3
+    big_client.raw("POST", "/_control", json.dumps({"reset_stats": True}).encode())
+    stats = big_double.stats()
+    assert stats["list_requests"] == stats["list_ids_returned"] == stats["lookup_requests"] == 0
 
 
 # ---------------------------------------------------------------- auth and headers
