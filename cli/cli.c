@@ -141,11 +141,12 @@ static int cli_take_opt(struct cli *cli, int argc, char **argv, int *i)
         return cli_set_opt(cli, o, val, argc);
 }
 
-/* Sorts argv[2..] into setv (what dconf reads: the settings' flags, -X, --help) and
- * the subcommand's options. Returns -1 to go on, or the exit status. */
-static int cli_sort_args(struct cli *cli, int argc, char **argv, char **setv, int *setc)
+/* Sorts argv[first..] into setv (what dconf reads: the settings' flags, -X, --help)
+ * and the subcommand's options. Returns -1 to go on, or the exit status. */
+static int cli_sort_args(struct cli *cli, int first, int argc, char **argv, char **setv,
+                         int *setc)
 {
-        for (int i = 2; i < argc; i++) {
+        for (int i = first; i < argc; i++) {
                 const char *arg = argv[i];
                 const struct dconf_opt *s;
                 int rc;
@@ -197,7 +198,7 @@ int cli_start(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
               void *cfg, void *opts)
 {
         char **setv;
-        int setc = 1, rc;
+        int setc = 1, first = 2, rc;
 
         memset(cli, 0, sizeof(*cli));
         cli->cmd  = cmd;
@@ -208,19 +209,20 @@ int cli_start(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
         for (int i = 0; argc > 1 && cmd->subs[i] && cli->sub < 0; i++)
                 if (!strcmp(argv[1], cmd->subs[i]))
                         cli->sub = i;
-        if (cli->sub < 0 && !(argc > 1 && cli_is_help(argv[1]))) {
+        if (!cmd->subs[0]) /* a command without subcommands: options from argv[1] */
+                first = 1;
+        else if (cli->sub < 0 && !(argc > 1 && cli_is_help(argv[1]))) {
                 if (argc > 1)
                         cli_fail(CLI_USAGE, "%s: unknown command", argv[1]);
                 fprintf(stderr, "usage: %s\n", cmd->usage);
                 return CLI_USAGE;
-        }
-        if (cli->sub < 0) /* --help or --version first: dconf answers it */
+        } else if (cli->sub < 0) /* --help or --version first: dconf answers it */
                 return cli_load(cli, argc, argv);
         setv = calloc((size_t)argc + 1, sizeof(*setv));
         if (!setv)
                 return cli_fail(CLI_FAIL, "out of memory");
         setv[0] = argv[0];
-        rc      = cli_sort_args(cli, argc, argv, setv, &setc);
+        rc      = cli_sort_args(cli, first, argc, argv, setv, &setc);
         if (rc < 0)
                 rc = cli_load(cli, setc, setv);
         free(setv);
@@ -270,6 +272,7 @@ int cli_api_client(struct cli *cli, struct cli_api *api)
         gc.library      = api->lib;
         gc.timeout_ms   = (long)api->timeout_ms;
         gc.concurrency  = 1;
+        gc.rate_per_s   = api->rate;
         cli->gql        = dgql_new(&gc, err, sizeof(err));
         if (!cli->gql)
                 return cli_fail(CLI_FAIL, "%s", err);
@@ -354,14 +357,129 @@ int cli_consumer(const struct cli *cli, const char *bootstrap, const char *clien
 int cli_producer(const struct cli *cli, const char *bootstrap, const char *client_id,
                  const char *transactional_id, rd_kafka_t **out)
 {
-        char err[512];
+        return cli_producer_timeout(cli, bootstrap, client_id, transactional_id, 0,
+                                    out);
+}
+
+int cli_producer_timeout(const struct cli *cli, const char *bootstrap,
+                         const char *client_id, const char *transactional_id,
+                         long txn_timeout_ms, rd_kafka_t **out)
+{
+        char err[512], ms[32];
         rd_kafka_conf_t *conf = dkafka_conf_new(bootstrap, client_id, &cli->props,
                                                 DCONF_SCOPE_PRODUCER, err, sizeof(err));
         int bad               = !conf ||
                   dkafka_conf_transactional(conf, transactional_id, err, sizeof(err));
 
+        snprintf(ms, sizeof(ms), "%ld", txn_timeout_ms);
+        if (!bad && txn_timeout_ms > 0)
+                bad = dkafka_conf_set(conf, "transaction.timeout.ms", ms, err,
+                                      sizeof(err));
         return cli_kafka_new(RD_KAFKA_PRODUCER, conf, bad, CLI_FAIL, err, sizeof(err),
                              out);
+}
+
+/* The partitions of topic, each at since_ms's offset (or the start), into *l, and
+ * their end offsets now into *end (malloc'd, indexed by partition, *np + 1 entries).
+ * Returns 0 or the exit status. */
+static int cli_read_assign(rd_kafka_t *c, const char *topic, int64_t since_ms,
+                           long timeout_ms, int64_t **end, int *np)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_partition_list_t *l;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(c, topic, NULL);
+        rd_kafka_resp_err_t err;
+
+        err = rd_kafka_metadata(c, 0, rkt, &md, (int)timeout_ms);
+        if (err || md->topic_cnt != 1 || md->topics[0].err) {
+                if (!err)
+                        err = md->topic_cnt == 1 ? md->topics[0].err
+                                                 : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+                if (md)
+                        rd_kafka_metadata_destroy(md);
+                rd_kafka_topic_destroy(rkt);
+                return cli_fail(CLI_FAIL, "cannot read the topic %s: %s", topic,
+                                rd_kafka_err2str(err));
+        }
+        *np  = md->topics[0].partition_cnt;
+        l    = rd_kafka_topic_partition_list_new(*np > 0 ? *np : 1);
+        *end = calloc((size_t)*np + 1, sizeof(**end));
+        for (int i = 0; i < *np && *end; i++) {
+                int32_t p = md->topics[0].partitions[i].id;
+                rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+                    since_ms >= 0 ? since_ms : RD_KAFKA_OFFSET_BEGINNING;
+        }
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        if (!*end || cli_dlq_ends(c, l, *end, *np)) {
+                rd_kafka_topic_partition_list_destroy(l);
+                return *end ? CLI_FAIL : cli_fail(CLI_FAIL, "out of memory");
+        }
+        if (since_ms >= 0 && rd_kafka_offsets_for_times(c, l, (int)timeout_ms)) {
+                rd_kafka_topic_partition_list_destroy(l);
+                return cli_fail(CLI_FAIL, "cannot look up the offsets of %s by time",
+                                topic);
+        }
+        /* a partition already at its end gives no EOF event once assigned there:
+         * count it as read */
+        for (int i = 0; i < l->cnt; i++) {
+                int32_t p = l->elems[i].partition;
+                if (p >= 0 && p <= *np && (*end)[p] == 0)
+                        (*end)[p] = -1;
+        }
+        rd_kafka_assign(c, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        return 0;
+}
+
+int cli_read_topic(rd_kafka_t *c, const char *topic, int64_t since_ms, long timeout_ms,
+                   cli_record_fn *fn, void *opaque)
+{
+        int64_t *end = NULL;
+        int open = 0, np = 0, rc;
+
+        rc = cli_read_assign(c, topic, since_ms, timeout_ms, &end, &np);
+        for (int p = 0; !rc && p < np; p++)
+                open += end[p] >= 0;
+        while (!rc && open > 0) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(c, (int)timeout_ms);
+                int inside;
+                if (!m) {
+                        rc = cli_fail(CLI_FAIL, "timed out reading %s", topic);
+                        break;
+                }
+                inside = m->partition >= 0 && m->partition <= np;
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        /* once per partition: its end is marked by -1 */
+                        if (inside && end[m->partition] >= 0) {
+                                end[m->partition] = -1;
+                                open--;
+                        }
+                        rd_kafka_message_destroy(m);
+                } else if (m->err) {
+                        rc = cli_fail(CLI_FAIL, "reading %s: %s", topic,
+                                      rd_kafka_message_errstr(m));
+                        rd_kafka_message_destroy(m);
+                } else if (!inside || end[m->partition] < 0 ||
+                           m->offset >= end[m->partition]) {
+                        if (inside && end[m->partition] >= 0) {
+                                end[m->partition] = -1; /* past the end seen */
+                                open--;
+                        }
+                        rd_kafka_message_destroy(m);
+                } else {
+                        int last  = m->offset + 1 >= end[m->partition];
+                        int32_t p = m->partition;
+                        rc        = fn(opaque, m);
+                        if (!rc && last && end[p] >= 0) {
+                                end[p] = -1;
+                                open--;
+                        }
+                }
+        }
+        free(end);
+        rd_kafka_assign(c, NULL);
+        return rc;
 }
 
 int cli_parse_time(const char *s, int64_t *ms)

@@ -43,6 +43,7 @@
 /* The commands (argv[0] is the command's word: "webhooks", "dlq"). */
 int cli_webhooks_main(int argc, char **argv);
 int cli_dlq_main(int argc, char **argv);
+int cli_snapshot_main(int argc, char **argv);
 
 /* An option of the subcommand itself (not a setting), e.g. --json or --limit N. */
 enum cli_opt_type {
@@ -77,7 +78,8 @@ struct cli_cmd {
         const char *name;        /* "duro-bridge webhooks": starts every message; its
                                     first word is the log's prog field */
         const char *usage;       /* the usage lines, without "usage: ", for --help */
-        const char *const *subs; /* the subcommands, NULL-terminated */
+        const char *const *subs; /* the subcommands, NULL-terminated ({NULL}: none,
+                                    the options start at argv[1]) */
         const struct dconf_opt *settings;
         size_t nsettings;
         size_t log_level_off;       /* offsetof() the settings' DCONF_LOGLEVEL int */
@@ -124,6 +126,8 @@ struct cli_api {
         char *org; /* x-organization, may be NULL */
         char *lib; /* x-library, may be NULL */
         long long timeout_ms;
+        double rate; /* requests started per second at most, 0: no limit (set by the
+                        command, not a row of CLI_API_OPTS) */
 };
 
 #define CLI_API_OPT(env, flag, type_, def, min, max, t, m, field, fl, help)            \
@@ -183,6 +187,25 @@ int cli_consumer(const struct cli *cli, const char *bootstrap, const char *clien
  * did). */
 int cli_producer(const struct cli *cli, const char *bootstrap, const char *client_id,
                  const char *transactional_id, rd_kafka_t **out);
+
+/* cli_producer() with transaction.timeout.ms set to txn_timeout_ms, whatever -X said
+ * (a short timeout bounds how long a killed command's open transaction holds
+ * read_committed readers back). */
+int cli_producer_timeout(const struct cli *cli, const char *bootstrap,
+                         const char *client_id, const char *transactional_id,
+                         long txn_timeout_ms, rd_kafka_t **out);
+
+/* Called by cli_read_topic() for each record; takes m (destroys it or keeps it).
+ * Returns 0 to go on, or an exit status to stop with. */
+typedef int(cli_record_fn)(void *opaque, rd_kafka_message_t *m);
+
+/* Reads every partition of topic with c (a cli_consumer()) from the offset of time
+ * since_ms (-1: from the start) up to the end offsets seen when it starts, in offset
+ * order per partition, calling fn for each record. Returns 0, or the exit status
+ * (after one line saying why: a missing topic, a partition that could not be read, a
+ * read stalled for timeout_ms, or fn's status). Leaves c unassigned. */
+int cli_read_topic(rd_kafka_t *c, const char *topic, int64_t since_ms, long timeout_ms,
+                   cli_record_fn *fn, void *opaque);
 
 /* Parses a time given as RFC 3339 ("2024-12-20T10:30:00Z") or as an age before now
  * ("90s", "30m", "2h", "7d") into ms since the epoch. Returns 0 or -1. */

@@ -162,47 +162,6 @@ int cli_dlq_ends(rd_kafka_t *c, const rd_kafka_topic_partition_list_t *l, int64_
         return 0;
 }
 
-/* Assigns every partition of the DLQ from --since (or the start) and notes in *end
- * (malloc'd, np + 1 entries, indexed by partition) the end offsets seen now. Returns
- * 0 or the exit status. */
-static int dlq_assign(rd_kafka_t *c, const struct dlq_config *cfg,
-                      const struct dlq_args *a, int64_t **end, int *np)
-{
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_partition_list_t *l;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(c, cfg->dlq_topic, NULL);
-
-        if (rd_kafka_metadata(c, 0, rkt, &md, DLQ_TIMEOUT_MS) || md->topic_cnt != 1 ||
-            md->topics[0].err) {
-                if (md)
-                        rd_kafka_metadata_destroy(md);
-                rd_kafka_topic_destroy(rkt);
-                return cli_fail(CLI_FAIL, "cannot read the DLQ topic %s",
-                                cfg->dlq_topic);
-        }
-        *np  = md->topics[0].partition_cnt;
-        l    = rd_kafka_topic_partition_list_new(*np);
-        *end = calloc((size_t)*np + 1, sizeof(**end));
-        for (int i = 0; i < *np && *end; i++) {
-                int32_t p = md->topics[0].partitions[i].id;
-                rd_kafka_topic_partition_list_add(l, cfg->dlq_topic, p)->offset =
-                    a->since_ms >= 0 ? a->since_ms : RD_KAFKA_OFFSET_BEGINNING;
-        }
-        rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
-        if (!*end || cli_dlq_ends(c, l, *end, *np)) {
-                rd_kafka_topic_partition_list_destroy(l);
-                return *end ? CLI_FAIL : cli_fail(CLI_FAIL, "out of memory");
-        }
-        if (a->since_ms >= 0 && rd_kafka_offsets_for_times(c, l, DLQ_TIMEOUT_MS)) {
-                rd_kafka_topic_partition_list_destroy(l);
-                return cli_fail(CLI_FAIL, "cannot look up offsets for --since");
-        }
-        rd_kafka_assign(c, l);
-        rd_kafka_topic_partition_list_destroy(l);
-        return 0;
-}
-
 /* Appends m to *out (grown as needed). Returns 0 or the exit status (m is destroyed
  * then). */
 static int dlq_keep(rd_kafka_message_t *m, rd_kafka_message_t ***out, size_t *nout,
@@ -223,47 +182,36 @@ static int dlq_keep(rd_kafka_message_t *m, rd_kafka_message_t ***out, size_t *no
         return 0;
 }
 
+/* What dlq_read() collects. */
+struct dlq_sel {
+        const struct dlq_args *a;
+        rd_kafka_message_t **ms; /* owned */
+        size_t n, cap;
+};
+
+static int dlq_take(void *opaque, rd_kafka_message_t *m)
+{
+        struct dlq_sel *sel = opaque;
+
+        if (!dlq_selected(sel->a, m) || (long)sel->n >= sel->a->limit) {
+                rd_kafka_message_destroy(m);
+                return 0;
+        }
+        return dlq_keep(m, &sel->ms, &sel->n, &sel->cap);
+}
+
 /* Reads the DLQ (read_committed) from --since (or the start) to the end offsets seen
  * now, keeping the selected records in *out (owned, also on failure). Returns 0 or
  * the exit status. */
 static int dlq_read(rd_kafka_t *c, const struct dlq_config *cfg,
                     const struct dlq_args *a, rd_kafka_message_t ***out, size_t *nout)
 {
-        int64_t *end = NULL;
-        int open, np = 0, rc = 0;
-        size_t cap = 0;
+        struct dlq_sel sel = {.a = a};
+        int rc = cli_read_topic(c, cfg->dlq_topic, a->since_ms, DLQ_TIMEOUT_MS,
+                                dlq_take, &sel);
 
-        *out  = NULL;
-        *nout = 0;
-        rc    = dlq_assign(c, cfg, a, &end, &np);
-        if (rc) {
-                free(end);
-                return rc;
-        }
-        for (open = np; open > 0 && !rc;) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(c, DLQ_TIMEOUT_MS);
-                if (!m) {
-                        rc = cli_fail(CLI_FAIL, "timed out reading %s", cfg->dlq_topic);
-                } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        /* once per partition: its end is marked by -1 */
-                        if (m->partition <= np && end[m->partition] >= 0) {
-                                end[m->partition] = -1;
-                                open--;
-                        }
-                        rd_kafka_message_destroy(m);
-                } else if (m->err) {
-                        rc = cli_fail(CLI_FAIL, "reading the DLQ: %s",
-                                      rd_kafka_message_errstr(m));
-                        rd_kafka_message_destroy(m);
-                } else if ((m->partition <= np && (end[m->partition] < 0 ||
-                                                   m->offset >= end[m->partition])) ||
-                           !dlq_selected(a, m) || (long)*nout >= a->limit) {
-                        rd_kafka_message_destroy(m);
-                } else {
-                        rc = dlq_keep(m, out, nout, &cap);
-                }
-        }
-        free(end);
+        *out  = sel.ms;
+        *nout = sel.n;
         return rc;
 }
 
@@ -509,7 +457,6 @@ static int dlq_run(const struct cli *cli, const struct dlq_config *cfg,
         if (rc)
                 return rc;
         rc = dlq_read(c, cfg, a, &ms, &n);
-        rd_kafka_assign(c, NULL);
         if (!rc && redrive && !a->dry_run && n > 0) {
                 ids = calloc(n, 33);
                 rc  = ids ? dlq_redrive(cli, cfg, ms, n, ids)

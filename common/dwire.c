@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DWIRE_META_PREFIX "{\"last_ts\":"
@@ -96,4 +97,25 @@ int dwire_progress_parse(const void *value, size_t len, int64_t *next_offset,
         *next_offset = n;
         *last_ts     = t;
         return 0;
+}
+
+char *dwire_state_topic(const char *tmpl, enum dwire_kind kind)
+{
+        const char *p = strstr(tmpl, "{kind}");
+        const char *k = dwire_kind_name(kind);
+        size_t pre, klen, post;
+        char *out;
+
+        if (!p)
+                return strdup(tmpl);
+        pre  = (size_t)(p - tmpl);
+        klen = strlen(k);
+        post = strlen(p + 6);
+        out  = malloc(pre + klen + post + 1);
+        if (!out)
+                return NULL;
+        memcpy(out, tmpl, pre);
+        memcpy(out + pre, k, klen);
+        memcpy(out + pre + klen, p + 6, post + 1);
+        return out;
 }

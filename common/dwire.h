@@ -25,6 +25,8 @@
 #define DWIRE_H_RESOURCE_KIND "duro-resource-kind"
 /* Written by writers other than the bridge: "redrive", "snapshot", "reconcile". */
 #define DWIRE_H_ORIGIN "duro-origin"
+/* The run of `duro-enricher snapshot` that wrote the ping. */
+#define DWIRE_H_SNAPSHOT_ID "duro-snapshot-id"
 
 /* Headers of an output record (duro.events.<event>). */
 #define DWIRE_H_IDEMPOTENCY_KEY "idempotency-key"
@@ -77,6 +79,10 @@ enum dwire_kind {
 
 /* "unknown", "item", "change_order". */
 const char *dwire_kind_name(enum dwire_kind k);
+
+/* The state topic of kind: tmpl (DURO_STATE_TOPIC_TEMPLATE) with its first "{kind}"
+ * replaced by the kind's name. malloc'd; NULL when out of memory. */
+char *dwire_state_topic(const char *tmpl, enum dwire_kind kind);
 
 /* Reads a kind's name (len bytes) into *k. Returns 0, or -1 when it is none of them. */
 int dwire_kind_parse(const char *name, size_t len, enum dwire_kind *k);

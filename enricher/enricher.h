@@ -160,6 +160,8 @@ struct enricher_rec {
         char *topic; /* output topic */
         int failed;  /* delivery report error seen in this transaction */
         rd_kafka_resp_err_t failed_err;
+        int exempt; /* a snapshot's ping: never looked up in nor added to the dedupe
+                       sets (enricher_dedupe_exempt) */
         /* its resource's state record (when it is the batch's last event for it):
          * what the transaction's delivery report said of that record */
         int state_failed;
@@ -319,8 +321,6 @@ struct enricher {
  * topics'. Returns 0 or -1 with err naming the topic. */
 int enricher_state_start(struct enricher *e, char *err, size_t errsize);
 void enricher_state_free(struct enricher *e);
-/* The state topic name for tmpl and kind (malloc'd), NULL when out of memory. */
-char *enricher_state_topic_name(const char *tmpl, enum dwire_kind kind);
 /* Chooses b's state records: per (kind, id) among its outputs, the last event; a live
  * not_found writes none (counted in b->state_skipped). Returns 0 or -1. */
 int enricher_state_plan(const struct enricher *e, struct enricher_batch *b);
@@ -479,6 +479,10 @@ void enricher_dedupe_clear(struct enricher_dedupe *d);
  * then "#<redrive id>" when it has a duro-redrive-id header. Caller frees. */
 char *enricher_dedupe_key(const rd_kafka_message_t *msg, const char *event_id);
 /* 1 when msg has a non-empty duro-event-id header (its key needs no parse). */
+/* 1 when msg is a snapshot's ping (header duro-origin: snapshot): its event id is
+ * unique per run and the run's progress forbids writing it twice, so it is kept out
+ * of the dedupe sets (a library's worth of ids would crowd them for a window). */
+int enricher_dedupe_exempt(const rd_kafka_message_t *msg);
 int enricher_dedupe_key_in_headers(const rd_kafka_message_t *msg);
 /* The id of enricher_dedupe_key(msg, event_id), made without allocating for a key
  * of usual length. Returns 0, or -1 when out of memory. */
@@ -574,8 +578,10 @@ void enricher_metrics_set_lag(struct enricher_metrics *m,
 /* The admin thread: /metrics (a dadmin_metrics_fn). */
 int enricher_metrics_render(void *opaque, struct dbuf *out);
 
-/* cli/cli_dlq.c (declared with the other commands in cli/cli.h): `duro-enricher dlq
- * ...` (argv[0] is "dlq"). */
+/* cli/cli_dlq.c and cli/cli_snapshot.c (declared with the other commands in
+ * cli/cli.h): `duro-enricher dlq ...` and `duro-enricher snapshot ...` (argv[0] is
+ * "dlq" or "snapshot"). */
 int cli_dlq_main(int argc, char **argv);
+int cli_snapshot_main(int argc, char **argv);
 
 #endif

@@ -287,11 +287,13 @@ int enricher_batch_classify(struct enricher *e, struct enricher_batch *b,
                         return -1;
                 enricher_dedupe_id_of(r->dedupe_key, &r->dedupe_id);
                 atomic_fetch_add(&e->m.consumed, 1);
-                if (batch_seen(part, b, prev, r)) {
+                r->exempt = enricher_dedupe_exempt(r->msg);
+                if (!r->exempt && batch_seen(part, b, prev, r)) {
                         r->action = ENRICHER_ACT_DUPLICATE;
                         continue;
                 }
-                enricher_dedupe_add_id(&b->seen, &r->dedupe_id, 0);
+                if (!r->exempt)
+                        enricher_dedupe_add_id(&b->seen, &r->dedupe_id, 0);
                 if (enricher_txn_forced(e, r->msg, forced, sizeof(forced)))
                         batch_dlq(r, DWIRE_DLQ_PRODUCE_REJECTED, forced, 1);
                 else if (invalid || rc)

@@ -182,6 +182,17 @@ static const char *dedupe_header_id(rd_kafka_headers_t *hdrs, size_t *len)
         return v;
 }
 
+int enricher_dedupe_exempt(const rd_kafka_message_t *msg)
+{
+        rd_kafka_headers_t *hdrs = NULL;
+        const void *v            = NULL;
+        size_t len               = 0;
+
+        return !rd_kafka_message_headers(msg, &hdrs) &&
+               !rd_kafka_header_get_last(hdrs, DWIRE_H_ORIGIN, &v, &len) && v &&
+               len == 8 && !memcmp(v, "snapshot", 8);
+}
+
 int enricher_dedupe_key_in_headers(const rd_kafka_message_t *msg)
 {
         rd_kafka_headers_t *hdrs = NULL;

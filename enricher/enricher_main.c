@@ -17,8 +17,6 @@
 #include <unistd.h>
 
 #include "dadmin.h"
-#include "dfile.h"
-#include "dgqldoc.h"
 #include "dschema.h"
 #include "dkafka.h"
 #include "dlog.h"
@@ -126,77 +124,6 @@ static const struct dstartup_prog enricher_prog = {
 
 static long long enricher_watchdog_ms = 90000;
 
-/* How many times the variable $name appears in the document text (tokens, never in
- * strings or comments); -1 when it does not lex (dgqldoc_parse said so first). */
-static int enricher_var_count(const char *text, size_t len, const char *name)
-{
-        struct dgqldoc_lexer lx;
-        struct dgqldoc_token t;
-        int n = 0, dollar = 0;
-        char why[200];
-
-        dgqldoc_lexer_init(&lx, text, len);
-        for (;;) {
-                if (dgqldoc_next(&lx, &t, why, sizeof(why)))
-                        return -1;
-                if (t.kind == DGQLDOC_END)
-                        return n;
-                if (dollar && t.kind == DGQLDOC_NAME && t.len == strlen(name) &&
-                    !memcmp(text + t.off, name, t.len))
-                        n++;
-                dollar = t.kind == DGQLDOC_PUNCT && text[t.off] == '$';
-        }
-}
-
-/* Reads dir/name into a malloc'd string, checked as a GraphQL query (dgqldoc) that
- * declares and uses $ids (the batch's ids) and $after (the page cursor); *op gets its
- * operation name (malloc'd). */
-static char *enricher_read_query(const char *dir, const char *name, char **op,
-                                 char *err, size_t errsize)
-{
-        char path[4096], why[4400];
-        struct dgqldoc_op o;
-        size_t len;
-        char *q;
-
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
-        q = dfile_read(path, 1024 * 1024, &len, NULL, why, sizeof(why));
-        if (!q) {
-                snprintf(err, errsize, "DURO_QUERIES_DIR=%s: %s", dir, why);
-                return NULL;
-        }
-        if (dgqldoc_parse(q, len, path, &o, why, sizeof(why))) {
-                snprintf(err, errsize, "DURO_QUERIES_DIR: %s", why);
-                free(q);
-                return NULL;
-        }
-        if (o.mutation) {
-                snprintf(err, errsize,
-                         "DURO_QUERIES_DIR: %s:%d: a mutation, want a query", path,
-                         o.line);
-                free(q);
-                return NULL;
-        }
-        for (int v = 0; v < 2; v++) {
-                const char *var = v ? "after" : "ids";
-                if (enricher_var_count(q, len, var) < 2) {
-                        snprintf(err, errsize,
-                                 "DURO_QUERIES_DIR: %s:%d: the query must declare and "
-                                 "use $%s",
-                                 path, o.line, var);
-                        free(q);
-                        return NULL;
-                }
-        }
-        *op = strndup(o.name, o.name_len);
-        if (!*op) {
-                snprintf(err, errsize, "out of memory");
-                free(q);
-                return NULL;
-        }
-        return q;
-}
-
 static int enricher_load_queries(struct enricher *e, char *err, size_t errsize)
 {
         if (!e->cfg.queries_dir) {
@@ -213,13 +140,15 @@ static int enricher_load_queries(struct enricher *e, char *err, size_t errsize)
                         return -1;
                 }
         }
-        e->q_components = enricher_read_query(e->cfg.queries_dir, "components.graphql",
-                                              &e->q_components_op, err, errsize);
+        static const char *const vars[] = {"ids", "after", NULL};
+
+        e->q_components = dschema_read_query(e->cfg.queries_dir, "components.graphql",
+                                             vars, &e->q_components_op, err, errsize);
         if (!e->q_components)
                 return -1;
         e->q_change_orders =
-            enricher_read_query(e->cfg.queries_dir, "change_orders.graphql",
-                                &e->q_change_orders_op, err, errsize);
+            dschema_read_query(e->cfg.queries_dir, "change_orders.graphql", vars,
+                               &e->q_change_orders_op, err, errsize);
         return e->q_change_orders ? 0 : -1;
 }
 
@@ -611,6 +540,8 @@ int main(int argc, char **argv)
         dlog_init("duro-enricher", DLOG_INFO);
         if (argc > 1 && !strcmp(argv[1], "dlq"))
                 return cli_dlq_main(argc - 1, argv + 1);
+        if (argc > 1 && !strcmp(argv[1], "snapshot"))
+                return cli_snapshot_main(argc - 1, argv + 1);
         if ((rc = enricher_configure(&e, argc, argv)) >= 0)
                 return rc;
         atomic_store(&e.run, 1);

@@ -334,6 +334,7 @@ enum rebuild_got {
         REBUILD_ADD  = 1, /* its key's id is to be added */
         REBUILD_DONE = 2, /* the committed offset reached */
         REBUILD_FAIL = 3, /* out of memory */
+        REBUILD_PASS = 4, /* a snapshot's ping: read past, not added */
 };
 
 static enum rebuild_got rebuild_sort(struct enricher *e,
@@ -356,6 +357,8 @@ static enum rebuild_got rebuild_sort(struct enricher *e,
                 return REBUILD_SKIP;
         if (m->offset >= part->rb_end)
                 return REBUILD_DONE;
+        if (enricher_dedupe_exempt(m))
+                return REBUILD_PASS;
         return rebuild_id(m, id) ? REBUILD_FAIL : REBUILD_ADD;
 }
 
@@ -383,6 +386,10 @@ static enum rebuild_got rebuild_burst(struct enricher *e, struct enricher_part *
                                 if (part->rb_pos >= part->rb_end)
                                         r = REBUILD_DONE;
                         }
+                } else if (r == REBUILD_SKIP && got[i] == REBUILD_PASS) {
+                        part->rb_pos = ms[i]->offset + 1;
+                        if (part->rb_pos >= part->rb_end)
+                                r = REBUILD_DONE;
                 } else if (r == REBUILD_SKIP && got[i] != REBUILD_SKIP) {
                         r = got[i];
                 }

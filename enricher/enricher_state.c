@@ -19,26 +19,6 @@
 
 #define STATE_RECHECK_MS 1000 /* a missing topic is looked for again this often */
 
-char *enricher_state_topic_name(const char *tmpl, enum dwire_kind kind)
-{
-        const char *p = strstr(tmpl, "{kind}");
-        const char *k = dwire_kind_name(kind);
-        struct dbuf b;
-        int rc = 0;
-
-        if (!p)
-                return strdup(tmpl);
-        dbuf_init(&b, 4096);
-        rc |= dbuf_append(&b, tmpl, (size_t)(p - tmpl));
-        rc |= dbuf_append(&b, k, strlen(k));
-        rc |= dbuf_append(&b, p + 6, strlen(p + 6));
-        if (rc) {
-                dbuf_free(&b);
-                return NULL;
-        }
-        return dbuf_take(&b, NULL);
-}
-
 void enricher_state_free(struct enricher *e)
 {
         for (int k = 0; k < DWIRE_NKINDS; k++) {
@@ -95,8 +75,7 @@ int enricher_state_start(struct enricher *e, char *err, size_t errsize)
 
         if (e->cfg.state_topics) {
                 for (int k = DWIRE_KIND_ITEM; k < DWIRE_NKINDS; k++) {
-                        e->state_topic[k] =
-                            enricher_state_topic_name(e->cfg.state_template, k);
+                        e->state_topic[k] = dwire_state_topic(e->cfg.state_template, k);
                         if (!e->state_topic[k]) {
                                 snprintf(err, errsize, "out of memory");
                                 return -1;

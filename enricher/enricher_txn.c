@@ -457,7 +457,8 @@ void enricher_txn_committed(struct enricher *e, const struct enricher_batch *b)
                 int64_t ts                   = rd_kafka_message_timestamp(r->msg, NULL);
                 if (!part)
                         continue;
-                enricher_dedupe_add_id(&part->dd, &r->dedupe_id, ts);
+                if (!r->exempt)
+                        enricher_dedupe_add_id(&part->dd, &r->dedupe_id, ts);
                 txn_count(e, r, now, ts);
                 /* Forced DLQ entries are done with once committed. */
                 for (size_t k = 0; k < e->nforce;)

@@ -115,7 +115,9 @@ def comp_ids(double, n):
 
 def test_enricher_queries_validate_against_sdl():
     schema = build_schema(SDL.read_text())
-    for q in (COMPONENTS_Q, CHANGE_ORDERS_Q):
+    snapshot = [(REPO_ROOT / "schemas" / "graphql" / f).read_text()
+                 for f in ("snapshot_components.graphql", "snapshot_change_orders.graphql")]
+    for q in (COMPONENTS_Q, CHANGE_ORDERS_Q, *snapshot):
         assert validate(schema, parse(q)) == []
     assert set(schema.type_map["WebhookEvent"].values) == {
         "ITEM_CREATE", "ITEM_UPDATE", "ITEM_DELETE", "CO_OPEN", "CO_UPDATE", "CO_DELETE",

@@ -443,10 +443,10 @@ static void test_state_topic_names(void **state)
         char *t;
 
         (void)state;
-        t = enricher_state_topic_name("duro.state.{kind}", DWIRE_KIND_CHANGE_ORDER);
+        t = dwire_state_topic("duro.state.{kind}", DWIRE_KIND_CHANGE_ORDER);
         assert_string_equal(t, "duro.state.change_order");
         free(t);
-        t = enricher_state_topic_name("{kind}-current", DWIRE_KIND_ITEM);
+        t = dwire_state_topic("{kind}-current", DWIRE_KIND_ITEM);
         assert_string_equal(t, "item-current");
         free(t);
 }
