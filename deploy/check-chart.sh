@@ -20,7 +20,17 @@
 #      compacted with the output topics' partitions, or none when turned off; the
 #      progress topic compacted, 1 partition, segment.ms 3600000; the snapshot events'
 #      output topics), for the defaults, full.yaml and two more cases;
-#   7. the PrometheusRule and the Grafana dashboard: promtool check rules (PromQL and
+#   7. the snapshot Jobs (`duro-enricher snapshot`: the CronJob of on-demand runs, the
+#      post-install hook Job, the metrics Service), for every rendering and three cases
+#      of their own: present as the values ask; the enricher's image, service account,
+#      security contexts, volumes and mounts; exactly the enricher's Kafka, topic, group,
+#      Duro API and API-file variables (DURO_RDKAFKA_* included), no transactional.id or
+#      group instance id, nothing but the snapshot's own besides (against `duro-enricher
+#      snapshot --help` when the build has it); the run id from the Job's job-name label
+#      (CronJob) or fixed (hook); restartPolicy Never with exit 2 failing the Job; the
+#      admin port, probe and Service the ServiceMonitor selects; the topics it writes
+#      declared with the KafkaTopics; name lengths;
+#   8. the PrometheusRule and the Grafana dashboard: promtool check rules (PromQL and
 #      annotation templates), promtool test rules (deploy/alerts.test.yaml: each alert
 #      fires when it should and not before), and their metric names against the
 #      programs' sources (the dashboard shows every exported metric).
@@ -29,12 +39,15 @@
 # (core kinds and CRDs), an unknown DURO_* variable, service links turned on, an
 # incomplete queries folder, a release ConfigMap without its checksum annotation, an
 # alert with a wrong threshold, a PromQL syntax error, a state topic template without
-# {kind}, two KafkaTopics for one topic, and a state or progress KafkaTopic that is not
-# compacted, wrongly partitioned or missing must each be caught.
+# {kind}, two KafkaTopics for one topic, a state or progress KafkaTopic that is not
+# compacted, wrongly partitioned or missing, and snapshot values or Jobs that are wrong
+# (unknown key, kind or schedule; a transactional.id, Kafka settings or volumes not the
+# enricher's, a run id not the Job's name, retries in place; an unknown CronJob field)
+# must each be caught.
 #
 # Usage: deploy/check-chart.sh [--no-self-test]
-# Environment: DURO_BIN_DIR (folder of duro-bridge and duro-enricher for their --help;
-#   default build/), DURO_K8S_VERSIONS, DURO_CACHE (tool cache, see scripts/chart-tools.sh).
+# Environment: DURO_BIN_DIR (folder of duro-bridge and duro-enricher for their --help,
+#   and `duro-enricher snapshot --help` when it has one; default build/), DURO_K8S_VERSIONS, DURO_CACHE (tool cache, see scripts/chart-tools.sh).
 # Ends with "N passed, N failed"; exit status 1 on any failure.
 set -euo pipefail
 
@@ -87,6 +100,17 @@ if [ -x "$bin_dir/duro-bridge" ] && [ -x "$bin_dir/duro-enricher" ]; then
 else
   echo "check-chart: WARNING: no duro-bridge/duro-enricher in $bin_dir (DURO_BIN_DIR):" \
     "environment variable names are NOT checked against --help" >&2
+fi
+# The snapshot's variables: `duro-enricher snapshot --help` when this build has the command.
+snapshot_help=""
+if [ ${#help_args[@]} -gt 0 ]; then
+  if timeout 10 "$bin_dir/duro-enricher" snapshot --help >"$work/snapshot.help" 2>/dev/null &&
+    grep -q DURO_SNAPSHOT_ID "$work/snapshot.help"; then
+    snapshot_help="$work/snapshot.help"
+  else
+    echo "check-snapshot: warning: $bin_dir/duro-enricher has no 'snapshot --help': the snapshot" \
+      "Jobs' variables are checked against the chart's list only" >>"$work/warnings"
+  fi
 fi
 
 schema_args=(
@@ -190,6 +214,18 @@ check_values state-custom "${strimzi_args[@]}" --set topics.partitions=24 \
   --set enricher.progressTopic.name=plm.enricher.resume --set enricher.progressTopic.ignore=true \
   --set-string 'topics.stateConfig.min\.compaction\.lag\.ms=60000' \
   --set-string 'kafka.topicTemplate=plm.events.{event}'
+
+# The snapshot Jobs: everything on with full.yaml (the CronJob on a schedule, the hook
+# Job, the metrics Service); only the hook Job, without admin listener, one kind; the
+# longest release name the schema allows.
+check_values snapshot-all -f "$root/deploy/values/full.yaml" --set snapshot.atInstall=true \
+  --set-string 'snapshot.schedule=0 3 * * 0' --set snapshot.activeDeadlineSeconds=86400 \
+  --set snapshot.ratePerSecond=50 --set snapshot.logLevel=debug \
+  --set 'snapshot.extraEnv[0].name=HTTPS_PROXY' --set 'snapshot.extraEnv[0].value=http://proxy:3128'
+check_values snapshot-install-only -f "$root/deploy/values/mtls-bridge-tls.yaml" \
+  --set snapshot.enabled=false --set snapshot.atInstall=true --set snapshot.adminPort=null \
+  --set 'snapshot.kinds={change_order}' --set snapshot.ttlSecondsAfterFinished=null
+check_values snapshot-long-name --set fullnameOverride=duro-kafka-bridge-with-a-rather-long-name-for-a-test
 
 # kubeconform once per Kubernetes version over every rendering (it compiles each
 # schema once per run); a rendering passes when no output line names its file.
@@ -354,7 +390,9 @@ def files(pod, want, problems, prog):
 # Unset: no trace in either workload.
 for path in sorted(glob.glob(f"{work}/*-{v}.yaml")):
     name = os.path.basename(path)[: -len(f"-{v}.yaml")]
-    if name.startswith("api-files") or name == "full" or not os.path.exists(f"{work}/{name}-lint.log"):
+    # full.yaml (and snapshot-all, made of it) sets apiFiles.
+    if (name.startswith("api-files") or name in ("full", "snapshot-all")
+            or not os.path.exists(f"{work}/{name}-lint.log")):
         continue
     cms, pods = load(name)
     problems = [f"ConfigMap {n}" for n in cms if n.endswith(("-event-table", "-queries"))]
@@ -548,6 +586,229 @@ else
   failure "state and progress topic checks (the script failed)"
 fi
 
+# The snapshot Jobs in every rendering (deploy/helm/.../templates/snapshot-*.yaml): what
+# each case should have (CronJob, hook Job, Service; "none"; unknown cases: whatever they
+# render), then the same checks on each.
+cat >"$work/check-snapshot.py" <<'PY'
+"""check-snapshot.py MANIFESTS LABEL EXPECT [SNAPSHOT_HELP]: the snapshot Jobs of one
+rendering. EXPECT: a comma-separated subset of cronjob,job,service, "none" or "any".
+Findings on stderr, one line each; exit status 1 on any."""
+import re
+import sys
+
+import yaml
+
+path, label, expect = sys.argv[1:4]
+help_path = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None
+# What `duro-enricher snapshot` reads of the enricher's settings (every DURO_RDKAFKA_*
+# too), and its own.
+SHARED = {"KAFKA_BOOTSTRAP_SERVERS", "DURO_RAW_TOPIC", "DURO_ENRICHER_GROUP", "DURO_EVENT_TABLE",
+          "DURO_STATE_TOPICS", "DURO_STATE_TOPIC_TEMPLATE", "DURO_PROGRESS_TOPIC", "DURO_QUERIES_DIR",
+          "DURO_API_URL", "DURO_API_KEY_FILE", "DURO_API_KEY", "DURO_API_ORGANIZATION", "DURO_API_LIBRARY",
+          "DURO_GRAPHQL_TIMEOUT_MS", "DURO_GRAPHQL_RATE", "DURO_GRAPHQL_MAX_ATTEMPTS"}
+OWN = {"DURO_SNAPSHOT_ID", "DURO_SNAPSHOT_KINDS", "DURO_SNAPSHOT_RATE", "DURO_SNAPSHOT_PAGE_SIZE",
+       "DURO_SNAPSHOT_ADMIN_LISTEN", "DURO_LOG_LEVEL"}
+FORBIDDEN = {"DURO_TRANSACTIONAL_ID", "DURO_GROUP_INSTANCE_ID"}
+RDKAFKA = re.compile(r"^DURO_RDKAFKA_(PRODUCER_|CONSUMER_)?[A-Z0-9]+(_[A-Z0-9]+)*$")
+RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+JOB_LABELS = ("job-name", "controller-uid", "batch.kubernetes.io/job-name", "batch.kubernetes.io/controller-uid")
+known = None
+if help_path:
+    known = set(re.findall(r"\b((?:DURO|KAFKA)_[A-Z0-9_]+)\b", open(help_path).read()))
+
+problems = []
+fail = problems.append
+docs = [d for d in yaml.safe_load_all(open(path)) if d]
+sts = [d for d in docs if d["kind"] == "StatefulSet"]
+enricher = sts[0]["spec"]["template"] if sts else None
+cronjobs = [d for d in docs if d["kind"] == "CronJob"]
+jobs = [d for d in docs if d["kind"] == "Job"]
+services = [d for d in docs if d["kind"] == "Service"
+            and (d["spec"].get("selector") or {}).get("app.kubernetes.io/component") == "snapshot"]
+monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+topics = {d["spec"].get("topicName") for d in docs if d["kind"] == "KafkaTopic"}
+
+if expect != "any":
+    want = set() if expect == "none" else set(expect.split(","))
+    have = {k for k, objs in (("cronjob", cronjobs), ("job", jobs), ("service", services)) if objs}
+    if have != want:
+        fail(f"snapshot objects {sorted(have) or 'none'}, want {sorted(want) or 'none'}")
+
+
+def entries(c):
+    return {e["name"]: e for e in c.get("env", [])}
+
+
+def check_pod(w, spec_job, hook):
+    """w: what to name; spec_job: a Job spec (a Job's, a CronJob's jobTemplate's)."""
+    if enricher is None:
+        fail(f"{w}: a snapshot Job without the enricher's StatefulSet to take its settings from")
+        return
+    tmpl = spec_job["template"]
+    pod, epod = tmpl["spec"], enricher["spec"]
+    ec = epod["containers"][0]
+    if len(pod["containers"]) != 1:
+        fail(f"{w}: {len(pod['containers'])} containers, want 1")
+    c = pod["containers"][0]
+    cw = f"{w}/{c['name']}"
+    if c.get("command") != ["duro-enricher", "snapshot"]:
+        fail(f"{cw}: command {c.get('command')}, want [duro-enricher, snapshot]")
+    for k in ("serviceAccountName", "securityContext", "imagePullSecrets"):
+        if pod.get(k) != epod.get(k):
+            fail(f"{w}: {k} {pod.get(k)!r} is not the enricher's {epod.get(k)!r}")
+    for k in ("image", "imagePullPolicy", "securityContext", "volumeMounts"):
+        if c.get(k) != ec.get(k):
+            fail(f"{cw}: {k} is not the enricher's: {c.get(k)!r} vs {ec.get(k)!r}")
+    if pod.get("volumes") != epod.get("volumes"):
+        fail(f"{w}: volumes are not the enricher's: {pod.get('volumes')!r} vs {epod.get('volumes')!r}")
+    if pod.get("automountServiceAccountToken") is not False:
+        fail(f"{w}: automountServiceAccountToken must be false")
+    if pod.get("enableServiceLinks") is not False:
+        fail(f"{w}: enableServiceLinks must be false")
+    if not (c.get("resources") or {}).get("requests"):
+        fail(f"{cw}: no resource requests")
+    # Retries are new pods (each resumes the run), a bad setting (exit 2) ends the Job.
+    if pod.get("restartPolicy") != "Never":
+        fail(f"{w}: restartPolicy {pod.get('restartPolicy')!r}, want Never (podFailurePolicy needs it)")
+    rules = (spec_job.get("podFailurePolicy") or {}).get("rules", [])
+    if not any(r.get("action") == "FailJob" and (r.get("onExitCodes") or {}).get("operator") == "In"
+               and 2 in (r.get("onExitCodes") or {}).get("values", [])
+               and (r.get("onExitCodes") or {}).get("containerName") in (None, c["name"]) for r in rules):
+        fail(f"{w}: no podFailurePolicy rule that fails the Job on exit status 2 (a bad setting)")
+    if not isinstance(spec_job.get("backoffLimit"), int):
+        fail(f"{w}: no backoffLimit")
+    labels = tmpl["metadata"].get("labels") or {}
+    for k in JOB_LABELS:
+        if k in labels:
+            fail(f"{w}: the pod template sets {k}, which the Job controller owns")
+    if labels.get("app.kubernetes.io/component") != "snapshot":
+        fail(f"{w}: pod label app.kubernetes.io/component {labels.get('app.kubernetes.io/component')!r}, want snapshot")
+
+    env, eenv = entries(c), entries(ec)
+    names = [e["name"] for e in c.get("env", [])]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        fail(f"{cw}: variables set twice: {dup}")
+    for n in sorted(FORBIDDEN & set(env)):
+        fail(f"{cw}: {n} is set: the snapshot's transactional.id is <group>-snapshot-<run id>, never the enricher's")
+    shared = lambda n: n in SHARED or RDKAFKA.match(n)
+    for n in sorted(set(eenv) | set(env)):
+        if not shared(n):
+            continue
+        if n not in env:
+            fail(f"{cw}: lacks the enricher's {n}")
+        elif n not in eenv:
+            fail(f"{cw}: sets {n}, which the enricher does not")
+        elif env[n] != eenv[n]:
+            fail(f"{cw}: {n} is {env[n]!r}, the enricher's {eenv[n]!r}")
+    for n in env:
+        if re.match(r"^(DURO|KAFKA)_", n) and not (shared(n) or n in OWN or n in FORBIDDEN):
+            fail(f"{cw}: {n} is not a variable of the snapshot")
+        if known is not None and n not in known and not RDKAFKA.match(n) and n not in FORBIDDEN:
+            fail(f"{cw}: {n} is not in `duro-enricher snapshot --help`")
+
+    # The run id: the Job's name (CronJob) or a fixed one (hook).
+    rid = env.get("DURO_SNAPSHOT_ID")
+    if rid is None:
+        fail(f"{cw}: no DURO_SNAPSHOT_ID")
+    elif hook:
+        if not RUN_ID.match(str(rid.get("value", ""))):
+            fail(f"{cw}: DURO_SNAPSHOT_ID {rid!r}: want a fixed run id of [A-Za-z0-9._-], at most 64")
+    else:
+        path_ = ((rid.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+        if path_ not in ("metadata.labels['job-name']", "metadata.labels['batch.kubernetes.io/job-name']"):
+            fail(f"{cw}: DURO_SNAPSHOT_ID {rid!r}: want the Job's name (fieldRef metadata.labels['job-name'])")
+    kinds = (env.get("DURO_SNAPSHOT_KINDS") or {}).get("value", "item,change_order").split(",")
+    if not kinds or not set(kinds) <= {"item", "change_order"} or len(set(kinds)) != len(kinds):
+        fail(f"{cw}: DURO_SNAPSHOT_KINDS {','.join(kinds)!r}")
+    for n, lo in (("DURO_SNAPSHOT_RATE", 0), ("DURO_SNAPSHOT_PAGE_SIZE", 1)):
+        x = (env.get(n) or {}).get("value")
+        if x is not None and not (re.match(r"^[0-9]+(\.[0-9]+)?$", x) and float(x) >= lo):
+            fail(f"{cw}: {n} {x!r}")
+    listen = (env.get("DURO_SNAPSHOT_ADMIN_LISTEN") or {}).get("value")
+    ports = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
+    live = (c.get("livenessProbe") or {}).get("httpGet") or {}
+    if listen:
+        if ports.get("admin") is None or not listen.endswith(f":{ports['admin']}"):
+            fail(f"{cw}: DURO_SNAPSHOT_ADMIN_LISTEN {listen} is not the admin port {ports.get('admin')}")
+        if live.get("path") != "/healthz" or live.get("port") != "admin":
+            fail(f"{cw}: livenessProbe must GET /healthz on the admin port")
+    elif ports or live:
+        fail(f"{cw}: ports or probes without DURO_SNAPSHOT_ADMIN_LISTEN")
+    if "readinessProbe" in c:
+        fail(f"{cw}: a readinessProbe (a Job's pod serves no traffic; the snapshot has no /readyz)")
+    # The snapshot writes the raw and progress topics: no topic of its own.
+    if topics:
+        for n in ("DURO_RAW_TOPIC", "DURO_PROGRESS_TOPIC"):
+            x = (env.get(n) or {}).get("value")
+            if x not in topics:
+                fail(f"{cw}: {n} {x!r} has no KafkaTopic")
+    return tmpl, listen
+
+
+listens = []
+for d in cronjobs:
+    w = f"CronJob/{d['metadata']['name']}"
+    if len(d["metadata"]["name"]) > 52:
+        fail(f"{w}: name longer than 52 characters (the controller appends 11 to its Jobs' names)")
+    s = d["spec"]
+    if s.get("concurrencyPolicy") != "Forbid":
+        fail(f"{w}: concurrencyPolicy {s.get('concurrencyPolicy')!r}, want Forbid")
+    r = check_pod(w, s["jobTemplate"]["spec"], hook=False)
+    if r:
+        listens.append(r)
+for d in jobs:
+    w = f"Job/{d['metadata']['name']}"
+    if len(d["metadata"]["name"]) > 63:
+        fail(f"{w}: name longer than 63 characters (the job-name label)")
+    hook = (d["metadata"].get("annotations") or {}).get("helm.sh/hook", "")
+    if "post-install" not in hook.split(","):
+        fail(f"{w}: not a post-install hook (helm.sh/hook {hook!r}): an upgrade could not change it")
+    r = check_pod(w, d["spec"], hook=True)
+    if r:
+        listens.append(r)
+for d in services:
+    w = f"Service/{d['metadata']['name']}"
+    sel = d["spec"]["selector"]
+    if not any(l and all((t["metadata"].get("labels") or {}).get(k) == x for k, x in sel.items())
+               for t, l in listens):
+        fail(f"{w}: selects no snapshot pod with an admin listener")
+    port = [p for p in d["spec"].get("ports", []) if p.get("name") == "admin"]
+    if not port or port[0].get("targetPort") != "admin":
+        fail(f"{w}: no port admin → admin")
+    labels = d["metadata"].get("labels") or {}
+    if not any(all(labels.get(k) == x for k, x in m["spec"]["selector"].get("matchLabels", {}).items())
+               for m in monitors):
+        fail(f"{w}: no ServiceMonitor selects it")
+
+for p in problems:
+    print(f"check-snapshot: {label}: {p}", file=sys.stderr)
+n = len(cronjobs) + len(jobs) + len(services)
+print(f"{n} snapshot objects ({len(cronjobs)} CronJob, {len(jobs)} Job, {len(services)} Service)"
+      + ("" if known is not None else "; variables against the chart's list, not --help"))
+sys.exit(1 if problems else 0)
+PY
+snapshot_check() { # FILE LABEL EXPECT
+  python3 "$work/check-snapshot.py" "$1" "$2" "$3" "$snapshot_help"
+}
+declare -A snapshot_expect=(
+  [defaults]=cronjob [full]=cronjob,service [minimal]=cronjob [mtls-bridge-tls]=cronjob,service
+  [bridge-only]=none [api-files]=cronjob [api-files-existing]=cronjob [state-off]=cronjob
+  [state-custom]=cronjob [snapshot-all]=cronjob,job,service [snapshot-install-only]=job
+  [snapshot-long-name]=cronjob
+)
+if [ -s "$work/rendered-$latest" ]; then
+  while read -r name; do
+    want=${snapshot_expect[$name]:-any}
+    if out=$(snapshot_check "$work/$name-$latest.yaml" "$name" "$want" 2>"$work/$name.snap"); then
+      pass "$name: snapshot Jobs ($want): $out"
+    else
+      cat "$work/$name.snap"
+      failure "$name: snapshot Jobs ($want)"
+    fi
+  done <"$work/rendered-$latest"
+fi
+
 # Self-tests: each must be refused, for the reason given (a pattern of the error).
 expect_refused() { # WHAT PATTERN LOG; the command already failed (or not: $4)
   local what=$1 pattern=$2 log=$3 rc=$4
@@ -595,6 +856,11 @@ if [ "$self_test" = 1 ]; then
   bad_values progress-topic-is-dlq $'topics:\n  strimzi:\n    enabled: true\nenricher:\n  progressTopic:\n    name: duro.webhooks.dlq' \
     'two KafkaTopics for topic "duro.webhooks.dlq"' template-only
   bad_values sasl-without-password $'kafka:\n  sasl:\n    mechanism: SCRAM-SHA-512\n    username: u' 'passwordSecret'
+  bad_values snapshot-unknown-key $'snapshot:\n  rate: 10' "additional properties 'rate' not allowed"
+  bad_values snapshot-unknown-kind $'snapshot:\n  kinds: [item, components]' \
+    "snapshot/kinds/1.*(must be one of|value must be)"
+  bad_values snapshot-bad-schedule $'snapshot:\n  schedule: every night' \
+    'snapshot/schedule.*(does not match pattern|Does not match pattern)'
 
   # Bad fields and wrong types in rendered objects: kubeconform must refuse each file.
   base="$work/defaults-$latest.yaml"
@@ -613,6 +879,9 @@ if [ "$self_test" = 1 ]; then
       "$full" >"$work/bad-sm.yaml"
     sed 's/^        - alert: DuroEnricherDLQ$/        - alert: DuroEnricherDLQ\n          severity: 3/' \
       "$full" >"$work/bad-rule.yaml"
+    sed 's/^  concurrencyPolicy: Forbid$/  concurrencyPolicy: Forbid\n  bogusField: 1/' \
+      "$full" >"$work/bad-cronjob.yaml"
+    kc_tests+=("bad-cronjob|a snapshot CronJob with an unknown field|CronJob.*additional properties 'bogusField' not allowed")
     kc_tests+=("bad-sm|a ServiceMonitor with an unknown field|ServiceMonitor.*'bogusField' not allowed"
       "bad-rule|a PrometheusRule with a misplaced field|PrometheusRule.*additional properties 'severity' not allowed")
   fi
@@ -696,6 +965,63 @@ PY
       'drop = n == "duro.enricher.progress"'
     topic_test "no snapshot output KafkaTopic" "no KafkaTopic for the snapshot output topic duro.events.co_snapshot" \
       'drop = n == "duro.events.co_snapshot"'
+  fi
+  # The snapshot Jobs of snapshot-all, broken one way each (or rendered so).
+  snap_all="$work/snapshot-all-$latest.yaml"
+  if [ -s "$snap_all" ]; then
+    snapshot_test() { # NAME PATTERN PYTHON (changes d, a CronJob or Job; s its Job spec,
+      # pod its pod spec, c its container, env its env list)
+      local name=$1 pattern=$2 code=$3 rc=0
+      python3 - "$snap_all" "$work/$name.yaml" "$code" <<'PY'
+import sys
+import yaml
+src, out, code = sys.argv[1:4]
+docs = [d for d in yaml.safe_load_all(open(src)) if d]
+keep = []
+for d in docs:
+    if d["kind"] in ("CronJob", "Job"):
+        s = d["spec"]["jobTemplate"]["spec"] if d["kind"] == "CronJob" else d["spec"]
+        pod = s["template"]["spec"]
+        c = pod["containers"][0]
+        env = c["env"]
+        drop = False
+        exec(code)
+        if drop:
+            continue
+    keep.append(d)
+yaml.safe_dump_all(keep, open(out, "w"), sort_keys=False)
+PY
+      snapshot_check "$work/$name.yaml" "$name" cronjob,job,service 2>"$work/$name.snap" >/dev/null || rc=$?
+      expect_refused "$name (snapshot checks)" "$pattern" "$work/$name.snap" "$rc"
+    }
+    snapshot_test "a snapshot CronJob whose run id is not the Job's name" \
+      "DURO_SNAPSHOT_ID .*want the Job's name" \
+      'if d["kind"] == "CronJob": env[0]["valueFrom"]["fieldRef"]["fieldPath"] = "metadata.name"'
+    snapshot_test "a snapshot Job without the enricher's SASL password" \
+      "lacks the enricher's DURO_RDKAFKA_SASL_PASSWORD" \
+      'if d["kind"] == "Job": env[:] = [e for e in env if e["name"] != "DURO_RDKAFKA_SASL_PASSWORD"]'
+    snapshot_test "a snapshot Job with another bootstrap server" \
+      "KAFKA_BOOTSTRAP_SERVERS is .*, the enricher's" \
+      'if d["kind"] == "Job": [e.update(value="localhost:9092") for e in env if e["name"] == "KAFKA_BOOTSTRAP_SERVERS"]'
+    snapshot_test "a snapshot CronJob without the Kafka CA volume" "volumes are not the enricher's" \
+      'if d["kind"] == "CronJob": pod["volumes"] = [x for x in pod["volumes"] if x["name"] != "kafka-ca"]'
+    snapshot_test "a snapshot CronJob retrying in place" "restartPolicy 'OnFailure', want Never" \
+      'if d["kind"] == "CronJob": pod["restartPolicy"] = "OnFailure"'
+    snapshot_test "a snapshot Job retried on a bad setting" "no podFailurePolicy rule that fails the Job on exit status 2" \
+      'if d["kind"] == "Job": del s["podFailurePolicy"]'
+    snapshot_test "a snapshot Job that is no hook" "not a post-install hook" \
+      'if d["kind"] == "Job": del d["metadata"]["annotations"]'
+    snapshot_test "no snapshot CronJob" "snapshot objects \['job', 'service'\], want \['cronjob', 'job', 'service'\]" \
+      'drop = d["kind"] == "CronJob"'
+    printf 'snapshot:\n  extraEnv:\n    - name: DURO_TRANSACTIONAL_ID\n      value: duro-enricher-0\n' \
+      >"$work/snapshot-txn.values.yaml"
+    render snapshot-txn "$latest" -f "$root/deploy/values/full.yaml" -f "$work/snapshot-txn.values.yaml" ||
+      cat "$work/snapshot-txn-$latest.log"
+    rc=0
+    snapshot_check "$work/snapshot-txn-$latest.yaml" snapshot-txn cronjob,service 2>"$work/snapshot-txn.snap" \
+      >/dev/null || rc=$?
+    expect_refused "a snapshot given DURO_TRANSACTIONAL_ID in snapshot.extraEnv (snapshot checks)" \
+      "DURO_TRANSACTIONAL_ID is set" "$work/snapshot-txn.snap" "$rc"
   fi
   sed 's/^      enableServiceLinks: false$/      enableServiceLinks: true/' "$base" >"$work/links.yaml"
   rc=0

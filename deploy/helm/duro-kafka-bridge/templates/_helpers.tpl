@@ -370,3 +370,272 @@ checksum/queries: {{ include "duro.queriesData" .root | sha256sum }}
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The enricher's environment, without the variables that name its pod (POD_NAME,
+DURO_TRANSACTIONAL_ID, DURO_GROUP_INSTANCE_ID) and without extraEnv. .snapshot: only
+what `duro-enricher snapshot` reads of it, i.e. the same Kafka (with the consumer's
+properties), topics, group, Duro API, API files and GraphQL limits as the enricher;
+none of the enricher's own (DLQ and output topics, progress reset, admin listener,
+batching, dedupe window, topic provisioning). One list for both, so that the snapshot
+Jobs connect exactly as the enricher does.
+*/}}
+{{- define "duro.enricherEnv" -}}
+{{- $root := .root -}}
+{{- $e := $root.Values.enricher -}}
+{{- $all := not .snapshot -}}
+{{ include "duro.kafkaEnv" (dict "root" $root "consumer" true) }}
+- name: DURO_RAW_TOPIC
+  value: {{ $root.Values.kafka.rawTopic | quote }}
+{{- if $all }}
+- name: DURO_DLQ_TOPIC
+  value: {{ $root.Values.kafka.dlqTopic | quote }}
+- name: DURO_TOPIC_TEMPLATE
+  value: {{ $root.Values.kafka.topicTemplate | quote }}
+# The compacted state topics and the progress topic: they must exist,
+# compacted, or the enricher refuses to start (see values.yaml).
+{{- end }}
+- name: DURO_STATE_TOPICS
+  value: {{ $e.stateTopics.enabled | quote }}
+- name: DURO_STATE_TOPIC_TEMPLATE
+  value: {{ $e.stateTopics.topicTemplate | quote }}
+- name: DURO_PROGRESS_TOPIC
+  value: {{ $e.progressTopic.name | quote }}
+{{- if $all }}
+- name: DURO_PROGRESS_IGNORE
+  value: {{ $e.progressTopic.ignore | quote }}
+{{- end }}
+- name: DURO_ENRICHER_GROUP
+  value: {{ $e.group | quote }}
+{{- if $all }}
+- name: DURO_ENRICHER_ADMIN_LISTEN
+  value: {{ printf "0.0.0.0:%d" (int $e.adminPort) | quote }}
+{{- end }}
+{{- with $e.api.url }}
+- name: DURO_API_URL
+  value: {{ . | quote }}
+{{- end }}
+- name: DURO_API_KEY_FILE
+  value: {{ printf "/etc/duro/api/%s" $e.api.keySecret.key | quote }}
+{{- with $e.api.organization }}
+- name: DURO_API_ORGANIZATION
+  value: {{ . | quote }}
+{{- end }}
+{{- with $e.api.library }}
+- name: DURO_API_LIBRARY
+  value: {{ . | quote }}
+{{- end }}
+{{- include "duro.apiFilesEnv" (dict "root" $root "queries" true) }}
+{{- if $all }}
+# eventMaxAge + 10 minutes of clock skew + dedupeMargin (see values.yaml).
+- name: DURO_DEDUPE_WINDOW_S
+  value: {{ include "duro.dedupeWindowS" $root | quote }}
+- name: DURO_BATCH_MAX
+  value: {{ $e.batchMax | quote }}
+- name: DURO_BATCH_WAIT_MS
+  value: {{ $e.batchWaitMs | quote }}
+- name: DURO_PULL_AHEAD
+  value: {{ $e.pullAhead | quote }}
+- name: DURO_GRAPHQL_MAX_IDS
+  value: {{ $e.graphql.maxIds | quote }}
+- name: DURO_GRAPHQL_CONCURRENCY
+  value: {{ $e.graphql.concurrency | quote }}
+{{- end }}
+- name: DURO_GRAPHQL_RATE
+  value: {{ $e.graphql.ratePerSecond | quote }}
+- name: DURO_GRAPHQL_TIMEOUT_MS
+  value: {{ $e.graphql.timeoutMs | quote }}
+- name: DURO_GRAPHQL_MAX_ATTEMPTS
+  value: {{ $e.graphql.maxAttempts | quote }}
+{{- if $all }}
+- name: DURO_NOT_FOUND_GRACE_MS
+  value: {{ $e.notFoundGraceMs | quote }}
+- name: DURO_LOG_LEVEL
+  value: {{ $e.logLevel | quote }}
+{{- include "duro.topicEnv" $root }}
+{{- else }}
+- name: DURO_LOG_LEVEL
+  value: {{ $root.Values.snapshot.logLevel | default $e.logLevel | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The enricher's volumes and mounts (the snapshot Jobs' too): the API key, the API
+files, the Kafka TLS material, /tmp. */}}
+{{- define "duro.enricherVolumeMounts" -}}
+- name: api-key
+  mountPath: /etc/duro/api
+  readOnly: true
+{{- include "duro.apiFilesVolumeMounts" (dict "root" . "queries" true) }}
+{{- include "duro.kafkaVolumeMounts" . }}
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{- define "duro.enricherVolumes" -}}
+{{- $e := .Values.enricher -}}
+# A whole-Secret volume (no subPath): the enricher re-reads the key when
+# Kubernetes swaps the file.
+- name: api-key
+  secret:
+    secretName: {{ required "enricher.api.keySecret.existingSecret is required" $e.api.keySecret.existingSecret | quote }}
+    defaultMode: 0440
+    items:
+      - key: {{ $e.api.keySecret.key | quote }}
+        path: {{ $e.api.keySecret.key | quote }}
+{{- include "duro.apiFilesVolumes" (dict "root" . "queries" true) }}
+{{- include "duro.kafkaVolumes" . }}
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+{{- end -}}
+
+{{/*
+The snapshot (`duro-enricher snapshot`): every item and change order of the Duro library
+as one synthetic ping each on the raw topic, in Kafka transactions, resumable by its run
+id. The CronJob's name leaves the CronJob controller the 11 characters it appends to a
+Job's name (52 at most).
+*/}}
+{{- define "duro.snapshotName" -}}
+{{- printf "%s-snapshot" (include "duro.fullname" . | trunc 43 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* "true" when the release renders a snapshot Job or CronJob (the enricher's settings
+are theirs). */}}
+{{- define "duro.snapshotOn" -}}
+{{- and .Values.enricher.enabled (or .Values.snapshot.enabled .Values.snapshot.atInstall) -}}
+{{- end -}}
+
+{{/*
+A snapshot Job's spec (a Job's, or a CronJob's jobTemplate). .runId: the run id; "" =
+the Job's own name, from its pods' job-name label (the Job controller sets it on every
+pod of a Job it selects for, on every Kubernetes version; batch.kubernetes.io/job-name
+only from 1.27), so that a Job created again under the same name resumes the run.
+*/}}
+{{- define "duro.snapshotJobSpec" -}}
+{{- $root := .root -}}
+{{- $s := $root.Values.snapshot -}}
+{{- $e := $root.Values.enricher -}}
+{{- $port := $s.adminPort -}}
+backoffLimit: {{ $s.backoffLimit }}
+{{- with $s.activeDeadlineSeconds }}
+activeDeadlineSeconds: {{ . }}
+{{- end }}
+{{- if not (kindIs "invalid" $s.ttlSecondsAfterFinished) }}
+ttlSecondsAfterFinished: {{ $s.ttlSecondsAfterFinished }}
+{{- end }}
+# Exit status 2 (a bad setting) fails the Job at once: no retry can fix it. A pod
+# evicted or preempted (a node drained) does not count against backoffLimit. With a
+# podFailurePolicy a new pod starts only once the failed one is gone (never two pods of
+# one run at a time); each new pod continues the run where the last one stopped.
+podFailurePolicy:
+  rules:
+    - action: FailJob
+      onExitCodes:
+        containerName: snapshot
+        operator: In
+        values: [2]
+    - action: Ignore
+      onPodConditions:
+        - type: DisruptionTarget
+          status: "True"
+template:
+  metadata:
+    labels:
+      {{- include "duro.selectorLabels" $root | nindent 6 }}
+      app.kubernetes.io/component: snapshot
+      {{- with $s.podLabels }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+    {{- with $s.podAnnotations }}
+    annotations:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+  spec:
+    restartPolicy: Never
+    serviceAccountName: {{ include "duro.serviceAccountName" $root }}
+    automountServiceAccountToken: false
+    enableServiceLinks: false
+    # Time to abort the open transaction (as the enricher's).
+    terminationGracePeriodSeconds: {{ $e.terminationGracePeriodSeconds }}
+    {{- with $root.Values.imagePullSecrets }}
+    imagePullSecrets:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- with $s.priorityClassName }}
+    priorityClassName: {{ . | quote }}
+    {{- end }}
+    securityContext:
+      {{- toYaml $root.Values.podSecurityContext | nindent 6 }}
+    containers:
+      - name: snapshot
+        image: {{ include "duro.image" $root | quote }}
+        imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+        command: ["duro-enricher", "snapshot"]
+        {{- if $port }}
+        ports:
+          - name: admin
+            containerPort: {{ $port }}
+            protocol: TCP
+        {{- end }}
+        env:
+          # The run id: its transactional.id is <group>-snapshot-<run id>, never the
+          # enricher's; the same run id continues a run, a finished one exits 0 at once.
+          - name: DURO_SNAPSHOT_ID
+            {{- if .runId }}
+            value: {{ .runId | quote }}
+            {{- else }}
+            valueFrom:
+              fieldRef:
+                fieldPath: metadata.labels['job-name']
+            {{- end }}
+          # The enricher's Kafka, topics, group, Duro API and API files.
+          {{- include "duro.enricherEnv" (dict "root" $root "snapshot" true) | nindent 10 }}
+          - name: DURO_SNAPSHOT_KINDS
+            value: {{ join "," $s.kinds | quote }}
+          - name: DURO_SNAPSHOT_RATE
+            value: {{ $s.ratePerSecond | quote }}
+          - name: DURO_SNAPSHOT_PAGE_SIZE
+            value: {{ $s.pageSize | quote }}
+          {{- if $port }}
+          - name: DURO_SNAPSHOT_ADMIN_LISTEN
+            value: {{ printf "0.0.0.0:%d" (int $port) | quote }}
+          {{- end }}
+          {{- with $s.extraEnv }}
+          {{- toYaml . | nindent 10 }}
+          {{- end }}
+        {{- if $port }}
+        startupProbe:
+          httpGet:
+            path: /healthz
+            port: admin
+          periodSeconds: 2
+          failureThreshold: 30
+        livenessProbe:
+          httpGet:
+            path: /healthz
+            port: admin
+          periodSeconds: 10
+          timeoutSeconds: 3
+          failureThreshold: 6
+        {{- end }}
+        resources:
+          {{- toYaml $s.resources | nindent 10 }}
+        securityContext:
+          {{- toYaml $root.Values.securityContext | nindent 10 }}
+        volumeMounts:
+          {{- include "duro.enricherVolumeMounts" $root | nindent 10 }}
+    volumes:
+      {{- include "duro.enricherVolumes" $root | nindent 6 }}
+    {{- with $s.nodeSelector }}
+    nodeSelector:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- with $s.tolerations }}
+    tolerations:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- with $s.affinity }}
+    affinity:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+{{- end -}}
