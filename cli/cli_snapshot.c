@@ -25,6 +25,7 @@
  * refuses on resume asks for a new run. */
 #include "cli.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -651,14 +652,22 @@ static rd_kafka_resp_err_t snap_progress(struct snap *s, const struct snap_kind 
         struct dkafka_rec rec = {0};
         char key[256];
 
+        rd_kafka_resp_err_t err;
+
         snap_key(s, k, key, sizeof(key));
         rec.topic     = s->cfg->progress_topic;
         rec.key       = key;
         rec.key_len   = strlen(key);
         rec.value     = (void *)value;
         rec.value_len = strlen(value);
+        rec.headers   = rd_kafka_headers_new(1);
         rec.msgflags  = RD_KAFKA_MSG_F_COPY;
-        return dkafka_produce(s->p, &rec, -1);
+        rd_kafka_header_add(rec.headers, DWIRE_H_CONTENT_TYPE, -1, DWIRE_CONTENT_JSON,
+                            -1);
+        err = dkafka_produce(s->p, &rec, -1);
+        if (err)
+                rd_kafka_headers_destroy(rec.headers);
+        return err;
 }
 
 /* Waits until the pace allows n more ids. Returns -1 when asked to stop. */
@@ -875,19 +884,23 @@ oom:
         return -1;
 }
 
-/* Fetches k's page after k->cursor into *pg, retrying as the enricher retries.
- * Returns 0 or the exit status. */
-static int snap_fetch(struct snap *s, struct snap_kind *k, struct snap_page *pg)
+/* Fetches k's page after cursor (NULL: the first) into *pg, retrying as the
+ * enricher retries. Runs on the prefetch thread while the main thread commits the
+ * page before: it touches only the API client, pg and atomics. Returns 0 or the exit
+ * status. */
+static int snap_fetch(struct snap *s, const struct snap_kind *k, const char *cursor,
+                      struct snap_page *pg)
 {
-        long backoff = 500;
-        int errors   = 0;
+        unsigned seed = (unsigned)dtime_mono_us();
+        long backoff  = 500;
+        int errors    = 0;
 
         for (;;) {
                 struct dgql_result res;
                 char err[300];
-                json_t *vars = json_pack(
-                    "{s:I, s:o}", "first", (json_int_t)s->cfg->page_size, "after",
-                    k->cursor ? json_string(k->cursor) : json_null());
+                json_t *vars =
+                    json_pack("{s:I, s:o}", "first", (json_int_t)s->cfg->page_size,
+                              "after", cursor ? json_string(cursor) : json_null());
                 long wait;
                 int rc;
 
@@ -913,7 +926,7 @@ static int snap_fetch(struct snap *s, struct snap_kind *k, struct snap_page *pg)
                         return rc;
                 }
                 if (res.outcome == DGQL_FAILED && res.errors &&
-                    !strcmp(snap_error_code(&res), "BAD_USER_INPUT") && k->cursor) {
+                    !strcmp(snap_error_code(&res), "BAD_USER_INPUT") && cursor) {
                         rc = cli_fail(CLI_FAIL,
                                       "Duro refused the saved cursor of %s (%s): start "
                                       "a new run with another --id",
@@ -932,7 +945,7 @@ static int snap_fetch(struct snap *s, struct snap_kind *k, struct snap_page *pg)
                 }
                 wait = res.outcome == DGQL_RATE_LIMITED && res.retry_after_ms >= 0
                            ? res.retry_after_ms
-                           : backoff / 2 + rand() % (backoff / 2 + 1);
+                           : backoff / 2 + rand_r(&seed) % (backoff / 2 + 1);
                 dlog_warn("snapshot %s: listing %s: %s: retried in %ld ms", s->run,
                           dwire_kind_name(k->kind), res.error, wait);
                 dgql_result_clear(&res);
@@ -944,42 +957,92 @@ static int snap_fetch(struct snap *s, struct snap_kind *k, struct snap_page *pg)
         }
 }
 
-/* Lists kind k from where it stands, one page per transaction. Ids already written
- * by the run (a listing that repeats one) are not written again. Returns 0 or the
- * exit status. */
+/* The prefetch of the next page. */
+struct snap_prefetch {
+        struct snap *s;
+        const struct snap_kind *k;
+        const char *cursor; /* the page before's endCursor (owned by it) */
+        struct snap_page pg;
+        int rc;
+};
+
+static void *snap_prefetch_run(void *arg)
+{
+        struct snap_prefetch *f = arg;
+
+        f->rc = snap_fetch(f->s, f->k, f->cursor, &f->pg);
+        return NULL;
+}
+
+/* Keeps the ids of pg that the run has not written (nor pg repeats), in order.
+ * Returns 0 or -1 (out of memory). */
+static int snap_fresh(const struct snap_kind *k, struct snap_page *pg, size_t *fresh)
+{
+        struct snap_set seen = {0};
+        int rc               = 0;
+
+        *fresh = 0;
+        for (size_t i = 0; i < pg->n; i++) {
+                size_t len = strlen(pg->ids[i]);
+                int add    = 0;
+                if (!rc && !snap_set_has(&k->done, pg->ids[i], len))
+                        add = snap_set_add(&seen, pg->ids[i], len);
+                if (add < 0)
+                        rc = -1;
+                if (add > 0)
+                        pg->ids[(*fresh)++] = pg->ids[i];
+                else
+                        free(pg->ids[i]);
+        }
+        pg->n = *fresh;
+        snap_set_free(&seen);
+        return rc;
+}
+
+/* Lists kind k from where it stands, one page per transaction. Each page is fetched
+ * before its transaction begins: the next one while the one before commits (its
+ * cursor is known by then), so that Duro's answer time and the commit overlap. Ids
+ * already written by the run (a listing that repeats one) are not written again.
+ * Returns 0 or the exit status. */
 static int snap_list(struct snap *s, struct snap_kind *k)
 {
-        while (k->phase == SNAP_LIST) {
-                struct snap_page pg = {0};
-                size_t fresh        = 0;
-                enum snap_phase next;
-                int rc;
+        struct snap_page pg = {0};
+        int rc;
 
-                if (snap_stop)
-                        return snap_stopped(s);
-                if ((rc = snap_fetch(s, k, &pg)))
-                        return rc;
-                for (size_t i = 0; i < pg.n; i++) {
-                        int dup = snap_set_has(&k->done, pg.ids[i], strlen(pg.ids[i]));
-                        for (size_t j = 0; j < fresh && !dup; j++)
-                                dup = !strcmp(pg.ids[j], pg.ids[i]);
-                        if (dup) {
-                                free(pg.ids[i]);
-                        } else {
-                                pg.ids[fresh++] = pg.ids[i];
-                        }
+        if (k->phase != SNAP_LIST)
+                return 0;
+        if ((rc = snap_fetch(s, k, k->cursor, &pg)))
+                return rc;
+        while (!rc && k->phase == SNAP_LIST) {
+                struct snap_prefetch f = {.s = s, .k = k, .cursor = pg.cursor};
+                size_t listed          = pg.n, fresh;
+                int ahead              = pg.more;
+                pthread_t t;
+
+                if (snap_stop) {
+                        rc = snap_stopped(s);
+                        break;
                 }
-                next = pg.more                ? SNAP_LIST
-                       : s->cfg->state_topics ? SNAP_SWEEP
-                                              : SNAP_DONE;
-                rc   = snap_commit(s, k, pg.ids, fresh, next,
-                                 pg.cursor ? pg.cursor : k->cursor, pg.n, 0);
-                pg.n = fresh;
+                if (snap_fresh(k, &pg, &fresh)) {
+                        rc = cli_fail(CLI_FAIL, "out of memory");
+                        break;
+                }
+                if (ahead && pthread_create(&t, NULL, snap_prefetch_run, &f))
+                        ahead = 0, f.rc = snap_fetch(s, k, pg.cursor, &f.pg);
+                rc = snap_commit(s, k, pg.ids, fresh,
+                                 pg.more                ? SNAP_LIST
+                                 : s->cfg->state_topics ? SNAP_SWEEP
+                                                        : SNAP_DONE,
+                                 pg.cursor ? pg.cursor : k->cursor, listed, 0);
+                if (ahead)
+                        pthread_join(t, NULL);
                 snap_page_free(&pg);
-                if (rc)
-                        return rc;
+                pg = f.pg;
+                if (!rc && k->phase == SNAP_LIST) /* there was a next page to fetch */
+                        rc = f.rc;
         }
-        return 0;
+        snap_page_free(&pg);
+        return rc;
 }
 
 /* ------------------------------------------------------------------ sweeping */

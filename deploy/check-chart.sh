@@ -292,10 +292,12 @@ yaml.safe_dump({"groups": [{"name": "dashboard", "rules": records}]},
                open(f"{out}/dashboard.yaml", "w"), sort_keys=False)
 
 exported = set()
-for f in glob.glob(f"{root}/bridge/*.c") + glob.glob(f"{root}/enricher/*.c"):
-    exported |= set(re.findall(r'"(duro_(?:bridge|enricher)_[a-z_]+)"', open(f).read()))
+for f in (glob.glob(f"{root}/bridge/*.c") + glob.glob(f"{root}/enricher/*.c") +
+          glob.glob(f"{root}/cli/*.c")):
+    exported |= set(re.findall(r'"(duro_(?:bridge|enricher|snapshot)_[a-z_]+)"', open(f).read()))
 def names(text):
-    return {re.sub(r"_(bucket|sum|count)$", "", m) for m in re.findall(r"\bduro_(?:bridge|enricher)_[a-z_]+", text)}
+    return {re.sub(r"_(bucket|sum|count)$", "", m)
+            for m in re.findall(r"\bduro_(?:bridge|enricher|snapshot)_[a-z_]+", text)}
 alert_names = names(" ".join(r["expr"] for g in groups for r in g["rules"]))
 dash_names = names(" ".join(exprs))
 bad = sorted((alert_names | dash_names) - exported)
@@ -704,7 +706,9 @@ def check_pod(w, spec_job, hook):
     for n in env:
         if re.match(r"^(DURO|KAFKA)_", n) and not (shared(n) or n in OWN or n in FORBIDDEN):
             fail(f"{cw}: {n} is not a variable of the snapshot")
-        if known is not None and n not in known and not RDKAFKA.match(n) and n not in FORBIDDEN:
+        # (extraEnv may add any other variable, e.g. HTTPS_PROXY for libcurl)
+        if (known is not None and re.match(r"^(DURO|KAFKA)_", n) and n not in known and
+                not RDKAFKA.match(n) and n not in FORBIDDEN):
             fail(f"{cw}: {n} is not in `duro-enricher snapshot --help`")
 
     # The run id: the Job's name (CronJob) or a fixed one (hook).
