@@ -354,6 +354,22 @@ int cli_consumer(const struct cli *cli, const char *bootstrap, const char *clien
         return rc;
 }
 
+int cli_watermarks(const struct cli *cli, const char *bootstrap, const char *client_id,
+                   const char *group, rd_kafka_t **out)
+{
+        char err[512];
+        rd_kafka_conf_t *conf = dkafka_conf_new(bootstrap, client_id, &cli->props,
+                                                DCONF_SCOPE_CONSUMER, err, sizeof(err));
+        int bad =
+            !conf || dkafka_conf_set(conf, "group.id", group, err, sizeof(err)) ||
+            dkafka_conf_set(conf, "isolation.level", "read_uncommitted", err,
+                            sizeof(err)) ||
+            dkafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
+
+        return cli_kafka_new(RD_KAFKA_CONSUMER, conf, bad, CLI_USAGE, err, sizeof(err),
+                             out);
+}
+
 int cli_producer(const struct cli *cli, const char *bootstrap, const char *client_id,
                  const char *transactional_id, rd_kafka_t **out)
 {
@@ -394,8 +410,8 @@ int cli_producer_timeout(const struct cli *cli, const char *bootstrap,
 /* The partitions of topic, each at since_ms's offset (or the start), into *l, and
  * their end offsets now into *end (malloc'd, indexed by partition, *np + 1 entries).
  * Returns 0 or the exit status. */
-static int cli_read_assign(rd_kafka_t *c, const char *topic, int64_t since_ms,
-                           long timeout_ms, int64_t **end, int *np)
+static int cli_read_assign(rd_kafka_t *c, rd_kafka_t *ends, const char *topic,
+                           int64_t since_ms, long timeout_ms, int64_t **end, int *np)
 {
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_topic_partition_list_t *l;
@@ -423,7 +439,7 @@ static int cli_read_assign(rd_kafka_t *c, const char *topic, int64_t since_ms,
         }
         rd_kafka_metadata_destroy(md);
         rd_kafka_topic_destroy(rkt);
-        if (!*end || cli_dlq_ends(c, l, *end, *np)) {
+        if (!*end || cli_dlq_ends(ends ? ends : c, l, *end, *np)) {
                 rd_kafka_topic_partition_list_destroy(l);
                 return *end ? CLI_FAIL : cli_fail(CLI_FAIL, "out of memory");
         }
@@ -432,8 +448,7 @@ static int cli_read_assign(rd_kafka_t *c, const char *topic, int64_t since_ms,
                 return cli_fail(CLI_FAIL, "cannot look up the offsets of %s by time",
                                 topic);
         }
-        /* a partition already at its end gives no EOF event once assigned there:
-         * count it as read */
+        /* an empty partition needs no reading */
         for (int i = 0; i < l->cnt; i++) {
                 int32_t p = l->elems[i].partition;
                 if (p >= 0 && p <= *np && (*end)[p] == 0)
@@ -444,13 +459,13 @@ static int cli_read_assign(rd_kafka_t *c, const char *topic, int64_t since_ms,
         return 0;
 }
 
-int cli_read_topic(rd_kafka_t *c, const char *topic, int64_t since_ms, long timeout_ms,
-                   cli_record_fn *fn, void *opaque)
+int cli_read_topic(rd_kafka_t *c, rd_kafka_t *ends, const char *topic, int64_t since_ms,
+                   long timeout_ms, cli_record_fn *fn, void *opaque)
 {
         int64_t *end = NULL;
         int open = 0, np = 0, rc;
 
-        rc = cli_read_assign(c, topic, since_ms, timeout_ms, &end, &np);
+        rc = cli_read_assign(c, ends, topic, since_ms, timeout_ms, &end, &np);
         for (int p = 0; !rc && p < np; p++)
                 open += end[p] >= 0;
         while (!rc && open > 0) {
@@ -462,8 +477,11 @@ int cli_read_topic(rd_kafka_t *c, const char *topic, int64_t since_ms, long time
                 }
                 inside = m->partition >= 0 && m->partition <= np;
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        /* once per partition: its end is marked by -1 */
-                        if (inside && end[m->partition] >= 0) {
+                        /* read_committed stops at the last stable offset: with ends
+                         * from the high watermark, an end below it is not the end
+                         * (an open transaction holds back what follows) */
+                        if (inside && end[m->partition] >= 0 &&
+                            (!ends || m->offset >= end[m->partition])) {
                                 end[m->partition] = -1;
                                 open--;
                         }

@@ -201,11 +201,22 @@ typedef int(cli_record_fn)(void *opaque, rd_kafka_message_t *m);
 
 /* Reads every partition of topic with c (a cli_consumer()) from the offset of time
  * since_ms (-1: from the start) up to the end offsets seen when it starts, in offset
- * order per partition, calling fn for each record. Returns 0, or the exit status
- * (after one line saying why: a missing topic, a partition that could not be read, a
- * read stalled for timeout_ms, or fn's status). Leaves c unassigned. */
-int cli_read_topic(rd_kafka_t *c, const char *topic, int64_t since_ms, long timeout_ms,
-                   cli_record_fn *fn, void *opaque);
+ * order per partition, calling fn for each record. The ends are c's own (the last
+ * stable offsets: what is committed before any transaction still open), or, with
+ * ends (a cli_watermarks() handle), the high watermarks: then it also waits for what
+ * a transaction still open holds back, until that transaction ends. Returns 0, or
+ * the exit status (after one line saying why: a missing topic, a partition that could
+ * not be read, a read stalled for timeout_ms, or fn's status). Leaves c unassigned.
+ * A partition read once to its end in a process is not read to it again (librdkafka
+ * reports its end once): read each topic once per consumer. */
+int cli_read_topic(rd_kafka_t *c, rd_kafka_t *ends, const char *topic, int64_t since_ms,
+                   long timeout_ms, cli_record_fn *fn, void *opaque);
+
+/* A consumer that only answers watermark queries with the high watermarks
+ * (read_uncommitted), for cli_read_topic()'s ends. *out is the caller's
+ * (rd_kafka_destroy()). Returns 0 or the exit status. */
+int cli_watermarks(const struct cli *cli, const char *bootstrap, const char *client_id,
+                   const char *group, rd_kafka_t **out);
 
 /* Parses a time given as RFC 3339 ("2024-12-20T10:30:00Z") or as an age before now
  * ("90s", "30m", "2h", "7d") into ms since the epoch. Returns 0 or -1. */

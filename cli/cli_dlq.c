@@ -207,7 +207,7 @@ static int dlq_read(rd_kafka_t *c, const struct dlq_config *cfg,
                     const struct dlq_args *a, rd_kafka_message_t ***out, size_t *nout)
 {
         struct dlq_sel sel = {.a = a};
-        int rc = cli_read_topic(c, cfg->dlq_topic, a->since_ms, DLQ_TIMEOUT_MS,
+        int rc = cli_read_topic(c, NULL, cfg->dlq_topic, a->since_ms, DLQ_TIMEOUT_MS,
                                 dlq_take, &sel);
 
         *out  = sel.ms;

@@ -51,12 +51,13 @@ static const char snap_usage[] =
     "settings: the enricher's Kafka and Duro API settings, DURO_SNAPSHOT_*, or their\n"
     "flags (--help lists them)";
 
-#define SNAP_TXN_TIMEOUT_MS 10000 /* transaction.timeout.ms */
-#define SNAP_CALL_MS        30000 /* init, commit, abort, reads */
-#define SNAP_TXN_ATTEMPTS   5     /* a page's transaction, before giving up */
-#define SNAP_BACKOFF_MAX_MS 30000 /* listing retries */
-#define SNAP_ID_MAX         512   /* longest resource id taken from a listing */
-#define SNAP_RUN_MAX        64    /* longest run id */
+#define SNAP_TXN_TIMEOUT_MS 10000  /* transaction.timeout.ms */
+#define SNAP_CALL_MS        30000  /* init, commit, abort, reads */
+#define SNAP_WAIT_MS        120000 /* a resume read held back by an open transaction */
+#define SNAP_TXN_ATTEMPTS   5      /* a page's transaction, before giving up */
+#define SNAP_BACKOFF_MAX_MS 30000  /* listing retries */
+#define SNAP_ID_MAX         512    /* longest resource id taken from a listing */
+#define SNAP_RUN_MAX        64     /* longest run id */
 
 struct snap_config {
         char *bootstrap, *raw_topic, *group, *event_table;
@@ -262,6 +263,7 @@ struct snap_kind {
         long long listed, written, swept;
         int64_t started_ms;   /* when the run first wrote this kind */
         int resumed;          /* progress was found */
+        int erased;           /* its progress record was deleted (a tombstone) */
         struct snap_set done; /* the ids the run wrote (pings are never repeated) */
 };
 
@@ -279,30 +281,39 @@ struct snap {
         struct snap_kind k[DWIRE_NKINDS]; /* indexed by kind; [0] unused */
         char run[SNAP_RUN_MAX + 1];
         char txid[600];
-        rd_kafka_t *p, *c;
-        int64_t t0_ms;   /* this process's start (mono) */
-        int64_t pace_t0; /* when this process began writing (mono), 0: not yet */
-        long long paced; /* ids this process wrote, for the pace */
-        int tty;         /* stderr is a terminal: draw the progress line */
+        rd_kafka_t *p, *c, *w; /* producer, reader, watermarks (high) */
+        int64_t t0_ms;         /* this process's start (mono) */
+        int64_t pace_t0;       /* when this process began writing (mono), 0: not yet */
+        long long paced;       /* ids this process wrote, for the pace */
+        int tty;               /* stderr is a terminal: draw the progress line */
+        atomic_int cancel;     /* the prefetch is not wanted any more */
         struct snap_metrics m;
 };
 
-static volatile sig_atomic_t snap_stop;
+/* Set by SIGINT and SIGTERM (a lock-free atomic: safe in a handler, read by both
+ * threads). */
+static atomic_int snap_stop;
 
 static void snap_on_signal(int sig)
 {
         (void)sig;
-        snap_stop = 1;
+        atomic_store(&snap_stop, 1);
 }
 
-/* Sleeps ms (interrupted by SIGINT or SIGTERM). Returns -1 when asked to stop. */
-static int snap_sleep(long ms)
+/* Sleeps ms in slices of at most 200 ms, ending early when asked to stop or when
+ * *cancel (may be NULL) is set. Returns -1 when it ended early. */
+static int snap_sleep(long ms, atomic_int *cancel)
 {
-        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        int64_t due = dtime_mono_ms() + ms;
 
-        if (!snap_stop && ms > 0)
+        for (int64_t now = dtime_mono_ms(); now < due; now = dtime_mono_ms()) {
+                long slice         = due - now < 200 ? (long)(due - now) : 200;
+                struct timespec ts = {0, slice * 1000000L};
+                if (atomic_load(&snap_stop) || (cancel && atomic_load(cancel)))
+                        break;
                 nanosleep(&ts, NULL);
-        return snap_stop ? -1 : 0;
+        }
+        return atomic_load(&snap_stop) || (cancel && atomic_load(cancel)) ? -1 : 0;
 }
 
 static int snap_stopped(const struct snap *s)
@@ -424,6 +435,12 @@ static int snap_load(struct snap *s)
 
         if (devtable_load(&s->events, s->cfg->event_table, err, sizeof(err)))
                 return cli_fail(CLI_USAGE, "bad setting: %s", err);
+        if (s->cfg->state_topics && !strstr(s->cfg->state_template, "{kind}"))
+                return cli_fail(
+                    CLI_USAGE,
+                    "bad setting: DURO_STATE_TOPIC_TEMPLATE=%s: must contain "
+                    "{kind}",
+                    s->cfg->state_template);
         if (!dir)
                 return cli_fail(CLI_USAGE, "bad setting: DURO_QUERIES_DIR: not set and "
                                            "no installed GraphQL documents found");
@@ -505,7 +522,8 @@ static int snap_progress_take(void *opaque, rd_kafka_message_t *m)
                 k->resumed = 0;
                 k->phase   = SNAP_LIST;
                 k->listed = k->written = k->swept = 0;
-                if (!m->payload) /* a tombstone: the run starts over */
+                k->erased                         = !m->payload;
+                if (k->erased) /* someone deleted it: nothing says what is written */
                         break;
                 v = json_loadb(m->payload, m->len, 0, NULL);
                 if (!v ||
@@ -554,6 +572,7 @@ static int snap_recover_take(void *opaque, rd_kafka_message_t *m)
         int rc = 0;
 
         if (!rd_kafka_message_headers(m, &h) && m->key && m->key_len &&
+            !memchr(m->key, '\0', m->key_len) &&
             !rd_kafka_header_get_last(h, DWIRE_H_SNAPSHOT_ID, &run, &rlen) && run &&
             rlen == r->run_len && !memcmp(run, s->run, rlen) &&
             !rd_kafka_header_get_last(h, DWIRE_H_RESOURCE_KIND, &kind, &klen) && kind &&
@@ -570,28 +589,43 @@ static int snap_resume(struct snap *s)
 {
         struct snap_recover r = {s, strlen(s->run)};
         int64_t since         = INT64_MAX;
-        int rc = cli_read_topic(s->c, s->cfg->progress_topic, -1, SNAP_CALL_MS,
+        /* Both reads go to the high watermarks: a transaction still open on the
+         * topic (a killed enricher's, another run's) holds back what was committed
+         * after it, and this must see all of it. */
+        int rc = cli_read_topic(s->c, s->w, s->cfg->progress_topic, -1, SNAP_WAIT_MS,
                                 snap_progress_take, s);
 
-        for (int i = DWIRE_KIND_ITEM; !rc && i < DWIRE_NKINDS; i++)
-                if (s->k[i].wanted && s->k[i].resumed && s->k[i].phase != SNAP_DONE &&
-                    s->k[i].started_ms < since)
-                        since = s->k[i].started_ms;
+        for (int i = DWIRE_KIND_ITEM; !rc && i < DWIRE_NKINDS; i++) {
+                struct snap_kind *k = &s->k[i];
+                if (k->wanted && k->erased)
+                        return cli_fail(CLI_FAIL,
+                                        "the progress of run %s (%s) was deleted from "
+                                        "%s: start a new run with another --id",
+                                        s->run, dwire_kind_name(k->kind),
+                                        s->cfg->progress_topic);
+                if (k->wanted && k->resumed && k->phase != SNAP_DONE &&
+                    k->started_ms < since)
+                        since = k->started_ms;
+        }
         if (rc || since == INT64_MAX)
                 return rc;
         /* The pings carry the time they were written; a minute's margin for the
          * clocks of the machines a run moved between. */
-        rc = cli_read_topic(s->c, s->cfg->raw_topic, since - 60000, SNAP_CALL_MS,
+        rc = cli_read_topic(s->c, s->w, s->cfg->raw_topic, since - 60000, SNAP_WAIT_MS,
                             snap_recover_take, &r);
         for (int i = DWIRE_KIND_ITEM; !rc && i < DWIRE_NKINDS; i++) {
                 struct snap_kind *k = &s->k[i];
                 if (!k->wanted || !k->resumed || k->phase == SNAP_DONE)
                         continue;
+                /* Every id the run wrote must be found, or some would be written
+                 * twice (retention may have removed the run's first pings). */
                 if ((long long)k->done.n != k->written + k->swept)
-                        dlog_warn("snapshot %s: %s: %zu ids found in %s, the progress "
-                                  "says %lld written",
-                                  s->run, dwire_kind_name(k->kind), k->done.n,
-                                  s->cfg->raw_topic, k->written + k->swept);
+                        return cli_fail(CLI_FAIL,
+                                        "run %s: %zu ids of %s found in %s, its "
+                                        "progress says %lld were written: start a new "
+                                        "run with another --id",
+                                        s->run, k->done.n, dwire_kind_name(k->kind),
+                                        s->cfg->raw_topic, k->written + k->swept);
                 fprintf(stderr,
                         "duro-enricher snapshot: run %s: %s resumes (%s phase, %lld "
                         "listed, %lld written, %lld swept)\n",
@@ -679,12 +713,11 @@ static int snap_pace(struct snap *s, size_t n)
                 s->pace_t0 = dtime_mono_ms();
         if (s->cfg->rate > 0) {
                 due = s->pace_t0 + (int64_t)(s->paced * 1000 / s->cfg->rate);
-                for (int64_t now = dtime_mono_ms(); now < due && !snap_stop;
-                     now         = dtime_mono_ms())
-                        snap_sleep((long)(due - now));
+                if (due > dtime_mono_ms())
+                        snap_sleep((long)(due - dtime_mono_ms()), NULL);
         }
         s->paced += (long long)n;
-        return snap_stop ? -1 : 0;
+        return atomic_load(&snap_stop) ? -1 : 0;
 }
 
 /* Draws the progress line (on a terminal). */
@@ -731,32 +764,44 @@ static int snap_commit(struct snap *s, struct snap_kind *k, char **ids, size_t n
                         err = snap_ping(s, k, ids[i]);
                 if (!err)
                         err = snap_progress(s, k, value);
-                if (err)
+                if (!err) {
+                        /* a commit that timed out is still under way: ask again */
+                        error = rd_kafka_commit_transaction(s->p, SNAP_CALL_MS);
+                        for (int again = 0; error && again < SNAP_TXN_ATTEMPTS &&
+                                            rd_kafka_error_is_retriable(error) &&
+                                            !rd_kafka_error_txn_requires_abort(error);
+                             again++) {
+                                rd_kafka_error_destroy(error);
+                                error = rd_kafka_commit_transaction(s->p, SNAP_CALL_MS);
+                        }
+                        if (!error)
+                                break;
+                        if (!rd_kafka_error_txn_requires_abort(error))
+                                break; /* fatal, or a commit that never ends */
+                } else {
                         error = rd_kafka_error_new(err, "producing: %s",
                                                    rd_kafka_err2str(err));
-                else
-                        error = rd_kafka_commit_transaction(s->p, SNAP_CALL_MS);
-                if (!error)
-                        break;
-                if (rd_kafka_error_is_fatal(error))
-                        break;
-                /* anything else: abort (what a commit that timed out left open too)
-                 * and write the page again */
+                }
+                /* abortable: abort and write the page again */
                 atomic_fetch_add(&s->m.aborts, 1);
                 dlog_warn("snapshot %s: transaction aborted, page written again "
                           "(attempt %d): %s",
                           s->run, attempt, rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
                 error = rd_kafka_abort_transaction(s->p, SNAP_CALL_MS);
-                if (error)
-                        break;
-                if (snap_sleep(200L * attempt))
+                for (int again = 0; error && again < SNAP_TXN_ATTEMPTS &&
+                                    rd_kafka_error_is_retriable(error);
+                     again++) {
+                        rd_kafka_error_destroy(error);
+                        error = rd_kafka_abort_transaction(s->p, SNAP_CALL_MS);
+                }
+                if (error || snap_sleep(200L * attempt, NULL))
                         break;
         }
         free(value);
-        if (error || attempt > SNAP_TXN_ATTEMPTS || snap_stop) {
+        if (error || attempt > SNAP_TXN_ATTEMPTS || atomic_load(&snap_stop)) {
                 int rc;
-                if (!error && snap_stop)
+                if (!error && atomic_load(&snap_stop))
                         return snap_stopped(s);
                 rc = cli_fail(CLI_FAIL,
                               "%s%s: what was committed stays; rerun with --id %s to "
@@ -820,6 +865,23 @@ static const char *snap_error_code(const struct dgql_result *res)
             json_object_get(json_array_get(res->errors, 0), "extensions"), "code");
 
         return json_is_string(code) ? json_string_value(code) : "";
+}
+
+/* 1 when a failed answer says the query is wrong rather than that Duro is down: a
+ * 4xx other than 429, or a GraphQL error of validation or input. */
+static int snap_query_error(const struct dgql_result *res)
+{
+        static const char *const codes[] = {"GRAPHQL_VALIDATION_FAILED",
+                                            "GRAPHQL_PARSE_FAILED", "BAD_USER_INPUT",
+                                            "BAD_REQUEST"};
+        const char *code                 = snap_error_code(res);
+
+        if (res->http_status >= 400 && res->http_status < 500)
+                return 1;
+        for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+                if (!strcmp(code, codes[i]))
+                        return 1;
+        return res->errors && !*code && !res->data; /* errors, no code, no data */
 }
 
 /* One page of the listing. */
@@ -906,6 +968,10 @@ static int snap_fetch(struct snap *s, const struct snap_kind *k, const char *cur
 
                 if (!vars)
                         return cli_fail(CLI_FAIL, "out of memory");
+                if (atomic_load(&s->cancel)) { /* the page before failed */
+                        json_decref(vars);
+                        return CLI_FAIL;
+                }
                 atomic_fetch_add(&s->m.requests, 1);
                 rc = cli_api_request(s->cli, k->query, k->op, vars, &res);
                 json_decref(vars);
@@ -934,11 +1000,12 @@ static int snap_fetch(struct snap *s, const struct snap_kind *k, const char *cur
                         dgql_result_clear(&res);
                         return rc;
                 }
-                /* An answered request with errors other than a rate limit is retried
-                 * a few times; no answer, a 5xx or a rate limit is an outage, waited
-                 * out. */
-                if (res.outcome == DGQL_FAILED && res.http_status > 0 &&
-                    res.http_status < 500 && ++errors >= s->cfg->max_attempts) {
+                /* An answer that says the query itself is wrong (a 4xx, a GraphQL
+                 * validation or input error) is retried a few times; anything else
+                 * (no answer, a 5xx, a rate limit, a server error in a 200) is an
+                 * outage, waited out. */
+                if (res.outcome == DGQL_FAILED && snap_query_error(&res) &&
+                    ++errors >= s->cfg->max_attempts) {
                         rc = cli_api_report(&res);
                         dgql_result_clear(&res);
                         return rc;
@@ -952,8 +1019,8 @@ static int snap_fetch(struct snap *s, const struct snap_kind *k, const char *cur
                 atomic_fetch_add(&s->m.retries, 1);
                 if (backoff < SNAP_BACKOFF_MAX_MS)
                         backoff *= 2;
-                if (snap_sleep(wait))
-                        return snap_stopped(s);
+                if (snap_sleep(wait, &s->cancel))
+                        return atomic_load(&snap_stop) ? snap_stopped(s) : CLI_FAIL;
         }
 }
 
@@ -1004,6 +1071,22 @@ static int snap_fresh(const struct snap_kind *k, struct snap_page *pg, size_t *f
  * cursor is known by then), so that Duro's answer time and the commit overlap. Ids
  * already written by the run (a listing that repeats one) are not written again.
  * Returns 0 or the exit status. */
+/* Starts fetching the page after f->cursor on a thread of its own (SIGINT and SIGTERM
+ * stay with the main thread). Returns 1 when it runs, 0 when it could not start. */
+static int snap_prefetch_start(struct snap_prefetch *f, pthread_t *t)
+{
+        sigset_t block, old;
+        int rc;
+
+        sigemptyset(&block);
+        sigaddset(&block, SIGINT);
+        sigaddset(&block, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &block, &old);
+        rc = pthread_create(t, NULL, snap_prefetch_run, f);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return rc == 0;
+}
+
 static int snap_list(struct snap *s, struct snap_kind *k)
 {
         struct snap_page pg = {0};
@@ -1016,26 +1099,38 @@ static int snap_list(struct snap *s, struct snap_kind *k)
         while (!rc && k->phase == SNAP_LIST) {
                 struct snap_prefetch f = {.s = s, .k = k, .cursor = pg.cursor};
                 size_t listed          = pg.n, fresh;
-                int ahead              = pg.more;
+                int ahead              = 0;
                 pthread_t t;
 
-                if (snap_stop) {
+                if (atomic_load(&snap_stop)) {
                         rc = snap_stopped(s);
+                        break;
+                }
+                if (pg.more && k->cursor && !strcmp(pg.cursor, k->cursor)) {
+                        rc = cli_fail(CLI_FAIL,
+                                      "listing %s: Duro answered the page after cursor "
+                                      "%s with the same cursor: the listing does not "
+                                      "advance",
+                                      dwire_kind_name(k->kind), k->cursor);
                         break;
                 }
                 if (snap_fresh(k, &pg, &fresh)) {
                         rc = cli_fail(CLI_FAIL, "out of memory");
                         break;
                 }
-                if (ahead && pthread_create(&t, NULL, snap_prefetch_run, &f))
-                        ahead = 0, f.rc = snap_fetch(s, k, pg.cursor, &f.pg);
+                atomic_store(&s->cancel, 0);
+                if (pg.more && !(ahead = snap_prefetch_start(&f, &t)))
+                        f.rc = snap_fetch(s, k, pg.cursor, &f.pg);
                 rc = snap_commit(s, k, pg.ids, fresh,
                                  pg.more                ? SNAP_LIST
                                  : s->cfg->state_topics ? SNAP_SWEEP
                                                         : SNAP_DONE,
                                  pg.cursor ? pg.cursor : k->cursor, listed, 0);
-                if (ahead)
+                if (ahead) {
+                        if (rc) /* the fetch ahead may wait out an outage: stop it */
+                                atomic_store(&s->cancel, 1);
                         pthread_join(t, NULL);
+                }
                 snap_page_free(&pg);
                 pg = f.pg;
                 if (!rc && k->phase == SNAP_LIST) /* there was a next page to fetch */
@@ -1053,7 +1148,7 @@ static int snap_state_take(void *opaque, rd_kafka_message_t *m)
         struct snap_set *live = opaque;
         int rc                = 0;
 
-        if (m->key && m->key_len) {
+        if (m->key && m->key_len && !memchr(m->key, '\0', m->key_len)) {
                 if (m->payload)
                         rc = snap_set_add(live, m->key, m->key_len) < 0
                                  ? cli_fail(CLI_FAIL, "out of memory")
@@ -1076,25 +1171,42 @@ static int snap_sweep(struct snap *s, struct snap_kind *k)
 {
         struct snap_set live = {0};
         char **todo          = NULL;
-        size_t n = 0, at = 0;
+        size_t n = 0, at = 0, bad = 0;
         int rc;
 
-        rc = cli_read_topic(s->c, k->state_topic, -1, SNAP_CALL_MS, snap_state_take,
-                            &live);
+        if (k->phase != SNAP_SWEEP)
+                return 0;
+        rc = cli_read_topic(s->c, NULL, k->state_topic, -1, SNAP_CALL_MS,
+                            snap_state_take, &live);
         if (!rc && !(todo = calloc(live.n + 1, sizeof(*todo))))
                 rc = cli_fail(CLI_FAIL, "out of memory");
         for (size_t i = 0; !rc && i < live.cap; i++) {
                 char *v = live.slot[i];
-                if (v && v != snap_gone && !snap_set_has(&k->done, v, strlen(v)))
+                json_t *utf8;
+                if (!v || v == snap_gone || snap_set_has(&k->done, v, strlen(v)))
+                        continue;
+                /* a key no ping can carry (too long, not UTF-8) is left alone */
+                utf8 = strlen(v) <= SNAP_ID_MAX ? json_string(v) : NULL;
+                if (utf8)
                         todo[n++] = v;
+                else if (bad++ < 5)
+                        dlog_warn("snapshot %s: sweep of %s: key of %zu bytes left "
+                                  "alone (too long or not UTF-8)",
+                                  s->run, k->state_topic, strlen(v));
+                json_decref(utf8);
         }
+        if (bad)
+                fprintf(stderr,
+                        "duro-enricher snapshot: run %s: %zu key(s) of %s left out "
+                        "of the sweep (longer than %d bytes or not UTF-8)\n",
+                        s->run, bad, k->state_topic, SNAP_ID_MAX);
         if (!rc)
                 qsort(todo, n, sizeof(*todo), snap_cmp); /* a rerun's order */
         while (!rc && k->phase == SNAP_SWEEP) {
                 size_t page = n - at < (size_t)s->cfg->page_size
                                   ? n - at
                                   : (size_t)s->cfg->page_size;
-                if (snap_stop)
+                if (atomic_load(&snap_stop))
                         rc = snap_stopped(s);
                 else
                         rc = snap_commit(s, k, todo + at, page,
@@ -1172,6 +1284,8 @@ static int snap_run(struct snap *s)
         }
         if ((rc = cli_consumer(s->cli, s->cfg->bootstrap, "duro-enricher-snapshot",
                                s->cfg->group, &s->c)) ||
+            (rc = cli_watermarks(s->cli, s->cfg->bootstrap, "duro-enricher-snapshot",
+                                 s->cfg->group, &s->w)) ||
             (rc = snap_resume(s)))
                 return rc;
         for (int i = DWIRE_KIND_ITEM; i < DWIRE_NKINDS; i++) {
@@ -1247,6 +1361,8 @@ int cli_snapshot_main(int argc, char **argv)
                 rd_kafka_consumer_close(s.c);
                 rd_kafka_destroy(s.c);
         }
+        if (s.w)
+                rd_kafka_destroy(s.w);
         dadmin_stop(admin);
         for (int i = 0; i < DWIRE_NKINDS; i++) {
                 free(s.k[i].query);

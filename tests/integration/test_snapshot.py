@@ -290,10 +290,13 @@ def test_snapshot_refused_cursor_asks_for_a_new_run(rig, double, snapshots):
     rc, out, err = run_snapshot(rig, "--id", "old", "--kinds", "item", DURO_STATE_TOPICS="false")
     assert rc == 1, (out, err)
     assert "refused the saved cursor" in err and "new run" in err
-    rc, out, err = run_snapshot(rig, "--id", "new", "--kinds", "item", "--json",
-                                DURO_STATE_TOPICS="false")
+    # a new run lists both kinds, without a sweep
+    rc, out, err = run_snapshot(rig, "--id", "new", "--json", DURO_STATE_TOPICS="false")
     assert rc == 0, err
-    assert summary(out)["kinds"]["item"]["written"] == COMPONENTS
+    s = summary(out)
+    assert s["kinds"]["item"]["written"] == COMPONENTS
+    assert s["kinds"]["change_order"]["written"] == CHANGE_ORDERS
+    assert s["swept"] == 0
 
 
 @pytest.mark.parametrize("args,settings,want", [
@@ -303,6 +306,7 @@ def test_snapshot_refused_cursor_asks_for_a_new_run(rig, double, snapshots):
     ((), {"DURO_SNAPSHOT_RATE": "-1"}, "DURO_SNAPSHOT_RATE"),
     ((), {"DURO_QUERIES_DIR": "/nonexistent"}, "DURO_QUERIES_DIR"),
     (("--bogus",), {}, "--bogus: unknown option"),
+    ((), {"DURO_STATE_TOPIC_TEMPLATE": "one.state"}, "DURO_STATE_TOPIC_TEMPLATE=one.state: must contain {kind}"),
 ])
 def test_snapshot_bad_settings_stop_with_one_line(rig, args, settings, want):
     rc, out, err = run_snapshot(rig, *args, timeout=30, **settings)
