@@ -334,16 +334,18 @@ static int cli_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, int bad,
                         type == RD_KAFKA_PRODUCER ? "producer" : "consumer", err);
 }
 
-int cli_consumer(const struct cli *cli, const char *bootstrap, const char *client_id,
-                 const char *group, rd_kafka_t **out)
+/* A consumer for assign() and watermarks (it never commits), with the isolation
+ * level given and partition EOF events on. */
+static int cli_consumer_of(const struct cli *cli, const char *bootstrap,
+                           const char *client_id, const char *group,
+                           const char *isolation, rd_kafka_t **out)
 {
         char err[512];
         rd_kafka_conf_t *conf = dkafka_conf_new(bootstrap, client_id, &cli->props,
                                                 DCONF_SCOPE_CONSUMER, err, sizeof(err));
         int bad =
             !conf || dkafka_conf_set(conf, "group.id", group, err, sizeof(err)) ||
-            dkafka_conf_set(conf, "isolation.level", "read_committed", err,
-                            sizeof(err)) ||
+            dkafka_conf_set(conf, "isolation.level", isolation, err, sizeof(err)) ||
             dkafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ||
             dkafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err));
         int rc = cli_kafka_new(RD_KAFKA_CONSUMER, conf, bad, CLI_USAGE, err,
@@ -354,20 +356,17 @@ int cli_consumer(const struct cli *cli, const char *bootstrap, const char *clien
         return rc;
 }
 
+int cli_consumer(const struct cli *cli, const char *bootstrap, const char *client_id,
+                 const char *group, rd_kafka_t **out)
+{
+        return cli_consumer_of(cli, bootstrap, client_id, group, "read_committed", out);
+}
+
 int cli_watermarks(const struct cli *cli, const char *bootstrap, const char *client_id,
                    const char *group, rd_kafka_t **out)
 {
-        char err[512];
-        rd_kafka_conf_t *conf = dkafka_conf_new(bootstrap, client_id, &cli->props,
-                                                DCONF_SCOPE_CONSUMER, err, sizeof(err));
-        int bad =
-            !conf || dkafka_conf_set(conf, "group.id", group, err, sizeof(err)) ||
-            dkafka_conf_set(conf, "isolation.level", "read_uncommitted", err,
-                            sizeof(err)) ||
-            dkafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
-
-        return cli_kafka_new(RD_KAFKA_CONSUMER, conf, bad, CLI_USAGE, err, sizeof(err),
-                             out);
+        return cli_consumer_of(cli, bootstrap, client_id, group, "read_uncommitted",
+                               out);
 }
 
 int cli_producer(const struct cli *cli, const char *bootstrap, const char *client_id,
