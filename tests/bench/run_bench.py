@@ -15,7 +15,11 @@ moderate rate. State topics: duro-enricher's events/s with DURO_STATE_TOPICS on 
 one preload, alternated, and the ratio on / off. Dedupe rebuild: per window size, raw partitions filled with tests/bench/rawpart
 and committed at their ends; duro-enricher's rebuild rate against a plain librdkafka read of
 the same partition, then the pause a second member's joining causes, for the partition that
-stays and the one that moves. Everything is loopback, bounded in count and time; every
+stays and the one that moves. Snapshot: the GraphQL double's capacity for listing the
+library (one client following the pages), for 100-id lookups, and for both at once
+(duro_double.bench); `duro-enricher snapshot` listing alone, unpaced; the snapshot with a
+running enricher behind it, unpaced, until every ping is enriched, and the same at the
+default rates on a smaller library. Everything is loopback, bounded in count and time; every
 process started here is stopped here. Nothing is asserted: the output is a table of ratios
 (and goals met or not). A run of some sections (--only) keeps the others' on the page.
 """
@@ -450,10 +454,11 @@ class CommittedWatch:
         self.c.close()
 
 
-def start_double(a, work: Path, components: int, change_orders: int) -> tuple[Proc, int]:
+def start_double(a, work: Path, components: int, change_orders: int,
+                 name: str = "duro-double") -> tuple[Proc, int]:
     keyf = work / "api-key"
     keyf.write_text(API_KEY + "\n")
-    p = Proc("duro-double", [sys.executable, "-m", "duro_double", "serve", "--port", "0",
+    p = Proc(name, [sys.executable, "-m", "duro_double", "serve", "--port", "0",
                              "--api-key-file", str(keyf), "--seed", "1",
                              "--components", str(components), "--change-orders",
                              str(change_orders), "--latency-ms", str(a.double_latency_ms)],
@@ -467,7 +472,10 @@ def double_stats(port: int, reset: bool = False) -> dict:
     if reset:
         http_post_json(f"http://127.0.0.1:{port}/_reset", {})
     return {"requests_total": st["requests_total"], "ids_total": st["ids_total"],
-            "requests_by_status": st["requests_by_status"]}
+            "requests_by_status": st["requests_by_status"],
+            "lookup_requests": st.get("lookup_requests"),
+            "list_requests": st.get("list_requests"),
+            "list_ids_returned": st.get("list_ids_returned")}
 
 
 def output_topics(prefix: str) -> list[str]:
@@ -1051,6 +1059,417 @@ def bench_rebuild(a, work: Path) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- snapshot
+
+# The batch settings of the snapshot section, the defaults, set explicitly so that the page
+# states what ran: the snapshot's page (ids per listing request and per transaction), the
+# enricher's batch and its requests.
+SNAP_SETTINGS = {"DURO_SNAPSHOT_PAGE_SIZE": "100"}
+SNAP_ENRICHER = {"DURO_BATCH_MAX": "500", "DURO_GRAPHQL_MAX_IDS": "100",
+                 "DURO_BATCH_WAIT_MS": "100", "DURO_GRAPHQL_CONCURRENCY": "4"}
+SNAP_UNLIMITED = {"DURO_SNAPSHOT_RATE": "0", "DURO_GRAPHQL_RATE": "0"}
+SNAP_DEFAULT_RATE = 200  # DURO_SNAPSHOT_RATE's default, ids/s
+SNAP_TIMEOUT = 240  # s, each run of the section at most (the whole section: ~5 minutes)
+
+
+# a token of this run in the snapshot's run ids and topics: a broker kept from an earlier
+# run (run_bench.py called by hand) must not find a run of the same id finished there
+SNAP_TOKEN = uuid.uuid4().hex[:6]
+
+
+class SnapWatch:
+    """Polls a running snapshot's /metrics (DURO_SNAPSHOT_ADMIN_LISTEN) every 50 ms on a
+    thread and keeps (seconds since start, {kind: listed}, {kind: phase}, transactions) at
+    each change: when each kind's pages were committed."""
+
+    def __init__(self, port: int, t0: float):
+        self.url, self.t0 = f"http://127.0.0.1:{port}/metrics", t0
+        self.samples: list = []
+        self.stop_ev = threading.Event()
+        self.th = threading.Thread(target=self._run, daemon=True)
+        self.th.start()
+
+    def _run(self):
+        while not self.stop_ev.is_set():
+            code, text = http_get(self.url, timeout=1)
+            if code == 200:
+                lab = {k: labelled(text, f"duro_snapshot_{k}") for k in ("ids_listed_total",
+                                                                          "phase")}
+                snap = (lab["ids_listed_total"], lab["phase"],
+                        metric(text, "duro_snapshot_transactions_total"))
+                if not self.samples or self.samples[-1][1:] != snap:
+                    self.samples.append((round(time.monotonic() - self.t0, 3), *snap))
+            self.stop_ev.wait(0.05)
+
+    def stop(self) -> None:
+        self.stop_ev.set()
+        self.th.join(5)
+
+    def listing(self) -> dict:
+        """Per kind: the time of its first and last page's commit as seen here, and the ids
+        listed in between; all: the same summed (the listing's pace while it lists, without
+        the command's start, the time between kinds and its end)."""
+        out: dict = {"kinds": {}}
+        for kind in ("item", "change_order"):
+            pts = [(t, listed.get(kind, 0)) for t, listed, _, _ in self.samples
+                   if listed.get(kind, 0) > 0]
+            if not pts:
+                continue
+            first, last = pts[0], next(p for p in pts if p[1] == pts[-1][1])
+            out["kinds"][kind] = {"first_page_s": first[0], "last_page_s": last[0],
+                                  "ids_between": last[1] - first[1]}
+        secs = sum(k["last_page_s"] - k["first_page_s"] for k in out["kinds"].values())
+        ids = sum(k["ids_between"] for k in out["kinds"].values())
+        out.update({"seconds_between": round(secs, 3), "ids_between": ids,
+                    "ids_per_s": ids / secs if secs > 0 else None})
+        return out
+
+
+def data_ends(bootstrap: str, topic: str) -> dict[int, int]:
+    """Per partition, the offset after its last committed data record (0 if none): the raw
+    end less the transaction markers behind that record. An enricher that has processed
+    every record need not have committed past a marker that follows its last one (no
+    record comes after it to process), so "all enriched" is committed ≥ this."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-data-ends",
+                  "enable.auto.commit": False, "isolation.level": "read_committed",
+                  "enable.partition.eof": True})
+    out: dict[int, int] = {}
+    try:
+        marks = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                 for p in range(PARTITIONS)}
+        back = 200
+        while len(out) < PARTITIONS:
+            todo = {p: max(lo, hi - back) for p, (lo, hi) in marks.items() if p not in out}
+            c.assign([TopicPartition(topic, p, off) for p, off in todo.items()])
+            last: dict[int, int] = {}
+            open_ = set(todo)
+            deadline = time.monotonic() + 60
+            while open_ and time.monotonic() < deadline:
+                m = c.poll(0.5)
+                if m is None:
+                    continue
+                if m.error():
+                    open_.discard(m.partition())  # its end (EOF)
+                else:
+                    last[m.partition()] = m.offset()
+            if open_:
+                raise RuntimeError(f"{topic}: partitions {sorted(open_)} not read to their end")
+            for p, off in todo.items():
+                if p in last:
+                    out[p] = last[p] + 1
+                elif off <= marks[p][0]:
+                    out[p] = 0  # no data record at all
+            back *= 10
+    finally:
+        c.close()
+    return out
+
+
+def snapshot_proc(a, work: Path, name: str, port: int, raw: str, prefix: str, group: str,
+                  env: dict, kinds: str | None = None, admin_port: int | None = None) -> Proc:
+    """`duro-enricher snapshot --id <name> --json` on raw, with the state and progress topics
+    of prefix (state_env made them) and the group's transactional.id."""
+    if admin_port:
+        env = dict(env, DURO_SNAPSHOT_ADMIN_LISTEN=f"127.0.0.1:{admin_port}")
+    e = {"KAFKA_BOOTSTRAP_SERVERS": a.bootstrap, "DURO_RAW_TOPIC": raw,
+         "DURO_ENRICHER_GROUP": group, "DURO_STATE_TOPIC_TEMPLATE": prefix + "state.{kind}",
+         "DURO_PROGRESS_TOPIC": prefix + "progress",
+         "DURO_API_URL": f"http://127.0.0.1:{port}/graphql",
+         "DURO_API_KEY_FILE": str(work / "api-key"), "DURO_LOG_LEVEL": "info",
+         **SNAP_SETTINGS, **env}
+    argv = [str(a.bin_dir / "duro-enricher"), "snapshot", "--id", name, "--json"]
+    if kinds:
+        argv += ["--kinds", kinds]
+    return Proc(f"snapshot-{name}", argv, work, env=e)
+
+
+def snapshot_summary(p: Proc) -> dict:
+    text = p.text()
+    if p.p.returncode != 0 or "{" not in text:
+        raise RuntimeError(f"{p.name} failed ({p.p.returncode}): {p.text('err')[-2000:]}")
+    return json.loads(text[text.index("{"):])  # --json prints one object, indented
+
+
+def snap_listing(a, work: Path, port: int, tag: str) -> dict:
+    """The snapshot alone, unpaced, listing only (no sweep), no enricher: listed ids/s."""
+    tag = f"{tag}-{SNAP_TOKEN}"
+    prefix = f"bench.snap-{tag}."
+    raw = prefix + "raw"
+    create_topics(a.bootstrap, [raw])
+    state_env(a.bootstrap, prefix)
+    double_stats(port, reset=True)
+    admin = free_port()
+    t0 = time.monotonic()
+    p = snapshot_proc(a, work, tag, port, raw, prefix, f"bench-snap-{tag}",
+                      dict(SNAP_UNLIMITED, DURO_STATE_TOPICS="false"), admin_port=admin)
+    watch = SnapWatch(admin, t0)
+    try:
+        while p.p.poll() is None:
+            if time.monotonic() - t0 > min(a.drain_timeout, SNAP_TIMEOUT):
+                raise RuntimeError(f"{p.name}: not done within "
+                                   f"{min(a.drain_timeout, SNAP_TIMEOUT):g} s")
+            time.sleep(0.02)
+        wall = time.monotonic() - t0
+    finally:
+        watch.stop()
+        p.stop()
+    summ = snapshot_summary(p)
+    if summ.get("finished_earlier"):
+        raise RuntimeError(f"{p.name}: a run of that id had finished earlier")
+    st = double_stats(port)
+    res = {"summary": summ, "seconds": summ["seconds"], "wall_seconds": round(wall, 2),
+           "listed": summ["listed"], "written": summ["written"],
+           "ids_per_s": summ["listed"] / summ["seconds"],
+           "list_requests": st["list_requests"], "lookup_requests": st["lookup_requests"],
+           "raw_records": sum(end_offsets(a.bootstrap, raw).values()),
+           "pages": watch.listing(), "metrics_samples": watch.samples}
+    pg = res["pages"]
+    log(f"snapshot listing ({tag}): {res['listed']} ids in {res['seconds']:.2f} s = "
+        f"{res['ids_per_s']:.0f} ids/s (process wall {wall:.2f} s), "
+        f"{res['list_requests']} listing requests; between each kind's first and last page: "
+        f"{pg['ids_between']} ids in {pg['seconds_between']:.2f} s = "
+        f"{fmt(pg['ids_per_s'])} ids/s; pages by kind {pg['kinds']}")
+    return res
+
+
+def snap_e2e(a, work: Path, port: int, tag: str, snap_env: dict, enr_env: dict,
+             pids: dict, kinds: str | None = None) -> dict:
+    """A running enricher (joined, its partitions assigned) and then the snapshot (state
+    topics on, so with its sweep), timed from the snapshot's start until the enricher's
+    committed offsets reach the raw topic's end after the snapshot exited: every ping
+    enriched and committed."""
+    tag = f"{tag}-{SNAP_TOKEN}"
+    prefix = f"bench.snap-{tag}."
+    raw = prefix + "raw"
+    create_topics(a.bootstrap, [raw, prefix + "dlq", prefix + "item_snapshot",
+                                prefix + "co_snapshot"] + output_topics(prefix))
+    senv = state_env(a.bootstrap, prefix)
+    group = f"bench-snap-{tag}"
+    admin_port = free_port()
+    env = {"KAFKA_BOOTSTRAP_SERVERS": a.bootstrap, "DURO_RAW_TOPIC": raw,
+           "DURO_DLQ_TOPIC": prefix + "dlq", "DURO_TOPIC_TEMPLATE": prefix + "{event}",
+           "DURO_ENRICHER_GROUP": group, "DURO_TRANSACTIONAL_ID": group + "-tx",
+           "DURO_ENRICHER_ADMIN_LISTEN": f"127.0.0.1:{admin_port}",
+           "DURO_API_URL": f"http://127.0.0.1:{port}/graphql",
+           "DURO_API_KEY_FILE": str(work / "api-key"), "DURO_LOG_LEVEL": "info",
+           "DURO_STATE_TOPICS": "true", **senv, **SNAP_ENRICHER, **enr_env}
+    enr = Proc(f"duro-enricher-snap-{tag}", [str(a.bin_dir / "duro-enricher")], work, env=env)
+    res: dict = {"tag": tag, "snapshot_env": snap_env, "enricher_env": enr_env}
+    watch = snap = swatch = None
+    try:
+        def assigned(L):
+            r = ready_lines(L[0], raw)
+            return r if len({x[0] for x in r}) >= PARTITIONS else None
+        wait_logs([enr], assigned, 90, "the enricher's assignment")
+        watch = CommittedWatch(a.bootstrap, group, raw)
+        double_stats(port, reset=True)
+        cpu0 = {k: cpu_ticks(v) for k, v in dict(pids, enricher=enr.pid).items()}
+        sadmin = free_port()
+        t0 = time.monotonic()
+        snap = snapshot_proc(a, work, tag, port, raw, prefix, group,
+                             dict(snap_env, DURO_STATE_TOPICS="true"), kinds, sadmin)
+        swatch = SnapWatch(sadmin, t0)
+        ends: dict = {}  # the raw end and each partition's last ping, once the snapshot exited
+
+        def read_ends():
+            try:
+                ends["raw_end"] = sum(end_offsets(a.bootstrap, raw).values())
+                ends["targets"] = data_ends(a.bootstrap, raw)
+            except Exception as e:  # noqa: BLE001 - raised below
+                ends["error"] = e
+        reader = None
+        timeline = []  # (seconds since the start, committed) at each change
+        reached: dict[int, list] = {p: [] for p in range(PARTITIONS)}  # (t, offset) changes
+        deadline = t0 + min(a.drain_timeout, SNAP_TIMEOUT)
+        while True:
+            if enr.p.poll() is not None:
+                raise RuntimeError(f"duro-enricher exited ({enr.p.returncode}): "
+                                   f"{enr.text('err')[-2000:]}")
+            if reader is None and snap.p.poll() is not None:
+                res["snapshot_done_s"] = round(time.monotonic() - t0, 2)
+                res["summary"] = snapshot_summary(snap)
+                if res["summary"].get("finished_earlier"):
+                    raise RuntimeError(f"{snap.name}: a run of that id had finished earlier")
+                swatch.stop()
+                # on a thread: the polling of the commits below goes on meanwhile
+                reader = threading.Thread(target=read_ends, daemon=True)
+                reader.start()
+            now = round(time.monotonic() - t0, 3)
+            com = {tp.partition: max(tp.offset, 0)
+                   for tp in watch.c.committed(watch.tps, timeout=10)}
+            for p, off in com.items():
+                if not reached[p] or reached[p][-1][1] != off:
+                    reached[p].append((now, off))
+            done = sum(com.values())
+            if not timeline or timeline[-1][1] != done:
+                timeline.append((now, done))
+            if "error" in ends:
+                raise ends["error"]
+            targets = ends.get("targets")
+            if targets is not None and all(com.get(p, 0) >= t for p, t in targets.items()):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"snapshot {tag}: not enriched within "
+                                   f"{min(a.drain_timeout, SNAP_TIMEOUT):g} s (committed {com}, "
+                                   f"last pings' ends {targets}, raw end {ends.get('raw_end')})")
+            time.sleep(0.05)
+        wall = time.monotonic() - t0
+        # the moment each partition's commit first covered its last ping; the latest of them
+        secs = max(next(t for t, off in reached[p] if off >= targets[p]) if targets[p] else 0
+                   for p in range(PARTITIONS))
+        raw_end = ends["raw_end"]
+        res["data_end"] = sum(targets.values())
+        # offsets the group's commits stopped short of the raw end (markers only)
+        res["committed_short_of_end"] = raw_end - done
+        cpu = {k: cpu_ticks(v) for k, v in dict(pids, enricher=enr.pid).items()}
+        res["cpu_pct"] = {k: round(100.0 * (cpu[k] - cpu0[k]) / CLK_TCK / wall)
+                          for k in cpu if cpu[k] is not None and cpu0.get(k) is not None}
+        st = double_stats(port)
+        mtext = http_get(f"http://127.0.0.1:{admin_port}/metrics")[1]
+        summ = res["summary"]
+        ids = summ["written"] + summ["swept"]
+        res.update({"seconds": round(secs, 2), "raw_records": raw_end, "committed": done,
+                    "timeline": timeline, "ids": ids, "listed": summ["listed"],
+                    "ids_per_s": ids / secs,
+                    "list_requests": st["list_requests"],
+                    "list_ids_returned": st["list_ids_returned"],
+                    "lookup_requests": st["lookup_requests"], "ids_looked_up": st["ids_total"],
+                    "requests_total": st["requests_total"],
+                    "double_statuses": st["requests_by_status"],
+                    "list_per_id": st["list_requests"] / max(ids, 1),
+                    "lookup_per_id": st["lookup_requests"] / max(ids, 1),
+                    "produced": metric(mtext, "duro_enricher_produced_total"),
+                    "dlq": metric(mtext, "duro_enricher_dlq_total"),
+                    "transactions": metric(mtext, "duro_enricher_transactions_committed_total"),
+                    "state_records": labelled(mtext, "duro_enricher_state_records_total"),
+                    "vm_hwm_kib": enr.status("VmHWM"), "pages": swatch.listing()})
+        res["requests_per_id"] = res["list_per_id"] + res["lookup_per_id"]
+        log(f"snapshot end-to-end ({tag}): {ids} ids enriched in {secs:.1f} s = "
+            f"{res['ids_per_s']:.0f} ids/s (snapshot exited after {res['snapshot_done_s']} s); "
+            f"GraphQL requests per id: listing {res['list_per_id']:.4f} + enrichment "
+            f"{res['lookup_per_id']:.4f}; CPU % {res['cpu_pct']}")
+    finally:
+        if swatch is not None:
+            swatch.stop()
+        if watch is not None:
+            watch.close()
+        if snap is not None:
+            snap.stop(30)
+        res["exit_code"] = enr.stop(60)
+    return res
+
+
+def bench_snapshot(a, work: Path, broker_pid: int | None) -> dict:
+    """`duro-enricher snapshot` against the double's capacity, side by side in one run:
+    (1) the double alone: listing the whole library (one client, the snapshot's page size),
+    100-id lookups (4 and 8 clients), and both at once (one client listing, 4 or 8 threads
+    looking the listed ids up); (2) the snapshot listing alone, unpaced; (3) the snapshot
+    with a running enricher, both unpaced, until every ping is enriched; (4) the same at
+    the default rates on a smaller library."""
+    comps, cos = a.snapshot_library
+    s_comps, s_cos = a.snapshot_small_library
+    page = int(SNAP_SETTINGS["DURO_SNAPSHOT_PAGE_SIZE"])
+    max_ids = int(SNAP_ENRICHER["DURO_GRAPHQL_MAX_IDS"])
+    out: dict = {"library": {"components": comps, "change_orders": cos},
+                 "small_library": {"components": s_comps, "change_orders": s_cos},
+                 "latency_ms": a.double_latency_ms, "page_size": page,
+                 "enricher": SNAP_ENRICHER, "default_rate": SNAP_DEFAULT_RATE}
+    double, port = start_double(a, work, comps, cos)
+    pids = {"broker": broker_pid, "double": double.pid}
+    try:
+        # (1) the double's capacity
+        caps = []
+        for clients in (4, 8):
+            c = double_bench.run(port, clients, max_ids, a.capacity_seconds, comps, cos,
+                                 cos / (comps + cos))
+            caps.append(c)
+            log(f"double, 100-id lookups, {clients} clients: {c['ids_per_s']} ids/s "
+                f"({c['requests_per_s']} requests/s, p50 {c['latency_ms_p50']} ms)")
+        out["lookup_capacity_all"] = caps
+        out["lookup_capacity"] = max(caps, key=lambda c: c["ids_per_s"])
+        pipes = []
+        for threads in (4, 8):
+            pp = double_bench.pipeline_run(port, page, max_ids, threads)
+            pipes.append(pp)
+            log(f"double, listing + lookups at once, {threads} lookup threads: "
+                f"{pp['ids_per_s']} ids/s ({pp['looked_up']} ids in {pp['seconds']} s)")
+        out["pipeline_capacity_all"] = pipes
+        out["pipeline_capacity"] = max(pipes, key=lambda c: c["ids_per_s"])
+        if not a.quick:
+            # warm-up, not reported: a fresh broker's first transactions are slow (JIT); a
+            # snapshot of the change orders alone left the broker at 43-49% CPU against 16%
+            # on a broker that had run the section before, so the whole end-to-end run
+            w = snap_e2e(a, work, port, "warmup", SNAP_UNLIMITED, {"DURO_GRAPHQL_RATE": "0"},
+                         pids)
+            out["warmup"] = {k: w.get(k) for k in ("ids", "seconds", "ids_per_s")}
+        # (2) listing: the plain listing right before and right after the snapshot's, the
+        # better of the two is the capacity
+        lists = [double_bench.list_run(port, page)]
+        log(f"double, listing alone (page {page}): {lists[0]['ids_per_s']} ids/s "
+            f"({lists[0]['ids']} ids in {lists[0]['seconds']} s)")
+        out["listing"] = snap_listing(a, work, port, "list")
+        lists.append(double_bench.list_run(port, page))
+        log(f"double, listing alone again: {lists[1]['ids_per_s']} ids/s")
+        out["list_capacity_all"] = lists
+        out["list_capacity"] = max(lists, key=lambda c: c["ids_per_s"])
+        # (3) end-to-end, unpaced
+        out["e2e"] = snap_e2e(a, work, port, "e2e", SNAP_UNLIMITED, {"DURO_GRAPHQL_RATE": "0"},
+                              pids)
+    finally:
+        double.stop()
+    # (4) the defaults, on the smaller library (its own double): its capacity first
+    double, port = start_double(a, work, s_comps, s_cos, name="duro-double-small")
+    pids = {"broker": broker_pid, "double": double.pid}
+    try:
+        threads = out["pipeline_capacity"]["threads"]
+        out["small_pipeline_capacity"] = double_bench.pipeline_run(port, page, max_ids, threads)
+        log(f"double (smaller library), listing + lookups at once, {threads} lookup threads: "
+            f"{out['small_pipeline_capacity']['ids_per_s']} ids/s")
+        out["defaults"] = snap_e2e(a, work, port, "defaults", {}, {}, pids)
+    finally:
+        double.stop()
+
+    L, P = out["list_capacity"]["ids_per_s"], out["pipeline_capacity"]["ids_per_s"]
+    out["listing_ratio"] = out["listing"]["ids_per_s"] / L if L else None
+    out["e2e_ratio"] = out["e2e"]["ids_per_s"] / P if P else None
+    sp = out["small_pipeline_capacity"]["ids_per_s"]
+    out["defaults_ratio"] = out["defaults"]["ids_per_s"] / sp if sp else None
+    out["defaults_pace_ratio"] = out["defaults"]["ids_per_s"] / SNAP_DEFAULT_RATE
+    for line in snapshot_figures(out):
+        log(line)
+    return out
+
+
+def snapshot_figures(sn: dict) -> list[str]:
+    """One line per figure: the ratio and its goal."""
+    L, E, P = (sn[k]["ids_per_s"] for k in ("list_capacity", "lookup_capacity",
+                                             "pipeline_capacity"))
+    li, e2, d = sn["listing"], sn["e2e"], sn["defaults"]
+    rq = e2["requests_per_id"]
+
+    def met(ok):
+        return "met" if ok else "not met"
+    return [
+        f"snapshot capacity of the double: listing {fmt(L)} ids/s (one client, pages of "
+        f"{sn['page_size']}), 100-id lookups {fmt(E)} ids/s "
+        f"({sn['lookup_capacity']['threads']} clients), both at once {fmt(P)} ids/s "
+        f"({sn['pipeline_capacity']['threads']} lookup threads) = the end-to-end capacity",
+        f"snapshot listing (unpaced, no enricher): {fmt(li['ids_per_s'])} ids/s ÷ listing "
+        f"capacity {fmt(L)} = {fmt(sn['listing_ratio'], 2)} (goal ≥ 0.8: "
+        f"{met(sn['listing_ratio'] >= 0.8)})",
+        f"snapshot end-to-end (snapshot + enricher, unpaced): {fmt(e2['ids_per_s'])} ids/s ÷ "
+        f"capacity {fmt(P)} = {fmt(sn['e2e_ratio'], 2)} (goal ≥ 0.5: "
+        f"{met(sn['e2e_ratio'] >= 0.5)})",
+        f"snapshot GraphQL requests per id: listing {fmt(e2['list_per_id'], 4)} + enrichment "
+        f"{fmt(e2['lookup_per_id'], 4)} = {fmt(rq, 4)} (goal ≤ 0.02: {met(rq <= 0.02)})",
+        f"snapshot end-to-end at the defaults (DURO_SNAPSHOT_RATE={sn['default_rate']}, "
+        f"DURO_GRAPHQL_RATE=20; {fmt(d['ids'])} ids): {fmt(d['ids_per_s'])} ids/s ÷ capacity "
+        f"{fmt(sn['small_pipeline_capacity']['ids_per_s'])} = {fmt(sn['defaults_ratio'], 3)}; "
+        f"÷ the pace {sn['default_rate']} ids/s = {fmt(sn['defaults_pace_ratio'], 2)} "
+        f"(no goal)",
+    ]
+
+
 # ---------------------------------------------------------------- report
 
 def fmt(x, nd=0, unit=""):
@@ -1346,6 +1765,110 @@ def report(res: dict, a) -> tuple[str, list[tuple[str, str, str]]]:
                       f"{fmt(hi['stay_ms'])} ms at {fmt(hi['records'])}, {fmt(lo['stay_ms'])} ms "
                       f"at {fmt(lo['records'])}: {fmt(stay_x, 2)}×",
                       "met" if stay_x is not None and stay_x <= 1.5 else "not met"))
+    sn = res.get("snapshot")
+    if sn:
+        lib, sm = sn["library"], sn["small_library"]
+        L_, E_, P_ = (sn[k]["ids_per_s"] for k in ("list_capacity", "lookup_capacity",
+                                                   "pipeline_capacity"))
+        SP = sn["small_pipeline_capacity"]["ids_per_s"]
+        li, e2, d = sn["listing"], sn["e2e"], sn["defaults"]
+        en = sn["enricher"]
+        L.append(f"### Snapshot: `duro-enricher snapshot` of a library of {fmt(lib['components'])} "
+                 f"components and {fmt(lib['change_orders'])} change orders against the GraphQL "
+                 f"double's capacity (double at {sn['latency_ms']:g} ms per request; listing "
+                 f"pages of {sn['page_size']} ids, one page per transaction; enricher "
+                 f"DURO_BATCH_MAX={en['DURO_BATCH_MAX']}, "
+                 f"DURO_GRAPHQL_MAX_IDS={en['DURO_GRAPHQL_MAX_IDS']}, "
+                 f"DURO_BATCH_WAIT_MS={en['DURO_BATCH_WAIT_MS']}, "
+                 f"DURO_GRAPHQL_CONCURRENCY={en['DURO_GRAPHQL_CONCURRENCY']})\n")
+        L.append("| | ids | seconds | ids/s | ÷ its capacity | GraphQL requests per id: "
+                 "listing / enrichment | CPU % enricher / double / broker |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
+        for c, what in ((sn["list_capacity"], f"GraphQL double alone: listing the library, one "
+                         f"client following the pages (the better of a run right before and "
+                         f"one right after the snapshot's) = **listing capacity**"),):
+            L.append(f"| {what} | {fmt(c['ids'])} | {fmt(c['seconds'], 1)} | {fmt(c['ids_per_s'])} "
+                     f"| 1.00 | {fmt(c['requests'] / max(c['ids'], 1), 4)} / – | – |")
+        lc = sn["lookup_capacity"]
+        L.append(f"| GraphQL double alone: 100-id lookups, components and change orders in the "
+                 f"library's proportion, {lc['threads']} clients back to back (the better of 4 "
+                 f"and 8) | – | {fmt(lc['seconds'], 1)} | {fmt(E_)} | – | – / "
+                 f"{fmt(1 / lc['ids_per_request'], 4)} | – |")
+        pc = sn["pipeline_capacity"]
+        L.append(f"| GraphQL double alone: listing and lookups at once, one client listing, "
+                 f"{pc['threads']} threads looking each page up as it comes (the better of 4 and "
+                 f"8) = **end-to-end capacity** | {fmt(pc['looked_up'])} | {fmt(pc['seconds'], 1)} "
+                 f"| {fmt(P_)} | 1.00 | {fmt(pc['list_requests'] / max(pc['looked_up'], 1), 4)} / "
+                 f"{fmt(pc['lookup_requests'] / max(pc['looked_up'], 1), 4)} | – |")
+        L.append(f"| snapshot listing: DURO_SNAPSHOT_RATE=0, DURO_GRAPHQL_RATE=0, "
+                 f"DURO_STATE_TOPICS=false, no enricher (its own `seconds`) | {fmt(li['listed'])} "
+                 f"| {fmt(li['seconds'], 1)} | {fmt(li['ids_per_s'])} | "
+                 f"**{fmt(sn['listing_ratio'], 2)}** of listing | "
+                 f"{fmt(li['list_requests'] / max(li['listed'], 1), 4)} / – | – |")
+
+        def e2e_row(r, what, cap, ratio):
+            cpu = r.get("cpu_pct") or {}
+            return (f"| {what} | {fmt(r['ids'])} | {fmt(r['seconds'], 1)} | {fmt(r['ids_per_s'])} "
+                    f"| **{fmt(ratio, 2 if ratio and ratio >= 0.1 else 3)}** of {fmt(cap)} | "
+                    f"{fmt(r['list_per_id'], 4)} / {fmt(r['lookup_per_id'], 4)} | "
+                    + " / ".join(str(cpu.get(k, "–")) for k in ("enricher", "double", "broker"))
+                    + " |")
+        L.append(e2e_row(e2, "snapshot + running enricher, both unpaced (DURO_SNAPSHOT_RATE=0, "
+                         "DURO_GRAPHQL_RATE=0 in both), state topics on: start → all pings "
+                         "enriched", P_, sn["e2e_ratio"]))
+        L.append(e2e_row(d, f"the same at the defaults (DURO_SNAPSHOT_RATE={sn['default_rate']}, "
+                         f"DURO_GRAPHQL_RATE=20 in both) on a library of "
+                         f"{fmt(sm['components'])} + {fmt(sm['change_orders'])} (its capacity "
+                         f"measured on it)", SP, sn["defaults_ratio"]))
+        L.append("")
+        L.append("\n".join("- " + x for x in snapshot_figures(sn)))
+        L.append("")
+        def pages_text(r):
+            pg = r.get("pages") or {}
+            ks = pg.get("kinds") or {}
+            if not ks:
+                return "–"
+            return (", ".join(f"{k} {fmt(v['first_page_s'], 2)}–{fmt(v['last_page_s'], 2)} s"
+                              for k, v in ks.items()) +
+                    f": {fmt(pg['ids_between'])} ids in {fmt(pg['seconds_between'], 2)} s = "
+                    f"{fmt(pg['ids_per_s'])} ids/s")
+        lp = (li.get("pages") or {}).get("ids_per_s")
+        L.append(f"Where the listing run's {fmt(li['seconds'], 2)} s went (the snapshot's "
+                 f"`/metrics` polled every 50 ms): each kind's pages, from the first page "
+                 f"committed to the last, {pages_text(li)} (÷ listing capacity = "
+                 f"{fmt(lp / L_ if lp and L_ else None, 2)}); the rest is before the first "
+                 f"page, between the kinds and after the last page. The same in the "
+                 f"end-to-end run: {pages_text(e2)}.\n")
+        ex = e2["ids"] / e2["snapshot_done_s"] if e2.get("snapshot_done_s") else None
+        L.append(f"Snapshot + enricher, unpaced: the last ping was enriched after "
+                 f"{fmt(e2['seconds'], 1)} s, the snapshot exited after "
+                 f"{fmt(e2.get('snapshot_done_s'), 1)} s (after each kind's last page it "
+                 f"sweeps it: reads the kind's state topic; counted to its exit, {fmt(ex)} "
+                 f"ids/s = {fmt(ex / P_ if ex and P_ else None, 2)} of the capacity); "
+                 f"{fmt(e2['list_requests'])} listing and "
+                 f"{fmt(e2['lookup_requests'])} lookup requests ({fmt(e2['ids_looked_up'])} ids "
+                 f"looked up) for {fmt(e2['ids'])} ids; the enricher committed "
+                 f"{fmt(e2['transactions'])} transactions, {fmt(e2['dlq'])} records to the DLQ, "
+                 f"and its committed offsets stopped {fmt(e2.get('committed_short_of_end'))} "
+                 f"short of the raw end (trailing transaction markers); "
+                 f"peak RSS {fmt(mib(e2.get('vm_hwm_kib')), 1)} MiB. At the defaults: the "
+                 f"snapshot exited after {fmt(d.get('snapshot_done_s'), 1)} s, all enriched "
+                 f"after {fmt(d['seconds'], 1)} s; requests per id listing / enrichment "
+                 f"{fmt(d['list_per_id'], 4)} / {fmt(d['lookup_per_id'], 4)}. Min(listing, "
+                 f"lookup capacity), the bound if listing and lookups did not share the double: "
+                 f"{fmt(min(L_, E_))} ids/s.\n")
+        goals.append(("snapshot listing ≥ 0.8 × the double's listing capacity",
+                      f"{fmt(li['ids_per_s'])} ÷ {fmt(L_)} ids/s = {fmt(sn['listing_ratio'], 2)}",
+                      "met" if sn["listing_ratio"] >= 0.8 else "not met"))
+        goals.append(("snapshot end-to-end (with the enricher, unpaced) ≥ 0.5 × the double's "
+                      "capacity for listing and lookups at once",
+                      f"{fmt(e2['ids_per_s'])} ÷ {fmt(P_)} ids/s = {fmt(sn['e2e_ratio'], 2)}",
+                      "met" if sn["e2e_ratio"] >= 0.5 else "not met"))
+        goals.append(("snapshot: ≤ 0.02 GraphQL requests per snapshot id, listing and "
+                      "enrichment together",
+                      f"{fmt(e2['list_per_id'], 4)} + {fmt(e2['lookup_per_id'], 4)} = "
+                      f"{fmt(e2['requests_per_id'], 4)}",
+                      "met" if e2["requests_per_id"] <= 0.02 else "not met"))
     L.append("### Goals (reported, never asserted)\n")
     L.append("| goal | measured | |")
     L.append("|---|---|---|")
@@ -1360,11 +1883,12 @@ NOTES_MARK = ("<!-- Hand-written notes: everything below this line is kept when 
 # was: their results (cut at the "### " headings report() writes), their goals' rows and
 # their paragraphs of "What was run" (cut at their bold openings).
 SECTIONS = {"ingress": "Ingress", "enricher": "Enricher", "state": "State topics",
-            "rebuild": "Dedupe rebuild"}
+            "rebuild": "Dedupe rebuild", "snapshot": "Snapshot"}
 HEADINGS = {"### Ingress": "ingress", "### Enricher": "enricher", "### State topics": "state",
-            "### Dedupe rebuild": "rebuild", "### Goals": "goals"}
+            "### Dedupe rebuild": "rebuild", "### Snapshot": "snapshot", "### Goals": "goals"}
 PARAGRAPHS = {"**Ingress.**": "ingress", "**Enricher.**": "enricher",
-              "**State topics.**": "state", "**Dedupe rebuild.**": "rebuild"}
+              "**State topics.**": "state", "**Dedupe rebuild.**": "rebuild",
+              "**Snapshot.**": "snapshot"}
 # which run wrote each section: a hidden line of the page, JSON
 RUNS_MARK = "<!-- bench runs: "
 
@@ -1372,6 +1896,7 @@ RUNS_MARK = "<!-- bench runs: "
 def goal_section(goal: str) -> str:
     return ("ingress" if goal.startswith("bridge") else
             "rebuild" if goal.startswith("dedupe") else
+            "snapshot" if goal.startswith("snapshot") else
             "state" if goal.startswith("state topics") else "enricher")
 
 
@@ -1549,6 +2074,51 @@ partition's pause runs from A's "revoked" log line to the line saying its set is
 log this machine's wall clock in ms. The figures are the medians of the runs; peak RSS is
 A's VmHWM (both sets).
 """
+    if "snapshot" in res:
+        sn = res["snapshot"]
+        lib, sm = sn["library"], sn["small_library"]
+        en = sn["enricher"]
+        warm = ("A warm-up (the end-to-end run once, on topics of its own) comes first, not "
+                "reported." if sn.get("warmup") else "No warm-up (quick run).")
+        run["snapshot"] = f"""\
+**Snapshot.** One GraphQL double (`python -m duro_double serve --latency-ms
+{sn['latency_ms']:g}`) holds {lib['components']:,} components and {lib['change_orders']:,}
+change orders. *Capacity* (`tests/duro_double/bench.py`, no Kafka): (a) listing: one client
+on one keep-alive connection lists both kinds with the snapshot's own queries
+(`schemas/graphql/snapshot_*.graphql`), pages of {sn['page_size']} ids, each page after the
+last one's `endCursor` (a keyset cursor chain cannot be split, so one client following it is
+what any lister gets); run right before and right after the snapshot's listing, the better
+of the two counts; (b) lookups: 4, then 8 clients sending the enricher's 100-id queries back
+to back, components and change orders in the library's proportion, for
+{a.capacity_seconds:g} s; (c) both at once, the end-to-end capacity: one client lists as in
+(a) and hands each page, in requests of {en['DURO_GRAPHQL_MAX_IDS']} ids, to 4 (then 8)
+threads that look it up; ids/s = ids looked up ÷ time from the first listing request to
+the last lookup's answer. (c) is the capacity the end-to-end ratio uses: every id costs
+the double a share of a listing and a lookup, and both run in the same process, so
+min((a), (b)) would overstate what it can serve. *Listing*: `duro-enricher snapshot --json`
+(release build) with `DURO_SNAPSHOT_RATE=0`, `DURO_GRAPHQL_RATE=0`,
+`DURO_STATE_TOPICS=false`, no enricher, into a raw topic of its own ({PARTITIONS}
+partitions); ids/s = `listed` ÷ its `seconds` (from its start, transactions' set-up
+included). *End-to-end*: a duro-enricher (release build, `DURO_GRAPHQL_RATE=0`, state topics
+on, `DURO_BATCH_MAX={en['DURO_BATCH_MAX']}`, `DURO_GRAPHQL_MAX_IDS={en['DURO_GRAPHQL_MAX_IDS']}`,
+`DURO_BATCH_WAIT_MS={en['DURO_BATCH_WAIT_MS']}`,
+`DURO_GRAPHQL_CONCURRENCY={en['DURO_GRAPHQL_CONCURRENCY']}`, the defaults) is started on a
+fresh raw topic and waited for until its {PARTITIONS} partitions are assigned; then the
+snapshot starts (unpaced, state topics on: after each kind's listing it sweeps that kind's
+state topic) and the clock runs from its start to the moment the enricher group's committed
+offsets (polled every 50 ms) first covered every ping: on each partition the raw topic's end
+once the snapshot has exited, less the transaction markers behind the partition's last ping
+(read back with a `read_committed` consumer; the enricher does not commit past a marker
+that no record follows). GraphQL requests come from the double's `/_stats`, reset at the
+snapshot's start: `list_requests` (listing) and `lookup_requests` (enrichment), each divided
+by the ids the snapshot wrote. CPU % as above, from the snapshot's start to the last check.
+{warm}
+*Defaults*: the end-to-end run again with the rates left at their defaults
+(`DURO_SNAPSHOT_RATE={sn['default_rate']}`, `DURO_GRAPHQL_RATE=20` in both programs) on a
+second double holding {sm['components']:,} components and {sm['change_orders']:,} change
+orders (the paced run takes library ÷ {sn['default_rate']} s), its capacity (c) measured on
+it with the thread count that won on the larger one.
+"""
     for s in kept:
         if s in old["run"]:
             run[s] = old["run"][s]
@@ -1589,7 +2159,7 @@ def main(argv=None) -> int:
     p.add_argument("--doc", type=Path, help="write the results page here")
     p.add_argument("--json", type=Path, help="write the raw results here")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--only", choices=["ingress", "enricher", "state", "rebuild"])
+    p.add_argument("--only", choices=["ingress", "enricher", "state", "rebuild", "snapshot"])
     p.add_argument("--seconds", type=float)
     p.add_argument("--conns")
     p.add_argument("--wrk-threads", type=int, default=2)
@@ -1613,6 +2183,11 @@ def main(argv=None) -> int:
                    "quick: 20000,100000)")
     p.add_argument("--rebuild-repeat", type=int,
                    help="dedupe rebuild: runs per window, the median reported (default 5, quick 1)")
+    p.add_argument("--snapshot-library", metavar="COMPONENTS,CHANGE_ORDERS",
+                   help="snapshot: the library (default 30000,6000; quick 3000,600)")
+    p.add_argument("--snapshot-small-library", metavar="COMPONENTS,CHANGE_ORDERS",
+                   help="snapshot at the default rates: its library (default 3000,600; "
+                   "quick 500,100)")
     p.add_argument("--from-json", type=Path,
                    help="run nothing: render the table (and --doc) from a results.json")
     a = p.parse_args(argv)
@@ -1636,6 +2211,10 @@ def main(argv=None) -> int:
     # 5 runs: a pause of the partition that stays is some tens of ms, its spread as large
     a.rebuild_repeat = a.rebuild_repeat or (1 if q else 5)
     a.state_repeat = a.state_repeat or (1 if q else 2)
+    a.snapshot_library = [int(x) for x in (a.snapshot_library or
+                                           ("3000,600" if q else "30000,6000")).split(",")]
+    a.snapshot_small_library = [int(x) for x in (a.snapshot_small_library or
+                                                 ("500,100" if q else "3000,600")).split(",")]
     for name, v, hi in (("--seconds", a.seconds, 600), ("--pool-n", a.pool_n, 1_000_000),
                         ("--enricher-n", a.enricher_n, 1_000_000),
                         ("--moderate-seconds", a.moderate_seconds, 600),
@@ -1652,6 +2231,10 @@ def main(argv=None) -> int:
         p.error("--state-repeat must be in 1..10")
     if not 1 <= a.rebuild_repeat <= 20:
         p.error("--rebuild-repeat must be in 1..20")
+    for name, lib in (("--snapshot-library", a.snapshot_library),
+                      ("--snapshot-small-library", a.snapshot_small_library)):
+        if len(lib) != 2 or not 100 <= lib[0] <= 1_000_000 or not 100 <= lib[1] <= 1_000_000:
+            p.error(f"{name}: two counts, each 100..1000000")
     if a.from_json:
         # JSON turned the connection counts (dict keys) into strings
         res = json.loads(a.from_json.read_text(), object_hook=lambda d: {
@@ -1689,6 +2272,8 @@ def main(argv=None) -> int:
             res["state"] = bench_state(a, a.work, broker_pid)
         if a.only in (None, "rebuild"):
             res["rebuild"] = bench_rebuild(a, a.work)
+        if a.only in (None, "snapshot"):
+            res["snapshot"] = bench_snapshot(a, a.work, broker_pid)
     finally:
         Proc.stop_all()
         if a.json:
