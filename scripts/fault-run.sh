@@ -6,17 +6,25 @@
 # harness kill -9s the bridge and the enricher, restarts the broker and makes the GraphQL
 # double fail (500s, timeouts, 429/RATE_LIMITED, a full outage). At the end it reads
 # every output topic, the DLQ and the state topics (read_committed) and prints a ledger;
-# its ITEM_DELETE/CO_DELETE events delete their resource in the double first.
+# its ITEM_DELETE/CO_DELETE events delete their resource in the double first. Meanwhile
+# snapshot phases run `duro-enricher snapshot --id phaseN` (after deleting a few
+# resources without a webhook), kill -9 it at random moments and rerun it with the same
+# id until it exits 0; each pinged resource must be on its snapshot topic exactly once.
 #
 # Usage: scripts/fault-run.sh [--events N] [--rate R] [--scale X] [--repeat-probability P]
 #                             [--bridge-kills N] [--enricher-kills N] [--broker-restarts N]
 #                             [--windows 500s,timeouts,429,rate_limited,outage,partial]
-#                             [--window-s S] [--seed S] [--ledger out.json] ...
+#                             [--window-s S] [--seed S] [--ledger out.json]
+#                             [--components N] [--change-orders N] [--snapshot-phases N]
+#                             [--snapshot-kills N] [--snapshot-rate R]
+#                             [--snapshot-page-size N] [--snapshot-deletes N] ...
 #        (defaults: 20,000 events at 100/s, x0.01 retry schedule, 3+3 kills, 1 broker
-#        restart, all six windows; tests/fault/fault_run.py --help lists everything)
+#        restart, all six windows, 2 snapshot phases of 2 kills each over 1,000
+#        components and 200 change orders; tests/fault/fault_run.py --help lists everything)
 #
-# Exit status: 0 PASS, 1 FAIL (an acknowledged event lost, or duplicated, or misrouted),
-# 2 VOID (the ledger does not balance, or the harness itself failed).
+# Exit status: 0 PASS, 1 FAIL (an acknowledged event lost, or duplicated, or misrouted, a
+# state mismatch, a snapshot problem), 2 VOID (the ledger does not balance, or the harness
+# itself failed).
 # Environment: DURO_CACHE, DURO_BRIDGE_BIN / DURO_ENRICHER_BIN (default build/, which
 # is brought up to date with ninja unless DURO_FAULT_NO_BUILD=1), DURO_FAULT_DIR
 # (where logs and the ledger go; default a new folder under /tmp).

@@ -15,7 +15,12 @@ One bounded scenario on one machine, against a real Kafka broker:
   once), restarts the broker (same port, same data), and makes the GraphQL double fail
   for a while: a window of random 500s, of timeouts (every request slower than the
   enricher's GraphQL timeout), of 429s then ``RATE_LIMITED`` errors, and a full outage.
-  A process that exits by itself is restarted too, as an orchestrator would, and counted.
+  A process that exits by itself is restarted too, as an orchestrator would, and counted;
+* meanwhile snapshot phases (``--snapshot-phases``): a few resources with a live state
+  record are deleted in the double without a webhook, then ``duro-enricher snapshot --id
+  phase<N> --json`` runs with the enricher's environment, is ``kill -9``'d at random
+  moments (``--snapshot-kills``; every second one aimed at an open transaction) and
+  rerun with the same id until it exits 0, then once more (it must say it finished).
 
 At the end (the sender finished every delivery, the bridge was stopped, the enricher's
 committed offsets reached the raw topic's end) every output topic and the DLQ are read
@@ -33,13 +38,19 @@ events delete their resource in the double before they are sent, so later events
 are answered not_found; per resource the run named, the state records must be exactly
 those the contract asks for (per committed batch, read back from the progress topic:
 its last output event of the resource writes a tombstone if deleted, the document if
-found, nothing if a live not_found; a DLQ'd event writes nothing), and the reduced state
-the double's document as the enricher's query selects it, as of that event, or absent.
+found, nothing if a live not_found, a tombstone if a snapshot's ping not_found; a
+DLQ'd event writes nothing), and the reduced state the double's document as the
+enricher's query selects it, as of that event, or absent;
+and the snapshot phases (``check_snapshots``): per run, its committed pings one per key
+and as many as the final summary's written + swept, each pinged id exactly once on its
+snapshot event topic (or in the DLQ), every resource in the double throughout the phase
+pinged, and every resource deleted without a webhook absent from the state at the end.
 
-Verdict: FAIL (exit 1) when anything is lost, duplicated or misrouted, or a state
-mismatches; VOID (exit 2) when the ledger does not balance (sender ledger inconsistent or
-unfinished, records for ids never sent, records without a raw record, enricher not
-drained) or the harness itself failed; PASS (exit 0) otherwise.
+Verdict: FAIL (exit 1) when anything is lost, duplicated or misrouted, a state
+mismatches, or a snapshot phase has a problem; VOID (exit 2) when the ledger does not
+balance (sender ledger inconsistent or unfinished, records for ids never sent, records
+without a raw record, enricher not drained) or the harness itself failed; PASS (exit 0)
+otherwise.
 
 Run it with ``scripts/fault-run.sh`` (own broker in a temporary KAFKA_WORK); the short
 CI version is ``tests/integration/test_fault_short.py`` (same harness, in process, on
@@ -58,6 +69,7 @@ import re
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -77,6 +89,7 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 import bridgetest  # noqa: E402
 import enrichertest  # noqa: E402
 import kafkatest  # noqa: E402
+from proctest import http_request, Metrics, pdeathsig  # noqa: E402
 from duro_double import SCHEDULE_S, DuroDouble, WebhookSender, co_event, item_event  # noqa: E402
 from duro_double.data import rfc3339  # noqa: E402
 from duro_double.sender import DEFAULT_MIX, new_event_id  # noqa: E402
@@ -98,11 +111,17 @@ WINDOWS = {
 }
 DELETE_EVENTS = ("ITEM_DELETE", "CO_DELETE")  # the run deletes the resource in the double first
 STATE_KINDS = ("item", "change_order")
+# output statuses that write a tombstone: a delete, and a snapshot's ping answered not_found
+TOMBSTONE_STATUSES = ("deleted", "snapshot_not_found")
 MIN_WINDOW_REQUESTS = 5
 AIM_S = 5.0  # longest wait for an open transaction to kill the enricher in
 GRAPHQL_TIMEOUT_MS = 3000   # below the "timeouts" window's latency
 BRIDGE_ACK_TIMEOUT_MS = 3000
 WEBHOOK_ID = "webhook_fault"
+# `duro-enricher snapshot`: its pings' event per kind (their outputs go to these events'
+# topics), and the counters of its /metrics that say how far a process got
+SNAPSHOT_EVENT = {"item": "ITEM_SNAPSHOT", "change_order": "CO_SNAPSHOT"}
+SNAPSHOT_COUNTERS = ("duro_snapshot_ids_written_total", "duro_snapshot_ids_swept_total")
 
 
 @dataclass
@@ -129,6 +148,15 @@ class FaultConfig:
     drain_timeout_s: float = 600.0
     graphql_max_attempts: int = 8
     fault_span: tuple = (0.05, 0.9)     # faults happen in this part of the sending time
+    # snapshot phases (`duro-enricher snapshot --id phaseN`) while the webhooks flow
+    snapshot_phases: int = 2
+    snapshot_kills: int = 2             # kill -9s of each phase's snapshot (random moments)
+    snapshot_rate: int = 150            # DURO_SNAPSHOT_RATE, ids per second
+    snapshot_page_size: int = 50        # DURO_SNAPSHOT_PAGE_SIZE (ids per transaction)
+    snapshot_deletes: int = 8           # resources deleted without a webhook before a phase
+    snapshot_span: tuple = (0.15, 0.6)  # the phases start in this part of the sending time
+    snapshot_max_processes: int = 25    # per phase; then it is given up (FAIL)
+    snapshot_phase_timeout_s: float = 600.0
 
     @property
     def send_s(self) -> float:
@@ -296,6 +324,8 @@ class FaultRun:
         self.txn_id = f"{self.prefix}-enricher"
         self.events_names = list(DEFAULT_MIX) + [UNKNOWN_EVENT]
         self.output_topics = [enrichertest.topic_for(self.template, e) for e in self.events_names]
+        self.snapshot_topics = [enrichertest.topic_for(self.template, e)
+                                for e in SNAPSHOT_EVENT.values()]
         self.secret = bridgetest.new_secret()
         self.api_key = "duro-api-key-" + secrets.token_hex(16)
         self.double: DuroDouble | None = None
@@ -323,13 +353,23 @@ class FaultRun:
         # just before the deletion)
         self.named: set[tuple[str, str]] = set()
         self.deleted_docs: dict[tuple[str, str], dict | None] = {}
+        self.delete_lock = threading.Lock()
+        # the snapshot phases: their tallies (for the ledger), the sets the final check
+        # needs (not in the ledger), the running process (killed by close())
+        self.eenv: dict = {}
+        self.snap_phases: list[dict] = []
+        self.snap_sets: dict[str, dict] = {}
+        self.snap_proc: subprocess.Popen | None = None
+        self.snap_stop = threading.Event()
+        self.snap_lso = None
+        self.current_snapshot = None
 
     # -- set-up -------------------------------------------------------------
     def _setup(self) -> None:
         cfg = self.cfg
         b = self.broker.bootstrap
         enrichertest.create_topics(b, [self.raw], partitions=cfg.raw_partitions)
-        enrichertest.create_topics(b, [self.dlq] + self.output_topics,
+        enrichertest.create_topics(b, [self.dlq] + self.output_topics + self.snapshot_topics,
                                    partitions=cfg.output_partitions)
         self.state_template = f"{self.prefix}.state.{{kind}}"
         self.progress = f"{self.prefix}.progress"
@@ -339,6 +379,11 @@ class FaultRun:
                  f"{len(self.output_topics)} output topics ({self.template})")
         self.probe = OffsetProbe(b, self.group, self.raw, cfg.raw_partitions)
         self.lso = enrichertest.LsoProbe(b, [enrichertest.topic_for(self.template, "ITEM_UPDATE")])
+        if cfg.snapshot_phases:  # the bridge is not transactional: an open one is a snapshot's
+            self.snap_lso = enrichertest.LsoProbe(b, [self.raw])
+            # one partition only, so that a look takes milliseconds (a snapshot's
+            # transaction is open for about as long): a page of pings spans them all
+            self.snap_lso.tps = self.snap_lso.tps[:1]
         self.double = DuroDouble(port=0, api_key=self.api_key, seed=cfg.seed,
                                  components=cfg.components, change_orders=cfg.change_orders)
         self.double.start()
@@ -372,6 +417,7 @@ class FaultRun:
             "DURO_GRAPHQL_MAX_ATTEMPTS": str(cfg.graphql_max_attempts),
             "DURO_GRAPHQL_TIMEOUT_MS": str(GRAPHQL_TIMEOUT_MS),
         })
+        self.eenv = eenv
         d = self.workdir / "enricher"
         d.mkdir(exist_ok=True)
         self.enricher = enrichertest.Enricher(env=eenv, args=[], workdir=d, name="enricher",
@@ -390,7 +436,7 @@ class FaultRun:
                  f"(gives up after {cfg.give_up_after_s:.0f} s)")
 
     # -- threads --------------------------------------------------------------
-    def _thread(self, fn, name: str) -> None:
+    def _thread(self, fn, name: str) -> threading.Thread:
         def run():
             try:
                 fn()
@@ -400,6 +446,7 @@ class FaultRun:
         t = threading.Thread(target=run, name=name, daemon=True)
         t.start()
         self.threads.append(t)
+        return t
 
     def _feeder(self) -> None:
         cfg = self.cfg
@@ -424,14 +471,17 @@ class FaultRun:
         finally:
             self.feeder_done.set()
 
-    def _delete_in_double(self, kind: str, rid: str) -> None:
+    def _delete_in_double(self, kind: str, rid: str, webhook: bool = True) -> None:
         """Duro deletes the resource, then sends the webhook: the double loses it before
-        the delete event is sent (so later events of it are answered not_found)."""
-        if (kind, rid) not in self.deleted_docs:
-            self.deleted_docs[(kind, rid)] = enrichertest.expected_document(self.double, kind,
-                                                                            rid)
-        self.double.data.delete(rid)
-        self.counts["double_deletes"] += 1
+        the delete event is sent (so later events of it are answered not_found).
+        webhook=False: a deletion whose webhook is lost (the snapshot's sweep has to
+        find it)."""
+        with self.delete_lock:  # the feeder and the snapshot phases both delete
+            if (kind, rid) not in self.deleted_docs:
+                self.deleted_docs[(kind, rid)] = enrichertest.expected_document(self.double,
+                                                                                kind, rid)
+            self.double.data.delete(rid)
+        self.counts["double_deletes" if webhook else "silent_deletes"] += 1
 
     def expected_doc(self, kind: str, rid: str) -> dict | None:
         """The document the enricher's query selects of the resource: as it was before
@@ -483,6 +533,8 @@ class FaultRun:
                      f"broker restarts {self.counts['broker_restarts']}")
         if self.current_window:
             parts.append(f"graphql window: {self.current_window}")
+        if self.current_snapshot:
+            parts.append(f"snapshot {self.current_snapshot}")
         return " | ".join(parts)
 
     # -- process control ------------------------------------------------------
@@ -640,6 +692,246 @@ class FaultRun:
             else:
                 self._window(arg, window_s)
 
+    # -- snapshot phases ------------------------------------------------------------
+    def snapshot_starts(self) -> list[float]:
+        """The seconds (from the start of the sending) the snapshot phases are due at:
+        evenly over snapshot_span of the sending time."""
+        cfg = self.cfg
+        lo, hi = cfg.snapshot_span
+        n = cfg.snapshot_phases
+        return [(lo + (hi - lo) * i / max(1, n - 1)) * cfg.send_s for i in range(n)]
+
+    def _snapshots(self) -> None:
+        """The snapshot phases, one after the other, each at its due time at the
+        earliest (later if the one before took longer)."""
+        for i, due in enumerate(self.snapshot_starts()):
+            wait = self.send_t0 + due - time.monotonic()
+            if wait > 0 and self.snap_stop.wait(wait):  # the plan's schedule (pacing)
+                return
+            if self.snap_stop.is_set():
+                return
+            try:
+                self._snapshot_phase(i)
+            finally:
+                self.current_snapshot = None
+
+    def _library(self) -> dict[str, set]:
+        return {"item": set(self.double.data.component_ids()),
+                "change_order": set(self.double.data.change_order_ids())}
+
+    def _silent_deletes(self, n: int, rng: random.Random) -> list[tuple[str, str]]:
+        """Deletes n resources in the double without a webhook (Duro's webhook lost),
+        chosen among those with a live committed state record that are still in the
+        double: the phase's sweep has to tombstone them."""
+        if n <= 0:
+            return []
+        live: set[tuple[str, str]] = set()
+        for attempt in range(3):
+            try:
+                for kind in STATE_KINDS:
+                    last: dict[bytes, bool] = {}
+                    for r in kafkatest.read_all(self.broker.bootstrap,
+                                                self.state_template.replace("{kind}", kind),
+                                                timeout=30):
+                        last[r.key] = r.value is not None
+                    live |= {(kind, k.decode()) for k, alive in last.items() if k and alive}
+                break
+            except Exception as e:  # noqa: BLE001 - the broker may be restarting
+                self.log(f"snapshot: reading the state topics for the deletions: {e!r}"
+                         .splitlines()[0])
+                live = set()
+                self.snap_stop.wait(2.0)  # bounded: 3 attempts
+        lib = self._library()
+        cands = sorted(r for r in live if r[1] in lib[r[0]] and r not in self.deleted_docs)
+        chosen = sorted(rng.sample(cands, min(n, len(cands))))
+        for kind, rid in chosen:
+            self._delete_in_double(kind, rid, webhook=False)
+        return chosen
+
+    def _snapshot_seen(self, port: int) -> int | None:
+        """Ids (written + swept) this snapshot process committed, from its /metrics."""
+        try:
+            r = http_request(port, "GET", "/metrics", timeout=1.0)
+            if r.status != 200:
+                return None
+            m = Metrics(r.body.decode())
+            return int(sum(v for name in SNAPSHOT_COUNTERS
+                           for v in m.by_name(name).values()))
+        except (OSError, ValueError):
+            return None  # not listening yet, or gone
+
+    def _snapshot_process(self, run: str, ph: dict, kill_after: int | None,
+                          jitter_s: float, deadline: float, aim: bool = False) -> dict:
+        """One `duro-enricher snapshot --id run --json` with the enricher's environment.
+        kill_after: kill -9 it once its /metrics say it committed that many ids, plus
+        jitter_s seconds (a random moment: mostly while it paces between two pages),
+        and with aim, at the first moment after that (within AIM_S) when one of its
+        transactions is open on the raw topic. Returns what became of it."""
+        cfg = self.cfg
+        port = free_port()
+        env = dict(self.eenv, DURO_SNAPSHOT_RATE=str(cfg.snapshot_rate),
+                   DURO_SNAPSHOT_PAGE_SIZE=str(cfg.snapshot_page_size),
+                   DURO_GRAPHQL_RATE="0", DURO_SNAPSHOT_ADMIN_LISTEN=f"127.0.0.1:{port}")
+        ph["processes"] += 1
+        base = self.workdir / "snapshot" / f"{run}-{ph['processes']}"
+        res = {"n": ph["processes"], "rc": None, "killed": False, "in_txn": False,
+               "seen": 0, "hung": False, "aimed_s": None, "stdout": f"{base}.stdout",
+               "stderr": f"{base}.stderr"}
+        t0 = time.monotonic()
+        with open(f"{base}.stdout", "wb") as out, open(f"{base}.stderr", "wb") as err:
+            with self.proc_lock:
+                if self.snap_stop.is_set():
+                    return res
+                p = subprocess.Popen([enrichertest.enricher_bin(), "snapshot", "--id", run,
+                                      "--json"], env=env, stdin=subprocess.DEVNULL,
+                                     stdout=out, stderr=err, preexec_fn=pdeathsig)
+                self.snap_proc = p
+        try:
+            kill_at = None
+            while p.poll() is None:
+                if self.snap_stop.is_set() or time.monotonic() > deadline:
+                    res["hung"] = not self.snap_stop.is_set()
+                    p.kill()
+                    break
+                if kill_after is not None:
+                    seen = self._snapshot_seen(port)
+                    res["seen"] = max(res["seen"], seen or 0)
+                    if kill_at is None and seen is not None and seen >= kill_after:
+                        kill_at = time.monotonic() + jitter_s
+                    if kill_at is not None and time.monotonic() >= kill_at:
+                        aim_t0 = time.monotonic()
+                        while aim and time.monotonic() < aim_t0 + AIM_S and p.poll() is None:
+                            try:
+                                if self.snap_lso.open_partitions():
+                                    res["aimed_s"] = round(time.monotonic() - aim_t0, 2)
+                                    break
+                            except Exception:  # noqa: BLE001 - broker busy; try again
+                                pass
+                        with self.proc_lock:
+                            if p.poll() is None:
+                                p.kill()  # SIGKILL
+                                res["killed"] = True
+                        break
+                self.snap_stop.wait(0.05)  # bounded poll of the process and its metrics
+            res["rc"] = p.wait(30)
+            if res["killed"]:
+                try:  # its transaction still open after it died: killed inside it
+                    res["in_txn"] = bool(self.snap_lso.open_partitions())
+                except Exception:  # noqa: BLE001 - broker busy: no evidence either way
+                    pass
+        finally:
+            with self.proc_lock:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait(30)
+                self.snap_proc = None
+        res["seconds"] = round(time.monotonic() - t0, 1)
+        return res
+
+    def _snapshot_phase(self, i: int) -> None:
+        """One snapshot run (id phase<i+1>): resources deleted without a webhook first,
+        then the snapshot, kill -9'd at random moments (cfg.snapshot_kills times) and
+        rerun with the same id until it exits 0; then once more, which must say it
+        finished earlier. Exit 1 (a failure, e.g. the broker restarting) is rerun too."""
+        cfg = self.cfg
+        run = f"phase{i + 1}"
+        rng = random.Random(cfg.seed * 7919 + i)
+        ph = {"run": run, "start_s": self._now(), "end_s": None, "processes": 0, "kills": 0,
+              "kills_wanted": cfg.snapshot_kills, "kills_inside_a_transaction": 0,
+              "failed_exits": [], "summary": None, "confirm": None, "finished": False,
+              "problems": []}
+        self.snap_phases.append(ph)
+        self.current_snapshot = f"{run} (deletions)"
+        (self.workdir / "snapshot").mkdir(exist_ok=True)
+        silent = self._silent_deletes(cfg.snapshot_deletes, rng)
+        lib0 = self._library()
+        lists0 = self.double.stats()["list_requests"]
+        ph["silent_deletes"] = len(silent)
+        ph["library_at_start"] = sum(len(v) for v in lib0.values())
+        self.log(f"snapshot {run}: {len(silent)} resources deleted in the double without a "
+                 f"webhook; library {ph['library_at_start']} resources; starting")
+        total = ph["library_at_start"] + len(silent)  # ids the run will write, about
+        done = 0  # ids the killed processes were seen to commit (a lower bound)
+        deadline = time.monotonic() + cfg.snapshot_phase_timeout_s
+        page = cfg.snapshot_page_size
+        while not self.snap_stop.is_set():
+            if ph["processes"] >= cfg.snapshot_max_processes or time.monotonic() > deadline:
+                ph["problems"].append(f"not finished after {ph['processes']} processes and "
+                                      f"{self._now() - ph['start_s']:.0f}s")
+                break
+            kill_after, jitter = None, 0.0
+            hi = min(total - 2 * page, int(0.9 * total))  # some resources go meanwhile
+            if ph["kills"] < cfg.snapshot_kills and hi >= done + page:
+                # a random moment between its first page and its last ones; every second
+                # kill aimed at an open transaction (one page is written in one)
+                kill_after = rng.randint(done + page, hi) - done
+                jitter = rng.uniform(0.0, 0.3)
+            self.current_snapshot = f"{run} process {ph['processes'] + 1}"
+            aim = ph["kills"] % 2 == 1
+            res = self._snapshot_process(run, ph, kill_after, jitter, deadline, aim=aim)
+            if res["killed"]:
+                ph["kills"] += 1
+                ph["kills_inside_a_transaction"] += res["in_txn"]
+                done += res["seen"]
+                aimed = ("" if not aim else
+                         f", aimed: a transaction seen open after {res['aimed_s']}s"
+                         if res["aimed_s"] is not None else f", aimed: none open in {AIM_S}s")
+                self.log(f"kill -9 snapshot {run} #{ph['kills']} after {res['seen']} ids of "
+                         f"this process{aimed}" + (" (inside an open transaction)"
+                                                   if res["in_txn"] else "")
+                         + "; rerun with the same id")
+                continue
+            if res["rc"] == 0:
+                try:
+                    ph["summary"] = json.loads(Path(res["stdout"]).read_text())
+                except ValueError as e:
+                    ph["problems"].append(f"exit 0 without a JSON summary: {e}")
+                break
+            tail = Path(res["stderr"]).read_text(errors="replace").splitlines()[-5:]
+            ph["failed_exits"].append({"rc": res["rc"], "at_s": self._now(),
+                                       "hung": res["hung"], "tail": tail})
+            if res["rc"] == 2:  # a bad setting: the harness is wrong
+                raise RuntimeError(f"snapshot {run} refused its settings: {tail}")
+            if res["rc"] is None or self.snap_stop.is_set():
+                break
+            self.log(f"!! snapshot {run} exited with {res['rc']}"
+                     f"{' (hung, killed)' if res['hung'] else ''}; rerun with the same id. "
+                     "Last lines:\n    " + "\n    ".join(tail))
+            self.snap_stop.wait(1.0)  # a short pause before the rerun
+        if ph["summary"] is not None:
+            ph["finished"] = True
+            # once more: a finished run says so and writes nothing
+            self.current_snapshot = f"{run} (finished? rerun)"
+            res = self._snapshot_process(run, ph, None, 0.0, time.monotonic() + 120)
+            try:
+                ph["confirm"] = json.loads(Path(res["stdout"]).read_text())
+            except ValueError:
+                ph["confirm"] = {"rc": res["rc"]}
+            c = ph["confirm"]
+            if res["rc"] != 0 or not c.get("finished_earlier") or \
+                    (c.get("written"), c.get("swept")) != (ph["summary"]["written"],
+                                                           ph["summary"]["swept"]):
+                ph["problems"].append(f"the rerun after the end: rc {res['rc']}, {c}")
+        ph["end_s"] = self._now()
+        ph["list_requests"] = self.double.stats()["list_requests"] - lists0
+        leaked = [f.name for f in sorted((self.workdir / "snapshot").glob(f"{run}-*"))
+                  if self.api_key in f.read_text(errors="replace")]
+        if leaked:
+            ph["problems"].append(f"the API key in the output of {leaked}")
+        lib1 = self._library()
+        # every resource in the double from the start of the phase to its end must be
+        # listed (those deleted meanwhile may or may not be)
+        self.snap_sets[run] = {
+            "silent": set(silent),
+            "library_start": {(k, r) for k, ids in lib0.items() for r in ids},
+            "must_list": {(k, r) for k, ids in lib0.items() for r in ids & lib1[k]},
+        }
+        s = ph["summary"] or {}
+        self.log(f"snapshot {run} {'done' if ph['finished'] else 'NOT FINISHED'} in "
+                 f"{ph['end_s'] - ph['start_s']:.1f}s: {ph['processes']} processes, "
+                 f"{ph['kills']} kill -9, {len(ph['failed_exits'])} failed exits; listed "
+                 f"{s.get('listed')} written {s.get('written')} swept {s.get('swept')}")
+
     # -- the end ------------------------------------------------------------------
     def _wait_sender(self) -> None:
         self.feeder_done.wait(self.cfg.send_s * 3 + 120)
@@ -688,11 +980,21 @@ class FaultRun:
             self._thread(self._feeder, "feeder")
             self._thread(self._progress, "progress")
             self._thread(self._supervise, "supervisor")
+            snaps = (self._thread(self._snapshots, "snapshots") if self.cfg.snapshot_phases
+                     else None)
             self._faults()
             self.log("fault plan done; sending goes on")
             self._wait_sender()
             sent_done_s = self._now()
             self.log("sender finished: " + json.dumps(self.sender.summary()))
+            if snaps is not None:
+                bound = self.cfg.snapshot_phases * (self.cfg.snapshot_phase_timeout_s + 180)
+                if snaps.is_alive():
+                    self.log(f"waiting (at most {bound:.0f}s) for the snapshot phases to end")
+                snaps.join(bound)
+                if snaps.is_alive():
+                    self.snap_stop.set()  # its process is killed; the phase is unfinished
+                    snaps.join(60)
             bridge_rc = self._stop_bridge()
             self.log(f"duro-bridge stopped (SIGTERM) with {bridge_rc}")
             t_drain = time.monotonic()
@@ -717,15 +1019,26 @@ class FaultRun:
             self.log("reading the raw topic, every output topic and the DLQ (read_committed)")
             raw = kafkatest.read_all(self.broker.bootstrap, self.raw, timeout=300)
             outs = []
-            for t in self.output_topics + [self.dlq]:
+            for t in self.output_topics + self.snapshot_topics + [self.dlq]:
                 outs += kafkatest.read_all(self.broker.bootstrap, t, timeout=300)
+            # the snapshot's pings and what became of them are checked on their own
+            snap_raw = [r for r in raw if r.header("duro-origin") == b"snapshot"]
+            is_snap = [r.topic in self.snapshot_topics or
+                       enrichertest.record_event_id(r, self.dlq).startswith("snapshot:")
+                       for r in outs]
+            snap_outs = [r for r, y in zip(outs, is_snap) if y]
             ledger = build_ledger(self.sender.ledger.entries(), self.sender.summary(),
-                                  self.expected, self.kinds, raw, outs, self.dlq)
+                                  self.expected, self.kinds,
+                                  [r for r in raw if r.header("duro-origin") != b"snapshot"],
+                                  [r for r, y in zip(outs, is_snap) if not y], self.dlq)
             self.log("reading the state topics and the progress topic (read_committed)")
             states = {k: kafkatest.read_all(self.broker.bootstrap,
                                             self.state_template.replace("{kind}", k),
                                             timeout=300) for k in STATE_KINDS}
             progress = kafkatest.read_all(self.broker.bootstrap, self.progress, timeout=300)
+            for r in snap_raw:  # the resources the snapshots pinged are named too
+                self.named.add(((r.header("duro-resource-kind") or b"").decode(),
+                                (r.key or b"").decode()))
             state = check_state(self.named, [r for r in outs if r.topic != self.dlq],
                                 {enrichertest.record_event_id(r, self.dlq)
                                  for r in outs if r.topic == self.dlq},
@@ -738,6 +1051,13 @@ class FaultRun:
             ledger["balance_problems"] += state.pop("problems")
             ledger["balance_problems"] += ([] if drained else
                                            [f"enricher not drained: raw end {end}, committed {com}"])
+            if self.cfg.snapshot_phases:
+                snap = check_snapshots(self.snap_phases, self.snap_sets, snap_raw, snap_outs,
+                                       self.dlq, self.template, states,
+                                       set(self.deleted_docs))
+                snap["silent_deletes"] = self.counts["silent_deletes"]
+                ledger["snapshot"] = snap
+                ledger["snapshot_failures"] = snap["failures"]
             if self.thread_errors:
                 ledger["balance_problems"].append(f"harness thread errors: {self.thread_errors}")
             ledger.update({
@@ -770,10 +1090,13 @@ class FaultRun:
 
     def close(self) -> None:
         self.stop.set()
+        self.snap_stop.set()
         with self.proc_lock:
             for p in (self.bridge, self.enricher):
                 if p is not None:
                     p.kill()
+            if self.snap_proc is not None and self.snap_proc.poll() is None:
+                self.snap_proc.kill()  # its thread reaps it
         if self.sender is not None:
             try:
                 self.sender.close()
@@ -787,6 +1110,9 @@ class FaultRun:
         if self.lso is not None:
             self.lso.close()
             self.lso = None
+        if self.snap_lso is not None:
+            self.snap_lso.close()
+            self.snap_lso = None
         if self.double is not None:
             try:
                 self.double.close()
@@ -938,7 +1264,8 @@ def check_state(named: set, outputs: list, dlq_ids: set, states: dict, progress:
     output and writes no state). Per resource, per batch, its last output event that is
     not a live not_found decides: deleted -> a tombstone, found -> a record of the
     document as of that event; a batch whose every event of it was a live not_found
-    writes nothing (the previous state stays). So the expected state records of
+    writes nothing (the previous state stays); a snapshot's ping answered not_found
+    writes a tombstone (as a delete does). So the expected state records of
     each resource follow, in order; the records on its state topic must be exactly those
     (event id header, tombstone or not), and the reduced state must be the double's
     document as the enricher's query selects it (as before the run deleted it, for a
@@ -968,8 +1295,12 @@ def check_state(named: set, outputs: list, dlq_ids: set, states: dict, progress:
         except (ValueError, KeyError, TypeError):
             continue  # not an output of ours: the balance checks say so
         if res.get("kind") in STATE_KINDS:
+            status = res["status"]
+            if status == "not_found" and str((v.get("event") or {}).get("type", "")).endswith(
+                    "_SNAPSHOT"):
+                status = "snapshot_not_found"  # a snapshot's ping: a tombstone
             events[(res["kind"], res["id"])].append(
-                (src["partition"], src["offset"], v.get("idempotency_key"), res["status"]))
+                (src["partition"], src["offset"], v.get("idempotency_key"), status))
 
     actual: dict[tuple[str, str], list] = collections.defaultdict(list)
     n_records = n_tombs = 0
@@ -1000,7 +1331,7 @@ def check_state(named: set, outputs: list, dlq_ids: set, states: dict, progress:
                 why.append(f"output of raw [{e[0]}]@{e[1]} beyond the committed progress")
             if e[3] == "not_found":
                 nf_batches.add(b)
-                if b in batches and batches[b][3] == "deleted":
+                if b in batches and batches[b][3] in TOMBSTONE_STATUSES:
                     kept_after_delete = True  # delete, then not_found, in one batch
                 continue
             batches[b] = e  # sorted by offset: the last one stays
@@ -1008,13 +1339,14 @@ def check_state(named: set, outputs: list, dlq_ids: set, states: dict, progress:
         want = []
         for b in sorted(batches):
             e = batches[b]
-            if e[3] == "deleted":
+            if e[3] in TOMBSTONE_STATUSES:
                 want.append(("tombstone", e[2]))
             elif e[3] == "found":
                 want.append(("document", e[2]))
             else:
                 why.append(f"status {e[3]!r}")
-        if res not in deleted and any(e[3] == "not_found" for e in evs):
+        if res not in deleted and any(e[3] in ("not_found", "snapshot_not_found")
+                                      for e in evs):
             why.append("not_found for a resource the double never lost")
         recs = actual.get(res, [])
         got = [("tombstone" if r.value is None else "document",
@@ -1067,11 +1399,130 @@ def check_state(named: set, outputs: list, dlq_ids: set, states: dict, progress:
             "samples": samples, "problems": problems}
 
 
+def check_snapshots(phases: list, sets: dict, raw: list, records: list, dlq: str,
+                    template: str, states: dict, deleted: set) -> dict:
+    """The snapshot phases, per run id: its committed pings on the raw topic (one per
+    key, event id snapshot:<run>:<key>, as many as the final summary's written +
+    swept), what became of them (each pinged id exactly once on its snapshot event
+    topic or in the DLQ: none duplicated, none missing, none unexpected), the listing
+    (every resource in the double from the phase's start to its end pinged; nothing
+    pinged that the library never had) and the sweep (every resource deleted without
+    a webhook before the phase is absent from the state topics at the end)."""
+    final = {kind: {} for kind in STATE_KINDS}
+    for kind, recs in states.items():
+        for r in recs:  # in offset order per key
+            final[kind][(r.key or b"").decode()] = r.value is not None
+    by_run_raw: dict[str, list] = collections.defaultdict(list)
+    for r in raw:
+        by_run_raw[(r.header("duro-snapshot-id") or b"").decode()].append(r)
+    by_run_out: dict[str, list] = collections.defaultdict(list)
+    for r in records:
+        eid = enrichertest.record_event_id(r, dlq)
+        by_run_out[eid.split(":", 2)[1] if eid.count(":") >= 2 else ""].append((eid, r))
+    runs = [ph["run"] for ph in phases]
+    out = {"phases": [], "failures": 0, "problems": []}
+    for run in sorted(set(by_run_raw) - set(runs)):
+        out["problems"].append(f"{len(by_run_raw[run])} raw ping(s) of a run never started: "
+                               f"{run!r}")
+    for run in sorted(set(by_run_out) - set(runs)):
+        out["problems"].append(f"{len(by_run_out[run])} output/DLQ record(s) of a run never "
+                               f"started: {run!r}")
+    for ph in phases:
+        run = ph["run"]
+        st = sets.get(run, {"silent": set(), "library_start": set(), "must_list": set()})
+        problems = list(ph["problems"])
+        s = ph.get("summary") or {}
+        pings = by_run_raw.get(run, [])
+        keys = collections.Counter(((r.header("duro-resource-kind") or b"").decode(),
+                                    (r.key or b"").decode()) for r in pings)
+        dup_keys = sorted(k for k, n in keys.items() if n > 1)
+        bad_ids = [r for r in pings if enrichertest.raw_event_id(r) !=
+                   f"snapshot:{run}:{(r.key or b'').decode()}"]
+        pinged_ids = {f"snapshot:{run}:{rid}": (kind, rid) for kind, rid in keys}
+        ids = collections.Counter()
+        statuses = collections.Counter()
+        dlq_by_class = collections.Counter()
+        wrong_topic = []
+        for eid, r in by_run_out.get(run, []):
+            ids[eid] += 1
+            if r.topic == dlq:
+                dlq_by_class[(r.header("error-class") or b"?").decode()] += 1
+                continue
+            try:
+                v = json.loads(r.value)
+                kind, rid, ev = v["resource"]["kind"], v["resource"]["id"], v["event"]["type"]
+                statuses[v["resource"]["status"]] += 1
+            except (ValueError, KeyError, TypeError):
+                wrong_topic.append(f"{r.topic}[{r.partition}]@{r.offset} unreadable")
+                continue
+            if (pinged_ids.get(eid) != (kind, rid) or ev != SNAPSHOT_EVENT.get(kind)
+                    or r.topic != enrichertest.topic_for(template, ev)):
+                wrong_topic.append(f"{eid} {kind}/{rid} {ev} on {r.topic}")
+        duplicated = sorted(i for i, n in ids.items() if n > 1)
+        missing = sorted(i for i in pinged_ids if not ids.get(i))
+        unexpected = sorted(i for i in ids if i not in pinged_ids)
+        once = sum(1 for i in pinged_ids if ids.get(i) == 1)
+        not_listed = sorted(st["must_list"] - set(keys))
+        never_had = sorted(k for k in keys if k not in st["library_start"] and k not in deleted)
+        silent = st["silent"]
+        swept_silent = len(silent & set(keys))
+        still_there = sorted(k for k in silent if final[k[0]].get(k[1]))
+        want = (s.get("written"), s.get("swept"))
+        if not ph.get("finished"):
+            problems.append("the snapshot never exited 0")
+        elif len(pings) != (want[0] or 0) + (want[1] or 0):
+            problems.append(f"{len(pings)} raw pings, the summary says written {want[0]} + "
+                            f"swept {want[1]}")
+        if ph.get("finished") and ph["kills"] < min(1, ph["kills_wanted"]):
+            problems.append("never killed mid-run")
+        for what, lst in (("duplicated raw keys", dup_keys), ("pings with a wrong event id",
+                                                              [r.key for r in bad_ids]),
+                          ("duplicated (>1 output+DLQ record)", duplicated),
+                          ("missing (pinged, no output nor DLQ record)", missing),
+                          ("unexpected (never pinged)", unexpected),
+                          ("on the wrong topic or of the wrong resource", wrong_topic),
+                          ("in the double throughout, never pinged", not_listed),
+                          ("pinged, never in the library", never_had),
+                          ("deleted without a webhook, still in the state topic",
+                           still_there)):
+            if lst:
+                problems.append(f"{len(lst)} {what}, e.g. {[str(x) for x in lst[:5]]}")
+        out["failures"] += len(problems)
+        out["phases"].append({
+            "run": run, "start_s": ph["start_s"], "end_s": ph["end_s"],
+            "processes": ph["processes"], "kills": ph["kills"],
+            "kills_inside_a_transaction": ph["kills_inside_a_transaction"],
+            "failed_exits": ph["failed_exits"], "finished": ph.get("finished", False),
+            "summary": s or None, "confirm": ph.get("confirm"),
+            "list_requests": ph.get("list_requests"),
+            "library_at_start": ph.get("library_at_start"),
+            "in_double_throughout": len(st["must_list"]),
+            "listed": s.get("listed"), "written": s.get("written"), "swept": s.get("swept"),
+            "raw_pings": len(pings), "raw_distinct_keys": len(keys),
+            "raw_duplicated_keys": len(dup_keys), "bad_event_ids": len(bad_ids),
+            "snapshot_outputs": sum(statuses.values()),
+            "outputs_by_status": dict(sorted(statuses.items())),
+            "dlq_by_class": dict(sorted(dlq_by_class.items())),
+            "exactly_once": once, "duplicated": len(duplicated), "missing": len(missing),
+            "unexpected": len(unexpected), "wrong_topic": len(wrong_topic),
+            "not_listed": len(not_listed), "never_in_library": len(never_had),
+            "silent_deletes": len(silent), "silent_swept": swept_silent,
+            "silent_still_in_state": len(still_there),
+            "problems": problems,
+        })
+    out["failures"] += len(out["problems"])
+    return out
+
+
 def judge(ledger: dict) -> tuple[int, str, list[str]]:
-    """(exit code, verdict, reasons): FAIL 1 (lost, duplicated, misrouted), VOID 2 (the
-    ledger does not balance), PASS 0."""
-    fail = [f"{ledger[k]} {k}" for k in ("lost", "duplicated", "misrouted", "state_mismatches")
+    """(exit code, verdict, reasons): FAIL 1 (lost, duplicated, misrouted, a state
+    mismatch, a snapshot problem), VOID 2 (the ledger does not balance), PASS 0."""
+    fail = [f"{ledger[k]} {k}" for k in ("lost", "duplicated", "misrouted", "state_mismatches",
+                                         "snapshot_failures")
             if ledger.get(k)]
+    snap = ledger.get("snapshot") or {}
+    fail += snap.get("problems", [])
+    fail += [f"snapshot {ph['run']}: {x}" for ph in snap.get("phases", []) for x in ph["problems"]]
     void = list(ledger.get("balance_problems", []))
     if fail:
         return 1, "FAIL", fail + void
@@ -1121,6 +1572,40 @@ def format_ledger(L: dict) -> str:
             ("state: absent, never written", S["absent_never_written"]),
             ("STATE MISMATCHES", S["mismatches"]),
         ]
+    if "snapshot" in L:
+        for P in L["snapshot"]["phases"]:
+            n = f"snapshot {P['run']}"
+            fx = ", ".join(f"rc={x['rc']}{' hung' if x['hung'] else ''} at {x['at_s']:.0f}s"
+                           for x in P["failed_exits"]) or "none"
+            conf = P.get("confirm") or {}
+            w += [
+                (f"{n}: processes", f"{P['processes']} in {P['start_s']:.0f}-"
+                                    f"{(P['end_s'] or 0):.0f}s (kill -9: {P['kills']}, "
+                                    f"{P['kills_inside_a_transaction']} inside an open "
+                                    f"transaction; failed exits: {fx}; finished: "
+                                    f"{'yes' if P['finished'] else 'NO'}; rerun after: "
+                                    f"finished_earlier={conf.get('finished_earlier')})"),
+                (f"{n}: final --json", f"listed {P['listed']}, written {P['written']}, "
+                                       f"swept {P['swept']} ({P['list_requests']} listing "
+                                       "requests)"),
+                (f"{n}: raw pings", f"{P['raw_pings']} ({P['raw_distinct_keys']} distinct keys, "
+                                    f"{P['raw_duplicated_keys']} duplicated, "
+                                    f"{P['bad_event_ids']} bad event ids)"),
+                (f"{n}: snapshot topics", f"{P['exactly_once']} ids exactly once "
+                                          f"({P['snapshot_outputs']} outputs "
+                                          f"{P['outputs_by_status']}, DLQ {P['dlq_by_class']}); "
+                                          f"DUPLICATED {P['duplicated']}, MISSING "
+                                          f"{P['missing']}, unexpected {P['unexpected']}, "
+                                          f"wrong topic {P['wrong_topic']}"),
+                (f"{n}: listing", f"library {P['library_at_start']} at the start, "
+                                  f"{P['in_double_throughout']} throughout; not pinged "
+                                  f"{P['not_listed']}, pinged but never in it "
+                                  f"{P['never_in_library']}"),
+                (f"{n}: sweep", f"{P['silent_deletes']} deleted without a webhook, "
+                                f"{P['silent_swept']} of them swept, "
+                                f"{P['silent_still_in_state']} still in the state topic"),
+            ]
+        w.append(("SNAPSHOT FAILURES", L["snapshot"]["failures"]))
     if "kills" in L:
         w += [
             ("kills -9 (bridge, enricher)", f"{L['kills']['bridge']}, {L['kills']['enricher']} "
@@ -1170,6 +1655,18 @@ def main(argv=None) -> int:
     p.add_argument("--unknown-every", type=int, default=d.unknown_every)
     p.add_argument("--sender-workers", type=int, default=d.sender_workers)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--components", type=int, default=d.components,
+                   help="the double's library: components (items)")
+    p.add_argument("--change-orders", type=int, default=d.change_orders)
+    p.add_argument("--snapshot-phases", type=int, default=d.snapshot_phases,
+                   help="snapshot runs during the sending (0: none)")
+    p.add_argument("--snapshot-kills", type=int, default=d.snapshot_kills,
+                   help="kill -9s of each phase's snapshot")
+    p.add_argument("--snapshot-rate", type=int, default=d.snapshot_rate,
+                   help="DURO_SNAPSHOT_RATE (ids/s)")
+    p.add_argument("--snapshot-page-size", type=int, default=d.snapshot_page_size)
+    p.add_argument("--snapshot-deletes", type=int, default=d.snapshot_deletes,
+                   help="resources deleted without a webhook before each phase")
     p.add_argument("--drain-timeout-s", type=float, default=d.drain_timeout_s)
     p.add_argument("--bootstrap", help="use this running broker (with --kafka-work to "
                                        "restart it); default: start one")
@@ -1186,7 +1683,11 @@ def main(argv=None) -> int:
                       enricher_kills=a.enricher_kills, broker_restarts=a.broker_restarts,
                       windows=windows, window_s=a.window_s, invalid_every=a.invalid_every,
                       unknown_every=a.unknown_every, sender_workers=a.sender_workers,
-                      seed=a.seed, drain_timeout_s=a.drain_timeout_s)
+                      seed=a.seed, drain_timeout_s=a.drain_timeout_s,
+                      components=a.components, change_orders=a.change_orders,
+                      snapshot_phases=a.snapshot_phases, snapshot_kills=a.snapshot_kills,
+                      snapshot_rate=a.snapshot_rate, snapshot_page_size=a.snapshot_page_size,
+                      snapshot_deletes=a.snapshot_deletes)
     workdir = Path(a.workdir or tempfile.mkdtemp(prefix="duro-fault-"))
     workdir.mkdir(parents=True, exist_ok=True)
     ledger_path = Path(a.ledger) if a.ledger else workdir / "ledger.json"

@@ -4,8 +4,12 @@ session's broker. The Duro double sends 1,500 signed webhooks at 60/s (some repe
 some signed-but-invalid, some of an unknown type) through duro-bridge to duro-enricher
 while the bridge and the enricher are each kill -9'd once, the broker is restarted
 once and the GraphQL double is down for a while; the delete events delete their
-resource in the double first. Nothing acknowledged may be lost, nothing duplicated, the
-ledger must balance, and the state topics must hold what the contract says.
+resource in the double first. Meanwhile one small snapshot phase (the double's 1,200
+resources, five of them deleted without a webhook first) is kill -9'd at a random
+moment, then inside one of its open transactions, and rerun with the same id until it
+exits 0. Nothing acknowledged may be lost, nothing duplicated, the ledger must balance,
+the state topics must hold what the contract says, and every resource the snapshot
+pinged must be on its snapshot event topic exactly once.
 
 This file restarts the session's broker; a finalizer brings it back even on failure."""
 
@@ -24,7 +28,9 @@ def test_fault_run_short(restorable_broker, tmp_path):
         events=1500, rate=60, scale=0.01, repeat_probability=0.1,
         bridge_kills=1, enricher_kills=1, broker_restarts=1, windows=("outage",),
         window_s=5, invalid_every=47, unknown_every=43, sender_workers=16,
-        drain_timeout_s=240, progress_s=5)
+        drain_timeout_s=240, progress_s=5,
+        snapshot_phases=1, snapshot_kills=2, snapshot_rate=400, snapshot_page_size=50,
+        snapshot_deletes=5, snapshot_span=(0.2, 0.2), snapshot_phase_timeout_s=240)
     ledger = fault_run.FaultRun(cfg, restorable_broker, tmp_path / "fault").run()
     print(fault_run.format_ledger(ledger))
     assert ledger["kills"] == {"bridge": 1, "enricher": 1}
@@ -41,4 +47,12 @@ def test_fault_run_short(restorable_broker, tmp_path):
     st = ledger["state"]  # deletes happened (tombstones) and every state is as expected
     assert st["mismatches"] == 0, st["samples"]
     assert st["double_deletes"] > 0 and st["tombstoned"] > 0 and st["equal"] > 0, st
+    snap = ledger["snapshot"]  # killed, finished, each pinged resource once
+    assert snap["failures"] == 0, snap
+    (ph,) = snap["phases"]
+    assert ph["finished"] and ph["kills"] >= 1, ph
+    assert ph["raw_pings"] == ph["raw_distinct_keys"] == ph["written"] + ph["swept"], ph
+    assert ph["exactly_once"] == ph["raw_pings"] > 0, ph
+    assert ph["duplicated"] == ph["missing"] == ph["not_listed"] == 0, ph
+    assert ph["silent_deletes"] > 0 and ph["silent_still_in_state"] == 0, ph
     assert ledger["verdict"] == "PASS", ledger["reasons"]
