@@ -145,20 +145,31 @@ static int dlq_selected(const struct dlq_args *a, const rd_kafka_message_t *m)
 int cli_dlq_ends(rd_kafka_t *c, const rd_kafka_topic_partition_list_t *l, int64_t *end,
                  int np)
 {
-        for (int i = 0; i < l->cnt; i++) {
-                int64_t lo, hi;
-                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-                    c, l->elems[i].topic, l->elems[i].partition, &lo, &hi,
-                    DLQ_TIMEOUT_MS);
-                if (err) {
+        /* One ListOffsets request per leader for all of l: offsets_for_times with the
+         * timestamp -1 asks for the latest offset, under c's isolation level (the
+         * last stable offset for a read_committed consumer), where
+         * query_watermark_offsets would ask partition after partition. */
+        rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_copy(l);
+        rd_kafka_resp_err_t err;
+
+        for (int i = 0; i < q->cnt; i++)
+                q->elems[i].offset = -1; /* "latest" */
+        err = rd_kafka_offsets_for_times(c, q, DLQ_TIMEOUT_MS);
+        for (int i = 0; i < q->cnt; i++) {
+                rd_kafka_resp_err_t perr = err ? err : q->elems[i].err;
+                if (!perr && q->elems[i].offset < 0)
+                        perr = RD_KAFKA_RESP_ERR__NO_OFFSET;
+                if (perr) {
                         cli_fail(CLI_FAIL, "cannot read the end of %s [%d]: %s",
-                                 l->elems[i].topic, (int)l->elems[i].partition,
-                                 rd_kafka_err2str(err));
+                                 q->elems[i].topic, (int)q->elems[i].partition,
+                                 rd_kafka_err2str(perr));
+                        rd_kafka_topic_partition_list_destroy(q);
                         return -1;
                 }
-                if (l->elems[i].partition >= 0 && l->elems[i].partition <= np)
-                        end[l->elems[i].partition] = hi;
+                if (q->elems[i].partition >= 0 && q->elems[i].partition <= np)
+                        end[q->elems[i].partition] = q->elems[i].offset;
         }
+        rd_kafka_topic_partition_list_destroy(q);
         return 0;
 }
 
