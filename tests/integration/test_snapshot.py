@@ -18,11 +18,12 @@ import time
 import pytest
 
 from bridgetest import new_id, wait_until
-from enrichertest import (KNOWN_EVENTS, Rig, enricher_bin, expected_document,  # noqa: F401
-                          enrichers, item_event, co_event, send_acknowledged, senders)
+from enrichertest import (KNOWN_EVENTS, LsoProbe, Rig, enricher_bin,  # noqa: F401
+                          expected_document, enrichers, item_event, co_event,
+                          send_acknowledged, senders)
 from duro_double import DuroDouble
 import kafkatest
-from kstreamstest import reduce_state
+from kstreamstest import java_partition, reduce_state
 from proctest import pdeathsig, run_once
 
 SNAP_EVENTS = KNOWN_EVENTS + ("ITEM_SNAPSHOT", "CO_SNAPSHOT")
@@ -240,26 +241,40 @@ def test_snapshot_while_webhooks_arrive_ends_exact(rig, double, enrichers, bridg
 @pytest.mark.timeout_s(480)
 def test_snapshot_killed_and_rerun_writes_each_resource_once(rig, double, enrichers, snapshots):
     enricher = enrichers(snap_env(rig))
-    # paced so that it is killed in the middle
+    # paced so that it is killed in the middle, while one of its transactions is open
+    # on a raw partition (pages of 50 every 200 ms)
     p = snapshots(snap_env(rig, DURO_SNAPSHOT_RATE=250, DURO_SNAPSHOT_PAGE_SIZE=50),
                   "--id", "crash")
-    wait_until(lambda: len(pings(rig, "crash")) >= 600 or p.poll() is not None, 60,
-               "600 pings committed")
-    assert p.poll() is None, p.stderr.read().decode()
-    os.kill(p.pid, signal.SIGKILL)
-    killed_at = time.monotonic()
+    wait_until(lambda: len(pings(rig, "crash")) >= 300 or p.poll() is not None, 60,
+               "300 pings committed")
+    probe = LsoProbe(rig.bootstrap, [rig.raw])
+    try:
+        def open_txn():
+            assert p.poll() is None, "the snapshot ended before a kill inside a transaction"
+            return probe.open_partitions()
+        opened = wait_until(open_txn, 30, "a snapshot transaction open on the raw topic",
+                            interval=0.001)
+        os.kill(p.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+    finally:
+        probe.close()
     p.wait(10)
     before = len(pings(rig, "crash"))
-    assert 600 <= before < COMPONENTS + CHANGE_ORDERS
+    assert 300 <= before < COMPONENTS + CHANGE_ORDERS
+    held_partition = opened[0][1]
 
-    # the killed run's open transaction holds the read_committed enricher back until
-    # the broker aborts it: transaction.timeout.ms (10 s), found by the broker's check
-    # for expired transactions (every 10 s by default), plus a batch
-    live = item_event("ITEM_UPDATE", double.data.component_ids()[1])
+    # The killed run's open transaction holds the read_committed enricher back on that
+    # partition until the broker aborts it: transaction.timeout.ms (10 s) after it
+    # began, seen by the broker's check for expired transactions (every 10 s by
+    # default), plus a batch. A live webhook behind it shows how long.
+    rid = next(c for c in double.data.component_ids()
+               if java_partition(c, rig.raw_partitions) == held_partition)
+    live = item_event("ITEM_UPDATE", rid)
     rig.produce([live])
     rig.wait_for_ids([live["id"]], timeout=60, procs=[enricher])
     held = time.monotonic() - killed_at
-    print(f"live event processed {held:.1f} s after the kill")
+    print(f"live event on raw partition {held_partition} processed {held:.1f} s after "
+          f"the kill inside an open transaction")
     assert held < 10 + 10 + 5
 
     rc, out, err = run_snapshot(rig, "--id", "crash", "--json")
