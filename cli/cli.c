@@ -406,14 +406,16 @@ int cli_producer_timeout(const struct cli *cli, const char *bootstrap,
                              out);
 }
 
-/* The partitions of topic, each at since_ms's offset (or the start), into *l, and
- * their end offsets now into *end (malloc'd, indexed by partition, *np + 1 entries).
- * Returns 0 or the exit status. */
+/* Assigns to c the partitions of topic that hold something to read, each from the
+ * offset of time since_ms (-1: the start; looked up on ends when given, so that a
+ * transaction still open cannot make it skip what follows it), and notes their end
+ * offsets now in *end (malloc'd, indexed by partition, *np + 1 entries; -1 for a
+ * partition with nothing to read). Returns 0 or the exit status. */
 static int cli_read_assign(rd_kafka_t *c, rd_kafka_t *ends, const char *topic,
                            int64_t since_ms, long timeout_ms, int64_t **end, int *np)
 {
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_partition_list_t *l;
+        rd_kafka_topic_partition_list_t *l, *a;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(c, topic, NULL);
         rd_kafka_resp_err_t err;
 
@@ -442,48 +444,93 @@ static int cli_read_assign(rd_kafka_t *c, rd_kafka_t *ends, const char *topic,
                 rd_kafka_topic_partition_list_destroy(l);
                 return *end ? CLI_FAIL : cli_fail(CLI_FAIL, "out of memory");
         }
-        if (since_ms >= 0 && rd_kafka_offsets_for_times(c, l, (int)timeout_ms)) {
+        if (since_ms >= 0 &&
+            (err = rd_kafka_offsets_for_times(ends ? ends : c, l, (int)timeout_ms))) {
                 rd_kafka_topic_partition_list_destroy(l);
-                return cli_fail(CLI_FAIL, "cannot look up the offsets of %s by time",
-                                topic);
+                return cli_fail(CLI_FAIL,
+                                "cannot look up the offsets of %s by time: %s", topic,
+                                rd_kafka_err2str(err));
         }
-        /* an empty partition needs no reading */
+        a = rd_kafka_topic_partition_list_new(l->cnt > 0 ? l->cnt : 1);
         for (int i = 0; i < l->cnt; i++) {
-                int32_t p = l->elems[i].partition;
-                if (p >= 0 && p <= *np && (*end)[p] == 0)
+                const rd_kafka_topic_partition_t *tp = &l->elems[i];
+                int32_t p                            = tp->partition;
+                if (tp->err || (since_ms >= 0 && tp->offset < -1)) {
+                        rd_kafka_topic_partition_list_destroy(a);
+                        rd_kafka_topic_partition_list_destroy(l);
+                        return cli_fail(
+                            CLI_FAIL,
+                            "cannot look up the offset of %s [%d] by time: %s", topic,
+                            (int)p, rd_kafka_err2str(tp->err));
+                }
+                if (p < 0 || p > *np)
+                        continue;
+                /* nothing to read: empty, or no record at or after since_ms */
+                if ((*end)[p] == 0 || (since_ms >= 0 && tp->offset == -1) ||
+                    (since_ms >= 0 && tp->offset >= (*end)[p]))
                         (*end)[p] = -1;
+                else
+                        rd_kafka_topic_partition_list_add(a, topic, p)->offset =
+                            tp->offset;
         }
-        rd_kafka_assign(c, l);
+        rd_kafka_assign(c, a);
+        rd_kafka_topic_partition_list_destroy(a);
         rd_kafka_topic_partition_list_destroy(l);
         return 0;
+}
+
+atomic_int cli_stop;
+
+/* Marks partition p of c read to its end: no more fetching of it. */
+static void cli_read_done(rd_kafka_t *c, const char *topic, int32_t p, int64_t *end,
+                          int *open)
+{
+        rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+
+        rd_kafka_topic_partition_list_add(one, topic, p);
+        rd_kafka_pause_partitions(c, one);
+        rd_kafka_topic_partition_list_destroy(one);
+        end[p] = -1;
+        (*open)--;
 }
 
 int cli_read_topic(rd_kafka_t *c, rd_kafka_t *ends, const char *topic, int64_t since_ms,
                    long timeout_ms, cli_record_fn *fn, void *opaque)
 {
-        int64_t *end = NULL;
+        int64_t *end = NULL, moved;
         int open = 0, np = 0, rc;
 
         rc = cli_read_assign(c, ends, topic, since_ms, timeout_ms, &end, &np);
         for (int p = 0; !rc && p < np; p++)
                 open += end[p] >= 0;
+        moved = dtime_mono_ms();
         while (!rc && open > 0) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(c, (int)timeout_ms);
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
                 int inside;
-                if (!m) {
-                        rc = cli_fail(CLI_FAIL, "timed out reading %s", topic);
+                if (atomic_load(&cli_stop)) {
+                        rd_kafka_message_destroy(m);
+                        rc = CLI_FAIL; /* the command says why */
                         break;
                 }
+                if (!m) {
+                        /* timeout_ms without anything on a partition still open */
+                        if (dtime_mono_ms() - moved > timeout_ms)
+                                rc = cli_fail(CLI_FAIL,
+                                              "no progress reading %s for %ld s (a "
+                                              "transaction left open?)",
+                                              topic, timeout_ms / 1000);
+                        continue;
+                }
                 inside = m->partition >= 0 && m->partition <= np;
+                if (inside && end[m->partition] >= 0)
+                        moved = dtime_mono_ms();
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                         /* read_committed stops at the last stable offset: with ends
                          * from the high watermark, an end below it is not the end
                          * (an open transaction holds back what follows) */
                         if (inside && end[m->partition] >= 0 &&
-                            (!ends || m->offset >= end[m->partition])) {
-                                end[m->partition] = -1;
-                                open--;
-                        }
+                            (!ends || m->offset >= end[m->partition]))
+                                cli_read_done(c, topic, m->partition, end, &open);
                         rd_kafka_message_destroy(m);
                 } else if (m->err) {
                         rc = cli_fail(CLI_FAIL, "reading %s: %s", topic,
@@ -491,19 +538,15 @@ int cli_read_topic(rd_kafka_t *c, rd_kafka_t *ends, const char *topic, int64_t s
                         rd_kafka_message_destroy(m);
                 } else if (!inside || end[m->partition] < 0 ||
                            m->offset >= end[m->partition]) {
-                        if (inside && end[m->partition] >= 0) {
-                                end[m->partition] = -1; /* past the end seen */
-                                open--;
-                        }
+                        if (inside && end[m->partition] >= 0) /* past the end seen */
+                                cli_read_done(c, topic, m->partition, end, &open);
                         rd_kafka_message_destroy(m);
                 } else {
                         int last  = m->offset + 1 >= end[m->partition];
                         int32_t p = m->partition;
                         rc        = fn(opaque, m);
-                        if (!rc && last && end[p] >= 0) {
-                                end[p] = -1;
-                                open--;
-                        }
+                        if (!rc && last && end[p] >= 0)
+                                cli_read_done(c, topic, p, end, &open);
                 }
         }
         free(end);

@@ -30,6 +30,7 @@
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -206,11 +207,15 @@ typedef int(cli_record_fn)(void *opaque, rd_kafka_message_t *m);
  * ends (a cli_watermarks() handle), the high watermarks: then it also waits for what
  * a transaction still open holds back, until that transaction ends. Returns 0, or
  * the exit status (after one line saying why: a missing topic, a partition that could
- * not be read, a read stalled for timeout_ms, or fn's status). Leaves c unassigned.
- * A partition read once to its end in a process is not read to it again (librdkafka
- * reports its end once): read each topic once per consumer. */
+ * not be read, timeout_ms without anything on a partition not yet read, or fn's
+ * status; nothing is said when cli_stop was set). Leaves c unassigned. */
 int cli_read_topic(rd_kafka_t *c, rd_kafka_t *ends, const char *topic, int64_t since_ms,
                    long timeout_ms, cli_record_fn *fn, void *opaque);
+
+/* Set (by a command's SIGINT/SIGTERM handler) to stop what runs: cli_read_topic()
+ * returns CLI_FAIL at once, without a message. A lock-free atomic, safe in a signal
+ * handler and read by any thread. */
+extern atomic_int cli_stop;
 
 /* A consumer that only answers watermark queries with the high watermarks
  * (read_uncommitted), for cli_read_topic()'s ends. *out is the caller's

@@ -155,8 +155,14 @@ int cli_dlq_ends(rd_kafka_t *c, const rd_kafka_topic_partition_list_t *l, int64_
         for (int i = 0; i < q->cnt; i++)
                 q->elems[i].offset = -1; /* "latest" */
         err = rd_kafka_offsets_for_times(c, q, DLQ_TIMEOUT_MS);
+        if (err && q->cnt > 0) { /* which partition, librdkafka does not say */
+                cli_fail(CLI_FAIL, "cannot read the end of %s: %s", q->elems[0].topic,
+                         rd_kafka_err2str(err));
+                rd_kafka_topic_partition_list_destroy(q);
+                return -1;
+        }
         for (int i = 0; i < q->cnt; i++) {
-                rd_kafka_resp_err_t perr = err ? err : q->elems[i].err;
+                rd_kafka_resp_err_t perr = q->elems[i].err;
                 if (!perr && q->elems[i].offset < 0)
                         perr = RD_KAFKA_RESP_ERR__NO_OFFSET;
                 if (perr) {

@@ -290,14 +290,11 @@ struct snap {
         struct snap_metrics m;
 };
 
-/* Set by SIGINT and SIGTERM (a lock-free atomic: safe in a handler, read by both
- * threads). */
-static atomic_int snap_stop;
-
+/* SIGINT and SIGTERM set cli_stop (cli.h): the run ends after what it is doing. */
 static void snap_on_signal(int sig)
 {
         (void)sig;
-        atomic_store(&snap_stop, 1);
+        atomic_store(&cli_stop, 1);
 }
 
 /* Sleeps ms in slices of at most 200 ms, ending early when asked to stop or when
@@ -309,15 +306,20 @@ static int snap_sleep(long ms, atomic_int *cancel)
         for (int64_t now = dtime_mono_ms(); now < due; now = dtime_mono_ms()) {
                 long slice         = due - now < 200 ? (long)(due - now) : 200;
                 struct timespec ts = {0, slice * 1000000L};
-                if (atomic_load(&snap_stop) || (cancel && atomic_load(cancel)))
+                if (atomic_load(&cli_stop) || (cancel && atomic_load(cancel)))
                         break;
                 nanosleep(&ts, NULL);
         }
-        return atomic_load(&snap_stop) || (cancel && atomic_load(cancel)) ? -1 : 0;
+        return atomic_load(&cli_stop) || (cancel && atomic_load(cancel)) ? -1 : 0;
 }
 
+/* Says (once, from whichever thread) that the run was interrupted; returns 1. */
 static int snap_stopped(const struct snap *s)
 {
+        static atomic_int said;
+
+        if (atomic_exchange(&said, 1))
+                return CLI_FAIL;
         return cli_fail(CLI_FAIL,
                         "interrupted: what was committed stays; rerun with --id %s to "
                         "continue",
@@ -717,7 +719,7 @@ static int snap_pace(struct snap *s, size_t n)
                         snap_sleep((long)(due - dtime_mono_ms()), NULL);
         }
         s->paced += (long long)n;
-        return atomic_load(&snap_stop) ? -1 : 0;
+        return atomic_load(&cli_stop) ? -1 : 0;
 }
 
 /* Draws the progress line (on a terminal). */
@@ -799,9 +801,9 @@ static int snap_commit(struct snap *s, struct snap_kind *k, char **ids, size_t n
                         break;
         }
         free(value);
-        if (error || attempt > SNAP_TXN_ATTEMPTS || atomic_load(&snap_stop)) {
+        if (error || attempt > SNAP_TXN_ATTEMPTS || atomic_load(&cli_stop)) {
                 int rc;
-                if (!error && atomic_load(&snap_stop))
+                if (!error && atomic_load(&cli_stop))
                         return snap_stopped(s);
                 rc = cli_fail(CLI_FAIL,
                               "%s%s: what was committed stays; rerun with --id %s to "
@@ -867,21 +869,15 @@ static const char *snap_error_code(const struct dgql_result *res)
         return json_is_string(code) ? json_string_value(code) : "";
 }
 
-/* 1 when a failed answer says the query is wrong rather than that Duro is down: a
- * 4xx other than 429, or a GraphQL error of validation or input. */
+/* 1 when a failed answer came from a Duro that is up: a 4xx other than 429, or GraphQL
+ * errors in a 200 (the query, its cursor, or a record it reads). Those are tried
+ * DURO_GRAPHQL_MAX_ATTEMPTS times; no answer, a 5xx or a rate limit is an outage,
+ * waited out. */
 static int snap_query_error(const struct dgql_result *res)
 {
-        static const char *const codes[] = {"GRAPHQL_VALIDATION_FAILED",
-                                            "GRAPHQL_PARSE_FAILED", "BAD_USER_INPUT",
-                                            "BAD_REQUEST"};
-        const char *code                 = snap_error_code(res);
-
-        if (res->http_status >= 400 && res->http_status < 500)
-                return 1;
-        for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-                if (!strcmp(code, codes[i]))
-                        return 1;
-        return res->errors && !*code && !res->data; /* errors, no code, no data */
+        if (res->http_status == 0 || res->http_status >= 500 || res->http_status == 429)
+                return 0; /* no answer, or Duro is down: an outage */
+        return res->http_status >= 400 || res->errors != NULL;
 }
 
 /* One page of the listing. */
@@ -1000,10 +996,7 @@ static int snap_fetch(struct snap *s, const struct snap_kind *k, const char *cur
                         dgql_result_clear(&res);
                         return rc;
                 }
-                /* An answer that says the query itself is wrong (a 4xx, a GraphQL
-                 * validation or input error) is retried a few times; anything else
-                 * (no answer, a 5xx, a rate limit, a server error in a 200) is an
-                 * outage, waited out. */
+                /* see snap_query_error */
                 if (res.outcome == DGQL_FAILED && snap_query_error(&res) &&
                     ++errors >= s->cfg->max_attempts) {
                         rc = cli_api_report(&res);
@@ -1020,7 +1013,7 @@ static int snap_fetch(struct snap *s, const struct snap_kind *k, const char *cur
                 if (backoff < SNAP_BACKOFF_MAX_MS)
                         backoff *= 2;
                 if (snap_sleep(wait, &s->cancel))
-                        return atomic_load(&snap_stop) ? snap_stopped(s) : CLI_FAIL;
+                        return atomic_load(&cli_stop) ? snap_stopped(s) : CLI_FAIL;
         }
 }
 
@@ -1102,7 +1095,7 @@ static int snap_list(struct snap *s, struct snap_kind *k)
                 int ahead              = 0;
                 pthread_t t;
 
-                if (atomic_load(&snap_stop)) {
+                if (atomic_load(&cli_stop)) {
                         rc = snap_stopped(s);
                         break;
                 }
@@ -1176,6 +1169,8 @@ static int snap_sweep(struct snap *s, struct snap_kind *k)
 
         if (k->phase != SNAP_SWEEP)
                 return 0;
+        if (!s->cfg->state_topics) /* a run resumed with the sweep turned off */
+                return snap_commit(s, k, NULL, 0, SNAP_DONE, k->cursor, 0, 1);
         rc = cli_read_topic(s->c, NULL, k->state_topic, -1, SNAP_CALL_MS,
                             snap_state_take, &live);
         if (!rc && !(todo = calloc(live.n + 1, sizeof(*todo))))
@@ -1206,7 +1201,7 @@ static int snap_sweep(struct snap *s, struct snap_kind *k)
                 size_t page = n - at < (size_t)s->cfg->page_size
                                   ? n - at
                                   : (size_t)s->cfg->page_size;
-                if (atomic_load(&snap_stop))
+                if (atomic_load(&cli_stop))
                         rc = snap_stopped(s);
                 else
                         rc = snap_commit(s, k, todo + at, page,
@@ -1348,6 +1343,8 @@ int cli_snapshot_main(int argc, char **argv)
                 if (!cfg.run)
                         fprintf(stderr, "duro-enricher snapshot: run %s\n", s.run);
                 rc = snap_run(&s);
+                if (rc && atomic_load(&cli_stop))
+                        snap_stopped(&s); /* unless said already */
         }
         if (s.p) {
                 /* an open transaction (a failure mid-page) is aborted, not left to
