@@ -1082,29 +1082,34 @@ static int snap_prefetch_start(struct snap_prefetch *f, pthread_t *t)
 
 static int snap_list(struct snap *s, struct snap_kind *k)
 {
-        struct snap_page pg = {0};
+        struct snap_page pg     = {0};
+        struct snap_set cursors = {0}; /* every cursor this process was given */
         int rc;
 
         if (k->phase != SNAP_LIST)
                 return 0;
         if ((rc = snap_fetch(s, k, k->cursor, &pg)))
                 return rc;
+        if (k->cursor && snap_set_add(&cursors, k->cursor, strlen(k->cursor)) < 0)
+                rc = cli_fail(CLI_FAIL, "out of memory");
         while (!rc && k->phase == SNAP_LIST) {
                 struct snap_prefetch f = {.s = s, .k = k, .cursor = pg.cursor};
                 size_t listed          = pg.n, fresh;
-                int ahead              = 0;
+                int ahead              = 0, dup;
                 pthread_t t;
 
                 if (atomic_load(&cli_stop)) {
                         rc = snap_stopped(s);
                         break;
                 }
-                if (pg.more && k->cursor && !strcmp(pg.cursor, k->cursor)) {
-                        rc = cli_fail(CLI_FAIL,
-                                      "listing %s: Duro answered the page after cursor "
-                                      "%s with the same cursor: the listing does not "
-                                      "advance",
-                                      dwire_kind_name(k->kind), k->cursor);
+                /* a cursor given before would list the same pages again, forever */
+                if (pg.more &&
+                    (dup = snap_set_add(&cursors, pg.cursor, strlen(pg.cursor))) <= 0) {
+                        rc = dup < 0 ? cli_fail(CLI_FAIL, "out of memory")
+                                     : cli_fail(CLI_FAIL,
+                                                "listing %s: Duro gave the cursor %s "
+                                                "again: the listing does not advance",
+                                                dwire_kind_name(k->kind), pg.cursor);
                         break;
                 }
                 if (snap_fresh(k, &pg, &fresh)) {
@@ -1130,6 +1135,7 @@ static int snap_list(struct snap *s, struct snap_kind *k)
                         rc = f.rc;
         }
         snap_page_free(&pg);
+        snap_set_free(&cursors);
         return rc;
 }
 
