@@ -185,11 +185,11 @@ for f in "$root"/deploy/values/*.yaml; do
   check_values "$(basename "$f" .yaml)" -f "$f"
 done
 
-# apiFiles: the release's own ConfigMaps (the image's event table; stand-ins for the six
+# apiFiles: the release's own ConfigMaps (the image's event table; stand-ins for the eight
 # GraphQL documents, which the chart does not read), then existing ones (the queries
 # under their older value name). Then the same text with one change each, for the
 # pods' checksums.
-docs="components change_orders webhooks_list webhooks_create webhooks_update webhooks_logs"
+docs="components change_orders snapshot_components snapshot_change_orders webhooks_list webhooks_create webhooks_update webhooks_logs"
 api_args=(--set-file "apiFiles.eventTable.text=$root/schemas/event-table.txt")
 for d in $docs; do
   api_args+=(--set-string "apiFiles.queries.files.$d\\.graphql=query $d { __typename }")
@@ -338,7 +338,8 @@ import yaml
 work, v, root = sys.argv[1:4]
 ENV = {"DURO_EVENT_TABLE": "/etc/duro/event-table/event-table.txt", "DURO_QUERIES_DIR": "/etc/duro/queries"}
 MOUNT = {"event-table": "/etc/duro/event-table", "queries": "/etc/duro/queries"}
-DOCS = ["components", "change_orders", "webhooks_list", "webhooks_create", "webhooks_update", "webhooks_logs"]
+DOCS = ["components", "change_orders", "snapshot_components", "snapshot_change_orders",
+        "webhooks_list", "webhooks_create", "webhooks_update", "webhooks_logs"]
 table = open(f"{root}/schemas/event-table.txt").read()
 
 
@@ -848,7 +849,7 @@ if [ "$self_test" = 1 ]; then
   bad_values min-isr-above-replicas $'topics:\n  minInsyncReplicas: 4' \
     'minInsyncReplicas must not exceed topics.replicas' template-only
   bad_values queries-incomplete $'apiFiles:\n  queries:\n    files:\n      components.graphql: "query c { id }"' \
-    'apiFiles.queries.files lacks change_orders.graphql, webhooks_list.graphql' template-only
+    'apiFiles.queries.files lacks change_orders.graphql, snapshot_components.graphql, snapshot_change_orders.graphql, webhooks_list.graphql' template-only
   bad_values query-unknown-name $'apiFiles:\n  queries:\n    files:\n      component.graphql: "query c { id }"' \
     "invalid propertyName 'component.graphql'"
   bad_values event-table-twice $'apiFiles:\n  eventTable:\n    text: "ITEM_CREATE item item_id known no -"\n    existingConfigMap: t' \

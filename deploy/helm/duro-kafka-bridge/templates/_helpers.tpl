@@ -262,7 +262,7 @@ release makes of the values' text, or from an existing one; unset, the image's c
 */}}
 {{/* The documents a queries folder must hold: a folder without one stops start-up. */}}
 {{- define "duro.queryDocuments" -}}
-{{- list "components.graphql" "change_orders.graphql" "webhooks_list.graphql" "webhooks_create.graphql" "webhooks_update.graphql" "webhooks_logs.graphql" | toJson -}}
+{{- list "components.graphql" "change_orders.graphql" "snapshot_components.graphql" "snapshot_change_orders.graphql" "webhooks_list.graphql" "webhooks_create.graphql" "webhooks_update.graphql" "webhooks_logs.graphql" | toJson -}}
 {{- end -}}
 
 {{/* The event table's ConfigMap: the release's own (text), an existing one, or "". */}}
