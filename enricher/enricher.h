@@ -402,6 +402,11 @@ void enricher_consume_resume(struct enricher *e, const struct enricher_batch *b)
 /* Fixes b's offsets to commit (b->offsets): the first unprocessed offset per partition.
  * Called before the next batch is taken. */
 void enricher_consume_offsets(struct enricher *e, struct enricher_batch *b);
+/* When idle (every record delivered is committed): the ready partitions whose position
+ * is past their committed offset, i.e. only control records (transaction markers) lie
+ * between, with those positions and the committed metadata. A new list the caller
+ * destroys, or NULL when there is none (or the committed offsets could not be read). */
+rd_kafka_topic_partition_list_t *enricher_consume_idle_offsets(struct enricher *e);
 
 /* enricher_parts.c - main thread. */
 /* The state of an assigned partition (NULL when not assigned). */
@@ -578,10 +583,11 @@ void enricher_metrics_set_lag(struct enricher_metrics *m,
 /* The admin thread: /metrics (a dadmin_metrics_fn). */
 int enricher_metrics_render(void *opaque, struct dbuf *out);
 
-/* cli/cli_dlq.c and cli/cli_snapshot.c (declared with the other commands in
- * cli/cli.h): `duro-enricher dlq ...` and `duro-enricher snapshot ...` (argv[0] is
- * "dlq" or "snapshot"). */
+/* cli/cli_dlq.c, cli/cli_snapshot.c and cli/cli_reconcile.c (declared with the other
+ * commands in cli/cli.h): `duro-enricher dlq ...`, `duro-enricher snapshot ...` and
+ * `duro-enricher reconcile ...` (argv[0] is the command's word). */
 int cli_dlq_main(int argc, char **argv);
 int cli_snapshot_main(int argc, char **argv);
+int cli_reconcile_main(int argc, char **argv);
 
 #endif

@@ -2,7 +2,8 @@
  * partition whose dedupe set is not complete is put back, its partition paused),
  * putting them back (seeking a partition to an offset, rewinding a batch), pausing
  * every partition while the Duro API is down and resuming the ready ones after it, and
- * the offsets a batch commits, with the last record's timestamp as their metadata. */
+ * the offsets a batch commits, with the last record's timestamp as their metadata, and
+ * when idle the positions past trailing transaction markers. */
 #include "enricher.h"
 
 #include <stdlib.h>
@@ -219,4 +220,65 @@ void enricher_consume_offsets(struct enricher *e, struct enricher_batch *b)
         rd_kafka_topic_partition_list_destroy(pos);
         consume_offsets_meta(b, offsets);
         b->offsets = offsets;
+}
+
+/* Only partitions ready, with a known committed offset, and a position past it. */
+static void consume_keep_moved(struct enricher *e, rd_kafka_topic_partition_list_t *l)
+{
+        for (int k = l->cnt - 1; k >= 0; k--) {
+                const struct enricher_part *part =
+                    enricher_part_find(e, l->elems[k].partition);
+                if (!enricher_part_ready(part) || part->next_offset < 0 ||
+                    l->elems[k].offset <= part->next_offset)
+                        rd_kafka_topic_partition_list_del_by_idx(l, k);
+        }
+}
+
+rd_kafka_topic_partition_list_t *enricher_consume_idle_offsets(struct enricher *e)
+{
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(e->nparts ? (int)e->nparts : 1);
+        rd_kafka_topic_partition_list_t *com;
+        rd_kafka_resp_err_t err;
+
+        for (size_t i = 0; i < e->nparts; i++)
+                if (enricher_part_ready(&e->parts[i]) && e->parts[i].next_offset >= 0)
+                        rd_kafka_topic_partition_list_add(l, e->cfg.raw_topic,
+                                                          e->parts[i].partition);
+        if (!l->cnt || rd_kafka_position(e->consumer, l)) {
+                rd_kafka_topic_partition_list_destroy(l);
+                return NULL;
+        }
+        consume_keep_moved(e, l);
+        if (!l->cnt) {
+                rd_kafka_topic_partition_list_destroy(l);
+                return NULL;
+        }
+        /* The metadata the dedupe rebuild starts from stays that of the last record. */
+        com = rd_kafka_topic_partition_list_copy(l);
+        err = rd_kafka_committed(e->consumer, com, 5000);
+        for (int k = 0; !err && k < com->cnt; k++) {
+                rd_kafka_topic_partition_t *tp = &l->elems[k];
+                if (com->elems[k].err ||
+                    com->elems[k].offset !=
+                        enricher_part_find(e, tp->partition)->next_offset) {
+                        err = com->elems[k].err ? com->elems[k].err
+                                                : RD_KAFKA_RESP_ERR__STATE;
+                        break;
+                }
+                if (com->elems[k].metadata_size &&
+                    (tp->metadata = malloc(com->elems[k].metadata_size))) {
+                        memcpy(tp->metadata, com->elems[k].metadata,
+                               com->elems[k].metadata_size);
+                        tp->metadata_size = com->elems[k].metadata_size;
+                }
+        }
+        rd_kafka_topic_partition_list_destroy(com);
+        if (err) {
+                dlog_debug("not committing past transaction markers now: %s",
+                           rd_kafka_err2str(err));
+                rd_kafka_topic_partition_list_destroy(l);
+                return NULL;
+        }
+        return l;
 }

@@ -233,6 +233,33 @@ static void cycle_log(const struct enricher_batch *b, const struct enricher_batc
                    (long long)(dtime_mono_ms() - b->t_offsets), next ? next->n : 0);
 }
 
+/* Idle (nothing taken, nothing ahead): commits, in a transaction of offsets alone, the
+ * positions of partitions that moved past trailing transaction markers (a snapshot
+ * writes the raw topic in transactions), so that the committed offsets, and the lag,
+ * reach the end. Returns 0, or -1 when fatal. */
+static int cycle_idle(struct enricher *e)
+{
+        struct enricher_batch *b;
+        enum enricher_txn_result tr;
+
+        if (e->rebalanced || !atomic_load(&e->run))
+                return 0;
+        if (!(b = enricher_batch_new()))
+                return 0;
+        if (!(b->offsets = enricher_consume_idle_offsets(e))) {
+                cycle_free(b);
+                return 0;
+        }
+        tr = enricher_txn_run(e, b);
+        if (tr == ENRICHER_TXN_COMMITTED) {
+                enricher_txn_committed(e, b);
+                dlog_debug("committed %d partition(s) past transaction markers",
+                           b->offsets->cnt);
+        }
+        cycle_free(b);
+        return tr == ENRICHER_TXN_FATAL ? -1 : 0;
+}
+
 int enricher_cycle_run(struct enricher *e)
 {
         struct enricher_batch *b = e->ahead, *next = NULL;
@@ -244,7 +271,7 @@ int enricher_cycle_run(struct enricher *e)
 
         e->ahead = NULL;
         if ((!b || !b->sorted) && !(b = cycle_take(e, b, reading)))
-                return 0;
+                return reading ? 0 : cycle_idle(e);
         if (cycle_pull_finish(e, b)) {
                 if (!e->rebalanced)
                         enricher_consume_rewind(e, b);

@@ -128,10 +128,15 @@ class RawProducer:
     Java's murmur2 partitioner. ``timestamp_ms`` sets the record timestamp (stream
     time) explicitly."""
 
-    def __init__(self, bootstrap: str, topic: str):
+    def __init__(self, bootstrap: str, topic: str, transactional_id: str | None = None):
         self.topic = topic
-        self.p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                           "acks": "all", "partitioner": "murmur2_random", "linger.ms": 5})
+        conf = {"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                "acks": "all", "partitioner": "murmur2_random", "linger.ms": 5}
+        if transactional_id:
+            conf["transactional.id"] = transactional_id
+        self.p = Producer(conf)
+        if transactional_id:  # the caller then brackets produce() in self.p's transactions
+            self.p.init_transactions(30)
         self.errors: list = []
         self.delivered: list[tuple[int, int]] = []
 

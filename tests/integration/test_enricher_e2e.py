@@ -8,8 +8,10 @@ import json
 
 import pytest
 
-from bridgetest import new_id, rfc3339
-from enrichertest import (KNOWN_EVENTS, Rig, check_output, co_event, double,  # noqa: F401
+import kafkatest
+
+from bridgetest import new_id, rfc3339, wait_until
+from enrichertest import (KNOWN_EVENTS, RawProducer, Rig, check_output, co_event, double,  # noqa: F401
                           enrichers, item_event, parse_output, senders)
 from duro_double import random_events
 
@@ -151,3 +153,40 @@ def test_odd_strings_still_give_json_outputs(rig, double, enrichers):
     assert v["event"]["id"] == odd["id"] and v["event"]["data"] == odd["data"]
     assert v["resource"] == {"kind": "item", "id": comps[0], "status": "found"}
     check_output(rig, by[plain["id"]][0], plain, status="found")
+
+
+@pytest.mark.timeout_s(120)
+def test_transactions_on_the_raw_topic_drain_to_its_end(rig, double, enrichers):
+    """A raw topic written in transactions (the snapshot command writes it so) ends on a
+    transaction marker, not a record, and an aborted transaction delivers no record at
+    all: the enricher commits past them once it is idle, so the group's committed
+    offsets reach the end and the lag gauge reads 0."""
+    e = enrichers(rig.env(rig.txn("a")))
+    comps = double.data.component_ids()
+    w = RawProducer(rig.bootstrap, rig.raw, transactional_id=rig.txn("writer"))
+    ids = []
+    for batch in range(3):
+        w.p.begin_transaction()
+        for part in range(rig.raw_partitions):
+            ev = item_event("ITEM_UPDATE", comps[batch * rig.raw_partitions + part])
+            ids.append(ev["id"])
+            w.produce(ev, partition=part)
+        w.p.commit_transaction(30)
+    rig.wait_for_ids(ids, timeout=60, procs=[e])
+    rig.wait_drained(timeout=30, procs=[e])
+    # then one that aborts, once the enricher is idle: its records are never
+    # delivered, only its markers, so no batch ever holds them
+    w.p.begin_transaction()
+    for part in range(rig.raw_partitions):
+        w.produce(item_event("ITEM_UPDATE", comps[-1 - part]), partition=part)
+    w.p.flush(30)
+    w.p.abort_transaction(30)
+    assert not w.errors, w.errors
+    committed = rig.wait_drained(timeout=30, procs=[e])
+    assert committed == kafkatest.end_offsets(rig.bootstrap, rig.raw), committed
+    rig.assert_exactly_once(ids)
+
+    def lag_zero():
+        lag = e.metrics().by_name("duro_enricher_consumer_lag")
+        return len(lag) == rig.raw_partitions and all(v == 0 for v in lag.values())
+    wait_until(lag_zero, 15, "the consumer lag gauge to read 0 on every partition")
