@@ -5,9 +5,11 @@
                               [--change-orders M] [--latency-ms MS] [--error-rate-500 P]
                               [--max-ids-per-request N] [--default-page-size N]
                               [--variant default|renamed] [--validation-status 400|200]
+                              [--log-shape details|object|string]
       Serves the GraphQL API on 127.0.0.1 until SIGTERM/SIGINT. The first line on stdout is
       ``listening on http://127.0.0.1:PORT/graphql``. Knobs can be changed at run time with
-      ``POST /_control`` (JSON); counters are at ``GET /_stats``.
+      ``POST /_control`` (JSON); counters are at ``GET /_stats``. --log-shape: what a webhook
+      delivery log entry's metadata holds (the ``log_shape`` knob; default details).
 
   python -m duro_double send --url U --secret-file F --count N --rate R [--scale X]
                              [--repeat-probability P] [--ledger out.json] [--seed S]
@@ -32,7 +34,7 @@ import time
 
 from .data import DuroData
 from .sender import SCHEDULE_S, RemoteDeliveryLog, WebhookSender, random_events
-from .server import VARIANTS, DuroDouble
+from .server import LOG_SHAPES, VARIANTS, DuroDouble
 
 
 def _read_secret(path: str | None, env: str) -> str | None:
@@ -58,7 +60,8 @@ def cmd_serve(a) -> int:
                                ("max_ids_per_request", a.max_ids_per_request),
                                ("default_page_size", a.default_page_size),
                                ("max_page_size", a.max_page_size),
-                               ("validation_status", a.validation_status)) if v is not None}
+                               ("validation_status", a.validation_status),
+                               ("log_shape", a.log_shape)) if v is not None}
     stop = _stop_event()
     double = DuroDouble(port=a.port, api_key=key, api_key_file=a.api_key_file, seed=a.seed,
                         components=a.components, change_orders=a.change_orders,
@@ -136,6 +139,9 @@ def main(argv=None) -> int:
                    help="schema: default, or renamed (other input type names, no Webhook.secret)")
     s.add_argument("--validation-status", type=int,
                    help="HTTP status of parse/validation error answers (default 400)")
+    s.add_argument("--log-shape", choices=LOG_SHAPES,
+                   help="webhook log metadata: details (default), object (+ payload), "
+                        "string (the object form as a JSON string)")
     s.add_argument("--verbose", action="store_true")
     s.set_defaults(func=cmd_serve)
     d = sub.add_parser("send", help="send signed webhooks with Duro's retry schedule")

@@ -16,6 +16,20 @@ Duplicate deliveries: with ``repeat_probability`` p, an event acknowledged for t
 is delivered again 1-2 more times (same body, same id) after a short random delay
 (up to the first scaled retry delay); :meth:`WebhookSender.repeat` does it on demand.
 Each repeat is a delivery of its own (retried on failure like any other).
+
+Lost answers: with ``lose_answers`` (event ids), every 2xx answer to a delivery of one of
+those events is treated as no answer at all, as Duro does when its request times out after
+the endpoint committed the event: the attempt is logged with response code None,
+acknowledged False and error ``"answer lost: timed out"``, and the delivery is retried on the
+schedule like any failure, then given up. The endpoint sees (and accepts) every attempt.
+
+Delivery log: with ``delivery_log`` (a :class:`~duro_double.server.DuroDouble`, or a
+:class:`RemoteDeliveryLog` for one out of process), each attempt is recorded through
+``record_delivery(webhook_id=, event=, metadata=, response_code=, acknowledged=,
+created_at=, payload=)``; ``metadata`` holds the delivery details (event_id, attempt, repeat,
+url, duration_ms, error when there is one) and ``payload`` the delivered body parsed as JSON
+(left out when the body is not JSON). The double decides how much of it its log keeps (its
+``log_shape`` knob).
 """
 
 from __future__ import annotations
@@ -48,6 +62,7 @@ DEFAULT_MIX = {"ITEM_UPDATE": 40, "ITEM_CREATE": 15, "ITEM_DELETE": 5, "CO_OPEN"
                "CO_UPDATE": 10, "CO_DELETE": 2, "CO_STAGE_TRANSITION": 8,
                "CO_STAGE_REVIEWER_DECISION": 10, "CO_RESOLUTION": 5}
 USER_AGENT = "Duro-Webhooks/1.0 (duro-double)"
+LOST_ANSWER_ERROR = "answer lost: timed out"
 
 
 # ---------------------------------------------------------------- events
@@ -135,7 +150,15 @@ def random_events(n: int, data: DuroData, mix: dict | Iterable[str] | None = Non
 
 class Ledger:
     """Per event id: body, deliveries, attempts, statuses (None: no answer), errors,
-    attempt times, first 2xx time, acknowledged / gave_up flags. Thread-safe."""
+    attempt times, first 2xx time, acknowledged / gave_up flags, answers_lost. Thread-safe.
+
+    Everything is counted as Duro sees it. A lost answer (``WebhookSender(lose_answers=...)``:
+    the endpoint answered 2xx, the sender took it for a time-out) is an attempt with status
+    None and error ``"answer lost: timed out"``: it counts in ``failures``, not in ``acks``;
+    an event whose answers were all lost is not ``acknowledged`` and ends ``gave_up``, although
+    the endpoint accepted it (as many times as it was attempted). Those accepted attempts are
+    counted apart, in ``answers_lost`` (per event and in :meth:`summary`): the endpoint
+    accepted ``acks + answers_lost`` attempts in all."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -149,8 +172,8 @@ class Ledger:
                 e = {"id": event_id, "event": event, "body": body.decode("utf-8", "replace"),
                      "deliveries": 0, "repeats": 0, "attempts": 0, "statuses": [], "errors": [],
                      "attempt_times": [], "attempt_wall": [], "first_ack_at": None,
-                     "first_ack_mono": None, "acks": 0, "acknowledged": False, "gave_up": False,
-                     "finished_deliveries": 0}
+                     "first_ack_mono": None, "acks": 0, "answers_lost": 0, "acknowledged": False,
+                     "gave_up": False, "finished_deliveries": 0}
                 self._entries[event_id] = e
             return e
 
@@ -162,11 +185,14 @@ class Ledger:
                 e["repeats"] += 1
 
     def _attempt(self, event_id: str, t_mono: float, t_wall: float, status: int | None,
-                 error: str | None) -> bool:
-        """Records one attempt; True when it was the event's first 2xx."""
+                 error: str | None, answer_lost: bool = False) -> bool:
+        """Records one attempt; True when it was the event's first 2xx. ``answer_lost``: the
+        endpoint answered 2xx but the answer counts as none (``status`` is None)."""
         with self._lock:
             e = self._entries[event_id]
             e["attempts"] += 1
+            if answer_lost:
+                e["answers_lost"] += 1
             e["statuses"].append(status)
             e["attempt_times"].append(t_mono)
             e["attempt_wall"].append(t_wall)
@@ -212,6 +238,9 @@ class Ledger:
             return [i for i, e in self._entries.items() if e["acknowledged"]]
 
     def summary(self) -> dict:
+        """Totals as Duro sees them: ``acknowledged`` / ``gave_up`` / ``pending`` events,
+        ``attempts`` = ``acks`` + ``failures`` (a lost answer is a failure), and
+        ``answers_lost``: attempts the endpoint answered 2xx that counted as no answer."""
         with self._lock:
             es = list(self._entries.values())
             s = {"sent": len(es),
@@ -221,6 +250,7 @@ class Ledger:
                  "repeats": sum(e["repeats"] for e in es),
                  "attempts": sum(e["attempts"] for e in es),
                  "acks": sum(e["acks"] for e in es),
+                 "answers_lost": sum(e["answers_lost"] for e in es),
                  "failures": sum(sum(1 for st in e["statuses"] if st is None or not 200 <= st < 300)
                                  for e in es),
                  "unfinished_deliveries": sum(e["deliveries"] - e["finished_deliveries"] for e in es),
@@ -252,13 +282,35 @@ class RemoteDeliveryLog:
 
 # ---------------------------------------------------------------- sender
 
+_NOT_JSON = object()
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"not JSON: {name}")
+
+
+def _parse_payload(body: bytes):
+    """The body parsed as (strict) JSON, or ``_NOT_JSON``."""
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except ValueError:  # also UnicodeDecodeError
+        return _NOT_JSON
+
+
 class _Delivery:
-    __slots__ = ("event_id", "event", "body", "attempt", "repeat", "number")
+    __slots__ = ("event_id", "event", "body", "attempt", "repeat", "number", "_payload")
 
     def __init__(self, event_id, event, body, repeat, number):
         self.event_id, self.event, self.body = event_id, event, body
+        self._payload = None  # parsed on first use (only when there is a delivery log)
         self.attempt = 0  # index of the next attempt; retry k waits schedule[k-1]
         self.repeat, self.number = repeat, number
+
+    @property
+    def payload(self):
+        if self._payload is None:
+            self._payload = _parse_payload(self.body)
+        return self._payload
 
 
 class _Conn:
@@ -272,13 +324,19 @@ class _Conn:
 class WebhookSender:
     """Delivers events to ``url`` signed with ``secret``. Use as a context manager or call
     :meth:`close`. ``send`` queues and returns at once; :meth:`wait` waits for every
-    delivery to end (acknowledged or given up)."""
+    delivery to end (acknowledged or given up).
+
+    ``lose_answers``: event ids whose 2xx answers the sender treats as no answer (logged
+    with response code None, not acknowledged, error ``"answer lost: timed out"``; retried,
+    then given up), as Duro does when it times out after the endpoint committed the event.
+    The ledger counts such an event as Duro does (not acknowledged, given up) and the lost
+    answers apart (``answers_lost``), see :class:`Ledger`."""
 
     def __init__(self, url: str, secret: str | bytes, *, webhook_id: str = "webhook_test",
                  scale: float = 1.0, schedule: Iterable[float] = SCHEDULE_S, workers: int = 8,
                  timeout_s: float = 10.0, repeat_probability: float = 0.0, seed: int | None = None,
                  delivery_log=None, headers: dict | None = None,
-                 ssl_context: ssl.SSLContext | None = None):
+                 ssl_context: ssl.SSLContext | None = None, lose_answers: Iterable[str] = ()):
         u = urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"bad webhook url {url!r}")
@@ -293,6 +351,7 @@ class WebhookSender:
         self.timeout_s = timeout_s
         self.repeat_probability = repeat_probability
         self.delivery_log = delivery_log
+        self.lose_answers = frozenset(lose_answers or ())
         self.extra_headers = dict(headers or {})
         self.ledger = Ledger()
         self._rng = random.Random(seed)
@@ -500,17 +559,21 @@ class WebhookSender:
         if self._closed:
             return  # aborted by close(): not an answer, not recorded
         ok = status is not None and 200 <= status < 300
-        first_ack = self.ledger._attempt(d.event_id, t_mono, t_wall, status, error)
+        lost = ok and d.event_id in self.lose_answers
+        if lost:  # the endpoint accepted it; Duro timed out first
+            status, error, ok = None, LOST_ANSWER_ERROR, False
+        first_ack = self.ledger._attempt(d.event_id, t_mono, t_wall, status, error, lost)
         attempt_no = d.attempt + 1
         if self.delivery_log is not None:
             meta = {"event_id": d.event_id, "attempt": attempt_no, "repeat": d.repeat,
                     "url": self.url, "duration_ms": round((time.monotonic() - t_mono) * 1000, 3)}
             if error:
                 meta["error"] = error
+            extra = {} if d.payload is _NOT_JSON else {"payload": d.payload}
             try:
                 self.delivery_log.record_delivery(
                     webhook_id=self.webhook_id, event=d.event or "", metadata=meta,
-                    response_code=status, acknowledged=ok, created_at=rfc3339(t_wall))
+                    response_code=status, acknowledged=ok, created_at=rfc3339(t_wall), **extra)
             except Exception:
                 pass  # the log is best effort; delivery goes on
         if ok:

@@ -52,7 +52,15 @@ Out of process, ``GET/POST /_control`` reads/sets knobs (and ``api_key``, ``rese
 ``GET /_stats`` returns counters (``lookup_requests`` / ``list_requests`` and
 ``list_ids_returned`` count lookups by id and listings apart; a request doing both counts
 in both), ``POST /_data`` edits the library, ``POST /_webhook_logs``
-appends a webhook delivery log entry, ``GET /healthz`` answers ``ok``.
+appends a webhook delivery log entry (the arguments of :meth:`DuroDouble.record_delivery`
+as a JSON object, ``payload`` included), ``GET /healthz`` answers ``ok``.
+
+Webhook delivery log (``webhooks.getLogs``): each entry's ``metadata`` is shaped, when the
+entry is recorded, by the ``log_shape`` knob: ``"details"`` (default) the delivery details
+the sender gives (``event_id``, ``attempt``, ``repeat``, ``url``, ``duration_ms``, ``error``
+when there is one; no resource, no payload); ``"object"`` the same plus ``"payload"``: the
+delivered payload as a JSON object; ``"string"`` the ``"object"`` form serialised as a JSON
+string (``metadata`` is then a string).
 """
 
 from __future__ import annotations
@@ -116,7 +124,11 @@ KNOB_DEFAULTS: dict[str, Any] = {
                                    # GraphQL-over-HTTP servers answering application/json: 200)
     "cursor_generation": 0,        # embedded in listing cursors; one of another generation is
                                    # refused (BAD_USER_INPUT "Invalid cursor")
+    "log_shape": "details",        # webhook log metadata: "details" (delivery details only),
+                                   # "object" (details + "payload": the delivered payload),
+                                   # "string" (the "object" form as a JSON string)
 }
+LOG_SHAPES = ("details", "object", "string")
 _SET_KNOBS = {"poison_ids", "timeout_ids", "failing_lookups"}
 LOG_PAGE_SIZE = 20
 ID_LOG_LIMIT = 100_000
@@ -156,7 +168,30 @@ def _normalise_knob(name: str, value):
         return int(value or 400)
     if name == "cursor_generation":
         return int(value or 0)
+    if name == "log_shape":
+        shape = value or "details"
+        if shape not in LOG_SHAPES:
+            raise ValueError(f"log_shape must be one of {', '.join(LOG_SHAPES)}, not {value!r}")
+        return shape
     return value
+
+
+_NO_PAYLOAD = object()
+
+
+def shape_log_metadata(shape: str, metadata, payload=_NO_PAYLOAD):
+    """A delivery log entry's metadata in ``shape`` (see ``LOG_SHAPES``): "details" is
+    ``metadata`` as given; "object" adds ``"payload": payload`` to a copy (when a payload was
+    given and ``metadata`` is a dict or None); "string" is the "object" form serialised with
+    ``json.dumps`` (compact). Metadata None with no payload stays None in every shape."""
+    if shape == "details":
+        return metadata
+    obj = metadata
+    if payload is not _NO_PAYLOAD and (metadata is None or isinstance(metadata, dict)):
+        obj = dict(metadata or {}, payload=payload)
+    if shape == "string" and obj is not None:
+        return json.dumps(obj, separators=(",", ":"))
+    return obj
 
 
 def schema_sdl(variant: str = "default", path: str | os.PathLike | None = None) -> str:
@@ -811,9 +846,13 @@ class DuroDouble:
 
     def record_delivery(self, webhook_id: str, event: str, metadata: dict | None = None,
                         response_code: int | None = None, acknowledged: bool = False,
-                        created_at: str | None = None) -> dict:
-        """Appends one delivery attempt to the webhook's log (what ``getLogs`` lists)."""
+                        created_at: str | None = None, payload=_NO_PAYLOAD) -> dict:
+        """Appends one delivery attempt to the webhook's log (what ``getLogs`` lists).
+        ``metadata``: the delivery details; ``payload``: the delivered payload (parsed JSON;
+        not given: unknown). The ``log_shape`` knob, as it is now, decides what the entry's
+        metadata holds (see :func:`shape_log_metadata`); the entry keeps that shape."""
         with self._lock:
+            metadata = shape_log_metadata(self._knobs["log_shape"], metadata, payload)
             self._log_seq += 1
             entry = {"seq": self._log_seq, "id": f"whlog_{self._log_seq:08d}", "event": event,
                      "metadata": metadata, "responseCode": response_code,

@@ -29,8 +29,8 @@ TESTS_DIR = Path(__file__).resolve().parents[1]
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
-from duro_double import (SCHEDULE_S, DuroData, DuroDouble, WebhookSender, co_event,  # noqa: E402
-                         item_event, random_events)
+from duro_double import (SCHEDULE_S, DuroData, DuroDouble, RemoteDeliveryLog,  # noqa: E402
+                         WebhookSender, co_event, item_event, random_events)
 from proctest import wait_until  # noqa: E402
 
 REPO_ROOT = TESTS_DIR.parent
@@ -694,7 +694,10 @@ class Receiver:
                 sig = self.headers.get("X-Duro-Signature", "")
                 want = "sha256=" + hmac.new(outer.secret, body, hashlib.sha256).hexdigest()
                 ok = hmac.compare_digest(sig, want)
-                eid = json.loads(body).get("id") if ok else None
+                try:
+                    eid = json.loads(body).get("id") if ok else None
+                except ValueError:  # a body that is not JSON (sent raw): no id
+                    eid = None
                 with outer.lock:
                     if not ok:
                         outer.bad_signatures += 1
@@ -857,6 +860,128 @@ def test_sender_fills_the_doubles_webhook_log_and_streams(double, client, receiv
     assert sorted(l["responseCode"] for l in logged) == [200] * 20 + [503] * 20
 
 
+DETAIL_KEYS = {"event_id", "attempt", "repeat", "url", "duration_ms"}
+
+
+def log_nodes(client, webhook_id):
+    """Every getLogs node of a webhook through GraphQL, newest first (pages followed)."""
+    out, after = [], None
+    for _ in range(50):
+        status, _, body = client.gql(LOGS, {"id": webhook_id, "after": after})
+        assert status == 200 and "errors" not in body, body
+        conn = body["data"]["webhooks"]["getLogs"]["connection"]
+        out += [e["node"] for e in conn["edges"]]
+        if not conn["pageInfo"]["hasNextPage"]:
+            return out
+        after = conn["pageInfo"]["endCursor"]
+    raise AssertionError("getLogs pages never ended")
+
+
+@pytest.mark.parametrize("shape", ["details", "object", "string"])
+def test_webhook_log_shape(double, client, receiver_factory, shape):
+    secret = "s3cret"
+    rx = receiver_factory(secret, lambda eid, n: 503 if n == 1 else 200)
+    if shape != "details":  # details is the default
+        double.configure(log_shape=shape)
+    assert double.log_shape == shape
+    ev = co_event("CO_RESOLUTION", "co_000002", resolution="approved")
+    with WebhookSender(rx.url, secret, webhook_id="webhook_1", scale=0.001, workers=2,
+                       delivery_log=double) as s:
+        eid = s.send(ev)
+        assert s.wait(10)
+    hits = rx.hits_of(eid)
+    assert [h["status"] for h in hits] == [503, 200]
+    sent = json.loads(hits[0]["body"])
+    assert sent["id"] == eid and sent["data"] == ev["data"] and sent["webhook_id"] == "webhook_1"
+    logged = log_nodes(client, "webhook_1")
+    assert [(n["responseCode"], n["isAcknowledged"]) for n in logged] == [(200, True), (503, False)]
+    for n in logged:
+        meta = n["metadata"]
+        if shape == "string":
+            assert isinstance(meta, str)
+            meta = json.loads(meta)
+        assert isinstance(meta, dict)
+        failed = n["responseCode"] == 503  # an answer: no "error" (that is for no answer)
+        assert set(meta) == DETAIL_KEYS | ({"payload"} if shape != "details" else set()), meta
+        assert meta["event_id"] == eid and meta["url"] == rx.url and meta["repeat"] is False
+        assert meta["attempt"] == (1 if failed else 2)
+        if shape != "details":
+            assert meta["payload"] == sent
+    # the shape is fixed when an entry is recorded
+    double.configure(log_shape="details" if shape != "details" else "object")
+    assert [n["metadata"] for n in log_nodes(client, "webhook_1")] == [n["metadata"] for n in logged]
+
+
+def test_webhook_log_shape_knob_over_http_and_remote_senders(double, client, receiver_factory):
+    status, _, data = client.raw("POST", "/_control", json.dumps({"log_shape": "string"}).encode())
+    assert status == 200 and json.loads(data)["log_shape"] == "string" and double.log_shape == "string"
+    status, _, data = client.raw("POST", "/_control", json.dumps({"log_shape": "yaml"}).encode())
+    assert status == 400 and "log_shape" in json.loads(data)["error"]
+    assert double.log_shape == "string"
+    with pytest.raises(ValueError):
+        double.configure(log_shape="nope")
+    with pytest.raises(ValueError):
+        DuroDouble(log_shape="nope")
+    secret = "s3cret"
+    rx = receiver_factory(secret)
+    ev = item_event("update", "comp_000003")
+    with WebhookSender(rx.url, secret, webhook_id="webhook_r", scale=0.001, workers=1,
+                       delivery_log=RemoteDeliveryLog(double.base_url)) as s:
+        eid = s.send(ev)
+        assert s.wait(10)
+        double.log_shape = "object"
+        raw = s.send(b"not json")  # no payload to keep: "object" is the details alone
+        assert s.wait(10)
+    by_event = {}
+    for n in log_nodes(client, "webhook_r"):
+        meta = json.loads(n["metadata"]) if isinstance(n["metadata"], str) else n["metadata"]
+        by_event[meta["event_id"]] = (n["metadata"], meta)
+    as_string, meta = by_event[eid]
+    assert isinstance(as_string, str) and meta["payload"] == json.loads(rx.hits_of(eid)[0]["body"])
+    assert meta["payload"]["data"] == {"item_id": "comp_000003"}
+    as_object, meta = by_event[raw]
+    assert isinstance(as_object, dict) and set(meta) == DETAIL_KEYS and meta["attempt"] == 1
+    # a caller that gives no payload: metadata as given, in every shape
+    double.log_shape = "string"
+    assert double.record_delivery("webhook_x", "ITEM_UPDATE", None)["metadata"] is None
+    assert double.record_delivery("webhook_x", "ITEM_UPDATE", {"n": 1})["metadata"] == '{"n":1}'
+
+
+def test_sender_lose_answers(double, client, receiver_factory):
+    secret = "s3cret"
+    scale = 0.0001  # the 8 retries take 2.78 s in all
+    rx = receiver_factory(secret)  # always 200
+    lost_ev, kept_ev = item_event("update", "comp_000004"), item_event("update", "comp_000005")
+    lost = lost_ev["id"]
+    with WebhookSender(rx.url, secret, webhook_id="webhook_1", scale=scale, workers=2,
+                       delivery_log=double, lose_answers=[lost]) as s:
+        _, kept = s.send_many([lost_ev, kept_ev])
+        assert s.wait(15)
+        led, led_kept = s.ledger.get(lost), s.ledger.get(kept)
+        summary = s.summary()
+    n = 1 + len(SCHEDULE_S)
+    # the endpoint saw and accepted every attempt
+    hits = rx.hits_of(lost)
+    assert len(hits) == n and {h["status"] for h in hits} == {200} and len({h["body"] for h in hits}) == 1
+    assert [h["status"] for h in rx.hits_of(kept)] == [200]
+    # Duro's view: no answer each time, then given up
+    assert led["statuses"] == [None] * n and led["errors"] == ["answer lost: timed out"] * n
+    assert led["gave_up"] and not led["acknowledged"] and led["acks"] == 0 and led["answers_lost"] == n
+    assert led_kept["acknowledged"] and led_kept["answers_lost"] == 0
+    assert summary == dict(summary, sent=2, acknowledged=1, gave_up=1, pending=0, attempts=n + 1,
+                           acks=1, failures=n, answers_lost=n, balanced=True)
+    for gap, delay in zip([b["t"] - a["t"] for a, b in zip(hits, hits[1:])], SCHEDULE_S):
+        assert gap >= delay * scale
+    logged = log_nodes(client, "webhook_1")
+    mine = [x for x in logged if x["metadata"]["event_id"] == lost]
+    assert len(mine) == n and len(logged) == n + 1
+    assert all(x["isAcknowledged"] is False and x["responseCode"] is None for x in mine)
+    assert all(x["metadata"]["error"] == "answer lost: timed out" for x in mine)
+    assert sorted(x["metadata"]["attempt"] for x in mine) == list(range(1, n + 1))
+    other = [x for x in logged if x["metadata"]["event_id"] == kept]
+    assert [(x["responseCode"], x["isAcknowledged"]) for x in other] == [(200, True)]
+
+
 # ---------------------------------------------------------------- command line
 
 def _env():
@@ -886,7 +1011,8 @@ def test_cli_serve_and_send(tmp_path, receiver_factory):
     keyf = tmp_path / "key"
     keyf.write_text("cli-key\n")
     proc = subprocess.Popen([sys.executable, "-m", "duro_double", "serve", "--port", "0",
-                             "--api-key-file", str(keyf), "--seed", "3", "--components", "40"],
+                             "--api-key-file", str(keyf), "--seed", "3", "--components", "40",
+                             "--log-shape", "object"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=REPO_ROOT)
     try:
         line = _read_line(proc, 15)
@@ -925,6 +1051,11 @@ def test_cli_serve_and_send(tmp_path, receiver_factory):
         logs = json.loads(c.getresponse().read())["data"]["webhooks"]["getLogs"]["connection"]
         c.close()
         assert len(logs["edges"]) == 16 and not logs["pageInfo"]["hasNextPage"]
+        # send --double-url hands the payload over; serve --log-shape object keeps it
+        bodies = {h["id"]: json.loads(h["body"]) for h in rx.hits}
+        for e in logs["edges"]:
+            meta = e["node"]["metadata"]
+            assert meta["payload"] == bodies[meta["event_id"]]
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
