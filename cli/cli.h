@@ -45,6 +45,7 @@
 int cli_webhooks_main(int argc, char **argv);
 int cli_dlq_main(int argc, char **argv);
 int cli_snapshot_main(int argc, char **argv);
+int cli_reconcile_main(int argc, char **argv);
 
 /* An option of the subcommand itself (not a setting), e.g. --json or --limit N. */
 enum cli_opt_type {

@@ -40,6 +40,12 @@ const char *dschema_event_table(void)
                             DURO_SCHEMAS_SOURCE "/event-table.txt");
 }
 
+const char *dschema_log_table(void)
+{
+        return dschema_pick(DURO_SCHEMAS_INSTALLED "/log-table.txt",
+                            DURO_SCHEMAS_SOURCE "/log-table.txt");
+}
+
 /* How many times the variable $name appears in the document text (tokens, never in
  * strings or comments); -1 when it does not lex (dgqldoc_parse said so first). */
 static int dschema_var_count(const char *text, size_t len, const char *name)

@@ -1,5 +1,6 @@
 /* dschema.h - where the files that describe Duro's API live by default: the
- * GraphQL documents (schemas/graphql/) and the event table (schemas/event-table.txt).
+ * GraphQL documents (schemas/graphql/), the event table (schemas/event-table.txt) and
+ * the log table (schemas/log-table.txt).
  * The installed copy wins; a build run from its source tree falls back to the
  * source's schemas/ folder. Settings (DURO_QUERIES_DIR, DURO_EVENT_TABLE) override
  * both; this module answers "where, when nothing was set", and reads a query
@@ -15,6 +16,9 @@ const char *dschema_queries_dir(void);
 
 /* The default event table file, likewise. */
 const char *dschema_event_table(void);
+
+/* The default log table file (reconcile), likewise. */
+const char *dschema_log_table(void);
 
 /* Reads dir/name (at most 1 MiB) into a malloc'd string, checked as a GraphQL query
  * (dgqldoc) that declares and uses each variable of vars (NULL-terminated, names

@@ -187,18 +187,20 @@ int dtopics_partitions(rd_kafka_t *rk, const char *topic, char *err, size_t errs
         return n;
 }
 
-int dtopics_check_compacted(rd_kafka_t *rk, const char *topic, int *partitions,
-                            long long *max_bytes, char *err, size_t errsize)
+/* Describes topic's configs and copies the value of each of names[0..n) into vals[i]
+ * (malloc'd; NULL when the broker did not say). Returns 0, or -1 with err naming the
+ * topic. Blocks up to about 20 s. */
+static int dtopics_describe(rd_kafka_t *rk, const char *topic, const char *const *names,
+                            char **vals, size_t n, char *err, size_t errsize)
 {
         rd_kafka_ConfigResource_t *cr;
         rd_kafka_AdminOptions_t *opts;
         rd_kafka_queue_t *q;
         rd_kafka_event_t *ev;
-        const char *policy = NULL;
-        int rc             = -1;
+        int rc = -1;
 
-        if ((*partitions = dtopics_partitions(rk, topic, err, errsize)) < 0)
-                return -1;
+        for (size_t k = 0; k < n; k++)
+                vals[k] = NULL;
         cr   = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
         q    = rd_kafka_queue_new(rk);
         opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
@@ -214,35 +216,26 @@ int dtopics_check_compacted(rd_kafka_t *rk, const char *topic, int *partitions,
         } else {
                 const rd_kafka_DescribeConfigs_result_t *res =
                     rd_kafka_event_DescribeConfigs_result(ev);
-                size_t n = 0, nc = 0;
+                size_t nr = 0, nc = 0;
                 const rd_kafka_ConfigResource_t **rs =
-                    res ? rd_kafka_DescribeConfigs_result_resources(res, &n) : NULL;
+                    res ? rd_kafka_DescribeConfigs_result_resources(res, &nr) : NULL;
                 const rd_kafka_ConfigEntry_t **ce =
-                    n == 1 && !rd_kafka_ConfigResource_error(rs[0])
+                    nr == 1 && !rd_kafka_ConfigResource_error(rs[0])
                         ? rd_kafka_ConfigResource_configs(rs[0], &nc)
                         : NULL;
-                if (max_bytes)
-                        *max_bytes = -1;
                 for (size_t i = 0; i < nc; i++) {
                         const char *name = rd_kafka_ConfigEntry_name(ce[i]);
                         const char *v    = rd_kafka_ConfigEntry_value(ce[i]);
-                        if (!strcmp(name, "cleanup.policy"))
-                                policy = v;
-                        else if (max_bytes && v && !strcmp(name, "max.message.bytes"))
-                                *max_bytes = atoll(v);
+                        for (size_t k = 0; v && k < n; k++)
+                                if (!strcmp(name, names[k]) && !vals[k])
+                                        vals[k] = strdup(v);
                 }
-                if (n != 1 || rd_kafka_ConfigResource_error(rs[0]))
+                if (nr != 1 || rd_kafka_ConfigResource_error(rs[0]))
                         snprintf(
                             err, errsize, "topic %s: describing its configs: %s", topic,
-                            n == 1
+                            nr == 1
                                 ? rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0]))
                                 : "no answer");
-                else if (!policy || strcmp(policy, "compact"))
-                        snprintf(
-                            err, errsize,
-                            "topic %s: not compacted (cleanup.policy=%s, want compact: "
-                            "with delete too, retention would drop what is current)",
-                            topic, policy ? policy : "?");
                 else
                         rc = 0;
         }
@@ -252,4 +245,42 @@ int dtopics_check_compacted(rd_kafka_t *rk, const char *topic, int *partitions,
         rd_kafka_queue_destroy(q);
         rd_kafka_ConfigResource_destroy(cr);
         return rc;
+}
+
+int dtopics_check_compacted(rd_kafka_t *rk, const char *topic, int *partitions,
+                            long long *max_bytes, char *err, size_t errsize)
+{
+        static const char *const names[] = {"cleanup.policy", "max.message.bytes"};
+        char *vals[2];
+        int rc = -1;
+
+        if ((*partitions = dtopics_partitions(rk, topic, err, errsize)) < 0)
+                return -1;
+        if (dtopics_describe(rk, topic, names, vals, 2, err, errsize))
+                return -1;
+        if (max_bytes)
+                *max_bytes = vals[1] ? atoll(vals[1]) : -1;
+        if (!vals[0] || strcmp(vals[0], "compact"))
+                snprintf(err, errsize,
+                         "topic %s: not compacted (cleanup.policy=%s, want compact: "
+                         "with delete too, retention would drop what is current)",
+                         topic, vals[0] ? vals[0] : "?");
+        else
+                rc = 0;
+        free(vals[0]);
+        free(vals[1]);
+        return rc;
+}
+
+int dtopics_retention_ms(rd_kafka_t *rk, const char *topic, long long *ms, char *err,
+                         size_t errsize)
+{
+        static const char *const names[] = {"retention.ms"};
+        char *v;
+
+        if (dtopics_describe(rk, topic, names, &v, 1, err, errsize))
+                return -1;
+        *ms = v ? atoll(v) : -1;
+        free(v);
+        return 0;
 }

@@ -542,6 +542,8 @@ int main(int argc, char **argv)
                 return cli_dlq_main(argc - 1, argv + 1);
         if (argc > 1 && !strcmp(argv[1], "snapshot"))
                 return cli_snapshot_main(argc - 1, argv + 1);
+        if (argc > 1 && !strcmp(argv[1], "reconcile"))
+                return cli_reconcile_main(argc - 1, argv + 1);
         if ((rc = enricher_configure(&e, argc, argv)) >= 0)
                 return rc;
         atomic_store(&e.run, 1);
