@@ -4,13 +4,14 @@
  * (`webhooks { getLogs }`, newest first, pages followed back to --since) of this
  * deployment's webhooks (DURO_RECONCILE_URL; unset: every webhook the key sees;
  * --webhook names others), takes the events none of whose deliveries was acknowledged
- * or answered 2xx, reads the raw topic's duro-event-id headers from since minus
- * DURO_CLOCK_SKEW_S, and writes only the events that are absent, with their original
- * event id, keyed and stamped as the bridge would (the payload goes through the same
- * dpayload rules), with duro-origin: reconcile. Where an event and its resource sit in
- * a log entry is the log table's business (dlogtable.h). An event whose log names no
- * resource (and holds no payload) cannot be written: it is counted, with the advice to
- * snapshot its kind.
+ * or answered 2xx on that webhook, reads the raw topic's duro-event-id headers from
+ * since minus Duro's retry span (an event whose retries reach into the window may have
+ * been published before it) minus DURO_CLOCK_SKEW_S, and writes only the events that
+ * are absent, with their original event id, keyed and stamped as the bridge would (the
+ * payload goes through the same dpayload rules), with duro-origin: reconcile. Where an
+ * event and its resource sit in a log entry is the log table's business (dlogtable.h).
+ * An event whose log names no resource (and holds no payload) cannot be written: it is
+ * counted, with the advice to snapshot its kind.
  *
  * It keeps no progress of its own: its scan of the raw topic makes a rerun harmless,
  * and the enricher's dedupe set catches the one race left (a webhook that arrives
@@ -53,6 +54,9 @@ static const char rec_usage[] =
 #define REC_TXN_ATTEMPTS   5     /* a transaction, before giving up */
 #define REC_PAGE           100   /* log entries per page */
 #define REC_BACKOFF_MAX_MS 30000 /* GraphQL retries */
+/* Duro's retry span (5 s + 30 s + 2 m + 10 m + 30 m + 1 h + 2 h + 4 h = 7 h 42 m 35 s),
+ * rounded up: an event retried inside the window may have been published before it */
+#define REC_RETRY_SPAN_MS (8LL * 3600 * 1000)
 
 struct rec_config {
         char *bootstrap, *raw_topic, *group, *event_table, *queries_dir;
@@ -118,13 +122,15 @@ static const struct cli_cmd rec_cmd = {
     .kafka = 1,
 };
 
-/* One event the logs name, with what they say about it. Strings owned. */
+/* One event of one webhook, with what its log says about it. Strings owned. */
 struct rec_event {
         char *id, *event, *webhook_id, *resource, *created_at;
         json_t *payload; /* owned: the delivered payload, when a log holds it */
         json_t *data;    /* owned: its data, when a log holds that */
-        int delivered;   /* a delivery was acknowledged or answered 2xx */
-        int present;     /* the raw topic holds it */
+        int delivered; /* a delivery to this webhook was acknowledged or answered 2xx */
+        int present;   /* the raw topic holds it */
+        int again;     /* another webhook's copy of an event already counted */
+        int refused;   /* Kafka refused its record for good (too large) */
 };
 
 enum rec_result { REC_RECOVERED, REC_ALREADY, REC_LOST, REC_NRESULTS };
@@ -141,7 +147,8 @@ struct rec {
         int64_t since_ms, t0_ms;
         struct rec_event *ev;
         size_t nev, cap;
-        json_t *index; /* event id -> its index in ev */
+        json_t *index; /* "<webhook id> <event id>" -> its index in ev */
+        json_t *want;  /* event id -> the index of its first undelivered copy */
         long long webhooks, entries, unnamed;
         long long result[REC_NRESULTS];
         long long lost_by_kind[DWIRE_NKINDS];
@@ -221,27 +228,33 @@ static int rec_load(struct rec *s)
         return -1;
 }
 
-/* The window: --since, or now minus the raw topic's retention, and never before it.
- * Returns -1 to go on, or the exit status. */
-static int rec_window(struct rec *s)
+/* --since, parsed (RFC 3339 or an age). Returns -1 to go on, or the exit status. */
+static int rec_since(struct rec *s)
 {
-        long long retention;
-        int64_t now = dtime_now_ms(), oldest;
-        char err[600];
-
-        if (dtopics_retention_ms(s->p, s->cfg->raw_topic, &retention, err, sizeof(err)))
-                return cli_fail(CLI_FAIL, "%s", err);
-        oldest = retention > 0 ? now - retention : 0;
-        if (!s->args->since) {
-                s->since_ms = oldest;
-                return -1;
-        }
-        if (cli_parse_time(s->args->since, &s->since_ms))
+        if (s->args->since && cli_parse_time(s->args->since, &s->since_ms))
                 return cli_fail(
                     CLI_USAGE,
                     "--since %s: want RFC 3339 (2024-12-20T10:30:00Z) or an "
                     "age (90s, 30m, 8h, 2d)",
                     s->args->since);
+        return -1;
+}
+
+/* The window: --since, or now minus the raw topic's retention, and never before it.
+ * Returns -1 to go on, or the exit status. */
+static int rec_window(struct rec *s)
+{
+        long long retention;
+        int64_t oldest;
+        char err[600];
+
+        if (dtopics_retention_ms(s->p, s->cfg->raw_topic, &retention, err, sizeof(err)))
+                return cli_fail(CLI_FAIL, "%s", err);
+        oldest = retention >= 0 ? dtime_now_ms() - retention : 0;
+        if (!s->args->since) {
+                s->since_ms = oldest;
+                return -1;
+        }
         if (s->since_ms < oldest)
                 return cli_fail(
                     CLI_USAGE,
@@ -253,6 +266,18 @@ static int rec_window(struct rec *s)
 }
 
 /* ------------------------------------------------------------------ Duro */
+
+/* Sleeps ms unless asked to stop. Returns -1 when asked to stop. */
+static int rec_sleep(long ms)
+{
+        for (int64_t due = dtime_mono_ms() + ms; dtime_mono_ms() < due;) {
+                struct timespec ts = {0, 50 * 1000000L};
+                if (atomic_load(&cli_stop))
+                        return -1;
+                nanosleep(&ts, NULL);
+        }
+        return atomic_load(&cli_stop) ? -1 : 0;
+}
 
 /* Runs one request, retried (an outage, a rate limit, an error) up to
  * DURO_GRAPHQL_MAX_ATTEMPTS times with backoff. Returns its data (the caller's), or
@@ -287,13 +312,9 @@ static json_t *rec_ask(struct rec *s, const char *query, const char *op, json_t 
                 dgql_result_clear(&res);
                 if (backoff < REC_BACKOFF_MAX_MS)
                         backoff *= 2;
-                for (int64_t due = dtime_mono_ms() + wait; dtime_mono_ms() < due;) {
-                        struct timespec ts = {0, 100 * 1000000L};
-                        if (atomic_load(&cli_stop)) {
-                                *rc = cli_fail(CLI_FAIL, "interrupted");
-                                return NULL;
-                        }
-                        nanosleep(&ts, NULL);
+                if (rec_sleep(wait)) {
+                        *rc = CLI_FAIL;
+                        return NULL;
                 }
         }
 }
@@ -347,30 +368,44 @@ static int rec_wanted(const struct rec *s, const char *id, const char *url)
         return s->args->webhooks.n == 0;
 }
 
-/* The event of id (created when new). NULL when out of memory. */
-static struct rec_event *rec_event(struct rec *s, const char *id)
+/* The event id of webhook webhook_id (created when new). NULL when out of memory. */
+static struct rec_event *rec_event(struct rec *s, const char *webhook_id,
+                                   const char *id)
 {
-        json_t *at = json_object_getn(s->index, id, strlen(id));
+        size_t wl = strlen(webhook_id), il = strlen(id);
+        char *key = malloc(wl + il + 2);
+        json_t *at;
         struct rec_event *e;
 
-        if (at)
+        if (!key)
+                return NULL;
+        memcpy(key, webhook_id, wl);
+        key[wl] = ' ';
+        memcpy(key + wl + 1, id, il + 1);
+        if ((at = json_object_getn(s->index, key, wl + il + 1))) {
+                free(key);
                 return &s->ev[json_integer_value(at)];
+        }
         if (s->nev == s->cap) {
                 size_t cap = s->cap ? s->cap * 2 : 256;
                 void *p    = realloc(s->ev, cap * sizeof(*s->ev));
-                if (!p)
+                if (!p) {
+                        free(key);
                         return NULL;
+                }
                 s->ev  = p;
                 s->cap = cap;
         }
         e = &s->ev[s->nev];
         memset(e, 0, sizeof(*e));
         if (!(e->id = strdup(id)) ||
-            json_object_setn_new_nocheck(s->index, id, strlen(id),
+            json_object_setn_new_nocheck(s->index, key, wl + il + 1,
                                          json_integer((json_int_t)s->nev))) {
                 free(e->id);
+                free(key);
                 return NULL;
         }
+        free(key);
         s->nev++;
         return e;
 }
@@ -380,28 +415,24 @@ static struct rec_event *rec_event(struct rec *s, const char *id)
 static int rec_learn(struct rec *s, struct rec_event *e, json_t *node,
                      const char *webhook_id)
 {
+        char *t;
+
         if (!e->event)
                 e->event = dlogtable_string(&s->logs, DLOGTABLE_EVENT, node);
         if (!e->webhook_id && !(e->webhook_id = strdup(webhook_id)))
                 return -1;
         if (!e->resource)
                 e->resource = dlogtable_string(&s->logs, DLOGTABLE_RESOURCE, node);
-        if (!e->created_at)
-                e->created_at = dlogtable_string(&s->logs, DLOGTABLE_CREATED_AT, node);
-        if (!e->payload) {
+        /* pages are newest first: the oldest entry's time is the closest to the
+         * event's (when the log gives no created_at of its own) */
+        if ((t = dlogtable_string(&s->logs, DLOGTABLE_CREATED_AT, node))) {
+                free(e->created_at);
+                e->created_at = t;
+        }
+        if (!e->payload)
                 e->payload = dlogtable_get(&s->logs, DLOGTABLE_PAYLOAD, node);
-                if (e->payload && !json_is_object(e->payload)) {
-                        json_decref(e->payload);
-                        e->payload = NULL;
-                }
-        }
-        if (!e->data) {
+        if (!e->data)
                 e->data = dlogtable_get(&s->logs, DLOGTABLE_DATA, node);
-                if (e->data && !json_is_object(e->data)) {
-                        json_decref(e->data);
-                        e->data = NULL;
-                }
-        }
         return 0;
 }
 
@@ -425,18 +456,14 @@ static int rec_entry(struct rec *s, json_t *node, const char *webhook_id, int *o
         s->entries++;
         atomic_fetch_add(&s->m_entries, 1);
         if (!(id = dlogtable_string(&s->logs, DLOGTABLE_EVENT_ID, node))) {
-                if (!ok && s->unnamed++ < 5)
+                const char *lid = json_string_value(json_object_get(node, "id"));
+                if (s->unnamed++ < 5)
                         dlog_warn("reconcile: webhook %s: log entry %s names no event "
                                   "id (see DURO_LOG_TABLE)",
-                                  webhook_id,
-                                  json_string_value(json_object_get(node, "id"))
-                                      ? json_string_value(json_object_get(node, "id"))
-                                      : "?");
-                else if (!ok)
-                        s->unnamed++;
+                                  webhook_id, lid ? lid : "?");
                 return 0;
         }
-        e = rec_event(s, id);
+        e = rec_event(s, webhook_id, id);
         free(id);
         if (!e || rec_learn(s, e, node, webhook_id))
                 return cli_fail(CLI_FAIL, "out of memory");
@@ -451,11 +478,15 @@ static int rec_read_log(struct rec *s, const char *id)
         int older = 0, rc = 0;
 
         do {
-                json_t *vars =
-                    json_pack("{s:s, s:i, s:o}", "id", id, "first", REC_PAGE, "after",
-                              cursor ? json_string(cursor) : json_null());
-                json_t *data, *conn, *edges, *next, *edge;
+                json_t *vars, *data, *conn, *edges, *info, *next, *edge;
+                char *prev = cursor;
                 size_t i;
+                if (atomic_load(&cli_stop)) {
+                        rc = CLI_FAIL;
+                        break;
+                }
+                vars = json_pack("{s:s, s:i, s:o}", "id", id, "first", REC_PAGE,
+                                 "after", cursor ? json_string(cursor) : json_null());
                 if (!vars) {
                         rc = cli_fail(CLI_FAIL, "out of memory");
                         break;
@@ -466,7 +497,8 @@ static int rec_read_log(struct rec *s, const char *id)
                         break;
                 conn  = rec_connection(data);
                 edges = json_object_get(conn, "edges");
-                next  = json_object_get(json_object_get(conn, "pageInfo"), "endCursor");
+                info  = json_object_get(conn, "pageInfo");
+                next  = json_object_get(info, "endCursor");
                 if (!conn) {
                         json_decref(data);
                         rc =
@@ -485,19 +517,23 @@ static int rec_read_log(struct rec *s, const char *id)
                         if (older)
                                 break;
                 }
-                free(cursor);
                 cursor = NULL;
                 if (!rc && !older &&
-                    json_is_true(json_object_get(json_object_get(conn, "pageInfo"),
-                                                 "hasNextPage"))) {
-                        if (!json_is_string(next))
+                    json_is_true(json_object_get(info, "hasNextPage"))) {
+                        if (!json_is_string(next) || !json_array_size(edges))
                                 rc = cli_fail(CLI_FAIL,
                                               "webhook %s: hasNextPage without an "
-                                              "endCursor",
+                                              "endCursor or entries",
                                               id);
+                        else if (prev && !strcmp(prev, json_string_value(next)))
+                                rc = cli_fail(CLI_FAIL,
+                                              "webhook %s: the log's cursor does not "
+                                              "move (%s)",
+                                              id, prev);
                         else if (!(cursor = strdup(json_string_value(next))))
                                 rc = cli_fail(CLI_FAIL, "out of memory");
                 }
+                free(prev);
                 json_decref(data);
         } while (!rc && cursor);
         free(cursor);
@@ -545,11 +581,36 @@ static int rec_read_logs(struct rec *s)
                                   "webhook",
                                   s->args->webhooks.v[k]);
         json_decref(data);
+        if (!rc && s->webhooks == 0 && s->cfg->url)
+                return cli_fail(CLI_FAIL,
+                                "no webhook the API key sees has the URL "
+                                "DURO_RECONCILE_URL=%s",
+                                s->cfg->url);
         if (!rc && s->webhooks == 0)
-                fprintf(stderr, "duro-enricher reconcile: no webhook %s%s\n",
-                        s->cfg->url ? "has the URL DURO_RECONCILE_URL=" : "to read",
-                        s->cfg->url ? s->cfg->url : "");
+                fprintf(stderr, "duro-enricher reconcile: no webhook to read\n");
         return rc;
+}
+
+/* Picks, per event id, the first copy no delivery of which succeeded (s->want); the
+ * others of that id (the same event sent to another webhook) are not counted again.
+ * Returns 0 or the exit status. */
+static int rec_pick(struct rec *s)
+{
+        if (!(s->want = json_object()))
+                return cli_fail(CLI_FAIL, "out of memory");
+        for (size_t i = 0; i < s->nev; i++) {
+                struct rec_event *e = &s->ev[i];
+                if (e->delivered)
+                        continue;
+                if (json_object_getn(s->want, e->id, strlen(e->id))) {
+                        e->again = 1;
+                        continue;
+                }
+                if (json_object_setn_new_nocheck(s->want, e->id, strlen(e->id),
+                                                 json_integer((json_int_t)i)))
+                        return cli_fail(CLI_FAIL, "out of memory");
+        }
+        return 0;
 }
 
 /* ------------------------------------------------------------------ the raw topic */
@@ -565,7 +626,7 @@ static int rec_scan_take(void *opaque, rd_kafka_message_t *m)
         atomic_fetch_add(&s->m_scanned, 1);
         if (!rd_kafka_message_headers(m, &h) &&
             !rd_kafka_header_get_last(h, DWIRE_H_EVENT_ID, &v, &len) && v &&
-            (at = json_object_getn(s->index, v, len)))
+            (at = json_object_getn(s->want, v, len)))
                 s->ev[json_integer_value(at)].present = 1;
         rd_kafka_message_destroy(m);
         return 0;
@@ -642,25 +703,43 @@ static rd_kafka_resp_err_t rec_produce(struct rec *s, const struct rec_event *e,
         return err;
 }
 
-/* Writes the events todo[0..n) in one transaction, retried when abortable. Returns 0
- * or the exit status. */
+/* 1 for a produce error that writing the record again cannot cure. */
+static int rec_permanent(rd_kafka_resp_err_t err)
+{
+        return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+               err == RD_KAFKA_RESP_ERR__INVALID_ARG || err == RD_KAFKA_RESP_ERR__FAIL;
+}
+
+/* Writes the events todo[0..n) in one transaction, retried when abortable. An event
+ * Kafka refuses for good (too large) is marked refused and left out of the retry.
+ * Returns 0 or the exit status. */
 static int rec_commit(struct rec *s, const size_t *todo, size_t n)
 {
         rd_kafka_error_t *error = NULL;
+        int attempt;
 
-        for (int attempt = 1; attempt <= REC_TXN_ATTEMPTS; attempt++) {
+        for (attempt = 1; attempt <= REC_TXN_ATTEMPTS; attempt++) {
                 rd_kafka_resp_err_t err = 0;
                 if ((error = rd_kafka_begin_transaction(s->p)))
                         break;
                 for (size_t i = 0; i < n && !err; i++) {
+                        struct rec_event *e = &s->ev[todo[i]];
                         struct dpayload p;
                         char *value;
+                        if (e->refused)
+                                continue;
                         memset(&p, 0, sizeof(p));
-                        value = rec_value(s, &s->ev[todo[i]], &p);
-                        err   = value ? rec_produce(s, &s->ev[todo[i]], value, &p)
+                        value = rec_value(s, e, &p);
+                        err   = value ? rec_produce(s, e, value, &p)
                                       : RD_KAFKA_RESP_ERR__FAIL;
-                        if (err)
+                        if (err) {
                                 free(value);
+                                if (rec_permanent(err)) {
+                                        e->refused = 1;
+                                        dlog_warn("reconcile: event %s not written: %s",
+                                                  e->id, rd_kafka_err2str(err));
+                                }
+                        }
                         dpayload_free(&p);
                 }
                 if (!err) {
@@ -682,11 +761,15 @@ static int rec_commit(struct rec *s, const size_t *todo, size_t n)
                           "%d): %s",
                           attempt, rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
-                if ((error = rd_kafka_abort_transaction(s->p, REC_CALL_MS)))
+                error = rd_kafka_abort_transaction(s->p, REC_CALL_MS);
+                for (int again = 0; error && again < REC_TXN_ATTEMPTS &&
+                                    rd_kafka_error_is_retriable(error);
+                     again++) {
+                        rd_kafka_error_destroy(error);
+                        error = rd_kafka_abort_transaction(s->p, REC_CALL_MS);
+                }
+                if (error || rec_sleep(200L * attempt))
                         break;
-                if (atomic_load(&cli_stop))
-                        return cli_fail(CLI_FAIL,
-                                        "interrupted: a rerun writes the rest");
         }
         if (error) {
                 int rc = cli_fail(CLI_FAIL, "writing the raw topic: %s%s",
@@ -697,7 +780,38 @@ static int rec_commit(struct rec *s, const size_t *todo, size_t n)
                 rd_kafka_error_destroy(error);
                 return rc;
         }
+        if (atomic_load(&cli_stop))
+                return CLI_FAIL;
+        if (attempt > REC_TXN_ATTEMPTS)
+                return cli_fail(CLI_FAIL,
+                                "writing the raw topic: %d transactions "
+                                "aborted in a row; a rerun writes the rest",
+                                REC_TXN_ATTEMPTS);
         return 0;
+}
+
+/* Counts e as not recoverable, by its kind. */
+static void rec_lost(struct rec *s, const struct rec_event *e)
+{
+        const struct devtable_entry *en =
+            e->event ? devtable_find(&s->events, e->event) : NULL;
+
+        s->result[REC_LOST]++;
+        s->lost_by_kind[en ? en->kind : DWIRE_KIND_UNKNOWN]++;
+}
+
+/* Writes todo[0..n) and counts them. Returns 0 or the exit status. */
+static int rec_flush(struct rec *s, const size_t *todo, size_t n)
+{
+        int rc = rec_commit(s, todo, n);
+
+        for (size_t i = 0; !rc && i < n; i++) {
+                if (s->ev[todo[i]].refused)
+                        rec_lost(s, &s->ev[todo[i]]);
+                else
+                        s->result[REC_RECOVERED]++;
+        }
+        return rc;
 }
 
 /* Sorts each event Duro gave up on into recovered, already there or not
@@ -713,7 +827,7 @@ static int rec_write(struct rec *s)
                 struct rec_event *e = &s->ev[i];
                 struct dpayload p;
                 char *value;
-                if (e->delivered)
+                if (e->delivered || e->again)
                         continue;
                 if (e->present) {
                         s->result[REC_ALREADY]++;
@@ -724,25 +838,17 @@ static int rec_write(struct rec *s)
                 dpayload_free(&p);
                 free(value);
                 if (!value) {
-                        const struct devtable_entry *en =
-                            e->event ? devtable_find(&s->events, e->event) : NULL;
-                        s->result[REC_LOST]++;
-                        s->lost_by_kind[en ? en->kind : DWIRE_KIND_UNKNOWN]++;
+                        rec_lost(s, e);
                         continue;
                 }
                 todo[n++] = i;
                 if (n == REC_TXN_RECORDS) {
-                        rc = rec_commit(s, todo, n);
-                        s->result[REC_RECOVERED] += rc ? 0 : (long long)n;
-                        n = 0;
+                        rc = atomic_load(&cli_stop) ? CLI_FAIL : rec_flush(s, todo, n);
+                        n  = 0;
                 }
         }
-        if (!rc && n) {
-                rc = rec_commit(s, todo, n);
-                s->result[REC_RECOVERED] += rc ? 0 : (long long)n;
-        }
-        s->result[REC_LOST] += s->unnamed;
-        s->lost_by_kind[DWIRE_KIND_UNKNOWN] += s->unnamed;
+        if (!rc && n)
+                rc = atomic_load(&cli_stop) ? CLI_FAIL : rec_flush(s, todo, n);
         for (int r = 0; r < REC_NRESULTS; r++)
                 atomic_store(&s->m_result[r], (unsigned long long)s->result[r]);
         free(todo);
@@ -761,10 +867,11 @@ static void rec_summary(const struct rec *s)
         dtime_format_ms(since, sizeof(since), s->since_ms);
         if (s->args->json) {
                 json_t *o = json_pack(
-                    "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:f}",
+                    "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:f}",
                     "since", since, "webhooks", (json_int_t)s->webhooks, "log_entries",
-                    (json_int_t)s->entries, "events_failed", (json_int_t)failed,
-                    "recovered", (json_int_t)s->result[REC_RECOVERED], "already_there",
+                    (json_int_t)s->entries, "unnamed_entries", (json_int_t)s->unnamed,
+                    "events_failed", (json_int_t)failed, "recovered",
+                    (json_int_t)s->result[REC_RECOVERED], "already_there",
                     (json_int_t)s->result[REC_ALREADY], "not_recoverable",
                     (json_int_t)s->result[REC_LOST], "not_recoverable_by_kind", "item",
                     (json_int_t)s->lost_by_kind[DWIRE_KIND_ITEM], "change_order",
@@ -781,6 +888,11 @@ static void rec_summary(const struct rec *s)
                        s->result[REC_ALREADY], s->result[REC_LOST], secs);
         }
         fflush(stdout);
+        if (s->unnamed)
+                fprintf(stderr,
+                        "duro-enricher reconcile: %lld log entries name no event id: "
+                        "check DURO_LOG_TABLE against what the log holds\n",
+                        s->unnamed);
         for (int k = DWIRE_KIND_ITEM; k < DWIRE_NKINDS; k++)
                 if (s->lost_by_kind[k])
                         fprintf(stderr,
@@ -800,6 +912,7 @@ static void rec_summary(const struct rec *s)
 static int rec_run(struct rec *s)
 {
         rd_kafka_error_t *error;
+        int64_t from;
         int rc;
 
         snprintf(s->txid, sizeof(s->txid), "%s-reconcile", s->cfg->group);
@@ -807,7 +920,7 @@ static int rec_run(struct rec *s)
                                        "duro-enricher-reconcile", s->txid,
                                        REC_TXN_TIMEOUT_MS, &s->p)))
                 return rc;
-        if ((rc = rec_window(s)) >= 0)
+        if ((rc = rec_since(s)) >= 0 || (rc = rec_window(s)) >= 0)
                 return rc;
         /* Fences a run still alive and aborts what a killed one left open, before the
          * raw topic is read. */
@@ -817,16 +930,19 @@ static int rec_run(struct rec *s)
                 rd_kafka_error_destroy(error);
                 return rc;
         }
-        if ((rc = rec_read_logs(s)))
+        if ((rc = rec_read_logs(s)) || (rc = rec_pick(s)))
                 return rc;
         if ((rc = cli_consumer(s->cli, s->cfg->bootstrap, "duro-enricher-reconcile",
                                s->cfg->group, &s->c)) ||
             (rc = cli_watermarks(s->cli, s->cfg->bootstrap, "duro-enricher-reconcile",
                                  s->cfg->group, &s->w)))
                 return rc;
-        if (s->nev && (rc = cli_read_topic(s->c, s->w, s->cfg->raw_topic,
-                                           s->since_ms - s->cfg->skew_s * 1000,
-                                           REC_CALL_MS * 4, rec_scan_take, s)))
+        /* from before the window: an event retried inside it (its answer lost, or
+         * written by an earlier run) may have been published before it */
+        from = s->since_ms - REC_RETRY_SPAN_MS - s->cfg->skew_s * 1000;
+        if (json_object_size(s->want) &&
+            (rc = cli_read_topic(s->c, s->w, s->cfg->raw_topic, from > 0 ? from : 0,
+                                 REC_CALL_MS * 4, rec_scan_take, s)))
                 return rc;
         if ((rc = rec_write(s)))
                 return rc;
@@ -871,6 +987,9 @@ int cli_reconcile_main(int argc, char **argv)
                 sigaction(SIGINT, &sa, NULL);
                 sigaction(SIGTERM, &sa, NULL);
                 rc = rec_run(&s);
+                if (rc && atomic_load(&cli_stop))
+                        cli_fail(CLI_FAIL, "interrupted: what was committed stays; a "
+                                           "rerun finds it and writes the rest");
         }
         if (s.p) {
                 rd_kafka_error_t *ae = rd_kafka_abort_transaction(s.p, REC_CALL_MS);
@@ -897,6 +1016,7 @@ int cli_reconcile_main(int argc, char **argv)
         }
         free(s.ev);
         json_decref(s.index);
+        json_decref(s.want);
         free(s.q_list);
         free(s.op_list);
         free(s.q_logs);

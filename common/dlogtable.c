@@ -248,12 +248,37 @@ static json_t *dlogtable_follow(const struct dlogtable_path *p, json_t *v)
         return v;
 }
 
+/* 1 for the fields whose value is an object (a string holding one is parsed). */
+static int dlogtable_is_object_field(enum dlogtable_field f)
+{
+        return f == DLOGTABLE_PAYLOAD || f == DLOGTABLE_DATA;
+}
+
+/* v (taken) as field f wants it: an object for payload and data (a string holding
+ * JSON parsed), a non-empty string for the others. NULL when it is not. */
+static json_t *dlogtable_typed(enum dlogtable_field f, json_t *v)
+{
+        if (dlogtable_is_object_field(f) && json_is_string(v)) {
+                json_t *parsed = NULL;
+                if (json_string_length(v) <= DLOGTABLE_MAX_JSON)
+                        parsed = json_loadb(json_string_value(v), json_string_length(v),
+                                            0, NULL);
+                json_decref(v);
+                v = parsed;
+        }
+        if (dlogtable_is_object_field(f) ? json_is_object(v) : json_is_string(v))
+                return v;
+        json_decref(v);
+        return NULL;
+}
+
 json_t *dlogtable_get(const struct dlogtable *t, enum dlogtable_field f, json_t *entry)
 {
         if ((unsigned)f >= DLOGTABLE_NFIELDS)
                 return NULL;
         for (int i = 0; i < t->npaths[f]; i++) {
-                json_t *v = dlogtable_follow(&t->paths[f][i], entry);
+                json_t *v =
+                    dlogtable_typed(f, dlogtable_follow(&t->paths[f][i], entry));
                 if (v)
                         return v;
         }

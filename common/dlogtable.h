@@ -53,13 +53,14 @@ int dlogtable_load(struct dlogtable *t, const char *path, char *err, size_t errs
 
 void dlogtable_free(struct dlogtable *t);
 
-/* The value of field f in entry: that of its first path that reaches a value other
- * than null (and, for a string, not empty). A new reference (json_decref()), or NULL
- * when no path does. */
+/* The value of field f in entry: that of its first path that reaches a value of the
+ * field's type: an object for payload and data (a string holding one is parsed), a
+ * non-empty string for the others. A new reference (json_decref()), or NULL when no
+ * path does. */
 json_t *dlogtable_get(const struct dlogtable *t, enum dlogtable_field f, json_t *entry);
 
-/* dlogtable_get() of a field that must be a non-empty string: a malloc'd copy, or
- * NULL when it is absent or not a string. */
+/* dlogtable_get() of a string field: a malloc'd copy, or NULL when no path gives one.
+ */
 char *dlogtable_string(const struct dlogtable *t, enum dlogtable_field f,
                        json_t *entry);
 

@@ -280,7 +280,12 @@ int dtopics_retention_ms(rd_kafka_t *rk, const char *topic, long long *ms, char 
 
         if (dtopics_describe(rk, topic, names, &v, 1, err, errsize))
                 return -1;
-        *ms = v ? atoll(v) : -1;
+        if (!v) {
+                snprintf(err, errsize,
+                         "topic %s: the broker did not say its retention.ms", topic);
+                return -1;
+        }
+        *ms = atoll(v);
         free(v);
         return 0;
 }

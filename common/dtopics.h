@@ -75,8 +75,8 @@ int dtopics_partitions(rd_kafka_t *rk, const char *topic, char *err, size_t errs
 int dtopics_check_compacted(rd_kafka_t *rk, const char *topic, int *partitions,
                             long long *max_bytes, char *err, size_t errsize);
 
-/* The retention.ms of topic into *ms (-1: kept for ever, or not said). Returns 0, or
- * -1 with err naming the topic. Blocks up to about 20 s. */
+/* The retention.ms of topic into *ms (-1: kept for ever). Returns 0, or -1 with err
+ * naming the topic (also when the broker does not say). Blocks up to about 20 s. */
 int dtopics_retention_ms(rd_kafka_t *rk, const char *topic, long long *ms, char *err,
                          size_t errsize);
 

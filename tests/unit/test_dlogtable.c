@@ -109,6 +109,25 @@ static void test_metadata_string(void **state)
         dlogtable_free(&t);
 }
 
+/* The payload itself a string holding JSON inside an object: still the object. */
+static void test_payload_as_a_string(void **state)
+{
+        struct dlogtable t;
+        json_t *entry, *p;
+
+        (void)state;
+        load_default(&t);
+        entry = json_pack("{s:s, s:s, s:{s:s}}", "id", "log_4", "event", "ITEM_UPDATE",
+                          "metadata", "payload", payload);
+        assert_non_null(entry);
+        p = dlogtable_get(&t, DLOGTABLE_PAYLOAD, entry);
+        assert_true(json_is_object(p));
+        assert_string_equal(json_string_value(json_object_get(p, "id")), "evt_1");
+        json_decref(p);
+        json_decref(entry);
+        dlogtable_free(&t);
+}
+
 /* Delivery details only: the event id and name, no payload, no resource. */
 static void test_metadata_details(void **state)
 {
@@ -152,6 +171,10 @@ static void test_paths_fall_through(void **state)
         entry = parse("{\"s\":\"{\\\"y\\\":\\\"r1\\\"}\",\"e\":7}");
         expect_field(&t, DLOGTABLE_RESOURCE, entry, "r1");
         expect_field(&t, DLOGTABLE_EVENT, entry, NULL); /* not a string */
+        json_decref(entry);
+        /* a path that reaches a value of another type gives way to the next one */
+        entry = parse("{\"a\":{\"b\":42},\"c\":\"id_c\",\"e\":\"E\"}");
+        expect_field(&t, DLOGTABLE_EVENT_ID, entry, "id_c");
         json_decref(entry);
         dlogtable_free(&t);
 }
@@ -204,6 +227,7 @@ int main(void)
             cmocka_unit_test(test_metadata_object),
             cmocka_unit_test(test_metadata_string),
             cmocka_unit_test(test_metadata_details),
+            cmocka_unit_test(test_payload_as_a_string),
             cmocka_unit_test(test_paths_fall_through),
             cmocka_unit_test(test_errors_name_file_and_line),
             cmocka_unit_test(test_missing_file_names_the_setting),
