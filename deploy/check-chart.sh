@@ -30,7 +30,20 @@
 #      (CronJob) or fixed (hook); restartPolicy Never with exit 2 failing the Job; the
 #      admin port, probe and Service the ServiceMonitor selects; the topics it writes
 #      declared with the KafkaTopics; name lengths;
-#   8. the PrometheusRule and the Grafana dashboard: promtool check rules (PromQL and
+#   8. the reconcile CronJob (`duro-enricher reconcile`), for every rendering and three
+#      cases of its own (every value set; suspended without admin listener; turned off):
+#      present as the values ask, with the values' schedule, concurrencyPolicy Forbid,
+#      deadlines and history limits, args (--since, --webhook …) and variables
+#      (DURO_RECONCILE_URL, DURO_CLOCK_SKEW_S, DURO_LOG_TABLE, DURO_RECONCILE_ADMIN_LISTEN,
+#      DURO_LOG_LEVEL, extraEnv); the enricher's image, service account, security
+#      contexts, volumes and mounts (plus the log table's read-only ConfigMap mount, the
+#      ConfigMap holding the text given); exactly the enricher's Kafka, raw topic, group,
+#      Duro API, API-file and GraphQL variables, no state or progress topic, no
+#      transactional.id or group instance id (against `duro-enricher reconcile --help`
+#      when the build has it); restartPolicy Never with exit 2 failing the Job; the admin
+#      port, probe, the Service and ServiceMonitor that scrape it, and the
+#      DuroReconcileNotRecoverable alert whenever the runs are scraped;
+#   9. the PrometheusRule and the Grafana dashboard: promtool check rules (PromQL and
 #      annotation templates), promtool test rules (deploy/alerts.test.yaml: each alert
 #      fires when it should and not before), and their metric names against the
 #      programs' sources (the dashboard shows every exported metric).
@@ -42,12 +55,16 @@
 # {kind}, two KafkaTopics for one topic, a state or progress KafkaTopic that is not
 # compacted, wrongly partitioned or missing, and snapshot values or Jobs that are wrong
 # (unknown key, kind or schedule; a transactional.id, Kafka settings or volumes not the
-# enricher's, a run id not the Job's name, retries in place; an unknown CronJob field)
-# must each be caught.
+# enricher's, a run id not the Job's name, retries in place; an unknown CronJob field),
+# and reconcile values or CronJobs that are wrong (unknown key, a bad --since, a webhook
+# id that reads as a flag, a URL without scheme; runs allowed to overlap, another
+# schedule, args or variables not the values', settings not the enricher's, the log
+# table unmounted, writable or empty, the admin port off its listener, unexposed or
+# unscraped, retries on a bad setting, no alert, a transactional.id) must each be caught.
 #
 # Usage: deploy/check-chart.sh [--no-self-test]
 # Environment: DURO_BIN_DIR (folder of duro-bridge and duro-enricher for their --help,
-#   and `duro-enricher snapshot --help` when it has one; default build/), DURO_K8S_VERSIONS, DURO_CACHE (tool cache, see scripts/chart-tools.sh).
+#   and `duro-enricher snapshot --help` and `reconcile --help` when it has them; default build/), DURO_K8S_VERSIONS, DURO_CACHE (tool cache, see scripts/chart-tools.sh).
 # Ends with "N passed, N failed"; exit status 1 on any failure.
 set -euo pipefail
 
@@ -110,6 +127,18 @@ if [ ${#help_args[@]} -gt 0 ]; then
   else
     echo "check-snapshot: warning: $bin_dir/duro-enricher has no 'snapshot --help': the snapshot" \
       "Jobs' variables are checked against the chart's list only" >>"$work/warnings"
+  fi
+fi
+
+# Reconcile's variables: `duro-enricher reconcile --help` when this build has the command.
+reconcile_help=""
+if [ ${#help_args[@]} -gt 0 ]; then
+  if timeout 10 "$bin_dir/duro-enricher" reconcile --help >"$work/reconcile.help" 2>/dev/null &&
+    grep -q DURO_RECONCILE_URL "$work/reconcile.help"; then
+    reconcile_help="$work/reconcile.help"
+  else
+    echo "check-reconcile: warning: $bin_dir/duro-enricher has no 'reconcile --help': the reconcile" \
+      "CronJob's variables are checked against the chart's list only" >>"$work/warnings"
   fi
 fi
 
@@ -227,6 +256,23 @@ check_values snapshot-install-only -f "$root/deploy/values/mtls-bridge-tls.yaml"
   --set 'snapshot.kinds={change_order}' --set snapshot.ttlSecondsAfterFinished=null
 check_values snapshot-long-name --set fullnameOverride=duro-kafka-bridge-with-a-rather-long-name-for-a-test
 
+# The reconcile CronJob: every value set, with full.yaml (the log table from
+# schemas/log-table.txt, the metrics Service, the alert); suspended without admin
+# listener (mtls-bridge-tls.yaml has the ServiceMonitor: no Service then); turned off
+# (nothing of it, no alert).
+check_values reconcile-all -f "$root/deploy/values/full.yaml" \
+  --set-string 'reconcile.schedule=*/30 * * * *' --set reconcile.since=2d \
+  --set 'reconcile.webhooks={wh_prod_1,wh_prod_2}' \
+  --set reconcile.url=https://duro-webhooks.example.com/webhooks/duro \
+  --set reconcile.clockSkewSeconds=900 --set-file "reconcile.logTable=$root/schemas/log-table.txt" \
+  --set reconcile.logLevel=debug --set reconcile.backoffLimit=4 \
+  --set reconcile.activeDeadlineSeconds=null --set reconcile.startingDeadlineSeconds=null \
+  --set reconcile.successfulJobsHistoryLimit=1 --set reconcile.failedJobsHistoryLimit=5 \
+  --set 'reconcile.extraEnv[0].name=HTTPS_PROXY' --set 'reconcile.extraEnv[0].value=http://proxy:3128'
+check_values reconcile-suspended -f "$root/deploy/values/mtls-bridge-tls.yaml" \
+  --set-string reconcile.schedule= --set reconcile.adminPort=null
+check_values reconcile-off -f "$root/deploy/values/full.yaml" --set reconcile.enabled=false
+
 # kubeconform once per Kubernetes version over every rendering (it compiles each
 # schema once per run); a rendering passes when no output line names its file.
 for v in "${versions[@]}"; do
@@ -294,10 +340,10 @@ yaml.safe_dump({"groups": [{"name": "dashboard", "rules": records}]},
 exported = set()
 for f in (glob.glob(f"{root}/bridge/*.c") + glob.glob(f"{root}/enricher/*.c") +
           glob.glob(f"{root}/cli/*.c")):
-    exported |= set(re.findall(r'"(duro_(?:bridge|enricher|snapshot)_[a-z_]+)"', open(f).read()))
+    exported |= set(re.findall(r'"(duro_(?:bridge|enricher|snapshot|reconcile)_[a-z_]+)"', open(f).read()))
 def names(text):
     return {re.sub(r"_(bucket|sum|count)$", "", m)
-            for m in re.findall(r"\bduro_(?:bridge|enricher|snapshot)_[a-z_]+", text)}
+            for m in re.findall(r"\bduro_(?:bridge|enricher|snapshot|reconcile)_[a-z_]+", text)}
 alert_names = names(" ".join(r["expr"] for g in groups for r in g["rules"]))
 dash_names = names(" ".join(exprs))
 bad = sorted((alert_names | dash_names) - exported)
@@ -393,8 +439,8 @@ def files(pod, want, problems, prog):
 # Unset: no trace in either workload.
 for path in sorted(glob.glob(f"{work}/*-{v}.yaml")):
     name = os.path.basename(path)[: -len(f"-{v}.yaml")]
-    # full.yaml (and snapshot-all, made of it) sets apiFiles.
-    if (name.startswith("api-files") or name in ("full", "snapshot-all")
+    # full.yaml (and the cases made of it) sets apiFiles.
+    if (name.startswith("api-files") or name in ("full", "snapshot-all", "reconcile-all", "reconcile-off")
             or not os.path.exists(f"{work}/{name}-lint.log")):
         continue
     cms, pods = load(name)
@@ -624,8 +670,12 @@ fail = problems.append
 docs = [d for d in yaml.safe_load_all(open(path)) if d]
 sts = [d for d in docs if d["kind"] == "StatefulSet"]
 enricher = sts[0]["spec"]["template"] if sts else None
-cronjobs = [d for d in docs if d["kind"] == "CronJob"]
-jobs = [d for d in docs if d["kind"] == "Job"]
+def component(d):
+    return (d["metadata"].get("labels") or {}).get("app.kubernetes.io/component")
+
+
+cronjobs = [d for d in docs if d["kind"] == "CronJob" and component(d) == "snapshot"]
+jobs = [d for d in docs if d["kind"] == "Job" and component(d) == "snapshot"]
 services = [d for d in docs if d["kind"] == "Service"
             and (d["spec"].get("selector") or {}).get("app.kubernetes.io/component") == "snapshot"]
 monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
@@ -800,7 +850,8 @@ declare -A snapshot_expect=(
   [defaults]=cronjob [full]=cronjob,service [minimal]=cronjob [mtls-bridge-tls]=cronjob,service
   [bridge-only]=none [api-files]=cronjob [api-files-existing]=cronjob [state-off]=cronjob
   [state-custom]=cronjob [snapshot-all]=cronjob,job,service [snapshot-install-only]=job
-  [snapshot-long-name]=cronjob
+  [snapshot-long-name]=cronjob [reconcile-all]=cronjob,service [reconcile-suspended]=cronjob,service
+  [reconcile-off]=cronjob,service
 )
 if [ -s "$work/rendered-$latest" ]; then
   while read -r name; do
@@ -810,6 +861,369 @@ if [ -s "$work/rendered-$latest" ]; then
     else
       cat "$work/$name.snap"
       failure "$name: snapshot Jobs ($want)"
+    fi
+  done <"$work/rendered-$latest"
+fi
+
+# The reconcile CronJob in every rendering (deploy/helm/.../templates/reconcile-*.yaml):
+# what each case should have (CronJob, metrics Service, log-table ConfigMap; "none";
+# unknown cases: whatever they render) and its values, then the same checks on each.
+cat >"$work/check-reconcile.py" <<'PY'
+"""check-reconcile.py MANIFESTS LABEL EXPECT [RECONCILE_HELP]: the reconcile CronJob of
+one rendering. EXPECT: JSON {"objects": a comma-separated subset of
+cronjob,service,configmap, "none" or "any"; "values": the reconcile values it was
+rendered with, over the chart's defaults (absent: not compared)}. Findings on stderr,
+one line each; exit status 1 on any."""
+import json
+import re
+import sys
+
+import yaml
+
+path, label, expect = sys.argv[1:4]
+expect = json.loads(expect)
+help_path = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None
+# What `duro-enricher reconcile` reads of the enricher's settings (every DURO_RDKAFKA_*
+# too; `duro-enricher reconcile --help`), and its own.
+SHARED = {"KAFKA_BOOTSTRAP_SERVERS", "DURO_RAW_TOPIC", "DURO_ENRICHER_GROUP", "DURO_EVENT_TABLE",
+          "DURO_QUERIES_DIR", "DURO_API_URL", "DURO_API_KEY_FILE", "DURO_API_KEY", "DURO_API_ORGANIZATION",
+          "DURO_API_LIBRARY", "DURO_GRAPHQL_TIMEOUT_MS", "DURO_GRAPHQL_RATE", "DURO_GRAPHQL_MAX_ATTEMPTS"}
+OWN = {"DURO_RECONCILE_URL", "DURO_CLOCK_SKEW_S", "DURO_LOG_TABLE", "DURO_RECONCILE_ADMIN_LISTEN",
+       "DURO_LOG_LEVEL"}
+FORBIDDEN = {"DURO_TRANSACTIONAL_ID", "DURO_GROUP_INSTANCE_ID"}
+RDKAFKA = re.compile(r"^DURO_RDKAFKA_(PRODUCER_|CONSUMER_)?[A-Z0-9]+(_[A-Z0-9]+)*$")
+SINCE = re.compile(r"^([0-9]+[smhd]|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                   r"(Z|[+-][0-9]{2}:[0-9]{2}))$")
+JOB_LABELS = ("job-name", "controller-uid", "batch.kubernetes.io/job-name", "batch.kubernetes.io/controller-uid")
+LOG_TABLE = "/etc/duro/log-table/log-table.txt"
+# The chart's defaults (values.yaml); EXPECT's values override them.
+DEFAULTS = {"schedule": "17 * * * *", "since": "", "url": "", "webhooks": [], "clockSkewSeconds": 600,
+            "logTable": "", "logLevel": "", "adminPort": 9096, "backoffLimit": 2,
+            "activeDeadlineSeconds": 3000, "startingDeadlineSeconds": 1800,
+            "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3, "extraEnv": []}
+want_values = dict(DEFAULTS, **expect["values"]) if "values" in expect else None
+known = None
+if help_path:
+    known = set(re.findall(r"\b((?:DURO|KAFKA)_[A-Z0-9_]+)\b", open(help_path).read()))
+
+problems = []
+fail = problems.append
+docs = [d for d in yaml.safe_load_all(open(path)) if d]
+
+
+def component(d):
+    return (d["metadata"].get("labels") or {}).get("app.kubernetes.io/component")
+
+
+sts = [d for d in docs if d["kind"] == "StatefulSet"]
+enricher = sts[0]["spec"]["template"] if sts else None
+cronjobs = [d for d in docs if d["kind"] == "CronJob" and component(d) == "reconcile"]
+services = [d for d in docs if d["kind"] == "Service"
+            and (d["spec"].get("selector") or {}).get("app.kubernetes.io/component") == "reconcile"]
+configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+own_cms = [d for d in configmaps.values() if component(d) == "reconcile"]
+monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+rules = [r for d in docs if d["kind"] == "PrometheusRule" for g in d["spec"]["groups"] for r in g["rules"]]
+topics = {d["spec"].get("topicName") for d in docs if d["kind"] == "KafkaTopic"}
+
+if expect["objects"] != "any":
+    want = set() if expect["objects"] == "none" else set(expect["objects"].split(","))
+    have = {k for k, objs in (("cronjob", cronjobs), ("service", services), ("configmap", own_cms)) if objs}
+    if have != want:
+        fail(f"reconcile objects {sorted(have) or 'none'}, want {sorted(want) or 'none'}")
+if len(cronjobs) > 1:
+    fail(f"{len(cronjobs)} reconcile CronJobs, want at most 1")
+
+
+def entries(c):
+    return {e["name"]: e for e in c.get("env", [])}
+
+
+def val(env, n):
+    return (env.get(n) or {}).get("value")
+
+
+def check_cronjob(d):
+    w = f"CronJob/{d['metadata']['name']}"
+    if enricher is None:
+        fail(f"{w}: a reconcile CronJob without the enricher's StatefulSet to take its settings from")
+        return None
+    if len(d["metadata"]["name"]) > 52:
+        fail(f"{w}: name longer than 52 characters (the controller appends 11 to its Jobs' names)")
+    cs = d["spec"]
+    # One run at a time: two would both find an event absent and both write it.
+    if cs.get("concurrencyPolicy") != "Forbid":
+        fail(f"{w}: concurrencyPolicy {cs.get('concurrencyPolicy')!r}, want Forbid")
+    sched = cs.get("schedule", "")
+    if not re.match(r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( +\S+){4})$", sched):
+        fail(f"{w}: schedule {sched!r} is not a cron schedule")
+    if want_values is not None:
+        ws = want_values["schedule"]
+        if ws and (sched != ws or cs.get("suspend") is not False):
+            fail(f"{w}: schedule {sched!r} suspend {cs.get('suspend')!r}, want {ws!r} and not suspended")
+        if not ws and cs.get("suspend") is not True:
+            fail(f"{w}: suspend {cs.get('suspend')!r}, want true (reconcile.schedule is \"\")")
+        for k in ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
+            if cs.get(k) != want_values[k]:
+                fail(f"{w}: {k} {cs.get(k)!r}, want {want_values[k]!r}")
+    if component(cs["jobTemplate"]) != "reconcile":
+        fail(f"{w}: jobTemplate label app.kubernetes.io/component is not reconcile")
+    js = cs["jobTemplate"]["spec"]
+    if not isinstance(js.get("backoffLimit"), int):
+        fail(f"{w}: no backoffLimit")
+    if want_values is not None:
+        for k in ("backoffLimit", "activeDeadlineSeconds"):
+            if js.get(k) != want_values[k]:
+                fail(f"{w}: {k} {js.get(k)!r}, want {want_values[k]!r}")
+
+    tmpl = js["template"]
+    pod, epod = tmpl["spec"], enricher["spec"]
+    ec = epod["containers"][0]
+    if len(pod["containers"]) != 1:
+        fail(f"{w}: {len(pod['containers'])} containers, want 1")
+    c = pod["containers"][0]
+    cw = f"{w}/{c['name']}"
+    for k in ("serviceAccountName", "securityContext", "imagePullSecrets"):
+        if pod.get(k) != epod.get(k):
+            fail(f"{w}: {k} {pod.get(k)!r} is not the enricher's {epod.get(k)!r}")
+    for k in ("image", "imagePullPolicy", "securityContext"):
+        if c.get(k) != ec.get(k):
+            fail(f"{cw}: {k} is not the enricher's: {c.get(k)!r} vs {ec.get(k)!r}")
+    if pod.get("automountServiceAccountToken") is not False:
+        fail(f"{w}: automountServiceAccountToken must be false")
+    if pod.get("enableServiceLinks") is not False:
+        fail(f"{w}: enableServiceLinks must be false")
+    if not (c.get("resources") or {}).get("requests"):
+        fail(f"{cw}: no resource requests")
+    if pod.get("restartPolicy") != "Never":
+        fail(f"{w}: restartPolicy {pod.get('restartPolicy')!r}, want Never (podFailurePolicy needs it)")
+    pfp = (js.get("podFailurePolicy") or {}).get("rules", [])
+    if not any(r.get("action") == "FailJob" and (r.get("onExitCodes") or {}).get("operator") == "In"
+               and 2 in (r.get("onExitCodes") or {}).get("values", [])
+               and (r.get("onExitCodes") or {}).get("containerName") in (None, c["name"]) for r in pfp):
+        fail(f"{w}: no podFailurePolicy rule that fails the Job on exit status 2 (a bad setting)")
+    labels = tmpl["metadata"].get("labels") or {}
+    for k in JOB_LABELS:
+        if k in labels:
+            fail(f"{w}: the pod template sets {k}, which the Job controller owns")
+    if labels.get("app.kubernetes.io/component") != "reconcile":
+        fail(f"{w}: pod label app.kubernetes.io/component {labels.get('app.kubernetes.io/component')!r}, want reconcile")
+    elabels = enricher["metadata"].get("labels") or {}
+    for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance"):
+        if labels.get(k) != elabels.get(k):
+            fail(f"{w}: pod label {k} {labels.get(k)!r}, the enricher's {elabels.get(k)!r}")
+
+    # The command and its flags: --since T at most once, --webhook ID repeated, nothing else.
+    if c.get("command") != ["duro-enricher", "reconcile"]:
+        fail(f"{cw}: command {c.get('command')}, want [duro-enricher, reconcile]")
+    args = [str(a) for a in c.get("args") or []]
+    if len(args) % 2 or any(f not in ("--since", "--webhook") for f in args[0::2]):
+        fail(f"{cw}: args {args}: want pairs of --since T and --webhook ID")
+    else:
+        pairs = list(zip(args[0::2], args[1::2]))
+        since = [v for f, v in pairs if f == "--since"]
+        if len(since) > 1:
+            fail(f"{cw}: --since given {len(since)} times")
+        for x in since:
+            if not SINCE.match(x):
+                fail(f"{cw}: --since {x!r}: want an age (90s, 30m, 8h, 2d) or an RFC 3339 time")
+        for f, v in pairs:
+            if not v or v.startswith("-"):
+                fail(f"{cw}: {f} {v!r}")
+    if want_values is not None:
+        wargs = (["--since", want_values["since"]] if want_values["since"] else [])
+        for wh in want_values["webhooks"]:
+            wargs += ["--webhook", wh]
+        if args != wargs:
+            fail(f"{cw}: args {args}, want {wargs}")
+
+    # The environment: exactly the enricher's shared settings, the reconcile's own.
+    env, eenv = entries(c), entries(ec)
+    names = [e["name"] for e in c.get("env", [])]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        fail(f"{cw}: variables set twice: {dup}")
+    for n in sorted(FORBIDDEN & set(env)):
+        fail(f"{cw}: {n} is set: the reconcile's transactional.id is <group>-reconcile, never the enricher's")
+    shared = lambda n: n in SHARED or RDKAFKA.match(n)
+    for n in sorted(set(eenv) | set(env)):
+        if not shared(n):
+            continue
+        if n not in env:
+            fail(f"{cw}: lacks the enricher's {n}")
+        elif n not in eenv:
+            fail(f"{cw}: sets {n}, which the enricher does not")
+        elif env[n] != eenv[n]:
+            show = lambda e: e.get("value", e.get("valueFrom"))
+            fail(f"{cw}: {n} is {show(env[n])!r}, the enricher's {show(eenv[n])!r}")
+    for n in env:
+        if re.match(r"^(DURO|KAFKA)_", n) and not (shared(n) or n in OWN or n in FORBIDDEN):
+            fail(f"{cw}: {n} is not a variable of reconcile")
+        if (known is not None and re.match(r"^(DURO|KAFKA)_", n) and n not in known and
+                not RDKAFKA.match(n) and n not in FORBIDDEN):
+            fail(f"{cw}: {n} is not in `duro-enricher reconcile --help`")
+    skew = val(env, "DURO_CLOCK_SKEW_S")
+    if skew is not None and not re.match(r"^[0-9]+$", skew):
+        fail(f"{cw}: DURO_CLOCK_SKEW_S {skew!r}: want whole seconds")
+    url = val(env, "DURO_RECONCILE_URL")
+    if url is not None and not re.match(r"^https?://\S+$", url):
+        fail(f"{cw}: DURO_RECONCILE_URL {url!r}: want an http(s) URL")
+    if want_values is not None:
+        wl = want_values["logLevel"] or val(eenv, "DURO_LOG_LEVEL")
+        wenv = {"DURO_RECONCILE_URL": want_values["url"] or None,
+                "DURO_CLOCK_SKEW_S": str(want_values["clockSkewSeconds"]),
+                "DURO_LOG_TABLE": LOG_TABLE if want_values["logTable"] else None,
+                "DURO_RECONCILE_ADMIN_LISTEN": (f"0.0.0.0:{want_values['adminPort']}"
+                                                if want_values["adminPort"] else None),
+                "DURO_LOG_LEVEL": wl}
+        for e in want_values["extraEnv"]:
+            wenv[e["name"]] = e.get("value")
+        for n, x in wenv.items():
+            if val(env, n) != x:
+                fail(f"{cw}: {n}={val(env, n)!r}, want {x!r}")
+
+    # Volumes and mounts: the enricher's, and the log table's when DURO_LOG_TABLE is set.
+    vols = {x["name"]: x for x in pod.get("volumes", [])}
+    mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+    extra_v = [x for x in pod.get("volumes", []) if x["name"] == "log-table"]
+    extra_m = [m for m in c.get("volumeMounts", []) if m["name"] == "log-table"]
+    if [x for x in pod.get("volumes", []) if x["name"] != "log-table"] != epod.get("volumes"):
+        fail(f"{w}: volumes are not the enricher's: {pod.get('volumes')!r} vs {epod.get('volumes')!r}")
+    if [m for m in c.get("volumeMounts", []) if m["name"] != "log-table"] != ec.get("volumeMounts"):
+        fail(f"{cw}: volumeMounts are not the enricher's: {c.get('volumeMounts')!r} vs {ec.get('volumeMounts')!r}")
+    lt = val(env, "DURO_LOG_TABLE")
+    if lt is None:
+        if extra_v or extra_m:
+            fail(f"{w}: a log-table volume or mount without DURO_LOG_TABLE")
+    else:
+        m = next((m for m in c.get("volumeMounts", []) if lt.startswith(m["mountPath"].rstrip("/") + "/")), None)
+        if m is None:
+            fail(f"{cw}: DURO_LOG_TABLE={lt} is on no mounted volume")
+        else:
+            cm = (vols.get(m["name"]) or {}).get("configMap")
+            if cm is None:
+                fail(f"{cw}: DURO_LOG_TABLE={lt} is not on a ConfigMap volume")
+            else:
+                if m.get("readOnly") is not True:
+                    fail(f"{cw}: DURO_LOG_TABLE: the mount {m['mountPath']} must be read-only")
+                if "subPath" in m or "subPathExpr" in m:
+                    fail(f"{cw}: DURO_LOG_TABLE is mounted with subPath: Kubernetes never updates it")
+                file = lt[len(m["mountPath"].rstrip("/")) + 1:]
+                keys = [i["key"] for i in cm.get("items", []) if i["path"] == file]
+                if cm.get("items") is not None and not keys:
+                    fail(f"{cw}: DURO_LOG_TABLE: the volume {m['name']} has no item at {file}")
+                key = keys[0] if keys else file
+                data = (configmaps.get(cm["name"]) or {}).get("data") or {}
+                if cm["name"] not in configmaps:
+                    fail(f"{cw}: DURO_LOG_TABLE: ConfigMap/{cm['name']} is not the release's")
+                elif not (data.get(key) or "").strip():
+                    fail(f"{cw}: DURO_LOG_TABLE: ConfigMap/{cm['name']} has no log table under {key}")
+                elif want_values is not None and data.get(key) != want_values["logTable"]:
+                    fail(f"{cw}: DURO_LOG_TABLE: ConfigMap/{cm['name']} does not hold the text given")
+    for d2 in own_cms:
+        used = any((x.get("configMap") or {}).get("name") == d2["metadata"]["name"] for x in extra_v)
+        if not used:
+            fail(f"ConfigMap/{d2['metadata']['name']}: a reconcile ConfigMap no reconcile pod mounts")
+
+    # The admin listener: its port, probes, and (with a ServiceMonitor) a Service it scrapes.
+    listen = val(env, "DURO_RECONCILE_ADMIN_LISTEN")
+    ports = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
+    live = (c.get("livenessProbe") or {}).get("httpGet") or {}
+    if listen:
+        if ports.get("admin") is None or not listen.endswith(f":{ports['admin']}"):
+            fail(f"{cw}: DURO_RECONCILE_ADMIN_LISTEN {listen} is not the admin port {ports.get('admin')}")
+        if live.get("path") != "/healthz" or live.get("port") != "admin":
+            fail(f"{cw}: livenessProbe must GET /healthz on the admin port")
+        if monitors and not services:
+            fail(f"{w}: a ServiceMonitor but no Service for the admin port: the runs are not scraped")
+    elif ports or live:
+        fail(f"{cw}: ports or probes without DURO_RECONCILE_ADMIN_LISTEN")
+    if "readinessProbe" in c:
+        fail(f"{cw}: a readinessProbe (a Job's pod serves no traffic)")
+    if topics:
+        x = val(env, "DURO_RAW_TOPIC")
+        if x not in topics:
+            fail(f"{cw}: DURO_RAW_TOPIC {x!r} has no KafkaTopic")
+    return labels, listen
+
+
+run = check_cronjob(cronjobs[0]) if cronjobs else None
+for d in services:
+    w = f"Service/{d['metadata']['name']}"
+    sel = d["spec"]["selector"]
+    if not (run and run[1] and all(run[0].get(k) == x for k, x in sel.items())):
+        fail(f"{w}: selects no reconcile pod with an admin listener")
+    port = [p for p in d["spec"].get("ports", []) if p.get("name") == "admin"]
+    if not port or port[0].get("targetPort") != "admin":
+        fail(f"{w}: no port admin → admin")
+    labels = d["metadata"].get("labels") or {}
+    if not any(all(labels.get(k) == x for k, x in m["spec"]["selector"].get("matchLabels", {}).items())
+               and any(e.get("port") == "admin" and e.get("path", "/metrics") == "/metrics"
+                       for e in m["spec"].get("endpoints", []))
+               for m in monitors):
+        fail(f"{w}: no ServiceMonitor scrapes its admin port")
+# The alert on unrecoverable events: with the rules, whenever runs are scraped.
+alert = [r for r in rules if r.get("alert") == "DuroReconcileNotRecoverable"]
+if any(r.get("alert") for r in rules):
+    scraped = bool(run and run[1] and services)
+    if scraped and not alert:
+        fail("PrometheusRule: no alert DuroReconcileNotRecoverable")
+    if not scraped and alert:
+        fail("PrometheusRule: DuroReconcileNotRecoverable, but no reconcile run is scraped")
+    for r in alert:
+        e = r["expr"]
+        if 'result="not_recoverable"' not in e or "duro_reconcile_events_total" not in e:
+            fail(f"DuroReconcileNotRecoverable: expr {e!r} does not look at "
+                 "duro_reconcile_events_total{result=\"not_recoverable\"}")
+        if services and f'service="{services[0]["metadata"]["name"]}"' not in e:
+            fail(f"DuroReconcileNotRecoverable: expr {e!r} does not select the Service {services[0]['metadata']['name']}")
+
+for p in problems:
+    print(f"check-reconcile: {label}: {p}", file=sys.stderr)
+n = len(cronjobs) + len(services) + len(own_cms)
+print(f"{n} reconcile objects ({len(cronjobs)} CronJob, {len(services)} Service, {len(own_cms)} ConfigMap"
+      + (", 1 alert" if alert else "") + ")"
+      + ("; values compared" if want_values is not None else "")
+      + ("" if known is not None else "; variables against the chart's list, not --help"))
+sys.exit(1 if problems else 0)
+PY
+reconcile_check() { # FILE LABEL EXPECT
+  python3 "$work/check-reconcile.py" "$1" "$2" "$3" "$reconcile_help"
+}
+declare -A reconcile_expect=(
+  [defaults]='{"objects": "cronjob", "values": {}}'
+  [full]='{"objects": "cronjob,service", "values": {"url": "https://duro-webhooks.example.com/webhooks/duro"}}'
+  [minimal]='{"objects": "cronjob", "values": {}}'
+  [mtls-bridge-tls]='{"objects": "cronjob,service", "values": {}}'
+  [bridge-only]='{"objects": "none"}'
+  [api-files]='{"objects": "cronjob", "values": {}}'
+  [api-files-existing]='{"objects": "cronjob", "values": {}}'
+  [state-off]='{"objects": "cronjob", "values": {}}'
+  [state-custom]='{"objects": "cronjob", "values": {}}'
+  [snapshot-all]='{"objects": "cronjob,service", "values": {"url": "https://duro-webhooks.example.com/webhooks/duro"}}'
+  [snapshot-install-only]='{"objects": "cronjob,service", "values": {}}'
+  [snapshot-long-name]='{"objects": "cronjob", "values": {}}'
+  [reconcile-suspended]='{"objects": "cronjob", "values": {"schedule": "", "adminPort": null}}'
+  [reconcile-off]='{"objects": "none"}'
+)
+reconcile_expect[reconcile-all]=$(python3 -c '
+import json, sys
+print(json.dumps({"objects": "cronjob,service,configmap", "values": {
+    "schedule": "*/30 * * * *", "since": "2d", "webhooks": ["wh_prod_1", "wh_prod_2"],
+    "url": "https://duro-webhooks.example.com/webhooks/duro", "clockSkewSeconds": 900,
+    "logTable": open(sys.argv[1]).read(), "logLevel": "debug", "backoffLimit": 4,
+    "activeDeadlineSeconds": None, "startingDeadlineSeconds": None,
+    "successfulJobsHistoryLimit": 1, "failedJobsHistoryLimit": 5,
+    "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]}}))' "$root/schemas/log-table.txt")
+if [ -s "$work/rendered-$latest" ]; then
+  while read -r name; do
+    want=${reconcile_expect[$name]:-'{"objects": "any"}'}
+    what=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["objects"])' "$want")
+    if out=$(reconcile_check "$work/$name-$latest.yaml" "$name" "$want" 2>"$work/$name.rec"); then
+      pass "$name: reconcile CronJob ($what): $out"
+    else
+      cat "$work/$name.rec"
+      failure "$name: reconcile CronJob ($what)"
     fi
   done <"$work/rendered-$latest"
 fi
@@ -866,6 +1280,13 @@ if [ "$self_test" = 1 ]; then
     "snapshot/kinds/1.*(must be one of|value must be)"
   bad_values snapshot-bad-schedule $'snapshot:\n  schedule: every night' \
     'snapshot/schedule.*(does not match pattern|Does not match pattern)'
+  bad_values reconcile-unknown-key $'reconcile:\n  sched: "17 * * * *"' "additional properties 'sched' not allowed"
+  bad_values reconcile-bad-since $'reconcile:\n  since: yesterday' \
+    'reconcile/since.*(does not match pattern|Does not match pattern)'
+  bad_values reconcile-flag-as-webhook $'reconcile:\n  webhooks: ["--all"]' \
+    'reconcile/webhooks/0.*(does not match pattern|Does not match pattern)'
+  bad_values reconcile-url-without-scheme $'reconcile:\n  url: duro-webhooks.example.com/webhooks/duro' \
+    'reconcile/url.*(does not match pattern|Does not match pattern)'
 
   # Bad fields and wrong types in rendered objects: kubeconform must refuse each file.
   base="$work/defaults-$latest.yaml"
@@ -984,7 +1405,7 @@ src, out, code = sys.argv[1:4]
 docs = [d for d in yaml.safe_load_all(open(src)) if d]
 keep = []
 for d in docs:
-    if d["kind"] in ("CronJob", "Job"):
+    if d["kind"] in ("CronJob", "Job") and d["metadata"]["labels"].get("app.kubernetes.io/component") == "snapshot":
         s = d["spec"]["jobTemplate"]["spec"] if d["kind"] == "CronJob" else d["spec"]
         pod = s["template"]["spec"]
         c = pod["containers"][0]
@@ -1027,6 +1448,80 @@ PY
       >/dev/null || rc=$?
     expect_refused "a snapshot given DURO_TRANSACTIONAL_ID in snapshot.extraEnv (snapshot checks)" \
       "DURO_TRANSACTIONAL_ID is set" "$work/snapshot-txn.snap" "$rc"
+  fi
+  # The reconcile CronJob of reconcile-all, broken one way each (or rendered so).
+  rec_all="$work/reconcile-all-$latest.yaml"
+  if [ -s "$rec_all" ]; then
+    reconcile_test() { # NAME PATTERN PYTHON (changes d, any object; for the reconcile
+      # CronJob c is its container, s its Job spec, pod its pod spec, env its env list)
+      local name=$1 pattern=$2 code=$3 rc=0
+      python3 - "$rec_all" "$work/$name.yaml" "$code" <<'PY'
+import sys
+import yaml
+src, out, code = sys.argv[1:4]
+docs = [d for d in yaml.safe_load_all(open(src)) if d]
+keep = []
+for d in docs:
+    s = pod = c = env = None
+    if d["kind"] == "CronJob" and d["metadata"]["labels"].get("app.kubernetes.io/component") == "reconcile":
+        s = d["spec"]["jobTemplate"]["spec"]
+        pod = s["template"]["spec"]
+        c = pod["containers"][0]
+        env = c["env"]
+    drop = False
+    exec(code)
+    if drop:
+        continue
+    keep.append(d)
+yaml.safe_dump_all(keep, open(out, "w"), sort_keys=False)
+PY
+      reconcile_check "$work/$name.yaml" "$name" "${reconcile_expect[reconcile-all]}" 2>"$work/$name.rec" \
+        >/dev/null || rc=$?
+      expect_refused "$name (reconcile checks)" "$pattern" "$work/$name.rec" "$rc"
+    }
+    reconcile_test "a reconcile CronJob that lets runs overlap" "concurrencyPolicy 'Allow', want Forbid" \
+      'if c: d["spec"]["concurrencyPolicy"] = "Allow"'
+    reconcile_test "a reconcile CronJob on another schedule" "want '\\*/30 \\* \\* \\* \\*' and not suspended" \
+      'if c: d["spec"]["schedule"] = "17 * * * *"'
+    reconcile_test "a reconcile without its --since" "args \\['--webhook', .*want \\['--since', '2d'" \
+      'if c: c["args"] = c["args"][2:]'
+    reconcile_test "a reconcile with a flag of its own making" "want pairs of --since T and --webhook ID" \
+      'if c: c["args"] += ["--dry-run", "yes"]'
+    reconcile_test "a reconcile given the progress topic" "DURO_PROGRESS_TOPIC is not a variable of reconcile" \
+      'if c: env.append({"name": "DURO_PROGRESS_TOPIC", "value": "duro.enricher.progress"})'
+    reconcile_test "a reconcile without the enricher's SASL password" \
+      "lacks the enricher's DURO_RDKAFKA_SASL_PASSWORD" \
+      'if c: env[:] = [e for e in env if e["name"] != "DURO_RDKAFKA_SASL_PASSWORD"]'
+    reconcile_test "a reconcile writing another raw topic" "DURO_RAW_TOPIC is 'duro.raw', the enricher's" \
+      'if c: [e.update(value="duro.raw") for e in env if e["name"] == "DURO_RAW_TOPIC"]'
+    reconcile_test "a reconcile without the Kafka CA volume" "volumes are not the enricher's" \
+      'if c: pod["volumes"] = [x for x in pod["volumes"] if x["name"] != "kafka-ca"]'
+    reconcile_test "a reconcile whose log table is not mounted" \
+      "DURO_LOG_TABLE=/etc/duro/log-table/log-table.txt is on no mounted volume" \
+      'if c: c["volumeMounts"] = [m for m in c["volumeMounts"] if m["name"] != "log-table"]'
+    reconcile_test "a reconcile log table mounted writable" "the mount /etc/duro/log-table must be read-only" \
+      'if c: [m.pop("readOnly") for m in c["volumeMounts"] if m["name"] == "log-table"]'
+    reconcile_test "a log-table ConfigMap without the table" "has no log table under log-table.txt" \
+      'if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-log-table"): d["data"] = {}'
+    reconcile_test "a reconcile listening off its admin port" "DURO_RECONCILE_ADMIN_LISTEN 0.0.0.0:9095 is not the admin port 9096" \
+      'if c: [e.update(value="0.0.0.0:9095") for e in env if e["name"] == "DURO_RECONCILE_ADMIN_LISTEN"]'
+    reconcile_test "a reconcile whose admin port no Service exposes" "a ServiceMonitor but no Service for the admin port" \
+      'drop = d["kind"] == "Service" and d["metadata"]["labels"].get("app.kubernetes.io/component") == "reconcile"'
+    reconcile_test "a reconcile Service no ServiceMonitor scrapes" "no ServiceMonitor scrapes its admin port" \
+      'drop = d["kind"] == "ServiceMonitor"'
+    reconcile_test "a reconcile CronJob retried on a bad setting" \
+      "no podFailurePolicy rule that fails the Job on exit status 2" 'if c: del s["podFailurePolicy"]'
+    reconcile_test "no DuroReconcileNotRecoverable alert" "no alert DuroReconcileNotRecoverable" \
+      'if d["kind"] == "PrometheusRule": [g.update(rules=[r for r in g["rules"] if r.get("alert") != "DuroReconcileNotRecoverable"]) for g in d["spec"]["groups"]]'
+    printf 'reconcile:\n  extraEnv:\n    - name: DURO_TRANSACTIONAL_ID\n      value: duro-enricher-0\n' \
+      >"$work/reconcile-txn.values.yaml"
+    render reconcile-txn "$latest" -f "$root/deploy/values/full.yaml" -f "$work/reconcile-txn.values.yaml" ||
+      cat "$work/reconcile-txn-$latest.log"
+    rc=0
+    reconcile_check "$work/reconcile-txn-$latest.yaml" reconcile-txn '{"objects": "cronjob,service"}' \
+      2>"$work/reconcile-txn.rec" >/dev/null || rc=$?
+    expect_refused "a reconcile given DURO_TRANSACTIONAL_ID in reconcile.extraEnv (reconcile checks)" \
+      "DURO_TRANSACTIONAL_ID is set" "$work/reconcile-txn.rec" "$rc"
   fi
   sed 's/^      enableServiceLinks: false$/      enableServiceLinks: true/' "$base" >"$work/links.yaml"
   rc=0

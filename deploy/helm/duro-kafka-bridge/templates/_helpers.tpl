@@ -373,17 +373,25 @@ checksum/queries: {{ include "duro.queriesData" .root | sha256sum }}
 
 {{/*
 The enricher's environment, without the variables that name its pod (POD_NAME,
-DURO_TRANSACTIONAL_ID, DURO_GROUP_INSTANCE_ID) and without extraEnv. .snapshot: only
-what `duro-enricher snapshot` reads of it, i.e. the same Kafka (with the consumer's
-properties), topics, group, Duro API, API files and GraphQL limits as the enricher;
+DURO_TRANSACTIONAL_ID, DURO_GROUP_INSTANCE_ID) and without extraEnv. .job: "" (the
+enricher), or the Job whose command reads it: "snapshot" (`duro-enricher snapshot`:
+the same Kafka, with the consumer's properties, raw, state and progress topics, group,
+Duro API, API files and GraphQL limits as the enricher) or "reconcile" (`duro-enricher
+reconcile`: the same, without the state and progress topics, which it does not read);
 none of the enricher's own (DLQ and output topics, progress reset, admin listener,
-batching, dedupe window, topic provisioning). One list for both, so that the snapshot
-Jobs connect exactly as the enricher does.
+batching, dedupe window, topic provisioning), and DURO_LOG_LEVEL from the Job's logLevel
+(default: the enricher's). One list for all three, so that the Jobs connect exactly as
+the enricher does.
 */}}
 {{- define "duro.enricherEnv" -}}
 {{- $root := .root -}}
 {{- $e := $root.Values.enricher -}}
-{{- $all := not .snapshot -}}
+{{- $job := .job | default "" -}}
+{{- if not (has $job (list "" "snapshot" "reconcile")) -}}
+{{- fail (printf "duro.enricherEnv: unknown job %q" $job) -}}
+{{- end -}}
+{{- $all := not $job -}}
+{{- $topics := ne $job "reconcile" -}}
 {{ include "duro.kafkaEnv" (dict "root" $root "consumer" true) }}
 - name: DURO_RAW_TOPIC
   value: {{ $root.Values.kafka.rawTopic | quote }}
@@ -395,12 +403,14 @@ Jobs connect exactly as the enricher does.
 # The compacted state topics and the progress topic: they must exist,
 # compacted, or the enricher refuses to start (see values.yaml).
 {{- end }}
+{{- if $topics }}
 - name: DURO_STATE_TOPICS
   value: {{ $e.stateTopics.enabled | quote }}
 - name: DURO_STATE_TOPIC_TEMPLATE
   value: {{ $e.stateTopics.topicTemplate | quote }}
 - name: DURO_PROGRESS_TOPIC
   value: {{ $e.progressTopic.name | quote }}
+{{- end }}
 {{- if $all }}
 - name: DURO_PROGRESS_IGNORE
   value: {{ $e.progressTopic.ignore | quote }}
@@ -455,7 +465,7 @@ Jobs connect exactly as the enricher does.
 {{- include "duro.topicEnv" $root }}
 {{- else }}
 - name: DURO_LOG_LEVEL
-  value: {{ $root.Values.snapshot.logLevel | default $e.logLevel | quote }}
+  value: {{ (get $root.Values $job).logLevel | default $e.logLevel | quote }}
 {{- end }}
 {{- end -}}
 
@@ -589,7 +599,7 @@ template:
                 fieldPath: metadata.labels['job-name']
             {{- end }}
           # The enricher's Kafka, topics, group, Duro API and API files.
-          {{- include "duro.enricherEnv" (dict "root" $root "snapshot" true) | nindent 10 }}
+          {{- include "duro.enricherEnv" (dict "root" $root "job" "snapshot") | nindent 10 }}
           - name: DURO_SNAPSHOT_KINDS
             value: {{ join "," $s.kinds | quote }}
           - name: DURO_SNAPSHOT_RATE
@@ -638,4 +648,25 @@ template:
     affinity:
       {{- toYaml . | nindent 6 }}
     {{- end }}
+{{- end -}}
+
+{{/*
+Reconcile (`duro-enricher reconcile`): the events Duro gave up on, from its webhook
+logs, written again to the raw topic. The CronJob's name leaves the CronJob controller
+the 11 characters it appends to a Job's name (52 at most).
+*/}}
+{{- define "duro.reconcileName" -}}
+{{- printf "%s-reconcile" (include "duro.fullname" . | trunc 42 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* "true" when the release renders the reconcile CronJob. */}}
+{{- define "duro.reconcileOn" -}}
+{{- and .Values.enricher.enabled .Values.reconcile.enabled -}}
+{{- end -}}
+
+{{/* The log table's ConfigMap (reconcile.logTable), or "". */}}
+{{- define "duro.logTableConfigMap" -}}
+{{- if .Values.reconcile.logTable -}}
+{{- include "duro.component" (dict "root" . "name" "log-table") -}}
+{{- end -}}
 {{- end -}}
