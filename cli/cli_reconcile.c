@@ -61,7 +61,7 @@ static const char rec_usage[] =
 struct rec_config {
         char *bootstrap, *raw_topic, *group, *event_table, *queries_dir;
         char *url, *log_table, *admin_listen;
-        long long skew_s, graphql_rate, max_attempts;
+        long long skew_s, graphql_rate, max_attempts, linger_s;
         struct cli_api api;
         int log_level;
 };
@@ -91,6 +91,9 @@ static const struct dconf_opt rec_settings[] = {
             "the raw topic is read from --since minus this"),
     REC_OPT("DURO_RECONCILE_ADMIN_LISTEN", "admin-listen", DCONF_LISTEN, NULL, 0, 0,
             admin_listen, "/metrics and /healthz while it runs (default: none)"),
+    REC_OPT("DURO_RECONCILE_METRICS_LINGER_S", "metrics-linger-s", DCONF_INT, "0", 0,
+            3600, linger_s,
+            "keep /metrics up this long after the run (a scrape sees its counts)"),
     REC_OPT("DURO_GRAPHQL_RATE", "graphql-rate", DCONF_INT, "20", 0, 100000,
             graphql_rate, "requests per second at most (0: no limit)"),
     REC_OPT("DURO_GRAPHQL_MAX_ATTEMPTS", "graphql-max-attempts", DCONF_INT, "5", 1, 100,
@@ -990,6 +993,10 @@ int cli_reconcile_main(int argc, char **argv)
                 if (rc && atomic_load(&cli_stop))
                         cli_fail(CLI_FAIL, "interrupted: what was committed stays; a "
                                            "rerun finds it and writes the rest");
+                /* a run of seconds ends between two scrapes: its counts stay served
+                 * a while (until then, or SIGTERM) */
+                if (admin && cfg.linger_s > 0)
+                        rec_sleep((long)cfg.linger_s * 1000);
         }
         if (s.p) {
                 rd_kafka_error_t *ae = rd_kafka_abort_transaction(s.p, REC_CALL_MS);

@@ -889,7 +889,7 @@ SHARED = {"KAFKA_BOOTSTRAP_SERVERS", "DURO_RAW_TOPIC", "DURO_ENRICHER_GROUP", "D
           "DURO_QUERIES_DIR", "DURO_API_URL", "DURO_API_KEY_FILE", "DURO_API_KEY", "DURO_API_ORGANIZATION",
           "DURO_API_LIBRARY", "DURO_GRAPHQL_TIMEOUT_MS", "DURO_GRAPHQL_RATE", "DURO_GRAPHQL_MAX_ATTEMPTS"}
 OWN = {"DURO_RECONCILE_URL", "DURO_CLOCK_SKEW_S", "DURO_LOG_TABLE", "DURO_RECONCILE_ADMIN_LISTEN",
-       "DURO_LOG_LEVEL"}
+       "DURO_RECONCILE_METRICS_LINGER_S", "DURO_LOG_LEVEL"}
 FORBIDDEN = {"DURO_TRANSACTIONAL_ID", "DURO_GROUP_INSTANCE_ID"}
 RDKAFKA = re.compile(r"^DURO_RDKAFKA_(PRODUCER_|CONSUMER_)?[A-Z0-9]+(_[A-Z0-9]+)*$")
 SINCE = re.compile(r"^([0-9]+[smhd]|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
@@ -898,6 +898,7 @@ JOB_LABELS = ("job-name", "controller-uid", "batch.kubernetes.io/job-name", "bat
 LOG_TABLE = "/etc/duro/log-table/log-table.txt"
 # The chart's defaults (values.yaml); EXPECT's values override them.
 DEFAULTS = {"schedule": "17 * * * *", "since": "", "url": "", "webhooks": [], "clockSkewSeconds": 600,
+            "metricsLingerSeconds": 70,
             "logTable": "", "logLevel": "", "adminPort": 9096, "backoffLimit": 2,
             "activeDeadlineSeconds": 3000, "startingDeadlineSeconds": 1800,
             "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3, "extraEnv": []}
@@ -1075,6 +1076,8 @@ def check_cronjob(d):
                 "DURO_LOG_TABLE": LOG_TABLE if want_values["logTable"] else None,
                 "DURO_RECONCILE_ADMIN_LISTEN": (f"0.0.0.0:{want_values['adminPort']}"
                                                 if want_values["adminPort"] else None),
+                "DURO_RECONCILE_METRICS_LINGER_S": (str(want_values["metricsLingerSeconds"])
+                                                    if want_values["adminPort"] else None),
                 "DURO_LOG_LEVEL": wl}
         for e in want_values["extraEnv"]:
             wenv[e["name"]] = e.get("value")
@@ -1136,6 +1139,10 @@ def check_cronjob(d):
             fail(f"{cw}: livenessProbe must GET /healthz on the admin port")
         if monitors and not services:
             fail(f"{w}: a ServiceMonitor but no Service for the admin port: the runs are not scraped")
+        linger = val(env, "DURO_RECONCILE_METRICS_LINGER_S")
+        if monitors and not (linger and linger.isdigit() and int(linger) > 30):
+            fail(f"{cw}: DURO_RECONCILE_METRICS_LINGER_S {linger!r}: a run of seconds ends "
+                 "between two scrapes unless /metrics outlives it by more than the interval")
     elif ports or live:
         fail(f"{cw}: ports or probes without DURO_RECONCILE_ADMIN_LISTEN")
     if "readinessProbe" in c:
@@ -1503,6 +1510,8 @@ PY
       'if c: [m.pop("readOnly") for m in c["volumeMounts"] if m["name"] == "log-table"]'
     reconcile_test "a log-table ConfigMap without the table" "has no log table under log-table.txt" \
       'if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-log-table"): d["data"] = {}'
+    reconcile_test "a reconcile whose metrics end with the run" "DURO_RECONCILE_METRICS_LINGER_S '0'" \
+      'if c: [e.update(value="0") for e in env if e["name"] == "DURO_RECONCILE_METRICS_LINGER_S"]'
     reconcile_test "a reconcile listening off its admin port" "DURO_RECONCILE_ADMIN_LISTEN 0.0.0.0:9095 is not the admin port 9096" \
       'if c: [e.update(value="0.0.0.0:9095") for e in env if e["name"] == "DURO_RECONCILE_ADMIN_LISTEN"]'
     reconcile_test "a reconcile whose admin port no Service exposes" "a ServiceMonitor but no Service for the admin port" \
