@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks the systemd units in deploy/systemd with the machine's own systemd (no running
 # systemd needed):
-#   - systemd-analyze verify (syntax, directives, the ExecStart binaries: the units'
-#     /usr/local/bin paths are pointed at DURO_BIN_DIR for the check);
+#   - systemd-analyze verify of each unit and the reconcile timer (syntax, directives,
+#     the ExecStart binaries: the units' /usr/local/bin paths are pointed at
+#     DURO_BIN_DIR for the check);
 #   - systemd-analyze security --offline: exposure at most 2.0 ("OK");
 #   - every variable the example env files set or show is one the program knows
 #     (its --help, or DURO_RDKAFKA_*), and TimeoutStopSec exceeds the bridge's drain
@@ -39,8 +40,8 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-for prog in duro-bridge duro-enricher; do
-  unit="$prog.service"
+for unit in duro-bridge.service duro-enricher.service duro-enricher-reconcile.service \
+  duro-enricher-reconcile.timer; do
   sed "s|/usr/local/bin/|$bin_dir/|g" "$units/$unit" >"$work/$unit"
   # verify exits 0 on directives it ignores ("Failed to parse …"): any output fails.
   if systemd-analyze verify "$work/$unit" >"$work/$unit.verify" 2>&1 &&
@@ -50,6 +51,7 @@ for prog in duro-bridge duro-enricher; do
     cat "$work/$unit.verify"
     failure "$unit: systemd-analyze verify"
   fi
+  [ "${unit##*.}" = service ] || continue
   if systemd-analyze security --offline=true --threshold=20 "$work/$unit" \
     >"$work/$unit.security" 2>&1; then
     pass "$unit: systemd-analyze security: $(grep -o 'exposure level.*' "$work/$unit.security")"
@@ -60,9 +62,9 @@ for prog in duro-bridge duro-enricher; do
 done
 
 # Variables in the example env files (set or commented out) against --help.
-unknown_vars() { # ENVFILE PROGRAM → the names the program does not know, on stdout
+unknown_vars() { # ENVFILE PROGRAM [COMMAND] → the names it does not know, on stdout
   local file=$1 prog=$2 name
-  "$bin_dir/$prog" --help >"$work/$prog.help"
+  "$bin_dir/$prog" ${3:+"$3"} --help >"$work/$prog.help"
   while read -r name; do
     case "$name" in
       DURO_RDKAFKA_*) continue ;;
@@ -70,12 +72,14 @@ unknown_vars() { # ENVFILE PROGRAM → the names the program does not know, on s
     grep -qw -- "$name" "$work/$prog.help" || echo "$name"
   done < <(grep -Eo '^#?(DURO|KAFKA)_[A-Z0-9_]+=' "$file" | tr -d '#=' | sort -u)
 }
-for pair in bridge.env:duro-bridge enricher.env:duro-enricher; do
-  bad=$(unknown_vars "$units/${pair%%:*}" "${pair#*:}")
+for pair in bridge.env:duro-bridge enricher.env:duro-enricher \
+  reconcile.env:duro-enricher:reconcile; do
+  set -- $(echo "$pair" | tr : ' ')
+  bad=$(unknown_vars "$units/$1" "$2" "${3:-}")
   if [ -z "$bad" ]; then
-    pass "${pair%%:*}: every variable is one ${pair#*:} knows"
+    pass "$1: every variable is one $2${3:+ $3} knows"
   else
-    failure "${pair%%:*}: unknown to ${pair#*:}: $bad"
+    failure "$1: unknown to $2${3:+ $3}: $bad"
   fi
 done
 # Self-test: a misspelt variable must be caught.
