@@ -427,8 +427,15 @@ static int rec_learn(struct rec *s, struct rec_event *e, json_t *node,
         if (!e->resource)
                 e->resource = dlogtable_string(&s->logs, DLOGTABLE_RESOURCE, node);
         /* pages are newest first: the oldest entry's time is the closest to the
-         * event's (when the log gives no created_at of its own) */
-        if ((t = dlogtable_string(&s->logs, DLOGTABLE_CREATED_AT, node))) {
+         * event's (when the log gives no created_at of its own); a table without a
+         * created_at row means the entry's createdAt */
+        if (s->logs.npaths[DLOGTABLE_CREATED_AT])
+                t = dlogtable_string(&s->logs, DLOGTABLE_CREATED_AT, node);
+        else if (json_is_string(json_object_get(node, "createdAt")))
+                t = strdup(json_string_value(json_object_get(node, "createdAt")));
+        else
+                t = NULL;
+        if (t) {
                 free(e->created_at);
                 e->created_at = t;
         }
