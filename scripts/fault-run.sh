@@ -10,6 +10,11 @@
 # snapshot phases run `duro-enricher snapshot --id phaseN` (after deleting a few
 # resources without a webhook), kill -9 it at random moments and rerun it with the same
 # id until it exits 0; each pinged resource must be on its snapshot topic exactly once.
+# Meanwhile the bridge is stopped for longer than the retry span of the events of the
+# outage's first seconds (sent on Duro's schedule scaled further down), so Duro gives up on
+# them (and on a few whose 2xx answers it took for time-outs); at the end
+# `duro-enricher reconcile --json` reads the double's webhook log and writes what the raw
+# topic lacks, then runs again: every event given up must end exactly once on Kafka.
 #
 # Usage: scripts/fault-run.sh [--events N] [--rate R] [--scale X] [--repeat-probability P]
 #                             [--bridge-kills N] [--enricher-kills N] [--broker-restarts N]
@@ -17,13 +22,19 @@
 #                             [--window-s S] [--seed S] [--ledger out.json]
 #                             [--components N] [--change-orders N] [--snapshot-phases N]
 #                             [--snapshot-kills N] [--snapshot-rate R]
-#                             [--snapshot-page-size N] [--snapshot-deletes N] ...
+#                             [--snapshot-page-size N] [--snapshot-deletes N]
+#                             [--no-bridge-outage] [--outage-at F] [--outage-give-up-s S]
+#                             [--outage-scale X] [--outage-lost-answers N]
+#                             [--log-shape object|string] ...
 #        (defaults: 20,000 events at 100/s, x0.01 retry schedule, 3+3 kills, 1 broker
 #        restart, all six windows, 2 snapshot phases of 2 kills each over 1,000
-#        components and 200 change orders; tests/fault/fault_run.py --help lists everything)
+#        components and 200 change orders, a bridge outage at 60 % whose first 5 s of
+#        events go out on a x0.0002 schedule (5.6 s) plus 3 lost answers, log metadata
+#        as an object; tests/fault/fault_run.py --help lists everything)
 #
 # Exit status: 0 PASS, 1 FAIL (an acknowledged event lost, or duplicated, or misrouted, a
-# state mismatch, a snapshot problem), 2 VOID (the ledger does not balance, or the harness
+# state mismatch, a snapshot problem, a reconcile problem or an event given up that
+# did not end on Kafka exactly once), 2 VOID (the ledger does not balance, or the harness
 # itself failed).
 # Environment: DURO_CACHE, DURO_BRIDGE_BIN / DURO_ENRICHER_BIN (default build/, which
 # is brought up to date with ninja unless DURO_FAULT_NO_BUILD=1), DURO_FAULT_DIR

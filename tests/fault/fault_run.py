@@ -20,11 +20,22 @@ One bounded scenario on one machine, against a real Kafka broker:
   record are deleted in the double without a webhook, then ``duro-enricher snapshot --id
   phase<N> --json`` runs with the enricher's environment, is ``kill -9``'d at random
   moments (``--snapshot-kills``; every second one aimed at an open transaction) and
-  rerun with the same id until it exits 0, then once more (it must say it finished).
+  rerun with the same id until it exits 0, then once more (it must say it finished);
+* meanwhile one bridge outage (``--bridge-outage``, at ``--outage-at`` of the sending time)
+  longer than Duro's retry span: a few events whose 2xx answers the sender takes for
+  time-outs (``--outage-lost-answers``: on Kafka, yet failed in Duro's log), then the bridge
+  is stopped (SIGTERM), and the well-formed events of the outage's first
+  ``--outage-give-up-s`` seconds are sent on Duro's schedule x ``--outage-scale`` (a span
+  far shorter than the outage), so Duro gives up on them; the bridge comes back once every
+  one of them was given up. Every delivery attempt of the run is in the double's webhook
+  log (``--log-shape``: the payload as an object or as a JSON string), and at the end
+  ``duro-enricher reconcile --json`` (``DURO_RECONCILE_URL`` = the bridge's URL, the
+  webhook's URL in the double) writes the events Duro gave up on that the raw topic does
+  not hold; it runs twice (the second must write nothing).
 
-At the end (the sender finished every delivery, the bridge was stopped, the enricher's
-committed offsets reached the raw topic's end) every output topic and the DLQ are read
-with read_committed consumers and a ledger is printed (and written as JSON):
+At the end (the sender finished every delivery, the reconcile ran, the bridge was stopped,
+the enricher's committed offsets reached the raw topic's end) every output topic and the
+DLQ are read with read_committed consumers and a ledger is printed (and written as JSON):
 
   events sent, acknowledged (2xx at least once), given up, raw records, outputs,
   DLQ records by class, lost (acknowledged but neither output nor DLQ), duplicated (more
@@ -44,13 +55,18 @@ enricher's query selects it, as of that event, or absent;
 and the snapshot phases (``check_snapshots``): per run, its committed pings one per key
 and as many as the final summary's written + swept, each pinged id exactly once on its
 snapshot event topic (or in the DLQ), every resource in the double throughout the phase
-pinged, and every resource deleted without a webhook absent from the state at the end.
+pinged, and every resource deleted without a webhook absent from the state at the end;
+and the reconcile (``check_reconcile``): its summary against the run's own figures (events
+failed = given up, recovered = given up and never on the raw topic, already there = given
+up yet on it, not recoverable 0, log entries = attempts), its raw records (one per
+recovered event, original id, ``duro-origin: reconcile``, keyed and stamped), the rerun
+(nothing recovered), and every event given up exactly once in the outputs or the DLQ.
 
 Verdict: FAIL (exit 1) when anything is lost, duplicated or misrouted, a state
-mismatches, or a snapshot phase has a problem; VOID (exit 2) when the ledger does not
-balance (sender ledger inconsistent or unfinished, records for ids never sent, records
-without a raw record, enricher not drained) or the harness itself failed; PASS (exit 0)
-otherwise.
+mismatches, a snapshot phase or the reconcile has a problem; VOID (exit 2) when the
+ledger does not balance (sender ledger inconsistent or unfinished, records for ids never
+sent, records without a raw record, enricher not drained) or the harness itself failed;
+PASS (exit 0) otherwise.
 
 Run it with ``scripts/fault-run.sh`` (own broker in a temporary KAFKA_WORK); the short
 CI version is ``tests/integration/test_fault_short.py`` (same harness, in process, on
@@ -91,6 +107,7 @@ import enrichertest  # noqa: E402
 import kafkatest  # noqa: E402
 from proctest import http_request, Metrics, pdeathsig  # noqa: E402
 from duro_double import SCHEDULE_S, DuroDouble, WebhookSender, co_event, item_event  # noqa: E402
+from duro_double.server import LOG_SHAPES  # noqa: E402
 from duro_double.data import rfc3339  # noqa: E402
 from duro_double.sender import DEFAULT_MIX, new_event_id  # noqa: E402
 
@@ -122,6 +139,7 @@ WEBHOOK_ID = "webhook_fault"
 # topics), and the counters of its /metrics that say how far a process got
 SNAPSHOT_EVENT = {"item": "ITEM_SNAPSHOT", "change_order": "CO_SNAPSHOT"}
 SNAPSHOT_COUNTERS = ("duro_snapshot_ids_written_total", "duro_snapshot_ids_swept_total")
+RECONCILE_RUNS = 2  # the reconcile, then once more (which must write nothing)
 
 
 @dataclass
@@ -157,6 +175,14 @@ class FaultConfig:
     snapshot_span: tuple = (0.15, 0.6)  # the phases start in this part of the sending time
     snapshot_max_processes: int = 25    # per phase; then it is given up (FAIL)
     snapshot_phase_timeout_s: float = 600.0
+    # the bridge outage longer than Duro's retry span, then `duro-enricher reconcile`
+    bridge_outage: bool = True
+    outage_at: float = 0.6              # it starts at this part of the sending time
+    outage_give_up_s: float = 5.0       # the events of its first seconds are given up
+    outage_scale: float = 0.0002        # their retry schedule: Duro's x this (5.6 s in all)
+    outage_lost_answers: int = 3        # events answered 2xx that Duro takes for time-outs
+    log_shape: str = "object"           # the double's webhook log metadata (LOG_SHAPES)
+    reconcile_timeout_s: float = 180.0
 
     @property
     def send_s(self) -> float:
@@ -165,6 +191,11 @@ class FaultConfig:
     @property
     def give_up_after_s(self) -> float:
         return sum(SCHEDULE_S) * self.scale
+
+    @property
+    def outage_span_s(self) -> float:
+        """The retry span of the outage's events (Duro's schedule x outage_scale)."""
+        return sum(SCHEDULE_S) * self.outage_scale
 
 
 # ---------------------------------------------------------------- events
@@ -363,6 +394,22 @@ class FaultRun:
         self.snap_stop = threading.Event()
         self.snap_lso = None
         self.current_snapshot = None
+        # the bridge outage and the reconcile: the webhook registered in the double (its
+        # url is the bridge's), the sender of the outage's events (a short retry span),
+        # whether the feeder sends through it now, the bridge being down on purpose (the
+        # supervisor and the kills leave it alone), the phase's tally, the reconcile runs
+        self.webhook_id = WEBHOOK_ID
+        self.webhook_url = ""
+        self.outage_sender: WebhookSender | None = None
+        self.outage_route = False
+        self.outage_ids: set[str] = set()
+        self.bridge_down = threading.Event()
+        self.bridge_restart = threading.Event()  # the supervisor starts it and clears both
+        self.supervisor_wake = threading.Event()
+        self.bridge_back_mono: float | None = None
+        self.outage: dict | None = None
+        self.reconciles: list[dict] = []
+        self.rec_proc: subprocess.Popen | None = None
 
     # -- set-up -------------------------------------------------------------
     def _setup(self) -> None:
@@ -390,6 +437,16 @@ class FaultRun:
         self.double._server.handle_error = _quiet_handle_error  # see the function
         self.log(f"duro double: {self.double.url}")
         self.bridge_port = free_port()
+        self.webhook_url = f"http://127.0.0.1:{self.bridge_port}{bridgetest.WEBHOOK_PATH}"
+        if cfg.bridge_outage:
+            # Duro's side of the reconcile: the webhook (its url is the bridge's, as
+            # DURO_RECONCILE_URL says) and its delivery log of every attempt
+            self.double.configure(log_shape=cfg.log_shape)
+            hook = self.double.webhook_create({"name": "fault run", "url": self.webhook_url,
+                                               "events": list(DEFAULT_MIX)})
+            self.webhook_id = hook["id"]
+            self.log(f"webhook {self.webhook_id} -> {self.webhook_url}; delivery log "
+                     f"metadata: {cfg.log_shape}")
         benv = bridgetest.bridge_env(
             b, self.raw, self.secret, DURO_BRIDGE_LISTEN=f"127.0.0.1:{self.bridge_port}",
             DURO_BRIDGE_ACK_TIMEOUT_MS=BRIDGE_ACK_TIMEOUT_MS, DURO_BRIDGE_DRAIN_DELAY_MS=200)
@@ -426,10 +483,10 @@ class FaultRun:
         self.enricher.wait_assigned(timeout=60)
         self.log(f"duro-enricher: transactional id {self.txn_id} ({enrichertest.enricher_bin()})")
         self.sender = WebhookSender(
-            f"http://127.0.0.1:{self.bridge_port}{bridgetest.WEBHOOK_PATH}", self.secret,
-            webhook_id=WEBHOOK_ID, scale=cfg.scale, workers=cfg.sender_workers,
+            self.webhook_url, self.secret,
+            webhook_id=self.webhook_id, scale=cfg.scale, workers=cfg.sender_workers,
             timeout_s=cfg.sender_timeout_s, repeat_probability=cfg.repeat_probability,
-            seed=cfg.seed)
+            seed=cfg.seed, delivery_log=self.double if cfg.bridge_outage else None)
         self.log(f"sender: {cfg.events} events at {cfg.rate}/s, repeat p={cfg.repeat_probability}, "
                  f"retry schedule x{cfg.scale} = "
                  f"{', '.join(f'{s * cfg.scale:g}s' for s in SCHEDULE_S)} "
@@ -465,7 +522,14 @@ class FaultRun:
                     self.named.add(res)
                     if kind in DELETE_EVENTS:
                         self._delete_in_double(*res)
-                eid = self.sender.send(ev)
+                if self.outage_route and isinstance(ev, dict):
+                    # the outage's first seconds: a well-formed event, on the short retry
+                    # schedule, so Duro gives up on it (signed-but-invalid bodies stay on
+                    # the main schedule: Duro's log could not hold them as Duro sent them)
+                    eid = self.outage_sender.send(ev)
+                    self.outage_ids.add(eid)
+                else:
+                    eid = self.sender.send(ev)
                 self.expected[eid] = route
                 self.kinds[eid] = kind
         finally:
@@ -491,13 +555,27 @@ class FaultRun:
         return enrichertest.expected_document(self.double, kind, rid)
 
     def _supervise(self) -> None:
-        """Restarts a program that exited by itself (an orchestrator's job)."""
-        while not self.stop.wait(0.5):
+        """Restarts a program that exited by itself (an orchestrator's job), and the
+        bridge at the end of the bridge outage when asked to (bridge_restart): from this
+        thread, which lives as long as the run, since a child of ours dies with the
+        thread that started it (pdeathsig)."""
+        while not self.stop.is_set():
+            self.supervisor_wake.wait(0.5)  # a poll, or woken for the outage's end
+            self.supervisor_wake.clear()
+            if self.stop.is_set():
+                break
             with self.proc_lock:
+                if self.bridge_restart.is_set():
+                    self._start("bridge")
+                    self.bridge_back_mono = time.monotonic()
+                    self.bridge_down.clear()
+                    self.bridge_restart.clear()
                 for what in ("bridge", "enricher"):
                     p = getattr(self, what)
                     if p is None or p.proc is None or p.proc.poll() is None:
                         continue
+                    if what == "bridge" and self.bridge_down.is_set():
+                        continue  # the outage: stopped on purpose
                     rc = p.proc.returncode
                     tail = p.stderr_text().splitlines()[-15:]
                     self.unplanned.append({"program": what, "rc": rc, "at_s": self._now(),
@@ -512,7 +590,7 @@ class FaultRun:
             self.log(self._progress_line())
 
     def _progress_line(self) -> str:
-        s = self.sender.summary()
+        s = self._sender_summary()
         parts = [f"sent {s['sent']}/{self.cfg.events} acked {s['acknowledged']} "
                  f"gave_up {s['gave_up']} pending {s['pending']} attempts {s['attempts']} "
                  f"(non-2xx {s['failures']})"]
@@ -535,6 +613,8 @@ class FaultRun:
             parts.append(f"graphql window: {self.current_window}")
         if self.current_snapshot:
             parts.append(f"snapshot {self.current_snapshot}")
+        if self.bridge_down.is_set():
+            parts.append("BRIDGE OUTAGE" + (" (give-up window)" if self.outage_route else ""))
         return " | ".join(parts)
 
     # -- process control ------------------------------------------------------
@@ -565,26 +645,45 @@ class FaultRun:
     def _kill(self, what: str) -> None:
         """kill -9 and restart at once. An enricher kill is aimed (for at most
         AIM_S) at a moment when one of its transactions is open on the busiest output
-        topic (last stable offset below the high watermark)."""
-        aimed = ""
+        topic (last stable offset below the high watermark). A bridge kill due during
+        the bridge outage waits for its end."""
         if what == "enricher":
             deadline = time.monotonic() + AIM_S
             while time.monotonic() < deadline and not self._open_txn():
                 self.stop.wait(0.01)  # bounded poll of the offsets
-        with self.proc_lock:
-            p = getattr(self, what)
-            t = time.monotonic()
-            if what == "enricher":
-                self._note_rss(p)
-            p.kill()  # SIGKILL
-            if what == "enricher":
-                if self._open_txn():  # still open after the process died: killed inside
-                    self.counts["enricher_kills_in_txn"] += 1
-                    aimed = " (inside an open transaction)"
-            self.counts[f"{what}_kills"] += 1
-            self._start(what)
-            self.log(f"kill -9 {what} #{self.counts[f'{what}_kills']}{aimed}; back in "
-                     f"{time.monotonic() - t:.1f}s")
+        waited = False
+        deadline = time.monotonic() + self.cfg.outage_give_up_s + self.cfg.outage_span_s + 120
+        while True:
+            if what == "bridge" and self.bridge_down.is_set():
+                if not waited:
+                    self.log("kill -9 bridge: due during the bridge outage; waiting for its end")
+                    waited = True
+                if self.stop.wait(0.2):  # bounded: the outage's length and some
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError("kill -9 bridge: the bridge outage did not end")
+                continue
+            with self.proc_lock:
+                if what == "bridge" and self.bridge_down.is_set():
+                    continue  # the outage began meanwhile
+                self._kill_now(what)
+                return
+
+    def _kill_now(self, what: str) -> None:
+        aimed = ""
+        p = getattr(self, what)
+        t = time.monotonic()
+        if what == "enricher":
+            self._note_rss(p)
+        p.kill()  # SIGKILL
+        if what == "enricher":
+            if self._open_txn():  # still open after the process died: killed inside
+                self.counts["enricher_kills_in_txn"] += 1
+                aimed = " (inside an open transaction)"
+        self.counts[f"{what}_kills"] += 1
+        self._start(what)
+        self.log(f"kill -9 {what} #{self.counts[f'{what}_kills']}{aimed}; back in "
+                 f"{time.monotonic() - t:.1f}s")
 
     def _note_rss(self, p) -> None:
         """Keeps the largest peak RSS (VmHWM) an enricher process reached."""
@@ -932,6 +1031,166 @@ class FaultRun:
                  f"{ph['kills']} kill -9, {len(ph['failed_exits'])} failed exits; listed "
                  f"{s.get('listed')} written {s.get('written')} swept {s.get('swept')}")
 
+    # -- the bridge outage and the reconcile ----------------------------------------
+    def _bridge_outage(self) -> None:
+        """At outage_at of the sending time: first outage_lost_answers events whose 2xx
+        answers Duro takes for time-outs (the bridge wrote them; Duro's log says every
+        delivery failed), then the bridge is stopped (SIGTERM) and the well-formed events
+        of the next outage_give_up_s seconds go out on Duro's schedule x outage_scale, so
+        Duro gives up on them while the bridge is still down; the events after them (and
+        the signed-but-invalid ones) stay on the main schedule and get through later. The
+        bridge comes back once every event on the short schedule was given up, so it is
+        down for longer than their retry span."""
+        cfg = self.cfg
+        wait = self.send_t0 + cfg.outage_at * cfg.send_s - time.monotonic()
+        if wait > 0 and self.stop.wait(wait):  # the plan's schedule (pacing)
+            return
+        o = {"start_s": self._now(), "end_s": None, "down_s": None,
+             "give_up_window_s": cfg.outage_give_up_s, "retry_span_s": cfg.outage_span_s,
+             "scale": cfg.outage_scale, "lost_answer_events": 0, "lost_answers_accepted": 0,
+             "events_short_schedule": 0, "given_up": 0, "acknowledged": 0,
+             "bridge_stop_rc": None, "problems": []}
+        self.outage = o
+        rng = random.Random(cfg.seed * 104729 + 19)
+        lost = []
+        for j in range(cfg.outage_lost_answers):
+            lib = self._library()
+            if j % 2 == 0:
+                ev = item_event("ITEM_UPDATE", rng.choice(sorted(lib["item"])), rng=rng)
+            else:
+                ev = co_event("CO_UPDATE", rng.choice(sorted(lib["change_order"])),
+                              data=self.double.data, rng=rng)
+            lost.append(ev)
+        self.outage_sender = WebhookSender(
+            self.webhook_url, self.secret, webhook_id=self.webhook_id, scale=cfg.outage_scale,
+            workers=16, timeout_s=cfg.sender_timeout_s, seed=cfg.seed + 1,
+            delivery_log=self.double, lose_answers=[ev["id"] for ev in lost])
+        self.log(f"bridge outage: {len(lost)} event(s) whose 2xx answers Duro takes for "
+                 "time-outs first")
+        for ev in lost:
+            self.named.add(resource_of(ev))
+            self.expected[ev["id"]] = ("topic", enrichertest.topic_for(self.template,
+                                                                       ev["event"]))
+            self.kinds[ev["id"]] = ev["event"]
+            self.outage_sender.send(ev)
+        o["lost_answer_events"] = len(lost)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # each accepted at least once by the bridge
+            n = sum(1 for ev in lost
+                    if self.outage_sender.ledger.get(ev["id"])["answers_lost"] > 0)
+            o["lost_answers_accepted"] = n
+            if n == len(lost) or self.stop.wait(0.02):  # bounded poll of the sender
+                break
+        t_stop = time.monotonic()
+        try:
+            with self.proc_lock:
+                self.bridge_down.set()
+                t_stop = time.monotonic()
+                p = self.bridge
+                p.signal(signal.SIGTERM)
+                try:
+                    o["bridge_stop_rc"] = p.wait_exit(30)
+                except AssertionError:
+                    p.kill()
+            self.log(f"bridge outage: duro-bridge stopped (SIGTERM, exit "
+                     f"{o['bridge_stop_rc']}); the events of the next "
+                     f"{cfg.outage_give_up_s:g}s go out on Duro's schedule x{cfg.outage_scale:g} "
+                     f"({cfg.outage_span_s:.1f}s in all)")
+            self.outage_route = True
+            self.stop.wait(cfg.outage_give_up_s)  # the give-up window
+            self.outage_route = False
+            self.stop.wait(0.2)  # an event the feeder was routing as it closed
+            o["events_short_schedule"] = len(self.outage_ids)
+            bound = cfg.outage_span_s + cfg.sender_timeout_s * 10 + 60
+            if not self.outage_sender.wait(bound):
+                o["problems"].append(f"the outage's events not all ended {bound:.0f}s after "
+                                     "the give-up window")
+        finally:
+            if self.bridge_down.is_set():  # the supervisor starts it (see _supervise)
+                self.bridge_restart.set()
+                self.supervisor_wake.set()
+                deadline = time.monotonic() + 120
+                while self.bridge_down.is_set() and time.monotonic() < deadline:
+                    self.stop.wait(0.05)  # bounded: a start and its readiness
+                if self.bridge_down.is_set():
+                    o["problems"].append("the supervisor did not start the bridge again")
+                else:
+                    o["down_s"] = round(self.bridge_back_mono - t_stop, 1)
+        o["end_s"] = self._now()
+        s = self.outage_sender.summary()
+        o["given_up"], o["acknowledged"] = s["gave_up"], s["acknowledged"]
+        if o["down_s"] is None or o["down_s"] <= cfg.outage_span_s:
+            o["problems"].append(f"the bridge was down {o['down_s']}s, not longer than the "
+                                 f"retry span {cfg.outage_span_s:.1f}s")
+        if not o["events_short_schedule"]:
+            o["problems"].append("no event in the give-up window (the sending had ended)")
+        if o["lost_answers_accepted"] < o["lost_answer_events"]:
+            o["problems"].append(f"only {o['lost_answers_accepted']} of the "
+                                 f"{o['lost_answer_events']} lost-answer events reached the "
+                                 "bridge before the outage")
+        self.log(f"bridge outage over: down {o['down_s']}s (> the retry span "
+                 f"{cfg.outage_span_s:.1f}s); {o['events_short_schedule']} events on the short "
+                 f"schedule + {len(lost)} with lost answers: {o['given_up']} given up, "
+                 f"{o['acknowledged']} acknowledged")
+
+    def _reconcile(self, n: int) -> dict:
+        """One `duro-enricher reconcile --json` with the enricher's environment and
+        DURO_RECONCILE_URL = the bridge's URL (the webhook's url in the double)."""
+        cfg = self.cfg
+        d = self.workdir / "reconcile"
+        d.mkdir(exist_ok=True)
+        env = dict(self.eenv, DURO_RECONCILE_URL=self.webhook_url, DURO_GRAPHQL_RATE="0")
+        res = {"n": n, "rc": None, "hung": False, "summary": None, "seconds": None,
+               "log_entries_in_double": len(self.double.webhook_logs(self.webhook_id)),
+               "stdout": str(d / f"run{n}.stdout"), "stderr": str(d / f"run{n}.stderr"),
+               "stderr_tail": [], "api_key_leaked": False}
+        t0 = time.monotonic()
+        with open(res["stdout"], "wb") as out, open(res["stderr"], "wb") as err:
+            with self.proc_lock:
+                if self.stop.is_set():
+                    return res
+                p = subprocess.Popen([enrichertest.enricher_bin(), "reconcile", "--json"],
+                                     env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                     preexec_fn=pdeathsig)
+                self.rec_proc = p
+            try:
+                res["rc"] = p.wait(cfg.reconcile_timeout_s)
+            except subprocess.TimeoutExpired:
+                res["hung"] = True
+                p.kill()
+                res["rc"] = p.wait(30)
+            finally:
+                with self.proc_lock:
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait(30)
+                    self.rec_proc = None
+        res["seconds"] = round(time.monotonic() - t0, 1)
+        text = Path(res["stdout"]).read_text(errors="replace")
+        etext = Path(res["stderr"]).read_text(errors="replace")
+        res["stderr_tail"] = etext.splitlines()[-8:]
+        res["api_key_leaked"] = self.api_key in text or self.api_key in etext
+        try:
+            res["summary"] = json.loads(text)
+        except ValueError:
+            pass
+        self.log(f"reconcile run {n}: exit {res['rc']} in {res['seconds']}s: "
+                 f"{json.dumps(res['summary']) if res['summary'] else text.strip()[:300]}"
+                 + ("" if not res["stderr_tail"] else
+                    "\n    stderr: " + "\n    ".join(res["stderr_tail"])))
+        return res
+
+    def _sender_summary(self) -> dict:
+        """The senders' summaries added up (the main one and the outage's)."""
+        return merge_summaries([x.summary() for x in (self.sender, self.outage_sender)
+                                if x is not None])
+
+    def _sender_entries(self) -> dict:
+        entries = self.sender.ledger.entries()
+        if self.outage_sender is not None:
+            entries.update(self.outage_sender.ledger.entries())
+        return entries
+
     # -- the end ------------------------------------------------------------------
     def _wait_sender(self) -> None:
         self.feeder_done.wait(self.cfg.send_s * 3 + 120)
@@ -941,6 +1200,9 @@ class FaultRun:
         if not self.sender.wait(bound):
             self.log(f"!! the sender still has {self.sender.outstanding} deliveries after "
                      f"{bound:.0f}s")
+        if self.outage_sender is not None and not self.outage_sender.wait(60):
+            self.log(f"!! the outage's sender still has {self.outage_sender.outstanding} "
+                     "deliveries")
 
     def _stop_bridge(self) -> int | None:
         with self.proc_lock:
@@ -982,11 +1244,19 @@ class FaultRun:
             self._thread(self._supervise, "supervisor")
             snaps = (self._thread(self._snapshots, "snapshots") if self.cfg.snapshot_phases
                      else None)
+            outage = (self._thread(self._bridge_outage, "bridge-outage")
+                      if self.cfg.bridge_outage else None)
             self._faults()
             self.log("fault plan done; sending goes on")
+            if outage is not None:
+                outage.join(max(0.0, self.send_t0 + self.cfg.send_s - time.monotonic())
+                            + self.cfg.outage_give_up_s + self.cfg.outage_span_s
+                            + self.cfg.sender_timeout_s * 10 + 180)
+                if outage.is_alive():
+                    self.thread_errors.append("bridge-outage: still running")
             self._wait_sender()
             sent_done_s = self._now()
-            self.log("sender finished: " + json.dumps(self.sender.summary()))
+            self.log("sender finished: " + json.dumps(self._sender_summary()))
             if snaps is not None:
                 bound = self.cfg.snapshot_phases * (self.cfg.snapshot_phase_timeout_s + 180)
                 if snaps.is_alive():
@@ -995,6 +1265,9 @@ class FaultRun:
                 if snaps.is_alive():
                     self.snap_stop.set()  # its process is killed; the phase is unfinished
                     snaps.join(60)
+            if self.cfg.bridge_outage:  # every delivery ended: what Duro gave up on is final
+                for n in range(1, RECONCILE_RUNS + 1):
+                    self.reconciles.append(self._reconcile(n))
             bridge_rc = self._stop_bridge()
             self.log(f"duro-bridge stopped (SIGTERM) with {bridge_rc}")
             t_drain = time.monotonic()
@@ -1027,10 +1300,16 @@ class FaultRun:
                        enrichertest.record_event_id(r, self.dlq).startswith("snapshot:")
                        for r in outs]
             snap_outs = [r for r, y in zip(outs, is_snap) if y]
-            ledger = build_ledger(self.sender.ledger.entries(), self.sender.summary(),
-                                  self.expected, self.kinds,
-                                  [r for r in raw if r.header("duro-origin") != b"snapshot"],
-                                  [r for r, y in zip(outs, is_snap) if not y], self.dlq)
+            entries = self._sender_entries()
+            hook_raw = [r for r in raw if r.header("duro-origin") != b"snapshot"]
+            hook_outs = [r for r, y in zip(outs, is_snap) if not y]
+            ledger = build_ledger(entries, self._sender_summary(), self.expected, self.kinds,
+                                  hook_raw, hook_outs, self.dlq)
+            if self.cfg.bridge_outage:
+                rec = check_reconcile(self.outage, self.reconciles, entries, self.kinds,
+                                      hook_raw, hook_outs, self.dlq, self.webhook_id)
+                ledger["reconcile"] = rec
+                ledger["reconcile_failures"] = rec["failures"]
             self.log("reading the state topics and the progress topic (read_committed)")
             states = {k: kafkatest.read_all(self.broker.bootstrap,
                                             self.state_template.replace("{kind}", k),
@@ -1090,6 +1369,7 @@ class FaultRun:
 
     def close(self) -> None:
         self.stop.set()
+        self.supervisor_wake.set()
         self.snap_stop.set()
         with self.proc_lock:
             for p in (self.bridge, self.enricher):
@@ -1097,9 +1377,13 @@ class FaultRun:
                     p.kill()
             if self.snap_proc is not None and self.snap_proc.poll() is None:
                 self.snap_proc.kill()  # its thread reaps it
-        if self.sender is not None:
+            if self.rec_proc is not None and self.rec_proc.poll() is None:
+                self.rec_proc.kill()  # its caller reaps it
+        for snd in (self.sender, self.outage_sender):
+            if snd is None:
+                continue
             try:
-                self.sender.close()
+                snd.close()
             except Exception as e:  # noqa: BLE001
                 self.log(f"sender close: {e}")
         for t in self.threads:
@@ -1121,6 +1405,18 @@ class FaultRun:
 
 
 # ---------------------------------------------------------------- the ledger
+
+def merge_summaries(summaries: list[dict]) -> dict:
+    """Senders' summaries added up (balanced: every one is)."""
+    out: dict = {}
+    for s in summaries:
+        for k, v in s.items():
+            if k == "balanced":
+                out[k] = out.get(k, True) and v
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[k] = out.get(k, 0) + v
+    return out
+
 
 def build_ledger(entries: dict, sender_summary: dict, expected: dict, kinds: dict,
                  raw: list, records: list, dlq: str) -> dict:
@@ -1251,6 +1547,116 @@ def build_ledger(entries: dict, sender_summary: dict, expected: dict, kinds: dic
             "given_up_not_delivered": [detail(i) for i in gave_up_not_delivered[:cap]],
         },
     }
+
+
+def check_reconcile(outage: dict | None, runs: list, entries: dict, kinds: dict, raw: list,
+                    records: list, dlq: str, webhook_id: str) -> dict:
+    """The bridge outage and the reconcile, against the run's own figures. Given up: the
+    events none of whose deliveries Duro saw acknowledged (every attempt is in the
+    double's log). The first run must find them all (events failed), recover exactly
+    those the raw topic did not hold before it (one raw record each: the original
+    payload and id, keyed by the resource, stamped with its kind and duro-origin:
+    reconcile), count the others as already there, and find none unrecoverable (the
+    outage's events are well-formed, and the log holds their payloads); it must read
+    every attempt of the run (log entries). The second run recovers nothing. At the end
+    every event given up is exactly once in the outputs or the DLQ."""
+    problems = list((outage or {}).get("problems", []))
+    if outage is None:
+        problems.append("the bridge outage never happened")
+    gave_up = {i for i, e in entries.items() if e["gave_up"] and not e["acknowledged"]}
+    lost_answers = {i for i, e in entries.items() if e.get("answers_lost")}
+    attempts = sum(e["attempts"] for e in entries.values())
+    rec_raw = [r for r in raw if r.header("duro-origin") == b"reconcile"]
+    written = collections.Counter(enrichertest.raw_event_id(r) for r in rec_raw)
+    before = {enrichertest.raw_event_id(r) for r in raw
+              if r.header("duro-origin") != b"reconcile"}
+    want_already = gave_up & before
+    want_recovered = gave_up - before
+    unparsable = {i for i in gave_up if not isinstance(_json_or_none(entries[i]["body"]), dict)}
+    by = collections.Counter(enrichertest.record_event_id(r, dlq) for r in records)
+    once = sum(1 for i in gave_up if by.get(i) == 1)
+    not_delivered = sorted(i for i in gave_up if not by.get(i))
+    doubled = sorted(i for i in gave_up if by.get(i, 0) > 1)
+
+    want = {"webhooks": 1, "events_failed": len(gave_up), "recovered": len(want_recovered),
+            "already_there": len(want_already), "not_recoverable": len(unparsable)}
+    if len(runs) < RECONCILE_RUNS:
+        problems.append(f"{len(runs)} reconcile run(s), {RECONCILE_RUNS} expected")
+    for run in runs:
+        n, s = run["n"], run.get("summary") or {}
+        if run["rc"] != 0 or not s:
+            problems.append(f"reconcile run {n}: exit {run['rc']}"
+                            f"{' (hung, killed)' if run['hung'] else ''}"
+                            f"{'' if s else ', no JSON summary'}: {run['stderr_tail'][-3:]}")
+            continue
+        w = dict(want, log_entries=run["log_entries_in_double"])
+        if "unnamed_entries" in s:  # every entry of the double's log names its event
+            w["unnamed_entries"] = 0
+        if n > 1:  # everything is on the raw topic now
+            w.update(recovered=0, already_there=len(gave_up) - len(unparsable))
+        for k, v in w.items():
+            if s.get(k) != v:
+                problems.append(f"reconcile run {n}: {k} {s.get(k)}, expected {v}")
+        if run["api_key_leaked"]:
+            problems.append(f"reconcile run {n}: the API key in its output")
+    if runs and runs[0]["log_entries_in_double"] != attempts:
+        problems.append(f"the double's log holds {runs[0]['log_entries_in_double']} entries, "
+                        f"the senders made {attempts} attempts")
+
+    dup = sorted(i for i, k in written.items() if k > 1)
+    extra = sorted(set(written) - want_recovered)
+    missing = sorted(want_recovered - set(written))
+    bad = []
+    for r in rec_raw:
+        i = enrichertest.raw_event_id(r)
+        e = entries.get(i)
+        if e is None:
+            continue  # extra: said above
+        body = _json_or_none(e["body"])
+        name = kinds.get(i)
+        res = resource_of(body) if isinstance(body, dict) and name in DEFAULT_MIX else None
+        kind = res[0] if res else "unknown"
+        why = []
+        if _json_or_none(r.value) != body:
+            why.append("value is not the payload Duro sent")
+        if (r.header("duro-resource-kind") or b"").decode() != kind:
+            why.append(f"duro-resource-kind {r.header('duro-resource-kind')!r} != {kind}")
+        if res and (r.key or b"").decode() != res[1]:
+            why.append(f"key {r.key!r} != {res[1]}")
+        if (r.header("duro-event") or b"").decode() != (name or ""):
+            why.append(f"duro-event {r.header('duro-event')!r} != {name}")
+        if (r.header("duro-webhook-id") or b"").decode() != webhook_id:
+            why.append(f"duro-webhook-id {r.header('duro-webhook-id')!r}")
+        if why:
+            bad.append(f"{i} [{r.partition}]@{r.offset}: {'; '.join(why)}")
+    for what, lst in (("written by reconcile more than once", dup),
+                      ("written by reconcile, not given up or already on the raw topic", extra),
+                      ("given up and absent from the raw topic, not written by reconcile",
+                       missing),
+                      ("reconcile raw records stamped wrongly", bad),
+                      ("given up, neither an output nor a DLQ record at the end", not_delivered),
+                      ("given up, more than one output+DLQ record", doubled)):
+        if lst:
+            problems.append(f"{len(lst)} {what}, e.g. {lst[:5]}")
+    o = outage or {}
+    return {
+        "outage": o, "runs": runs, "given_up": len(gave_up),
+        "given_up_with_lost_answers": len(gave_up & lost_answers),
+        "given_up_on_raw_before": len(want_already),
+        "given_up_absent_before": len(want_recovered),
+        "given_up_not_json": len(unparsable),
+        "raw_written": len(rec_raw), "given_up_exactly_once": once,
+        "given_up_not_delivered": len(not_delivered),
+        "log_attempts": attempts,
+        "problems": problems, "failures": len(problems),
+    }
+
+
+def _json_or_none(text):
+    try:
+        return json.loads(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 def check_state(named: set, outputs: list, dlq_ids: set, states: dict, progress: list,
@@ -1516,13 +1922,14 @@ def check_snapshots(phases: list, sets: dict, raw: list, records: list, dlq: str
 
 def judge(ledger: dict) -> tuple[int, str, list[str]]:
     """(exit code, verdict, reasons): FAIL 1 (lost, duplicated, misrouted, a state
-    mismatch, a snapshot problem), VOID 2 (the ledger does not balance), PASS 0."""
+    mismatch, a snapshot or reconcile problem), VOID 2 (the ledger does not balance), PASS 0."""
     fail = [f"{ledger[k]} {k}" for k in ("lost", "duplicated", "misrouted", "state_mismatches",
-                                         "snapshot_failures")
+                                         "snapshot_failures", "reconcile_failures")
             if ledger.get(k)]
     snap = ledger.get("snapshot") or {}
     fail += snap.get("problems", [])
     fail += [f"snapshot {ph['run']}: {x}" for ph in snap.get("phases", []) for x in ph["problems"]]
+    fail += [f"reconcile: {x}" for x in (ledger.get("reconcile") or {}).get("problems", [])]
     void = list(ledger.get("balance_problems", []))
     if fail:
         return 1, "FAIL", fail + void
@@ -1606,6 +2013,41 @@ def format_ledger(L: dict) -> str:
                                 f"{P['silent_still_in_state']} still in the state topic"),
             ]
         w.append(("SNAPSHOT FAILURES", L["snapshot"]["failures"]))
+    if "reconcile" in L:
+        R = L["reconcile"]
+        O = R["outage"] or {}
+        w.append(("bridge outage", f"down {O.get('down_s')}s at {O.get('start_s', 0):.0f}-"
+                                   f"{(O.get('end_s') or 0):.0f}s, longer than the retry span "
+                                   f"{O.get('retry_span_s', 0):.1f}s (schedule "
+                                   f"x{O.get('scale')}) of the events of its first "
+                                   f"{O.get('give_up_window_s')}s: "
+                                   f"{O.get('events_short_schedule')} + "
+                                   f"{O.get('lost_answer_events')} with lost answers; "
+                                   f"{O.get('given_up')} given up, {O.get('acknowledged')} "
+                                   "acknowledged"))
+        for run in R["runs"]:
+            s = run.get("summary") or {}
+            w.append((f"reconcile run {run['n']}",
+                      f"exit {run['rc']} in {run['seconds']}s: {s.get('webhooks')} webhook(s), "
+                      f"{s.get('log_entries')} log entries"
+                      + (f" ({s['unnamed_entries']} naming no event)"
+                         if s.get("unnamed_entries") else "")
+                      + f", {s.get('events_failed')} not "
+                      f"delivered: {s.get('recovered')} recovered, {s.get('already_there')} "
+                      f"already there, {s.get('not_recoverable')} not recoverable "
+                      f"{s.get('not_recoverable_by_kind')}" if s else
+                      f"exit {run['rc']}, no summary: {run['stderr_tail'][-2:]}"))
+        w += [
+            ("given up by Duro (all senders)",
+             f"{R['given_up']} ({R['given_up_with_lost_answers']} with lost answers): "
+             f"{R['given_up_on_raw_before']} on the raw topic before the reconcile, "
+             f"{R['given_up_absent_before']} absent, {R['given_up_not_json']} not JSON"),
+            ("reconcile raw records", f"{R['raw_written']} (log attempts {R['log_attempts']})"),
+            ("given up: exactly once at the end", f"{R['given_up_exactly_once']} of "
+                                                  f"{R['given_up']}; NOT DELIVERED "
+                                                  f"{R['given_up_not_delivered']}"),
+            ("RECONCILE FAILURES", R["failures"]),
+        ]
     if "kills" in L:
         w += [
             ("kills -9 (bridge, enricher)", f"{L['kills']['bridge']}, {L['kills']['enricher']} "
@@ -1667,6 +2109,21 @@ def main(argv=None) -> int:
     p.add_argument("--snapshot-page-size", type=int, default=d.snapshot_page_size)
     p.add_argument("--snapshot-deletes", type=int, default=d.snapshot_deletes,
                    help="resources deleted without a webhook before each phase")
+    p.add_argument("--bridge-outage", action=argparse.BooleanOptionalAction,
+                   default=d.bridge_outage,
+                   help="the bridge outage longer than the retry span, then reconcile")
+    p.add_argument("--outage-at", type=float, default=d.outage_at,
+                   help="its start, as a part of the sending time")
+    p.add_argument("--outage-give-up-s", type=float, default=d.outage_give_up_s,
+                   help="the events of its first seconds are given up")
+    p.add_argument("--outage-scale", type=float, default=d.outage_scale,
+                   help="their retry schedule multiplier (the bridge is down for longer)")
+    p.add_argument("--outage-lost-answers", type=int, default=d.outage_lost_answers,
+                   help="events whose 2xx answers Duro takes for time-outs")
+    p.add_argument("--log-shape", default=d.log_shape,
+                   choices=[x for x in LOG_SHAPES if x != "details"],
+                   help="the double's webhook log metadata (the payload as an object or "
+                        "as a JSON string)")
     p.add_argument("--drain-timeout-s", type=float, default=d.drain_timeout_s)
     p.add_argument("--bootstrap", help="use this running broker (with --kafka-work to "
                                        "restart it); default: start one")
@@ -1687,7 +2144,10 @@ def main(argv=None) -> int:
                       components=a.components, change_orders=a.change_orders,
                       snapshot_phases=a.snapshot_phases, snapshot_kills=a.snapshot_kills,
                       snapshot_rate=a.snapshot_rate, snapshot_page_size=a.snapshot_page_size,
-                      snapshot_deletes=a.snapshot_deletes)
+                      snapshot_deletes=a.snapshot_deletes, bridge_outage=a.bridge_outage,
+                      outage_at=a.outage_at, outage_give_up_s=a.outage_give_up_s,
+                      outage_scale=a.outage_scale, outage_lost_answers=a.outage_lost_answers,
+                      log_shape=a.log_shape)
     workdir = Path(a.workdir or tempfile.mkdtemp(prefix="duro-fault-"))
     workdir.mkdir(parents=True, exist_ok=True)
     ledger_path = Path(a.ledger) if a.ledger else workdir / "ledger.json"
