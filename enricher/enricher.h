@@ -104,6 +104,9 @@ struct enricher_part {
         int64_t rb_began_ms; /* monotonic */
         int64_t rb_heard_ms; /* monotonic: the reader last gave something */
         uint64_t rb_records;
+        /* a position the idle commit found the group's committed offset not to match
+         * (-1: none): not asked about again until the position moves */
+        int64_t idle_refused_pos;
 };
 
 enum enricher_status {
@@ -290,6 +293,10 @@ struct enricher {
         struct enricher_metrics m;    /* enricher_metrics.c */
         struct enricher_ready ready;  /* enricher_ready.c */
         struct enricher_batch *ahead; /* taken, its pull running; enricher_cycle.c */
+        int64_t idle_since_ms; /* monotonic: when the cycles began taking nothing, 0
+                                  while records come; enricher_cycle.c */
+        int seek_failed;       /* a put-back seek failed since the last assignment: the
+                                  positions are not to be trusted (no idle commit) */
         char *
             state_topic[DWIRE_NKINDS]; /* by kind, NULL for unknown; enricher_state.c */
         long long

@@ -22,7 +22,15 @@ static void consume_seek_list(struct enricher *e, rd_kafka_topic_partition_list_
         if (l->cnt && (error = rd_kafka_seek_partitions(e->consumer, l, -1))) {
                 dlog_warn("%s failed: %s", what, rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
+                e->seek_failed = 1;
         }
+        for (int k = 0; k < l->cnt; k++)
+                if (l->elems[k].err) {
+                        dlog_warn("%s of %s [%d] failed: %s", what, l->elems[k].topic,
+                                  (int)l->elems[k].partition,
+                                  rd_kafka_err2str(l->elems[k].err));
+                        e->seek_failed = 1;
+                }
         rd_kafka_topic_partition_list_destroy(l);
 }
 
@@ -222,14 +230,16 @@ void enricher_consume_offsets(struct enricher *e, struct enricher_batch *b)
         b->offsets = offsets;
 }
 
-/* Only partitions ready, with a known committed offset, and a position past it. */
+/* Only partitions ready, with a known committed offset, and a position past it (and
+ * not one already found not to match the group's committed offset). */
 static void consume_keep_moved(struct enricher *e, rd_kafka_topic_partition_list_t *l)
 {
         for (int k = l->cnt - 1; k >= 0; k--) {
                 const struct enricher_part *part =
                     enricher_part_find(e, l->elems[k].partition);
                 if (!enricher_part_ready(part) || part->next_offset < 0 ||
-                    l->elems[k].offset <= part->next_offset)
+                    l->elems[k].offset <= part->next_offset ||
+                    l->elems[k].offset == part->idle_refused_pos)
                         rd_kafka_topic_partition_list_del_by_idx(l, k);
         }
 }
@@ -254,29 +264,34 @@ rd_kafka_topic_partition_list_t *enricher_consume_idle_offsets(struct enricher *
                 rd_kafka_topic_partition_list_destroy(l);
                 return NULL;
         }
-        /* The metadata the dedupe rebuild starts from stays that of the last record. */
+        /* The metadata the dedupe rebuild starts from stays that of the last record.
+         * A partition whose committed offset is not the one this process committed
+         * (resumed from the progress topic: none yet) is left out, until it moves. */
         com = rd_kafka_topic_partition_list_copy(l);
         err = rd_kafka_committed(e->consumer, com, 5000);
-        for (int k = 0; !err && k < com->cnt; k++) {
+        for (int k = com->cnt - 1; !err && k >= 0; k--) {
                 rd_kafka_topic_partition_t *tp = &l->elems[k];
-                if (com->elems[k].err ||
-                    com->elems[k].offset !=
-                        enricher_part_find(e, tp->partition)->next_offset) {
-                        err = com->elems[k].err ? com->elems[k].err
-                                                : RD_KAFKA_RESP_ERR__STATE;
-                        break;
+                struct enricher_part *part     = enricher_part_find(e, tp->partition);
+                if (com->elems[k].err || com->elems[k].offset != part->next_offset) {
+                        part->idle_refused_pos = tp->offset;
+                        rd_kafka_topic_partition_list_del_by_idx(l, k);
+                        continue;
                 }
-                if (com->elems[k].metadata_size &&
-                    (tp->metadata = malloc(com->elems[k].metadata_size))) {
-                        memcpy(tp->metadata, com->elems[k].metadata,
-                               com->elems[k].metadata_size);
-                        tp->metadata_size = com->elems[k].metadata_size;
+                if (com->elems[k].metadata_size) {
+                        if (!(tp->metadata = malloc(com->elems[k].metadata_size)))
+                                err = RD_KAFKA_RESP_ERR__FAIL; /* out of memory */
+                        else
+                                memcpy(tp->metadata, com->elems[k].metadata,
+                                       com->elems[k].metadata_size);
+                        tp->metadata_size =
+                            tp->metadata ? com->elems[k].metadata_size : 0;
                 }
         }
         rd_kafka_topic_partition_list_destroy(com);
-        if (err) {
-                dlog_debug("not committing past transaction markers now: %s",
-                           rd_kafka_err2str(err));
+        if (err || !l->cnt) {
+                if (err)
+                        dlog_debug("not committing past transaction markers now: %s",
+                                   rd_kafka_err2str(err));
                 rd_kafka_topic_partition_list_destroy(l);
                 return NULL;
         }

@@ -26,6 +26,7 @@
 #define CYCLE_PULL_PATIENCE_MS 5000
 /* How long the dedupe rebuilds read before the cycle polls the consumer again. */
 #define CYCLE_REBUILD_SLICE_MS 200
+#define CYCLE_IDLE_COMMIT_MS   1000 /* idle this long before committing past markers */
 
 /* Stops a pull running ahead and waits for its thread. */
 static void cycle_join(struct enricher_batch *b)
@@ -241,9 +242,17 @@ static int cycle_idle(struct enricher *e)
 {
         struct enricher_batch *b;
         enum enricher_txn_result tr;
+        int64_t now = dtime_mono_ms();
 
-        if (e->rebalanced || !atomic_load(&e->run))
+        if (!e->idle_since_ms)
+                e->idle_since_ms = now;
+        /* idle a while first: under light transactional writes a batch's marker often
+         * comes just after it, and the next batch commits past it anyway */
+        if (now - e->idle_since_ms < CYCLE_IDLE_COMMIT_MS || e->rebalanced ||
+            e->seek_failed || atomic_load(&e->ready.state_down) ||
+            !atomic_load(&e->run))
                 return 0;
+        e->idle_since_ms = now; /* at most one look a second */
         if (!(b = enricher_batch_new()))
                 return 0;
         if (!(b->offsets = enricher_consume_idle_offsets(e))) {
@@ -272,6 +281,7 @@ int enricher_cycle_run(struct enricher *e)
         e->ahead = NULL;
         if ((!b || !b->sorted) && !(b = cycle_take(e, b, reading)))
                 return reading ? 0 : cycle_idle(e);
+        e->idle_since_ms = 0;
         if (cycle_pull_finish(e, b)) {
                 if (!e->rebalanced)
                         enricher_consume_rewind(e, b);

@@ -69,12 +69,14 @@ static int parts_assign(struct enricher *e, const rd_kafka_topic_partition_list_
                         enricher_dedupe_clear(&p->dd);
                         p->next_offset = -1;
                 }
-                p->dd.window_ms = e->window_ms;
-                p->checked      = 0;
+                p->dd.window_ms     = e->window_ms;
+                p->checked          = 0;
+                p->idle_refused_pos = -1;
         }
         parts_free(e->kept, e->nkept);
-        e->kept  = NULL;
-        e->nkept = 0;
+        e->kept        = NULL;
+        e->nkept       = 0;
+        e->seek_failed = 0; /* the new assignment's positions start afresh */
         return 0;
 }
 

@@ -483,6 +483,7 @@ void enricher_txn_committed(struct enricher *e, const struct enricher_batch *b)
         }
         atomic_fetch_add(&e->m.state_skipped_not_found, b->state_skipped);
         enricher_parts_count(e);
-        dmetrics_hist_observe_us(&e->m.batch_size,
-                                 (unsigned long long)b->n * 1000000ULL);
+        if (b->n) /* not the idle commit past transaction markers */
+                dmetrics_hist_observe_us(&e->m.batch_size,
+                                         (unsigned long long)b->n * 1000000ULL);
 }
