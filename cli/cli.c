@@ -6,10 +6,12 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dkafka.h"
 #include "dlog.h"
@@ -480,6 +482,105 @@ static int cli_read_assign(rd_kafka_t *c, rd_kafka_t *ends, const char *topic,
 }
 
 atomic_int cli_stop;
+
+static void cli_on_signal(int sig)
+{
+        (void)sig;
+        atomic_store(&cli_stop, 1);
+}
+
+void cli_catch_signals(void)
+{
+        struct sigaction sa;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = cli_on_signal; /* no SA_RESTART: sleeps end early */
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_sleep(long ms, atomic_int *cancel)
+{
+        int64_t due = dtime_mono_ms() + ms;
+
+        for (int64_t now = dtime_mono_ms(); now < due; now = dtime_mono_ms()) {
+                long slice         = due - now < 200 ? (long)(due - now) : 200;
+                struct timespec ts = {0, slice * 1000000L};
+                if (atomic_load(&cli_stop) || (cancel && atomic_load(cancel)))
+                        break;
+                nanosleep(&ts, NULL);
+        }
+        return atomic_load(&cli_stop) || (cancel && atomic_load(cancel)) ? -1 : 0;
+}
+
+int cli_always_ready(void *opaque, char *reason, size_t reasonsize)
+{
+        (void)opaque;
+        (void)reason;
+        (void)reasonsize;
+        return 1;
+}
+
+json_t *cli_connection(json_t *v)
+{
+        const char *name;
+        json_t *c;
+
+        if (!json_is_object(v))
+                return NULL;
+        if (json_is_array(json_object_get(v, "edges")) &&
+            json_is_object(json_object_get(v, "pageInfo")))
+                return v;
+        json_object_foreach(v, name, c)
+        {
+                json_t *found = cli_connection(c);
+                if (found)
+                        return found;
+        }
+        return NULL;
+}
+
+rd_kafka_error_t *cli_commit_txn(rd_kafka_t *p, int timeout_ms, int attempts)
+{
+        rd_kafka_error_t *error = rd_kafka_commit_transaction(p, timeout_ms);
+
+        for (int again = 0;
+             error && again < attempts && rd_kafka_error_is_retriable(error) &&
+             !rd_kafka_error_txn_requires_abort(error);
+             again++) {
+                rd_kafka_error_destroy(error);
+                error = rd_kafka_commit_transaction(p, timeout_ms);
+        }
+        return error;
+}
+
+void cli_close_kafka(rd_kafka_t *p, rd_kafka_t *c, rd_kafka_t *w, int abort_ms)
+{
+        if (p) {
+                rd_kafka_error_t *error = rd_kafka_abort_transaction(p, abort_ms);
+                if (error)
+                        rd_kafka_error_destroy(error); /* none was open */
+                rd_kafka_destroy(p);
+        }
+        if (c) {
+                rd_kafka_consumer_close(c);
+                rd_kafka_destroy(c);
+        }
+        if (w)
+                rd_kafka_destroy(w);
+}
+
+rd_kafka_error_t *cli_abort_txn(rd_kafka_t *p, int timeout_ms, int attempts)
+{
+        rd_kafka_error_t *error = rd_kafka_abort_transaction(p, timeout_ms);
+
+        for (int again = 0;
+             error && again < attempts && rd_kafka_error_is_retriable(error); again++) {
+                rd_kafka_error_destroy(error);
+                error = rd_kafka_abort_transaction(p, timeout_ms);
+        }
+        return error;
+}
 
 /* Marks partition p of c read to its end: no more fetching of it. */
 static void cli_read_done(rd_kafka_t *c, const char *topic, int32_t p, int64_t *end,

@@ -218,6 +218,35 @@ int cli_read_topic(rd_kafka_t *c, rd_kafka_t *ends, const char *topic, int64_t s
  * handler and read by any thread. */
 extern atomic_int cli_stop;
 
+/* Makes SIGINT and SIGTERM set cli_stop (without SA_RESTART, so sleeps end early). */
+void cli_catch_signals(void);
+
+/* Sleeps ms in slices of at most 200 ms, ending early when cli_stop or *cancel (may
+ * be NULL) is set. Returns -1 when it ended early. Any thread. */
+int cli_sleep(long ms, atomic_int *cancel);
+
+/* A dadmin_ready_fn for a command: it is ready while it runs. */
+int cli_always_ready(void *opaque, char *reason, size_t reasonsize);
+
+/* The first Relay connection (an object with "edges" and "pageInfo") in v, borrowed;
+ * where a query put it is the query's business. NULL when there is none. */
+json_t *cli_connection(json_t *v);
+
+/* commit_transaction, asked again (up to attempts more times) while it fails with a
+ * retriable error that needs no abort (a commit that timed out is still under way).
+ * Returns NULL or the last error (the caller's). */
+rd_kafka_error_t *cli_commit_txn(rd_kafka_t *p, int timeout_ms, int attempts);
+
+/* A command's end: aborts the transaction p may have open (a failure mid-write; not
+ * left to hold read_committed readers back until transaction.timeout.ms) and destroys
+ * p, closes and destroys the consumer c, destroys the watermarks handle w. Each may
+ * be NULL. */
+void cli_close_kafka(rd_kafka_t *p, rd_kafka_t *c, rd_kafka_t *w, int abort_ms);
+
+/* abort_transaction, asked again (up to attempts more times) while retriable. Returns
+ * NULL or the last error (the caller's). */
+rd_kafka_error_t *cli_abort_txn(rd_kafka_t *p, int timeout_ms, int attempts);
+
 /* A consumer that only answers watermark queries with the high watermarks
  * (read_uncommitted), for cli_read_topic()'s ends. *out is the caller's
  * (rd_kafka_destroy()). Returns 0 or the exit status. */

@@ -20,7 +20,6 @@
  * leaves nothing half-written for long, and a second run fences the first. */
 #include "cli.h"
 
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,21 +158,7 @@ struct rec {
         atomic_ullong m_result[REC_NRESULTS];
 };
 
-static void rec_on_signal(int sig)
-{
-        (void)sig;
-        atomic_store(&cli_stop, 1);
-}
-
 /* ------------------------------------------------------------------ metrics */
-
-static int rec_ready(void *opaque, char *reason, size_t reasonsize)
-{
-        (void)opaque;
-        (void)reason;
-        (void)reasonsize;
-        return 1;
-}
 
 static int rec_metrics(void *opaque, struct dbuf *out)
 {
@@ -270,18 +255,6 @@ static int rec_window(struct rec *s)
 
 /* ------------------------------------------------------------------ Duro */
 
-/* Sleeps ms unless asked to stop. Returns -1 when asked to stop. */
-static int rec_sleep(long ms)
-{
-        for (int64_t due = dtime_mono_ms() + ms; dtime_mono_ms() < due;) {
-                struct timespec ts = {0, 50 * 1000000L};
-                if (atomic_load(&cli_stop))
-                        return -1;
-                nanosleep(&ts, NULL);
-        }
-        return atomic_load(&cli_stop) ? -1 : 0;
-}
-
 /* Runs one request, retried (an outage, a rate limit, an error) up to
  * DURO_GRAPHQL_MAX_ATTEMPTS times with backoff. Returns its data (the caller's), or
  * NULL after saying why (*rc the exit status). */
@@ -315,7 +288,7 @@ static json_t *rec_ask(struct rec *s, const char *query, const char *op, json_t 
                 dgql_result_clear(&res);
                 if (backoff < REC_BACKOFF_MAX_MS)
                         backoff *= 2;
-                if (rec_sleep(wait)) {
+                if (cli_sleep(wait, NULL)) {
                         *rc = CLI_FAIL;
                         return NULL;
                 }
@@ -334,26 +307,6 @@ static json_t *rec_hooks(json_t *v)
         {
                 json_t *found =
                     json_is_object(c) || json_is_array(c) ? rec_hooks(c) : NULL;
-                if (found)
-                        return found;
-        }
-        return NULL;
-}
-
-/* The first Relay connection (edges and pageInfo) in v. */
-static json_t *rec_connection(json_t *v)
-{
-        const char *name;
-        json_t *c;
-
-        if (!json_is_object(v))
-                return NULL;
-        if (json_is_array(json_object_get(v, "edges")) &&
-            json_is_object(json_object_get(v, "pageInfo")))
-                return v;
-        json_object_foreach(v, name, c)
-        {
-                json_t *found = rec_connection(c);
                 if (found)
                         return found;
         }
@@ -505,7 +458,7 @@ static int rec_read_log(struct rec *s, const char *id)
                 json_decref(vars);
                 if (!data)
                         break;
-                conn  = rec_connection(data);
+                conn  = cli_connection(data);
                 edges = json_object_get(conn, "edges");
                 info  = json_object_get(conn, "pageInfo");
                 next  = json_object_get(info, "endCursor");
@@ -753,14 +706,7 @@ static int rec_commit(struct rec *s, const size_t *todo, size_t n)
                         dpayload_free(&p);
                 }
                 if (!err) {
-                        error = rd_kafka_commit_transaction(s->p, REC_CALL_MS);
-                        for (int again = 0; error && again < REC_TXN_ATTEMPTS &&
-                                            rd_kafka_error_is_retriable(error) &&
-                                            !rd_kafka_error_txn_requires_abort(error);
-                             again++) {
-                                rd_kafka_error_destroy(error);
-                                error = rd_kafka_commit_transaction(s->p, REC_CALL_MS);
-                        }
+                        error = cli_commit_txn(s->p, REC_CALL_MS, REC_TXN_ATTEMPTS);
                         if (!error || !rd_kafka_error_txn_requires_abort(error))
                                 break;
                 } else {
@@ -771,14 +717,8 @@ static int rec_commit(struct rec *s, const size_t *todo, size_t n)
                           "%d): %s",
                           attempt, rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
-                error = rd_kafka_abort_transaction(s->p, REC_CALL_MS);
-                for (int again = 0; error && again < REC_TXN_ATTEMPTS &&
-                                    rd_kafka_error_is_retriable(error);
-                     again++) {
-                        rd_kafka_error_destroy(error);
-                        error = rd_kafka_abort_transaction(s->p, REC_CALL_MS);
-                }
-                if (error || rec_sleep(200L * attempt))
+                error = cli_abort_txn(s->p, REC_CALL_MS, REC_TXN_ATTEMPTS);
+                if (error || cli_sleep(200L * attempt, NULL))
                         break;
         }
         if (error) {
@@ -965,8 +905,7 @@ int cli_reconcile_main(int argc, char **argv)
         static struct rec s; /* the signal handler's flag is static too */
         struct rec_config cfg = {0};
         struct rec_args a     = {0};
-        struct sigaction sa;
-        struct dadmin *admin = NULL;
+        struct dadmin *admin  = NULL;
         struct cli cli;
         char err[512];
         int rc = cli_start(&cli, &rec_cmd, argc, argv, &cfg, &a);
@@ -984,18 +923,15 @@ int cli_reconcile_main(int argc, char **argv)
                 rc           = rc ? rc : -1;
         }
         if (rc < 0 && cfg.admin_listen) {
-                admin = dadmin_start(cfg.admin_listen, rec_ready, rec_metrics, &s, err,
-                                     sizeof(err));
+                admin = dadmin_start(cfg.admin_listen, cli_always_ready, rec_metrics,
+                                     &s, err, sizeof(err));
                 if (!admin)
                         rc = cli_fail(CLI_USAGE,
                                       "bad setting: DURO_RECONCILE_ADMIN_LISTEN: %s",
                                       err);
         }
         if (rc < 0) {
-                memset(&sa, 0, sizeof(sa));
-                sa.sa_handler = rec_on_signal;
-                sigaction(SIGINT, &sa, NULL);
-                sigaction(SIGTERM, &sa, NULL);
+                cli_catch_signals();
                 rc = rec_run(&s);
                 if (rc && atomic_load(&cli_stop))
                         cli_fail(CLI_FAIL, "interrupted: what was committed stays; a "
@@ -1003,20 +939,9 @@ int cli_reconcile_main(int argc, char **argv)
                 /* a run of seconds ends between two scrapes: its counts stay served
                  * a while (until then, or SIGTERM) */
                 if (admin && cfg.linger_s > 0)
-                        rec_sleep((long)cfg.linger_s * 1000);
+                        cli_sleep((long)cfg.linger_s * 1000, NULL);
         }
-        if (s.p) {
-                rd_kafka_error_t *ae = rd_kafka_abort_transaction(s.p, REC_CALL_MS);
-                if (ae)
-                        rd_kafka_error_destroy(ae);
-                rd_kafka_destroy(s.p);
-        }
-        if (s.c) {
-                rd_kafka_consumer_close(s.c);
-                rd_kafka_destroy(s.c);
-        }
-        if (s.w)
-                rd_kafka_destroy(s.w);
+        cli_close_kafka(s.p, s.c, s.w, REC_CALL_MS);
         dadmin_stop(admin);
         for (size_t i = 0; i < s.nev; i++) {
                 struct rec_event *e = &s.ev[i];

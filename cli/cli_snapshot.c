@@ -290,29 +290,6 @@ struct snap {
         struct snap_metrics m;
 };
 
-/* SIGINT and SIGTERM set cli_stop (cli.h): the run ends after what it is doing. */
-static void snap_on_signal(int sig)
-{
-        (void)sig;
-        atomic_store(&cli_stop, 1);
-}
-
-/* Sleeps ms in slices of at most 200 ms, ending early when asked to stop or when
- * *cancel (may be NULL) is set. Returns -1 when it ended early. */
-static int snap_sleep(long ms, atomic_int *cancel)
-{
-        int64_t due = dtime_mono_ms() + ms;
-
-        for (int64_t now = dtime_mono_ms(); now < due; now = dtime_mono_ms()) {
-                long slice         = due - now < 200 ? (long)(due - now) : 200;
-                struct timespec ts = {0, slice * 1000000L};
-                if (atomic_load(&cli_stop) || (cancel && atomic_load(cancel)))
-                        break;
-                nanosleep(&ts, NULL);
-        }
-        return atomic_load(&cli_stop) || (cancel && atomic_load(cancel)) ? -1 : 0;
-}
-
 /* Says (once, from whichever thread) that the run was interrupted; returns 1. */
 static int snap_stopped(const struct snap *s)
 {
@@ -327,14 +304,6 @@ static int snap_stopped(const struct snap *s)
 }
 
 /* ------------------------------------------------------------------ metrics */
-
-static int snap_ready(void *opaque, char *reason, size_t reasonsize)
-{
-        (void)opaque;
-        (void)reason;
-        (void)reasonsize;
-        return 1;
-}
 
 static int snap_metrics(void *opaque, struct dbuf *out)
 {
@@ -716,7 +685,7 @@ static int snap_pace(struct snap *s, size_t n)
         if (s->cfg->rate > 0) {
                 due = s->pace_t0 + (int64_t)(s->paced * 1000 / s->cfg->rate);
                 if (due > dtime_mono_ms())
-                        snap_sleep((long)(due - dtime_mono_ms()), NULL);
+                        cli_sleep((long)(due - dtime_mono_ms()), NULL);
         }
         s->paced += (long long)n;
         return atomic_load(&cli_stop) ? -1 : 0;
@@ -768,14 +737,7 @@ static int snap_commit(struct snap *s, struct snap_kind *k, char **ids, size_t n
                         err = snap_progress(s, k, value);
                 if (!err) {
                         /* a commit that timed out is still under way: ask again */
-                        error = rd_kafka_commit_transaction(s->p, SNAP_CALL_MS);
-                        for (int again = 0; error && again < SNAP_TXN_ATTEMPTS &&
-                                            rd_kafka_error_is_retriable(error) &&
-                                            !rd_kafka_error_txn_requires_abort(error);
-                             again++) {
-                                rd_kafka_error_destroy(error);
-                                error = rd_kafka_commit_transaction(s->p, SNAP_CALL_MS);
-                        }
+                        error = cli_commit_txn(s->p, SNAP_CALL_MS, SNAP_TXN_ATTEMPTS);
                         if (!error)
                                 break;
                         if (!rd_kafka_error_txn_requires_abort(error))
@@ -790,14 +752,8 @@ static int snap_commit(struct snap *s, struct snap_kind *k, char **ids, size_t n
                           "(attempt %d): %s",
                           s->run, attempt, rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
-                error = rd_kafka_abort_transaction(s->p, SNAP_CALL_MS);
-                for (int again = 0; error && again < SNAP_TXN_ATTEMPTS &&
-                                    rd_kafka_error_is_retriable(error);
-                     again++) {
-                        rd_kafka_error_destroy(error);
-                        error = rd_kafka_abort_transaction(s->p, SNAP_CALL_MS);
-                }
-                if (error || snap_sleep(200L * attempt, NULL))
+                error = cli_abort_txn(s->p, SNAP_CALL_MS, SNAP_TXN_ATTEMPTS);
+                if (error || cli_sleep(200L * attempt, NULL))
                         break;
         }
         free(value);
@@ -839,27 +795,6 @@ static int snap_commit(struct snap *s, struct snap_kind *k, char **ids, size_t n
 
 /* ------------------------------------------------------------------ listing */
 
-/* The first Relay connection (an object with "edges" and "pageInfo") in v: where
- * the query put it is the query's business. */
-static json_t *snap_connection(json_t *v)
-{
-        const char *name;
-        json_t *c;
-
-        if (!json_is_object(v))
-                return NULL;
-        if (json_is_array(json_object_get(v, "edges")) &&
-            json_is_object(json_object_get(v, "pageInfo")))
-                return v;
-        json_object_foreach(v, name, c)
-        {
-                json_t *found = snap_connection(c);
-                if (found)
-                        return found;
-        }
-        return NULL;
-}
-
 /* The extensions.code of the first error of res, or "". */
 static const char *snap_error_code(const struct dgql_result *res)
 {
@@ -900,7 +835,7 @@ static void snap_page_free(struct snap_page *pg)
 /* Reads the page in data. Returns 0, or -1 with why in err. */
 static int snap_page_read(json_t *data, struct snap_page *pg, char *err, size_t errsize)
 {
-        json_t *conn = snap_connection(data), *edges, *info, *cur, *edge;
+        json_t *conn = cli_connection(data), *edges, *info, *cur, *edge;
         size_t i;
 
         if (!conn) {
@@ -1012,7 +947,7 @@ static int snap_fetch(struct snap *s, const struct snap_kind *k, const char *cur
                 atomic_fetch_add(&s->m.retries, 1);
                 if (backoff < SNAP_BACKOFF_MAX_MS)
                         backoff *= 2;
-                if (snap_sleep(wait, &s->cancel))
+                if (cli_sleep(wait, &s->cancel))
                         return atomic_load(&cli_stop) ? snap_stopped(s) : CLI_FAIL;
         }
 }
@@ -1312,8 +1247,7 @@ int cli_snapshot_main(int argc, char **argv)
         static struct snap s; /* the signal handler's flag is static too */
         struct snap_config cfg = {0};
         struct snap_args a     = {0};
-        struct sigaction sa;
-        struct dadmin *admin = NULL;
+        struct dadmin *admin   = NULL;
         struct cli cli;
         char err[512];
         int rc = cli_start(&cli, &snap_cmd, argc, argv, &cfg, &a);
@@ -1334,38 +1268,22 @@ int cli_snapshot_main(int argc, char **argv)
                 rc           = rc ? rc : -1;
         }
         if (rc < 0 && cfg.admin_listen) {
-                admin = dadmin_start(cfg.admin_listen, snap_ready, snap_metrics, &s,
-                                     err, sizeof(err));
+                admin = dadmin_start(cfg.admin_listen, cli_always_ready, snap_metrics,
+                                     &s, err, sizeof(err));
                 if (!admin)
                         rc = cli_fail(CLI_USAGE,
                                       "bad setting: DURO_SNAPSHOT_ADMIN_LISTEN: %s",
                                       err);
         }
         if (rc < 0) {
-                memset(&sa, 0, sizeof(sa));
-                sa.sa_handler = snap_on_signal; /* no SA_RESTART: sleeps end early */
-                sigaction(SIGINT, &sa, NULL);
-                sigaction(SIGTERM, &sa, NULL);
+                cli_catch_signals();
                 if (!cfg.run)
                         fprintf(stderr, "duro-enricher snapshot: run %s\n", s.run);
                 rc = snap_run(&s);
                 if (rc && atomic_load(&cli_stop))
                         snap_stopped(&s); /* unless said already */
         }
-        if (s.p) {
-                /* an open transaction (a failure mid-page) is aborted, not left to
-                 * hold the enricher back until transaction.timeout.ms */
-                rd_kafka_error_t *ae = rd_kafka_abort_transaction(s.p, SNAP_CALL_MS);
-                if (ae)
-                        rd_kafka_error_destroy(ae);
-                rd_kafka_destroy(s.p);
-        }
-        if (s.c) {
-                rd_kafka_consumer_close(s.c);
-                rd_kafka_destroy(s.c);
-        }
-        if (s.w)
-                rd_kafka_destroy(s.w);
+        cli_close_kafka(s.p, s.c, s.w, SNAP_CALL_MS);
         dadmin_stop(admin);
         for (int i = 0; i < DWIRE_NKINDS; i++) {
                 free(s.k[i].query);

@@ -104,26 +104,6 @@ static int devtable_kind(const char *s, enum dwire_kind *kind)
         return 0;
 }
 
-/* Splits line (modified) into at most max blank-separated words; returns the count,
- * or max + 1 when there are more. */
-static int devtable_words(char *line, char **w, int max)
-{
-        int n = 0;
-
-        for (char *p = line; *p;) {
-                while (*p == ' ' || *p == '\t' || *p == '\r')
-                        *p++ = '\0';
-                if (!*p)
-                        break;
-                if (n == max)
-                        return max + 1;
-                w[n++] = p;
-                while (*p && *p != ' ' && *p != '\t' && *p != '\r')
-                        p++;
-        }
-        return n;
-}
-
 /* Fills en's id fields from a comma-separated list ('-' for none). */
 static int devtable_ids(struct devtable_entry *en, const char *list, char *why,
                         size_t whysize)
@@ -342,7 +322,7 @@ int devtable_parse(struct devtable *t, const char *text, size_t len, const char 
                         goto fail;
                 }
                 buf[strcspn(buf, "#")] = '\0';
-                nw                     = devtable_words(buf, w, DEVTABLE_COLUMNS);
+                nw                     = dfile_words(buf, w, DEVTABLE_COLUMNS);
                 if (!nw)
                         continue;
                 if (nw != DEVTABLE_COLUMNS) {

@@ -66,3 +66,21 @@ char *dfile_read(const char *path, size_t max, size_t *len, struct stat *st, cha
         *len   = n;
         return buf;
 }
+
+int dfile_words(char *line, char **w, int max)
+{
+        int n = 0;
+
+        for (char *p = line; *p;) {
+                while (*p == ' ' || *p == '\t' || *p == '\r')
+                        *p++ = '\0';
+                if (!*p)
+                        break;
+                if (n == max)
+                        return max + 1;
+                w[n++] = p;
+                while (*p && *p != ' ' && *p != '\t' && *p != '\r')
+                        p++;
+        }
+        return n;
+}

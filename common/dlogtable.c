@@ -89,31 +89,11 @@ static int dlogtable_path(struct dlogtable_path *p, const char *w, char *why,
         }
 }
 
-/* Splits line (modified) into blank-separated words; returns the count, or max + 1
- * when there are more than max. */
-static int dlogtable_words(char *line, char **w, int max)
-{
-        int n = 0;
-
-        for (char *p = line; *p;) {
-                while (*p == ' ' || *p == '\t' || *p == '\r')
-                        *p++ = '\0';
-                if (!*p)
-                        break;
-                if (n == max)
-                        return max + 1;
-                w[n++] = p;
-                while (*p && *p != ' ' && *p != '\t' && *p != '\r')
-                        p++;
-        }
-        return n;
-}
-
 /* One line of the table (comment already cut). Returns 0, or -1 with why. */
 static int dlogtable_line(struct dlogtable *t, char *line, char *why, size_t whysize)
 {
         char *w[DLOGTABLE_MAX_PATHS + 2];
-        int n = dlogtable_words(line, w, DLOGTABLE_MAX_PATHS + 1), f;
+        int n = dfile_words(line, w, DLOGTABLE_MAX_PATHS + 1), f;
 
         if (n == 0)
                 return 0;
