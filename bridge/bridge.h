@@ -20,6 +20,7 @@
 #include "dmetrics.h"
 #include "dsecrets.h"
 #include "dtopics.h"
+#include "dtrace.h"
 
 struct bridge_config {
         char *bootstrap;
@@ -62,6 +63,8 @@ struct bridge_metrics {
         atomic_ullong cut_idle;           /* connections closed: idle too long */
         atomic_ullong secrets_reloads;
         atomic_ullong secrets_reload_errors;
+        /* requests whose traceparent / tracestate was ignored as invalid */
+        atomic_ullong trace_ignored_parent, trace_ignored_state;
         atomic_llong inflight; /* requests not yet completed */
 };
 
@@ -201,6 +204,7 @@ struct bridge_req {
         int invalid;
         char reason[160];
         char *event_id;
+        char trace_id[33]; /* of its record's trace, for the log lines about it */
         int32_t partition;
         int64_t offset;
         char error[160];
@@ -253,6 +257,14 @@ int bridge_req_complete(struct bridge_req *req, enum bridge_outcome outcome,
  * INT64_MAX: all) as timed out. The HTTP timer thread, and the main thread at
  * shutdown. */
 void bridge_req_expire(struct bridge *br, int64_t now);
+
+/* bridge_trace.c: the request's W3C trace context. */
+/* Reads conn's traceparent and tracestate into *t and state (state_size bytes, ""
+ * when none): the request's when valid (the invalid ones are counted, never refused),
+ * else a new trace. Returns 0, or -1 when there is no randomness for a new one. The
+ * HTTP thread. */
+int bridge_trace_read(struct bridge *br, struct MHD_Connection *conn, struct dtrace *t,
+                      char *state, size_t state_size);
 
 /* bridge_listen.c: the webhook listener's socket. */
 /* Resolves and binds the listen address and reads the TLS files: every bad setting

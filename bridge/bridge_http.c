@@ -202,8 +202,10 @@ static void bridge_publish(struct bridge *br, struct bridge_req *req,
 {
         struct MHD_Connection *conn = req->conn;
         char hashkey[DPAYLOAD_HASHKEY_SIZE], received[40], why[160];
+        char tstate[DTRACE_STATE_MAX + 1], tparent[DTRACE_PARENT_SIZE];
         const char *ct, *key;
         rd_kafka_headers_t *h;
+        struct dtrace trace;
 
         key = dpayload_key(p, req->body.data ? req->body.data : "", req->body.len,
                            hashkey);
@@ -218,6 +220,13 @@ static void bridge_publish(struct bridge *br, struct bridge_req *req,
         bridge_hdr(h, DWIRE_H_RECEIVED_AT, received);
         bridge_hdr(h, DWIRE_H_CONTENT_TYPE, ct ? ct : DWIRE_CONTENT_JSON);
         bridge_hdr(h, DWIRE_H_RESOURCE_KIND, dwire_kind_name(p->kind));
+        if (!bridge_trace_read(br, conn, &trace, tstate, sizeof(tstate))) {
+                dtrace_format(&trace, tparent);
+                bridge_hdr(h, DWIRE_H_TRACEPARENT, tparent);
+                if (*tstate)
+                        bridge_hdr(h, DWIRE_H_TRACESTATE, tstate);
+                memcpy(req->trace_id, trace.trace_id, sizeof(req->trace_id));
+        }
         if (!p->valid) {
                 bridge_hdr(h, DWIRE_H_INVALID, p->reason);
                 req->invalid = 1;
@@ -234,7 +243,7 @@ static void bridge_publish(struct bridge *br, struct bridge_req *req,
         MHD_suspend_connection(conn);
         bridge_req_wait(req);
         if (bridge_kafka_produce(br, req, key, h, why, sizeof(why))) {
-                dlog_warn("%s", why);
+                dlog_warn_trace(req->trace_id, "%s", why);
                 bridge_req_complete(req, BRIDGE_REFUSED, 0, 0, why);
         }
 }
@@ -313,9 +322,10 @@ static enum MHD_Result bridge_answer(struct bridge *br, struct bridge_req *req)
                          "\"topic\":\"%s\",\"partition\":%d,\"offset\":%lld}\n",
                          esc, br->cfg.raw_topic, (int)req->partition,
                          (long long)req->offset);
-                dlog_info("captured invalid signed payload at %s/%d@%lld: %s",
-                          br->cfg.raw_topic, (int)req->partition,
-                          (long long)req->offset, req->reason);
+                dlog_info_trace(req->trace_id,
+                                "captured invalid signed payload at %s/%d@%lld: %s",
+                                br->cfg.raw_topic, (int)req->partition,
+                                (long long)req->offset, req->reason);
                 return bridge_respond(br, req->conn, MHD_HTTP_ACCEPTED, body);
         }
         return bridge_refuse(br, req->conn, req->status,

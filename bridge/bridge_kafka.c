@@ -34,9 +34,10 @@ static void bridge_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *op
             (unsigned long long)(dtime_mono_us() - req->produced_us));
         if (msg->err) {
                 atomic_fetch_add(&br->m.producer_errors, 1);
-                dlog_warn("delivery to %s failed: %s (persisted: %d)",
-                          br->cfg.raw_topic, rd_kafka_err2str(msg->err),
-                          (int)rd_kafka_message_status(msg));
+                dlog_warn_trace(req->trace_id,
+                                "delivery to %s failed: %s (persisted: %d)",
+                                br->cfg.raw_topic, rd_kafka_err2str(msg->err),
+                                (int)rd_kafka_message_status(msg));
                 bridge_req_complete(req, BRIDGE_FAILED, 0, 0,
                                     rd_kafka_err2str(msg->err));
         } else {

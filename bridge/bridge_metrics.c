@@ -31,6 +31,8 @@ void bridge_metrics_init(struct bridge_metrics *m)
         atomic_init(&m->cut_idle, 0);
         atomic_init(&m->secrets_reloads, 0);
         atomic_init(&m->secrets_reload_errors, 0);
+        atomic_init(&m->trace_ignored_parent, 0);
+        atomic_init(&m->trace_ignored_state, 0);
         atomic_init(&m->inflight, 0);
 }
 
@@ -63,6 +65,14 @@ int bridge_metrics_render(void *opaque, struct dbuf *b)
                                  "Signed but invalid payloads published with "
                                  "duro-invalid.",
                                  atomic_load(&m->captured_invalid)),
+            DMETRICS_SAMPLE_ROW("counter", "duro_bridge_trace_context_ignored_total",
+                                "Requests whose W3C trace header was invalid and "
+                                "ignored (the record starts a new trace), by header.",
+                                "header=\"traceparent\"",
+                                atomic_load(&m->trace_ignored_parent)),
+            DMETRICS_SAMPLE_ROW("counter", "duro_bridge_trace_context_ignored_total",
+                                NULL, "header=\"tracestate\"",
+                                atomic_load(&m->trace_ignored_state)),
             DMETRICS_SAMPLE_ROW("counter", "duro_bridge_connections_cut_total",
                                 "Connections closed without an answer, by reason.",
                                 "reason=\"body_too_large\"",

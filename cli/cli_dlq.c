@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 
 #include "devtable.h"
+#include "dce.h"
 #include "dkafka.h"
 #include "dpayload.h"
 #include "dlog.h"
@@ -364,8 +365,9 @@ static rd_kafka_error_t *dlq_copy(rd_kafka_t *p, const struct dlq_config *cfg,
 {
         rd_kafka_headers_t *src = NULL, *h;
         struct dkafka_rec rec   = {0};
-        char hashkey[DPAYLOAD_HASHKEY_SIZE];
+        char hashkey[DPAYLOAD_HASHKEY_SIZE], tstate[DTRACE_STATE_MAX + 1];
         rd_kafka_resp_err_t err;
+        struct dtrace trace;
         struct dpayload pl;
         const char *key;
         const void *hv;
@@ -377,6 +379,17 @@ static rd_kafka_error_t *dlq_copy(rd_kafka_t *p, const struct dlq_config *cfg,
                 rd_kafka_header_remove(h, *d);
         rd_kafka_header_remove(h, DWIRE_H_RESOURCE_KIND);
         rd_kafka_header_remove(h, DWIRE_H_ORIGIN);
+        /* the DLQ record's CloudEvent and content type are not the raw record's; its
+         * trace goes on, one span further */
+        dce_remove(h);
+        rd_kafka_header_remove(h, DWIRE_H_CONTENT_TYPE);
+        rd_kafka_header_add(h, DWIRE_H_CONTENT_TYPE, -1, DWIRE_CONTENT_JSON, -1);
+        if (dce_trace_continue(m, &trace, tstate, sizeof(tstate))) {
+                rd_kafka_headers_destroy(h);
+                return rd_kafka_error_new(RD_KAFKA_RESP_ERR__FAIL,
+                                          "no randomness for a trace span");
+        }
+        dce_trace_put(h, &trace, tstate);
         rd_kafka_header_add(h, DWIRE_H_REDRIVE_ID, -1, id, 32);
         dpayload_parse(&pl, &cfg->events, m->payload ? m->payload : "", m->len);
         key = dpayload_key(&pl, m->payload ? m->payload : "", m->len, hashkey);

@@ -28,6 +28,7 @@
 
 #include "dadmin.h"
 #include "devtable.h"
+#include "dce.h"
 #include "dkafka.h"
 #include "dlog.h"
 #include "dlogtable.h"
@@ -639,6 +640,7 @@ static rd_kafka_resp_err_t rec_produce(struct rec *s, const struct rec_event *e,
         struct dkafka_rec rec = {0};
         rd_kafka_headers_t *h = rd_kafka_headers_new(10);
         rd_kafka_resp_err_t err;
+        struct dtrace trace;
 
         dtime_format_ms(now, sizeof(now), dtime_now_ms());
         rd_kafka_header_add(h, DWIRE_H_CONTENT_TYPE, -1, DWIRE_CONTENT_JSON, -1);
@@ -651,6 +653,8 @@ static rd_kafka_resp_err_t rec_produce(struct rec *s, const struct rec_event *e,
                                     p->webhook_id ? p->webhook_id : e->webhook_id, -1);
         rd_kafka_header_add(h, DWIRE_H_RESOURCE_KIND, -1, dwire_kind_name(p->kind), -1);
         rd_kafka_header_add(h, DWIRE_H_ORIGIN, -1, "reconcile", -1);
+        if (!dtrace_new(&trace)) /* each recovered event starts its own trace */
+                dce_trace_put(h, &trace, NULL);
         if (!p->valid)
                 rd_kafka_header_add(h, DWIRE_H_INVALID, -1, p->reason, -1);
         rec.topic     = s->cfg->raw_topic;

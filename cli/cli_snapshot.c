@@ -36,6 +36,7 @@
 
 #include "dadmin.h"
 #include "devtable.h"
+#include "dce.h"
 #include "dkafka.h"
 #include "dlog.h"
 #include "dmetrics.h"
@@ -616,6 +617,7 @@ static rd_kafka_resp_err_t snap_ping(struct snap *s, const struct snap_kind *k,
         rd_kafka_resp_err_t err;
         struct dkafka_rec rec = {0};
         rd_kafka_headers_t *h;
+        struct dtrace trace;
         char *value;
         json_t *v;
 
@@ -635,6 +637,8 @@ static rd_kafka_resp_err_t snap_ping(struct snap *s, const struct snap_kind *k,
         rd_kafka_header_add(h, DWIRE_H_RESOURCE_KIND, -1, dwire_kind_name(k->kind), -1);
         rd_kafka_header_add(h, DWIRE_H_ORIGIN, -1, "snapshot", -1);
         rd_kafka_header_add(h, DWIRE_H_SNAPSHOT_ID, -1, s->run, -1);
+        if (!dtrace_new(&trace)) /* each ping starts its own trace */
+                dce_trace_put(h, &trace, NULL);
         rec.topic     = s->cfg->raw_topic;
         rec.key       = rid;
         rec.key_len   = strlen(rid);

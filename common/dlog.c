@@ -125,25 +125,27 @@ size_t dlog_json_escape(char *dst, size_t dstsize, const char *s, size_t len)
         return o;
 }
 
-void dlog_write(enum dlog_level level, const char *fmt, ...)
+/* Writes one line; trace_id (32 hex digits, or NULL) becomes its "trace_id". */
+static void dlog_vwrite(enum dlog_level level, const char *trace_id, const char *fmt,
+                        va_list ap)
 {
-        char msg[2048], esc[4096], line[4608], ts[40];
-        va_list ap;
+        char msg[2048], esc[4096], line[4672], ts[40], trace[64] = "";
         int n, m;
 
-        va_start(ap, fmt);
         n = vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
         if (n < 0)
                 return;
         if ((size_t)n >= sizeof(msg))
                 n = (int)sizeof(msg) - 1;
         dlog_json_escape(esc, sizeof(esc), msg, (size_t)n);
         dtime_format_ms(ts, sizeof(ts), dtime_now_ms());
+        if (trace_id && strlen(trace_id) == 32 &&
+            strspn(trace_id, "0123456789abcdef") == 32)
+                snprintf(trace, sizeof(trace), ",\"trace_id\":\"%s\"", trace_id);
         m = snprintf(line, sizeof(line),
-                     "{\"ts\":\"%s\",\"level\":\"%s\",\"prog\":\"%s\","
+                     "{\"ts\":\"%s\",\"level\":\"%s\",\"prog\":\"%s\"%s,"
                      "\"msg\":\"%s\"}\n",
-                     ts, dlog_names[level], dlog_prog, esc);
+                     ts, dlog_names[level], dlog_prog, trace, esc);
         if (m < 0)
                 return;
         if ((size_t)m >= sizeof(line)) {
@@ -154,6 +156,24 @@ void dlog_write(enum dlog_level level, const char *fmt, ...)
         }
         if (write(STDERR_FILENO, line, (size_t)m) < 0)
                 return;
+}
+
+void dlog_write(enum dlog_level level, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        dlog_vwrite(level, NULL, fmt, ap);
+        va_end(ap);
+}
+
+void dlog_write_trace(enum dlog_level level, const char *trace_id, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        dlog_vwrite(level, trace_id, fmt, ap);
+        va_end(ap);
 }
 
 void dlog_vcallback(void *cls, const char *fmt, va_list ap)

@@ -1,6 +1,7 @@
 /* dlog.h - one JSON object per line on stderr, thread-safe, level-filtered.
  *
- * Every line is {"ts":"<RFC 3339 ms>","level":"info","prog":"duro-bridge","msg":"..."}.
+ * Every line is {"ts":"<RFC 3339 ms>","level":"info","prog":"duro-bridge","msg":"..."};
+ * a line about one event also has "trace_id" before "msg".
  * Messages are JSON-escaped; a line is written with a single write(2) so lines from
  * several threads never interleave. Never pass a secret to these functions. */
 #ifndef DLOG_H
@@ -28,6 +29,11 @@ int dlog_enabled(enum dlog_level level);
 void dlog_write(enum dlog_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The same, for a line about one event: trace_id (its W3C trace id, 32 lower-case hex
+ * digits; anything else is left out) becomes the line's "trace_id" field. */
+void dlog_write_trace(enum dlog_level level, const char *trace_id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #define DLOG(lvl, ...)                                                                 \
         do {                                                                           \
                 if (dlog_enabled(lvl))                                                 \
@@ -37,6 +43,14 @@ void dlog_write(enum dlog_level level, const char *fmt, ...)
 #define dlog_info(...)  DLOG(DLOG_INFO, __VA_ARGS__)
 #define dlog_warn(...)  DLOG(DLOG_WARN, __VA_ARGS__)
 #define dlog_error(...) DLOG(DLOG_ERROR, __VA_ARGS__)
+
+#define DLOG_TRACE(lvl, trace_id, ...)                                                 \
+        do {                                                                           \
+                if (dlog_enabled(lvl))                                                 \
+                        dlog_write_trace(lvl, trace_id, __VA_ARGS__);                  \
+        } while (0)
+#define dlog_info_trace(t, ...) DLOG_TRACE(DLOG_INFO, t, __VA_ARGS__)
+#define dlog_warn_trace(t, ...) DLOG_TRACE(DLOG_WARN, t, __VA_ARGS__)
 
 /* A printf-style callback with a va_list (libmicrohttpd's external logger has this
  * shape): logs at debug level, prefixed with cls when it is a string. */

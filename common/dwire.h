@@ -28,6 +28,21 @@
 /* The run of `duro-enricher snapshot` that wrote the ping. */
 #define DWIRE_H_SNAPSHOT_ID "duro-snapshot-id"
 
+/* W3C trace context, on the raw record (from the webhook request, or a new trace) and
+ * continued on every record written for it (dtrace.h, dce.h). */
+#define DWIRE_H_TRACEPARENT "traceparent"
+#define DWIRE_H_TRACESTATE  "tracestate"
+
+/* CloudEvents attributes in binary content mode, on output, state and DLQ records
+ * (dce.h; content-type is the datacontenttype). */
+#define DWIRE_H_CE_SPECVERSION  "ce_specversion"
+#define DWIRE_H_CE_ID           "ce_id"
+#define DWIRE_H_CE_SOURCE       "ce_source"
+#define DWIRE_H_CE_TYPE         "ce_type"
+#define DWIRE_H_CE_TIME         "ce_time"
+#define DWIRE_H_CE_SUBJECT      "ce_subject"
+#define DWIRE_H_CE_PARTITIONKEY "ce_partitionkey"
+
 /* Headers of an output record (duro.events.<event>). */
 #define DWIRE_H_IDEMPOTENCY_KEY "idempotency-key"
 

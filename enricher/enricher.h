@@ -25,6 +25,7 @@
 #include "dmetrics.h"
 #include "dsecrets.h"
 #include "dtopics.h"
+#include "dtrace.h"
 #include "dwire.h"
 
 struct dkafka_rec;
@@ -58,6 +59,8 @@ struct enricher_config {
         long long gql_timeout_ms;
         long long gql_max_attempts;
         long long not_found_grace_ms;
+        int cloudevents;      /* DURO_CLOUDEVENTS: ce_* headers (dce.h) */
+        char *ce_source;      /* DURO_CE_SOURCE; NULL: from the API URL */
         int state_topics;     /* DURO_STATE_TOPICS */
         char *state_template; /* DURO_STATE_TOPIC_TEMPLATE: {kind} */
         char *progress_topic; /* DURO_PROGRESS_TOPIC */
@@ -154,8 +157,10 @@ struct enricher_rec {
         const char *resource_id;            /* borrowed from payload, or key_id */
         char *key_id;                       /* the raw key, when its kind was stamped */
         const struct devtable_entry *entry; /* in e->events; NULL when none */
-        size_t item_index;                  /* of the batch's item, when pending */
-        struct enricher_item *item;         /* set once the pull is done */
+        struct dtrace trace; /* the raw record's trace, or one started for it: every
+                                record written for it continues it */
+        size_t item_index;   /* of the batch's item, when pending */
+        struct enricher_item *item; /* set once the pull is done */
         enum enricher_status status;
         enum dwire_dlq_class dlq_class;
         char dlq_message[256];
@@ -295,8 +300,10 @@ struct enricher {
         struct enricher_batch *ahead; /* taken, its pull running; enricher_cycle.c */
         int64_t idle_since_ms; /* monotonic: when the cycles began taking nothing, 0
                                   while records come; enricher_cycle.c */
-        int seek_failed;       /* a put-back seek failed since the last assignment: the
-                                  positions are not to be trusted (no idle commit) */
+        char *ce_base;   /* the default ce_source's base: DURO_API_URL's scheme and host
+                            (enricher_main.c) */
+        int seek_failed; /* a put-back seek failed since the last assignment: the
+                            positions are not to be trusted (no idle commit) */
         char *
             state_topic[DWIRE_NKINDS]; /* by kind, NULL for unknown; enricher_state.c */
         long long

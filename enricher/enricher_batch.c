@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dce.h"
 #include "dkafka.h"
 #include "dpayload.h"
 #include "dwire.h"
@@ -284,6 +285,8 @@ int enricher_batch_classify(struct enricher *e, struct enricher_batch *b,
                 r->created_at = p.created_at;
                 r->dedupe_key = enricher_dedupe_key(r->msg, p.id);
                 if (!r->dedupe_key || !part)
+                        return -1;
+                if (dce_trace_get(r->msg, &r->trace, NULL, 0) && dtrace_new(&r->trace))
                         return -1;
                 enricher_dedupe_id_of(r->dedupe_key, &r->dedupe_id);
                 atomic_fetch_add(&e->m.consumed, 1);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dadmin.h"
+#include "dce.h"
 #include "dschema.h"
 #include "dkafka.h"
 #include "dlog.h"
@@ -51,6 +52,13 @@ static const struct dconf_opt enricher_opts[] = {
     ENRICHER_OPT("DURO_TOPIC_TEMPLATE", "topic-template", DCONF_STRING,
                  "duro.events.{event}", 0, 0, topic_template,
                  "output topic; {event} is the event name in lower case"),
+    ENRICHER_OPT("DURO_CLOUDEVENTS", "cloudevents", DCONF_BOOL, "true", 0, 0,
+                 cloudevents,
+                 "CloudEvents headers (binary mode, ce_*) on output, state and DLQ "
+                 "records"),
+    ENRICHER_OPT("DURO_CE_SOURCE", "ce-source", DCONF_STRING, NULL, 0, 0, ce_source,
+                 "ce_source of every record (default: the API URL's scheme and host, "
+                 "/webhooks/<webhook id>)"),
     ENRICHER_OPT(
         "DURO_STATE_TOPICS", "state-topics", DCONF_BOOL, "true", 0, 0, state_topics,
         "write the state topics (compacted: each resource's current document)"),
@@ -422,6 +430,35 @@ static void enricher_reload_key(struct enricher *e, int force)
                            err);
 }
 
+/* The CloudEvents source: DURO_CE_SOURCE, a URI reference (no blank or control
+ * character), or the default's base from DURO_API_URL. Returns 0 or -1 (logged). */
+static int enricher_ce_check(struct enricher *e)
+{
+        const char *s = e->cfg.ce_source;
+
+        if (s) {
+                for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+                        if (*c <= 0x20 || *c == 0x7f) {
+                                dlog_error("bad setting: DURO_CE_SOURCE: a URI "
+                                           "reference has no blank or control "
+                                           "character");
+                                return -1;
+                        }
+                if (!*s) {
+                        dlog_error("bad setting: DURO_CE_SOURCE: empty");
+                        return -1;
+                }
+        }
+        e->ce_base = dce_source_base(e->cfg.api_url);
+        if (!e->ce_base && !s) {
+                dlog_error("bad setting: DURO_API_URL=%s: no scheme://host for the "
+                           "CloudEvents source (or set DURO_CE_SOURCE)",
+                           e->cfg.api_url);
+                return -1;
+        }
+        return 0;
+}
+
 /* The start-up steps before any thread: the settings, the ids, the queries, the API
  * key. Returns -1 to go on, or the exit status. */
 static int enricher_configure(struct enricher *e, int argc, char **argv)
@@ -448,6 +485,8 @@ static int enricher_configure(struct enricher *e, int argc, char **argv)
                            e->cfg.topic_template);
                 return 2;
         }
+        if (enricher_ce_check(e))
+                return 2;
         e->api_key =
             dstartup_secrets(&e->cfg.api_key, e->cfg.api_key_file, "DURO_API_KEY",
                              "DURO_API_KEY_FILE", "Duro API key");
@@ -517,6 +556,7 @@ static void enricher_stop(struct enricher *e, struct dadmin *admin, pthread_t wa
         free(e->q_components_op);
         free(e->q_change_orders_op);
         devtable_free(&e->events);
+        free(e->ce_base);
         enricher_state_free(e);
         enricher_topics_free(e);
         enricher_parts_clear(e);

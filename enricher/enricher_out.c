@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "dbuf.h"
+#include "dce.h"
 #include "dkafka.h"
 #include "dlog.h"
 #include "dtime.h"
@@ -189,15 +190,64 @@ static void out_header(rd_kafka_headers_t *h, const char *name, const char *valu
                 rd_kafka_header_add(h, name, -1, value, -1);
 }
 
+/* Adds to h what every record written for r carries: a span of r's trace (with the
+ * raw record's tracestate) and, unless DURO_CLOUDEVENTS is false, the CloudEvents
+ * attributes (dce.h): ce_id r's dedupe key and suffix, ce_type prefix and name.
+ * Returns 0, or -1 when out of memory or randomness. */
+static int out_wire(const struct enricher *e, const struct enricher_rec *r,
+                    rd_kafka_headers_t *h, const char *suffix, const char *type_prefix,
+                    const char *type_name, const void *key, size_t key_len)
+{
+        char state[DTRACE_STATE_MAX + 1], source[1024], run[160], webhook[160];
+        struct dtrace parent, span;
+        struct dce_event ev;
+        const char *wh, *snap;
+
+        dce_trace_get(r->msg, &parent, state, sizeof(state));
+        if (dtrace_child(&r->trace, &span))
+                return -1;
+        dce_trace_put(h, &span, state);
+        if (!e->cfg.cloudevents)
+                return 0;
+        wh   = r->webhook_id
+                   ? r->webhook_id
+                   : dkafka_header(r->msg, DWIRE_H_WEBHOOK_ID, webhook, sizeof(webhook));
+        snap = r->exempt ? dkafka_header(r->msg, DWIRE_H_SNAPSHOT_ID, run, sizeof(run))
+                         : NULL;
+        /* ids too long for a source fall back to the base alone */
+        if (dce_source(source, sizeof(source), e->cfg.ce_source, e->ce_base, wh,
+                       snap) &&
+            dce_source(source, sizeof(source), e->cfg.ce_source, e->ce_base, NULL,
+                       NULL))
+                return -1;
+        memset(&ev, 0, sizeof(ev));
+        ev.id               = r->dedupe_key;
+        ev.id_suffix        = suffix;
+        ev.source           = source;
+        ev.type_prefix      = type_prefix;
+        ev.type_name        = type_name ? type_name : "unknown";
+        ev.time             = r->created_at;
+        ev.subject          = r->resource_id;
+        ev.partitionkey     = key;
+        ev.partitionkey_len = key_len;
+        return dce_add(h, &ev);
+}
+
 /* The DLQ record: the raw record's key, value (copied) and headers, with why. */
-static void out_dlq_record(const struct enricher *e, const struct enricher_rec *r,
-                           struct dkafka_rec *out)
+static int out_dlq_record(const struct enricher *e, const struct enricher_rec *r,
+                          struct dkafka_rec *out)
 {
         rd_kafka_headers_t *src = NULL, *h;
         char num[32];
 
         h = rd_kafka_message_headers(r->msg, &src) ? rd_kafka_headers_new(8)
                                                    : rd_kafka_headers_copy(src);
+        /* the record's own trace span and content type replace the raw record's */
+        rd_kafka_header_remove(h, DWIRE_H_TRACEPARENT);
+        rd_kafka_header_remove(h, DWIRE_H_TRACESTATE);
+        rd_kafka_header_remove(h, DWIRE_H_CONTENT_TYPE);
+        dce_remove(h);
+        out_header(h, DWIRE_H_CONTENT_TYPE, DWIRE_CONTENT_JSON);
         out_header(h, DWIRE_H_ERROR_CLASS, dwire_dlq_class_name(r->dlq_class));
         out_header(h, DWIRE_H_ERROR_MESSAGE, r->dlq_message);
         snprintf(num, sizeof(num), "%d", r->attempts);
@@ -214,6 +264,9 @@ static void out_dlq_record(const struct enricher *e, const struct enricher_rec *
         out->key_len   = r->msg->key_len;
         out->headers   = h;
         out->msgflags  = RD_KAFKA_MSG_F_COPY;
+        return out_wire(e, r, h, "/dlq", DCE_TYPE_DLQ,
+                        dwire_dlq_class_name(r->dlq_class), r->msg->key,
+                        r->msg->key_len);
 }
 
 /* The output record: keyed by the resource id (else the raw key), the enriched value
@@ -249,6 +302,15 @@ static int out_output_record(const struct enricher *e, const struct enricher_rec
                 out->key_len = r->msg->key_len;
         }
         out->msgflags = RD_KAFKA_MSG_F_FREE;
+        if (out_wire(e, r, out->headers, NULL, DCE_TYPE_WEBHOOK, r->event, out->key,
+                     out->key_len)) {
+                enricher_out_release(out);
+                dlog_error("out of memory building the headers of %s [%d] at offset "
+                           "%lld",
+                           e->cfg.raw_topic, (int)r->msg->partition,
+                           (long long)r->msg->offset);
+                return -1;
+        }
         return 0;
 }
 
@@ -257,10 +319,16 @@ int enricher_out_record(const struct enricher *e, struct enricher_rec *r,
 {
         memset(out, 0, sizeof(*out));
         out->opaque = r;
-        if (r->action == ENRICHER_ACT_DLQ) {
-                out_dlq_record(e, r, out);
-                return 0;
+        if (r->action == ENRICHER_ACT_DLQ && out_dlq_record(e, r, out)) {
+                enricher_out_release(out);
+                dlog_error("out of memory building the DLQ record of %s [%d] at offset "
+                           "%lld",
+                           e->cfg.raw_topic, (int)r->msg->partition,
+                           (long long)r->msg->offset);
+                return -1;
         }
+        if (r->action == ENRICHER_ACT_DLQ)
+                return 0;
         return out_output_record(e, r, out);
 }
 
@@ -332,5 +400,12 @@ int enricher_out_state(const struct enricher *e, const struct enricher_rec *r,
         out_header(out->headers, DWIRE_H_CONTENT_TYPE, DWIRE_CONTENT_JSON);
         if (dkafka_header(r->msg, DWIRE_H_ORIGIN, origin, sizeof(origin)))
                 out_header(out->headers, DWIRE_H_ORIGIN, origin);
+        if (out_wire(e, r, out->headers, "/state", DCE_TYPE_STATE,
+                     dwire_kind_name(r->kind), out->key, out->key_len)) {
+                enricher_out_release(out);
+                dlog_error("out of memory building the state headers of %s",
+                           r->resource_id);
+                return -1;
+        }
         return 0;
 }

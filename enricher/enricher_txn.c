@@ -173,9 +173,11 @@ static int txn_force_add(struct enricher *e, const struct enricher_rec *r,
         snprintf(nf[e->nforce].message, sizeof(nf[0].message), "%s: %s",
                  r->topic ? r->topic : "?", rd_kafka_err2str(err));
         e->nforce++;
-        dlog_warn("%s [%d] at %lld: %s rejects it (%s); it goes to the DLQ",
-                  e->cfg.raw_topic, (int)r->msg->partition, (long long)r->msg->offset,
-                  r->topic ? r->topic : "?", rd_kafka_err2str(err));
+        dlog_warn_trace(r->trace.trace_id,
+                        "%s [%d] at %lld: %s rejects it (%s); it goes to the DLQ",
+                        e->cfg.raw_topic, (int)r->msg->partition,
+                        (long long)r->msg->offset, r->topic ? r->topic : "?",
+                        rd_kafka_err2str(err));
         return 0;
 }
 
@@ -440,9 +442,10 @@ static void txn_count(struct enricher *e, const struct enricher_rec *r, int64_t 
                 break;
         case ENRICHER_ACT_DLQ:
                 atomic_fetch_add(&e->m.dlq[r->dlq_class], 1);
-                dlog_info("%s [%d] at %lld to the DLQ (%s): %s", e->cfg.raw_topic,
-                          (int)r->msg->partition, (long long)r->msg->offset,
-                          dwire_dlq_class_name(r->dlq_class), r->dlq_message);
+                dlog_info_trace(r->trace.trace_id,
+                                "%s [%d] at %lld to the DLQ (%s): %s", e->cfg.raw_topic,
+                                (int)r->msg->partition, (long long)r->msg->offset,
+                                dwire_dlq_class_name(r->dlq_class), r->dlq_message);
                 break;
         }
 }
