@@ -223,10 +223,11 @@ static int bridge_start(struct bridge *br, struct dadmin **admin)
                 return 2;
         }
         dlog_info("listening: webhooks on port %d%s at %s, admin on port %d; "
-                  "publishing to %s via %s; %zu secret(s) active; %lld threads",
+                  "publishing to %s via %s; %zu secret(s) active; %lld threads; "
+                  "librdkafka %s",
                   br->http_port, br->tls_cert_pem ? " (TLS)" : "", br->cfg.webhook_path,
                   dadmin_port(*admin), br->cfg.raw_topic, br->cfg.bootstrap,
-                  dsecrets_count(br->secrets), br->cfg.threads);
+                  dsecrets_count(br->secrets), br->cfg.threads, rd_kafka_version_str());
         return 0;
 }
 

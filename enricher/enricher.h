@@ -41,6 +41,7 @@ struct enricher_config {
         char *admin_listen;
         char *transactional_id;
         char *group_instance_id;
+        char *assignment; /* DURO_ASSIGNMENT: eager, cooperative, consumer */
         char *topic_template;
         char *queries_dir;
         char *event_table; /* DURO_EVENT_TABLE; NULL: the installed one */
@@ -300,6 +301,10 @@ struct enricher {
         struct enricher_batch *ahead; /* taken, its pull running; enricher_cycle.c */
         int64_t idle_since_ms; /* monotonic: when the cycles began taking nothing, 0
                                   while records come; enricher_cycle.c */
+        /* DURO_ASSIGNMENT (enricher_main.c): a rebalance adds or takes away partitions
+         * (cooperative, consumer) rather than revoking all and assigning anew (eager);
+         * consumer: KIP-848's group.protocol */
+        int incremental, protocol_consumer;
         char *ce_base;   /* the default ce_source's base: DURO_API_URL's scheme and host
                             (enricher_main.c) */
         int seek_failed; /* a put-back seek failed since the last assignment: the
@@ -402,6 +407,11 @@ size_t enricher_consume_take(struct enricher *e, struct enricher_batch *b, int n
 /* Seeks every partition of b that is still assigned back to the first offset b holds
  * for it, so that nothing taken but not committed is skipped. */
 void enricher_consume_rewind(struct enricher *e, const struct enricher_batch *b);
+/* b is dropped uncommitted (shutdown, a failed step, a rebalance): its records go
+ * back (enricher_consume_rewind), but after an eager rebalance, whose assignment
+ * starts at the committed offsets; after an incremental one the partitions a wait
+ * paused are resumed. */
+void enricher_consume_dropped(struct enricher *e, const struct enricher_batch *b);
 /* Pauses every assigned partition (staying in the group) unless paused already. */
 void enricher_consume_pause(struct enricher *e);
 /* While paused: serves the group's callbacks; a record returned is dropped (the

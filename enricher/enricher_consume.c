@@ -61,6 +61,17 @@ void enricher_consume_rewind(struct enricher *e, const struct enricher_batch *b)
         consume_seek_list(e, l, "seek back");
 }
 
+static void consume_set_paused(struct enricher *e, int pause);
+
+void enricher_consume_dropped(struct enricher *e, const struct enricher_batch *b)
+{
+        if (e->rebalanced && !e->incremental)
+                return; /* eager: the new assignment starts at the committed offsets */
+        if (e->rebalanced && e->paused)
+                consume_set_paused(e, 0); /* the wait that paused them is over */
+        enricher_consume_rewind(e, b);
+}
+
 /* What the poll in enricher_consume_take returned, other than a record to keep. */
 enum consume_polled {
         CONSUME_RECORD  = 0,
@@ -73,9 +84,12 @@ enum consume_polled {
 static void consume_rebalanced(struct enricher *e, struct enricher_batch *b,
                                rd_kafka_message_t *m)
 {
-        enricher_batch_drop_recs(b);
         if (m && !m->err)
                 enricher_consume_seek(e, m->partition, m->offset);
+        /* incremental: the partitions that stay go on from where they were */
+        if (e->incremental)
+                enricher_consume_rewind(e, b);
+        enricher_batch_drop_recs(b);
         if (m)
                 rd_kafka_message_destroy(m);
 }

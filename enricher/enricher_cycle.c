@@ -283,8 +283,7 @@ int enricher_cycle_run(struct enricher *e)
                 return reading ? 0 : cycle_idle(e);
         e->idle_since_ms = 0;
         if (cycle_pull_finish(e, b)) {
-                if (!e->rebalanced)
-                        enricher_consume_rewind(e, b);
+                enricher_consume_dropped(e, b);
                 cycle_free(b);
                 return 0;
         }
@@ -298,8 +297,7 @@ int enricher_cycle_run(struct enricher *e)
                 return -1;
         }
         if (cycle_state_wait(e, b)) {
-                if (!e->rebalanced)
-                        enricher_consume_rewind(e, b);
+                enricher_consume_dropped(e, b);
                 cycle_free(b);
                 return 0;
         }
@@ -308,6 +306,11 @@ int enricher_cycle_run(struct enricher *e)
                 next = cycle_take_ahead(e, b);
                 if (e->rebalanced) {
                         /* Both belong to the old assignment; nothing was committed. */
+                        if (next) {
+                                cycle_join(next);
+                                enricher_consume_dropped(e, next);
+                        }
+                        enricher_consume_dropped(e, b); /* after next: b's come first */
                         cycle_free(next);
                         cycle_free(b);
                         return 0;

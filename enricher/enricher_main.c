@@ -43,6 +43,11 @@ static const struct dconf_opt enricher_opts[] = {
     ENRICHER_OPT("DURO_ENRICHER_ADMIN_LISTEN", "admin-listen", DCONF_LISTEN,
                  "0.0.0.0:9091", 0, 0, admin_listen,
                  "admin listener (/healthz, /readyz, /metrics)"),
+    ENRICHER_OPT("DURO_ASSIGNMENT", "assignment", DCONF_STRING, "eager", 0, 0,
+                 assignment,
+                 "the group's rebalance protocol: eager (range,roundrobin), "
+                 "cooperative (cooperative-sticky, librdkafka 2.10+) or consumer "
+                 "(KIP-848, librdkafka 2.12+); every member of the group the same"),
     ENRICHER_OPT("DURO_TRANSACTIONAL_ID", "transactional-id", DCONF_STRING, NULL, 0, 0,
                  transactional_id,
                  "transactional.id (default <group>-<host name>-<admin port>)"),
@@ -318,7 +323,11 @@ static int enricher_consumers_start(struct enricher *e, char *err, size_t errsiz
             {"enable.auto.commit", "false"},
             {"enable.auto.offset.store", "false"},
             {"auto.offset.reset", "earliest"},
-            {"partition.assignment.strategy", "range,roundrobin"},
+            /* the protocol's own: DURO_ASSIGNMENT (enricher_assignment_check) */
+            {e->protocol_consumer ? "group.protocol" : "partition.assignment.strategy",
+             e->protocol_consumer ? "consumer"
+             : e->incremental     ? "cooperative-sticky"
+                                  : "range,roundrobin"},
         };
         const char *const reader[][2] = {
             {"group.id", e->cfg.group},
@@ -430,6 +439,56 @@ static void enricher_reload_key(struct enricher *e, int force)
                            err);
 }
 
+/* DURO_ASSIGNMENT, against the librdkafka found at run time (not the one compiled
+ * against): cooperative needs 2.10 (commits during a cooperative rebalance kept the
+ * assignment only from then on), consumer 2.12 (KIP-848 GA), which also refuses the
+ * classic protocol's properties. Returns 0 or -1 (logged). */
+static int enricher_assignment_check(struct enricher *e)
+{
+        static const struct {
+                const char *name;
+                int incremental;
+                int min_version; /* rd_kafka_version() */
+                const char *min_name;
+        } modes[] = {
+            {"eager", 0, 0, ""},
+            {"cooperative", 1, 0x020a0000, "2.10"},
+            {"consumer", 1, 0x020c0000, "2.12"},
+        };
+        static const char *const classic_only[] = {
+            "partition.assignment.strategy", "session.timeout.ms",
+            "heartbeat.interval.ms", "group.protocol.type"};
+
+        for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+                if (strcmp(e->cfg.assignment, modes[i].name))
+                        continue;
+                if (rd_kafka_version() < modes[i].min_version) {
+                        dlog_error(
+                            "bad setting: DURO_ASSIGNMENT=%s needs librdkafka %s "
+                            "or later; this one is %s",
+                            modes[i].name, modes[i].min_name, rd_kafka_version_str());
+                        return -1;
+                }
+                e->incremental       = modes[i].incremental;
+                e->protocol_consumer = !strcmp(modes[i].name, "consumer");
+                for (size_t k = 0; e->protocol_consumer &&
+                                   k < sizeof(classic_only) / sizeof(classic_only[0]);
+                     k++)
+                        if (dkafka_props_has(&e->props, DCONF_SCOPE_CONSUMER,
+                                             classic_only[k])) {
+                                dlog_error("bad setting: %s: not with "
+                                           "DURO_ASSIGNMENT=consumer (the broker's "
+                                           "group.consumer.* settings govern)",
+                                           classic_only[k]);
+                                return -1;
+                        }
+                return 0;
+        }
+        dlog_error("bad setting: DURO_ASSIGNMENT=%s: eager, cooperative or consumer",
+                   e->cfg.assignment);
+        return -1;
+}
+
 /* The CloudEvents source: DURO_CE_SOURCE, a URI reference (no blank or control
  * character), or the default's base from DURO_API_URL. Returns 0 or -1 (logged). */
 static int enricher_ce_check(struct enricher *e)
@@ -485,7 +544,7 @@ static int enricher_configure(struct enricher *e, int argc, char **argv)
                            e->cfg.topic_template);
                 return 2;
         }
-        if (enricher_ce_check(e))
+        if (enricher_ce_check(e) || enricher_assignment_check(e))
                 return 2;
         e->api_key =
             dstartup_secrets(&e->cfg.api_key, e->cfg.api_key_file, "DURO_API_KEY",
@@ -609,11 +668,12 @@ int main(int argc, char **argv)
                 dlog_error("%s", err);
                 exit_code = 2;
         } else {
-                dlog_info("running: group %s, transactional.id %s, %s -> %s (DLQ %s), "
-                          "admin on port %d, GraphQL %s",
-                          e.cfg.group, e.cfg.transactional_id, e.cfg.raw_topic,
-                          e.cfg.topic_template, e.cfg.dlq_topic, dadmin_port(admin),
-                          e.cfg.api_url);
+                dlog_info("running: group %s (%s assignment), transactional.id %s, "
+                          "%s -> %s (DLQ %s), admin on port %d, GraphQL %s; "
+                          "librdkafka %s",
+                          e.cfg.group, e.cfg.assignment, e.cfg.transactional_id,
+                          e.cfg.raw_topic, e.cfg.topic_template, e.cfg.dlq_topic,
+                          dadmin_port(admin), e.cfg.api_url, rd_kafka_version_str());
                 exit_code = enricher_loop(&e);
         }
         enricher_stop(&e, admin, watchdog, sigthread);

@@ -4,6 +4,7 @@
  * measured against each partition's committed position. */
 #include "enricher.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,13 +81,104 @@ static int parts_assign(struct enricher *e, const rd_kafka_topic_partition_list_
         return 0;
 }
 
+/* Incremental (cooperative, consumer): the partitions of l join the table, new, the
+ * others keep their state and sets. Returns 0, or -1 when out of memory (nothing
+ * added). */
+static int parts_add(struct enricher *e, const rd_kafka_topic_partition_list_t *l)
+{
+        struct enricher_part *np =
+            realloc(e->parts, (e->nparts + (size_t)l->cnt + 1) * sizeof(*np));
+
+        if (!np)
+                return -1;
+        e->parts = np;
+        for (int i = 0; i < l->cnt; i++) {
+                struct enricher_part *p;
+                if (enricher_part_find(e, l->elems[i].partition))
+                        continue;
+                p = &e->parts[e->nparts++];
+                memset(p, 0, sizeof(*p));
+                p->partition        = l->elems[i].partition;
+                p->next_offset      = -1;
+                p->dd.window_ms     = e->window_ms;
+                p->idle_refused_pos = -1;
+        }
+        return 0;
+}
+
+/* Incremental: the partitions of l leave the table with their sets; the rebuild
+ * reader lets go of one it was reading. */
+static void parts_remove(struct enricher *e, const rd_kafka_topic_partition_list_t *l)
+{
+        for (int i = 0; i < l->cnt; i++) {
+                struct enricher_part *p = enricher_part_find(e, l->elems[i].partition);
+                if (!p)
+                        continue;
+                if (e->reading == p->partition)
+                        enricher_rebuild_stop(e);
+                enricher_dedupe_clear(&p->dd);
+                *p = e->parts[--e->nparts];
+        }
+}
+
+/* "2, 5, 7" for the log: the partitions of l. */
+static void parts_list(const rd_kafka_topic_partition_list_t *l, char *buf, size_t size)
+{
+        size_t o = 0;
+
+        buf[0] = '\0';
+        for (int i = 0; i < l->cnt && o + 16 < size; i++)
+                o += (size_t)snprintf(buf + o, size - o, "%s%d", i ? ", " : "",
+                                      (int)l->elems[i].partition);
+}
+
+/* The incremental protocols' callback: partitions come and go one list at a time;
+ * those that stay are untouched (their sets, positions and pause). */
+static void parts_rebalance_incremental(struct enricher *e, rd_kafka_t *rk,
+                                        rd_kafka_resp_err_t err,
+                                        rd_kafka_topic_partition_list_t *parts)
+{
+        rd_kafka_error_t *error;
+        char list[512];
+
+        parts_list(parts, list, sizeof(list));
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                if (parts_add(e, parts))
+                        dlog_error("out of memory for the partition table");
+                dlog_info("assigned %d more partition(s) of %s: %s", parts->cnt,
+                          e->cfg.raw_topic, list);
+                error = rd_kafka_incremental_assign(rk, parts);
+                /* Until its set is ready (enricher_rebuild.c resumes it). */
+                rd_kafka_pause_partitions(rk, parts);
+        } else {
+                dlog_info("revoked %d partition(s) of %s: %s", parts->cnt,
+                          e->cfg.raw_topic, list);
+                parts_remove(e, parts);
+                error = rd_kafka_incremental_unassign(rk, parts);
+        }
+        if (error) {
+                dlog_error("%s: %s",
+                           err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
+                               ? "incremental assign"
+                               : "incremental unassign",
+                           rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
+}
+
 void enricher_parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                  rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
         struct enricher *e = opaque;
 
         e->rebalanced = 1;
-        e->paused     = 0;
+        if (e->incremental) {
+                parts_rebalance_incremental(e, rk, err, parts);
+                enricher_parts_count(e);
+                rd_kafka_yield(rk);
+                return;
+        }
+        e->paused = 0;
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 if (parts_assign(e, parts))
                         dlog_error("out of memory for the partition table");
