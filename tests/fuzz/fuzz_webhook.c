@@ -1,18 +1,47 @@
 /* fuzz_webhook.c - libFuzzer target for the bridge's parse-and-verify path: the
  * signature header, HMAC verification against two secrets, payload validation and
- * the raw record key (by the prefix rules and through the shipped event table). Input:
- * first line = X-Duro-Signature value, rest = body. */
+ * the raw record key (by the prefix rules and through the shipped event table); and
+ * the request's trace context: each part read as a traceparent (a valid one must come
+ * back the same through dtrace_format) and as a tracestate, and the first line as a
+ * webhook id in a CloudEvents source (percent-encoded into a small buffer). Input:
+ * first line = X-Duro-Signature value (and traceparent / tracestate), rest = body. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dce.h"
 #include "devtable.h"
 #include "dpayload.h"
 #include "dsecrets.h"
 #include "dsig.h"
+#include "dtrace.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* s[0..len) (not NUL-terminated) as a traceparent and a tracestate. */
+static void trace_context(const char *s, size_t len)
+{
+        struct dtrace t, back, child;
+        char buf[DTRACE_PARENT_SIZE];
+        const char *why = NULL;
+
+        if (dtrace_parse(s, len, &t, &why) == 0) {
+                dtrace_format(&t, buf);
+                if (dtrace_parse(buf, strlen(buf), &back, &why) ||
+                    strcmp(back.trace_id, t.trace_id) ||
+                    strcmp(back.span_id, t.span_id) ||
+                    back.flags != (t.flags & 0xffu) || memcmp(buf + 3, s + 3, 52))
+                        abort(); /* what was read does not come back */
+                if (dtrace_child(&t, &child) == 0 && strcmp(child.trace_id, t.trace_id))
+                        abort();
+        } else if (!why) {
+                abort(); /* refused without saying why */
+        }
+        why = NULL;
+        if (dtrace_state_valid(s, len, &why) ? !why : len > DTRACE_STATE_MAX)
+                abort(); /* refused without why, or too long accepted */
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -39,6 +68,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         memcpy(header, data, hlen);
         header[hlen] = '\0';
+        {
+                /* the line alone, without a NUL after it, so that reading past it
+                 * is seen */
+                char *line = malloc(hlen ? hlen : 1);
+                if (line) {
+                        memcpy(line, data, hlen);
+                        trace_context(line, hlen);
+                        free(line);
+                }
+        }
+        trace_context(body, blen);
+        {
+                char source[64];
+                (void)dce_source(source, sizeof(source), NULL,
+                                 "https://api.durohub.com", header, NULL);
+                (void)dce_source(source, sizeof(source), "urn:x", NULL, NULL, header);
+        }
         (void)dsig_verify(set, nl ? header : NULL, body, blen);
         dpayload_parse(&p, NULL, blen ? body : "", blen);
         (void)dpayload_key(&p, blen ? body : "", blen, hashkey);
