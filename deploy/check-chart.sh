@@ -19,7 +19,10 @@
 #      values give them, and with Strimzi topics their KafkaTopics (the state topics
 #      compacted with the output topics' partitions, or none when turned off; the
 #      progress topic compacted, 1 partition, segment.ms 3600000; the snapshot events'
-#      output topics), for the defaults, full.yaml and two more cases;
+#      output topics), for the defaults, full.yaml and two more cases; and CloudEvents:
+#      the enricher's DURO_CLOUDEVENTS and DURO_CE_SOURCE as enricher.cloudEvents gives
+#      them (the source only when set), in no other workload, for the defaults,
+#      minimal.yaml, full.yaml and a case with both set;
 #   7. the snapshot Jobs (`duro-enricher snapshot`: the CronJob of on-demand runs, the
 #      post-install hook Job, the metrics Service), for every rendering and three cases
 #      of their own: present as the values ask; the enricher's image, service account,
@@ -48,7 +51,8 @@
 #      fires when it should and not before), and their metric names against the
 #      programs' sources (the dashboard shows every exported metric).
 # Then self-tests prove each stage can fail: bad values (wrong type, unknown key,
-# refused Kafka property, too short a grace period), bad fields in rendered objects
+# refused Kafka property, too short a grace period, a CloudEvents switch that is not a
+# boolean, a CloudEvents source with a blank or a tab), bad fields in rendered objects
 # (core kinds and CRDs), an unknown DURO_* variable, service links turned on, an
 # incomplete queries folder, a release ConfigMap without its checksum annotation, an
 # alert with a wrong threshold, a PromQL syntax error, a state topic template without
@@ -243,6 +247,10 @@ check_values state-custom "${strimzi_args[@]}" --set topics.partitions=24 \
   --set enricher.progressTopic.name=plm.enricher.resume --set enricher.progressTopic.ignore=true \
   --set-string 'topics.stateConfig.min\.compaction\.lag\.ms=60000' \
   --set-string 'kafka.topicTemplate=plm.events.{event}'
+
+# CloudEvents headers turned off, with a source of their own (enricher.cloudEvents).
+check_values cloudevents --set enricher.cloudEvents.enabled=false \
+  --set-string enricher.cloudEvents.source=urn:duro:plm
 
 # The snapshot Jobs: everything on with full.yaml (the CronJob on a schedule, the hook
 # Job, the metrics Service); only the hook Job, without admin listener, one kind; the
@@ -633,6 +641,72 @@ PY
 else
   cat "$work/state.out"
   failure "state and progress topic checks (the script failed)"
+fi
+
+# CloudEvents in the renderings: the enricher's DURO_CLOUDEVENTS as enricher.cloudEvents.enabled
+# gives it (default true), DURO_CE_SOURCE only when a source is given; no other workload
+# (bridge, snapshot and reconcile Jobs: they write raw records, which carry no ce_*) has
+# either.
+if python3 - "$work" "$latest" >"$work/cloudevents.out" 2>&1 <<'PY'; then
+import os, sys
+import yaml
+
+work, v = sys.argv[1:3]
+NAMES = ("DURO_CLOUDEVENTS", "DURO_CE_SOURCE")
+cases = {
+    # rendering: (DURO_CLOUDEVENTS, DURO_CE_SOURCE or None for absent)
+    "defaults": ("true", None),
+    "minimal": ("true", None),
+    "full": ("true", None),
+    "cloudevents": ("false", "urn:duro:plm"),
+}
+
+
+def pod_spec(d):
+    spec = d.get("spec", {})
+    if d["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec.get("template", {}).get("spec")
+
+
+for name, (enabled, source) in cases.items():
+    path = f"{work}/{name}-{v}.yaml"
+    if not os.path.exists(path) or not os.path.getsize(path):
+        print(f"fail|{name}: CloudEvents variables: no rendering")
+        continue
+    problems, enrichers = [], 0
+    for d in (d for d in yaml.safe_load_all(open(path)) if d):
+        pod = pod_spec(d) if d["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob") else None
+        if not pod:
+            continue
+        for c in pod.get("containers", []) + pod.get("initContainers", []):
+            env = [e for e in c.get("env", []) if e["name"] in NAMES]
+            where = f"{d['kind']} {d['metadata']['name']} container {c['name']}"
+            if d["kind"] != "StatefulSet":
+                if env:
+                    problems.append(f"{where} has {[e['name'] for e in env]}")
+                continue
+            enrichers += 1
+            got = {e["name"]: e.get("value") for e in env}
+            if len(env) != len(got):
+                problems.append(f"{where}: a variable given twice")
+            if got.get("DURO_CLOUDEVENTS") != enabled:
+                problems.append(f"{where}: DURO_CLOUDEVENTS={got.get('DURO_CLOUDEVENTS')!r}, want {enabled!r}")
+            if got.get("DURO_CE_SOURCE") != source:
+                problems.append(f"{where}: DURO_CE_SOURCE={got.get('DURO_CE_SOURCE')!r}, want "
+                                + (repr(source) if source else "none"))
+    if enrichers != 1:
+        problems.append(f"{enrichers} enricher containers")
+    what = f"DURO_CLOUDEVENTS={enabled}" + (f", DURO_CE_SOURCE={source}" if source else ", no DURO_CE_SOURCE")
+    print(("fail|" if problems else "ok|") + f"{name}: CloudEvents: the enricher's {what}; "
+          "no other workload has either" + (": " + "; ".join(problems) if problems else ""))
+PY
+  while IFS='|' read -r status what; do
+    if [ "$status" = ok ]; then pass "$what"; else failure "$what"; fi
+  done <"$work/cloudevents.out"
+else
+  cat "$work/cloudevents.out"
+  failure "CloudEvents checks (the script failed)"
 fi
 
 # The snapshot Jobs in every rendering (deploy/helm/.../templates/snapshot-*.yaml): what
@@ -1287,6 +1361,12 @@ if [ "$self_test" = 1 ]; then
     "snapshot/kinds/1.*(must be one of|value must be)"
   bad_values snapshot-bad-schedule $'snapshot:\n  schedule: every night' \
     'snapshot/schedule.*(does not match pattern|Does not match pattern)'
+  bad_values cloudevents-not-bool $'enricher:\n  cloudEvents:\n    enabled: "no"' \
+    'cloudEvents/enabled.*(boolean|Invalid type)'
+  bad_values cloudevents-source-blank $'enricher:\n  cloudEvents:\n    source: urn:duro plm' \
+    'cloudEvents/source.*(does not match pattern|Does not match pattern)'
+  bad_values cloudevents-source-tab $'enricher:\n  cloudEvents:\n    source: "urn:duro\\tplm"' \
+    'cloudEvents/source.*(does not match pattern|Does not match pattern)'
   bad_values reconcile-unknown-key $'reconcile:\n  sched: "17 * * * *"' "additional properties 'sched' not allowed"
   bad_values reconcile-bad-since $'reconcile:\n  since: yesterday' \
     'reconcile/since.*(does not match pattern|Does not match pattern)'

@@ -460,6 +460,13 @@ the enricher does.
 {{- if $all }}
 - name: DURO_NOT_FOUND_GRACE_MS
   value: {{ $e.notFoundGraceMs | quote }}
+# CloudEvents headers on what the enricher writes (see values.yaml).
+- name: DURO_CLOUDEVENTS
+  value: {{ $e.cloudEvents.enabled | quote }}
+{{- with $e.cloudEvents.source }}
+- name: DURO_CE_SOURCE
+  value: {{ . | quote }}
+{{- end }}
 - name: DURO_LOG_LEVEL
   value: {{ $e.logLevel | quote }}
 {{- include "duro.topicEnv" $root }}
