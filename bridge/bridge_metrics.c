@@ -67,7 +67,8 @@ int bridge_metrics_render(void *opaque, struct dbuf *b)
                                  atomic_load(&m->captured_invalid)),
             DMETRICS_SAMPLE_ROW("counter", "duro_bridge_trace_context_ignored_total",
                                 "Requests whose W3C trace header was invalid and "
-                                "ignored (the record starts a new trace), by header.",
+                                "ignored, by header (an invalid traceparent: the "
+                                "record starts a new trace).",
                                 "header=\"traceparent\"",
                                 atomic_load(&m->trace_ignored_parent)),
             DMETRICS_SAMPLE_ROW("counter", "duro_bridge_trace_context_ignored_total",

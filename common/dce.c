@@ -12,27 +12,36 @@
 
 #define DCE_PREFIX "ce_"
 
-/* Whether s[0..n) is UTF-8 without control characters. */
+/* Whether s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or code points
+ * past U+10FFFF) without control characters (C0, DEL, C1). */
 static int dce_printable(const unsigned char *s, size_t n)
 {
         for (size_t i = 0; i < n;) {
                 unsigned char c = s[i];
+                unsigned long cp;
                 size_t k;
-                if (c < 0x20 || c == 0x7f)
-                        return 0;
                 if (c < 0x80) {
+                        if (c < 0x20 || c == 0x7f)
+                                return 0;
                         i++;
                         continue;
                 }
-                k = (c & 0xe0) == 0xc0   ? 2
-                    : (c & 0xf0) == 0xe0 ? 3
-                    : (c & 0xf8) == 0xf0 ? 4
-                                         : 0;
-                if (!k || c == 0xc0 || c == 0xc1 || c > 0xf4 || i + k > n)
+                k  = (c & 0xe0) == 0xc0   ? 2
+                     : (c & 0xf0) == 0xe0 ? 3
+                     : (c & 0xf8) == 0xf0 ? 4
+                                          : 0;
+                cp = k == 2 ? c & 0x1fu : k == 3 ? c & 0x0fu : c & 0x07u;
+                if (!k || i + k > n)
                         return 0;
-                for (size_t j = 1; j < k; j++)
+                for (size_t j = 1; j < k; j++) {
                         if ((s[i + j] & 0xc0) != 0x80)
                                 return 0;
+                        cp = (cp << 6) | (s[i + j] & 0x3fu);
+                }
+                if ((k == 2 && cp < 0x80) || (k == 3 && cp < 0x800) ||
+                    (k == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+                    (cp >= 0xd800 && cp <= 0xdfff) || cp <= 0x9f)
+                        return 0;
                 i += k;
         }
         return 1;
@@ -93,16 +102,21 @@ void dce_remove(rd_kafka_headers_t *h)
 
         /* Removing shifts the rest: look again from the start after each. */
         for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &v, &n);) {
-                if (strncmp(name, DCE_PREFIX, sizeof(DCE_PREFIX) - 1) ||
-                    strlen(name) >= 128) {
+                char stack[128], *copy = stack;
+                size_t len = strlen(name);
+                if (strncmp(name, DCE_PREFIX, sizeof(DCE_PREFIX) - 1)) {
                         i++;
                         continue;
                 }
-                {
-                        char copy[128];
-                        snprintf(copy, sizeof(copy), "%s", name);
-                        rd_kafka_header_remove(h, copy);
+                /* name is the header's own: copy it before the header goes */
+                if (len >= sizeof(stack) && !(copy = malloc(len + 1))) {
+                        i++; /* out of memory: left in place */
+                        continue;
                 }
+                memcpy(copy, name, len + 1);
+                rd_kafka_header_remove(h, copy);
+                if (copy != stack)
+                        free(copy);
                 i = 0;
         }
 }

@@ -45,9 +45,10 @@ void dce_remove(rd_kafka_headers_t *h);
  * of memory. */
 char *dce_source_base(const char *api_url);
 
-/* Writes the source of a record into buf (size bytes): configured (DURO_CE_SOURCE)
- * when given, else base + "/webhooks/" + webhook_id (or base + "/webhooks" without
- * one); "/snapshot/" + run is appended for a snapshot's record (run not NULL). The
+/* Writes the source of a record into buf (size bytes). For a snapshot's record (run
+ * not NULL): configured + "/snapshot/" + run when configured (DURO_CE_SOURCE) is
+ * given, else base + "/snapshot/" + run. For any other: configured when given, else
+ * base + "/webhooks/" + webhook_id (base + "/webhooks" without one). The
  * ids are percent-encoded but for URI unreserved characters. Returns 0, or -1 when it
  * does not fit. */
 int dce_source(char *buf, size_t size, const char *configured, const char *base,

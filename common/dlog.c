@@ -127,6 +127,9 @@ size_t dlog_json_escape(char *dst, size_t dstsize, const char *s, size_t len)
 
 /* Writes one line; trace_id (32 hex digits, or NULL) becomes its "trace_id". */
 static void dlog_vwrite(enum dlog_level level, const char *trace_id, const char *fmt,
+                        va_list ap) __attribute__((format(printf, 3, 0)));
+
+static void dlog_vwrite(enum dlog_level level, const char *trace_id, const char *fmt,
                         va_list ap)
 {
         char msg[2048], esc[4096], line[4672], ts[40], trace[64] = "";

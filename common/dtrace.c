@@ -93,38 +93,46 @@ static int dtrace_key_char(int c)
                c == '-' || c == '*' || c == '/';
 }
 
-/* One list member, s[0..n) without its surrounding blanks: key=value. */
+/* Whether s[0..n) is first followed by up to max - 1 key characters. */
+static int dtrace_key_part(const char *s, size_t n, int first_digit_ok, size_t max)
+{
+        if (n == 0 || n > max)
+                return 0;
+        if (!((s[0] >= 'a' && s[0] <= 'z') ||
+              (first_digit_ok && s[0] >= '0' && s[0] <= '9')))
+                return 0;
+        for (size_t i = 1; i < n; i++)
+                if (!dtrace_key_char((unsigned char)s[i]))
+                        return 0;
+        return 1;
+}
+
+/* One list member, s[0..n) without its surrounding blanks: key=value, the key simple
+ * (a lower-case letter, then up to 255 key characters) or tenant@system (a letter or
+ * digit and up to 240 more; a letter and up to 13 more). */
 static int dtrace_member_valid(const char *s, size_t n)
 {
         const char *eq = memchr(s, '=', n);
-        size_t klen, vlen, at = 0;
-        int ats = 0;
+        const char *at;
+        size_t klen, vlen;
 
         if (!eq)
                 return 0;
         klen = (size_t)(eq - s);
         vlen = n - klen - 1;
-        if (klen == 0 || klen > DTRACE_KEY_MAX || vlen == 0 || vlen > DTRACE_VALUE_MAX)
+        if (vlen == 0 || vlen > DTRACE_VALUE_MAX)
                 return 0;
-        if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
-                return 0;
-        for (size_t i = 0; i < klen; i++) {
-                if (s[i] == '@') {
-                        ats++;
-                        at = i;
-                } else if (!dtrace_key_char((unsigned char)s[i])) {
-                        return 0;
-                }
-        }
-        /* tenant@system: both sides present, the system at most 14 characters */
-        if (ats > 1 || (ats && (at == 0 || at + 1 == klen || klen - at - 1 > 14)))
+        at = memchr(s, '@', klen);
+        if (at ? !dtrace_key_part(s, (size_t)(at - s), 1, 241) ||
+                     !dtrace_key_part(at + 1, klen - (size_t)(at - s) - 1, 0, 14)
+               : !dtrace_key_part(s, klen, 0, DTRACE_KEY_MAX))
                 return 0;
         for (size_t i = 0; i < vlen; i++) {
                 unsigned char c = (unsigned char)eq[1 + i];
                 if (c < 0x20 || c > 0x7e || c == ',' || c == '=')
                         return 0;
         }
-        return eq[vlen] != ' ';
+        return 1; /* the blanks around a member were trimmed: it ends in one */
 }
 
 int dtrace_state_valid(const char *s, size_t len, const char **why)

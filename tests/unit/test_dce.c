@@ -344,6 +344,11 @@ static void test_add_partitionkey(void **state)
             {"\xff\xfe", 2, 0},                     /* not UTF-8 */
             {"caf\xc3", 4, 0},                      /* cut short */
             {"\xc0\xaf", 2, 0},                     /* overlong */
+            {"\xe0\x80\xaf", 3, 0},                 /* overlong, 3 bytes */
+            {"\xf0\x80\x80\xaf", 4, 0},             /* overlong, 4 bytes */
+            {"\xed\xa0\x80", 3, 0},                 /* a UTF-16 surrogate */
+            {"\xf4\x90\x80\x80", 4, 0},             /* above U+10FFFF */
+            {"a\xc2\x85", 3, 0},                    /* U+0085, a C1 control */
             {"\xe2\x82\xac\xf0\x9f\x98\x80", 7, 1}, /* U+20AC U+1F600 */
             {"cmp_1 and more", 5, 1},               /* the length counts */
         };
@@ -422,6 +427,17 @@ static void test_remove(void **state)
         assert_string_equal(name, "duro-event");
         assert_int_equal(rd_kafka_header_get_all(h, 5, &name, &v, &n), 0);
         assert_string_equal(name, "cex");
+        /* a long name is removed too */
+        {
+                char longname[300];
+                memset(longname, 'x', sizeof(longname) - 1);
+                memcpy(longname, "ce_", 3);
+                longname[sizeof(longname) - 1] = '\0';
+                rd_kafka_header_add(h, longname, -1, "v", -1);
+                assert_int_equal(ce_count(h), 1);
+                dce_remove(h);
+                assert_int_equal(ce_count(h), 0);
+        }
         /* and again on headers without any */
         dce_remove(h);
         assert_int_equal(rd_kafka_header_cnt(h), 6);

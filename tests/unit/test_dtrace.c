@@ -366,7 +366,10 @@ static void test_state_keys(void **state)
             "a0_-*/@z9_-*/=x",
         };
         static const char *const bad[] = {
-            "_abc=x",              /* a key starts with a letter or digit */
+            "1abc=x",              /* a simple key starts with a letter */
+            "_abc=x",              /* ditto */
+            "t@1x=x",              /* a system id starts with a letter */
+            "t@_x=x",              /* ditto */
             "t@abcdefghijklmno=x", /* system id of 15 */
             "t@=x",                /* no system id */
             "@s=x",                /* no tenant id */
@@ -387,7 +390,7 @@ static void test_state_keys(void **state)
                 if (state_valid(bad[i], &why) == 0)
                         fail_msg("\"%s\" accepted", bad[i]);
         }
-        /* a tenant id of 241 characters */
+        /* a tenant id of 241 characters, then 242 */
         {
                 const char *why = NULL;
                 memset(buf, 't', 241);
@@ -395,6 +398,10 @@ static void test_state_keys(void **state)
                 if (state_valid(buf, &why) != 0)
                         fail_msg("a tenant id of 241 refused: %s",
                                  why ? why : "(no why)");
+                memset(buf, 't', 242);
+                memcpy(buf + 242, "@s=x", 5);
+                if (state_valid(buf, &why) == 0)
+                        fail_msg("a tenant id of 242 accepted");
         }
 }
 
