@@ -1,6 +1,7 @@
 /* dconf.c - table-driven configuration (see dconf.h). */
 #include "dconf.h"
 
+#include <librdkafka/rdkafka.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -273,8 +274,8 @@ enum dconf_result dconf_load(const struct dconf_opt *tab, size_t n, void *cfg, i
                 const char *arg = argv[a];
 
                 if (!strcmp(arg, "--version")) {
-                        printf("%.*s %s\n", (int)strcspn(usage, " "), usage,
-                               DURO_VERSION);
+                        printf("%.*s %s (librdkafka %s)\n", (int)strcspn(usage, " "),
+                               usage, DURO_VERSION, rd_kafka_version_str());
                         return DCONF_HELP;
                 }
                 if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {

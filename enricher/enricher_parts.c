@@ -145,15 +145,15 @@ static void parts_rebalance_incremental(struct enricher *e, rd_kafka_t *rk,
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 if (parts_add(e, parts))
                         dlog_error("out of memory for the partition table");
-                dlog_info("assigned %d more partition(s) of %s: %s", parts->cnt,
-                          e->cfg.raw_topic, list);
+                dlog_info("assigned %zu partition(s) of %s, %d of them new: %s",
+                          e->nparts, e->cfg.raw_topic, parts->cnt, list);
                 error = rd_kafka_incremental_assign(rk, parts);
                 /* Until its set is ready (enricher_rebuild.c resumes it). */
                 rd_kafka_pause_partitions(rk, parts);
         } else {
-                dlog_info("revoked %d partition(s) of %s: %s", parts->cnt,
-                          e->cfg.raw_topic, list);
                 parts_remove(e, parts);
+                dlog_info("revoked %d partition(s) of %s: %s; %zu left", parts->cnt,
+                          e->cfg.raw_topic, list, e->nparts);
                 error = rd_kafka_incremental_unassign(rk, parts);
         }
         if (error) {

@@ -213,6 +213,12 @@ share.coordinator.state.topic.min.isr=1
 share.coordinator.state.topic.num.partitions=1
 
 group.min.session.timeout.ms=1000
+# KIP-848 groups (DURO_ASSIGNMENT=consumer): the broker, not the client, sets the
+# session and heartbeat; as short as the tests' classic 3 s session.
+group.consumer.min.session.timeout.ms=1000
+group.consumer.session.timeout.ms=3000
+group.consumer.min.heartbeat.interval.ms=500
+group.consumer.heartbeat.interval.ms=500
 # After a SIGKILL the controller refuses the new broker incarnation until the
 # old one's session expires (default 9 s): keep that short for fault tests.
 broker.heartbeat.interval.ms=500

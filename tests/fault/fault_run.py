@@ -182,6 +182,7 @@ class FaultConfig:
     outage_scale: float = 0.0002        # their retry schedule: Duro's x this (5.6 s in all)
     outage_lost_answers: int = 3        # events answered 2xx that Duro takes for time-outs
     log_shape: str = "object"           # the double's webhook log metadata (LOG_SHAPES)
+    assignment: str = "eager"           # the enricher's DURO_ASSIGNMENT
     reconcile_timeout_s: float = 180.0
 
     @property
@@ -471,6 +472,7 @@ class FaultRun:
             "DURO_API_KEY": self.api_key,
             "DURO_RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS": "3000",
             "DURO_RDKAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS": "500",
+            "DURO_ASSIGNMENT": cfg.assignment,
             "DURO_GRAPHQL_MAX_ATTEMPTS": str(cfg.graphql_max_attempts),
             "DURO_GRAPHQL_TIMEOUT_MS": str(GRAPHQL_TIMEOUT_MS),
         })
@@ -1340,6 +1342,7 @@ class FaultRun:
             if self.thread_errors:
                 ledger["balance_problems"].append(f"harness thread errors: {self.thread_errors}")
             ledger.update({
+                "assignment": self.cfg.assignment,
                 "kills": {"bridge": self.counts["bridge_kills"],
                           "enricher": self.counts["enricher_kills"]},
                 "enricher_kills_inside_a_transaction": self.counts["enricher_kills_in_txn"],
@@ -2124,6 +2127,10 @@ def main(argv=None) -> int:
                    choices=[x for x in LOG_SHAPES if x != "details"],
                    help="the double's webhook log metadata (the payload as an object or "
                         "as a JSON string)")
+    p.add_argument("--assignment", default=d.assignment,
+                   choices=["eager", "cooperative", "consumer"],
+                   help="the enricher's DURO_ASSIGNMENT (cooperative needs librdkafka 2.10, "
+                        "consumer 2.12)")
     p.add_argument("--drain-timeout-s", type=float, default=d.drain_timeout_s)
     p.add_argument("--bootstrap", help="use this running broker (with --kafka-work to "
                                        "restart it); default: start one")
@@ -2147,7 +2154,7 @@ def main(argv=None) -> int:
                       snapshot_deletes=a.snapshot_deletes, bridge_outage=a.bridge_outage,
                       outage_at=a.outage_at, outage_give_up_s=a.outage_give_up_s,
                       outage_scale=a.outage_scale, outage_lost_answers=a.outage_lost_answers,
-                      log_shape=a.log_shape)
+                      log_shape=a.log_shape, assignment=a.assignment)
     workdir = Path(a.workdir or tempfile.mkdtemp(prefix="duro-fault-"))
     workdir.mkdir(parents=True, exist_ok=True)
     ledger_path = Path(a.ledger) if a.ledger else workdir / "ledger.json"

@@ -430,8 +430,43 @@ class Enricher(Program):
         return self.metrics().get(name, 0.0, **labels)
 
 
+# The group protocol every enricher of a run uses (DURO_ASSIGNMENT), unless a test sets
+# its own: scripts/test.sh runs the suite on each librdkafka with the modes it supports.
+TEST_ASSIGNMENT = os.environ.get("DURO_TEST_ASSIGNMENT", "")
+# Properties of the classic protocol that librdkafka refuses under KIP-848's (there the
+# broker's group.consumer.* settings govern; scripts/kafka.sh lowers them).
+CLASSIC_ONLY = ("DURO_RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS",
+                "DURO_RDKAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS")
+# The lowest librdkafka (rd_kafka_version() order) each DURO_ASSIGNMENT needs.
+ASSIGNMENT_MIN = {"eager": (0,), "cooperative": (2, 10), "consumer": (2, 12)}
+
+
 def enricher_env(extra: dict) -> dict:
-    return clean_env(extra)
+    env = clean_env(extra)
+    if TEST_ASSIGNMENT and "DURO_ASSIGNMENT" not in extra:
+        env["DURO_ASSIGNMENT"] = TEST_ASSIGNMENT
+    if env.get("DURO_ASSIGNMENT") == "consumer":
+        for k in CLASSIC_ONLY:
+            env.pop(k, None)
+    return env
+
+
+_rdkafka_version: tuple | None = None
+
+
+def rdkafka_version() -> tuple:
+    """The librdkafka the enricher runs on, from ``duro-enricher --version``."""
+    global _rdkafka_version
+    if _rdkafka_version is None:
+        rc, out, err, _ = run_once([enricher_bin(), "--version"], clean_env(), 20)
+        m = re.search(r"\(librdkafka (\d+)\.(\d+)\.(\d+)", out)
+        assert rc == 0 and m, f"duro-enricher --version: rc {rc}: {out!r} {err!r}"
+        _rdkafka_version = tuple(int(x) for x in m.groups())
+    return _rdkafka_version
+
+
+def assignment_supported(mode: str) -> bool:
+    return rdkafka_version() >= ASSIGNMENT_MIN[mode]
 
 
 def run_enricher_once(env: dict, args=(), timeout: float = 20.0) -> tuple[int, str, str]:

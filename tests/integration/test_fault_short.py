@@ -17,6 +17,9 @@ must be on its snapshot event topic exactly once, and every event Duro gave up o
 be recovered (or found already there) by the first reconcile and be exactly once in the
 outputs or the DLQ; the second reconcile writes nothing.
 
+It runs once per DURO_ASSIGNMENT the enricher's librdkafka supports (eager on every
+version; cooperative from 2.10, consumer from 2.12), skipped with the reason otherwise.
+
 This file restarts the session's broker; a finalizer brings it back even on failure."""
 
 import sys
@@ -25,12 +28,18 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fault"))
+import enrichertest  # noqa: E402
 import fault_run  # noqa: E402
 
 
 @pytest.mark.timeout_s(600)
-def test_fault_run_short(restorable_broker, tmp_path):
-    cfg = fault_run.FaultConfig(
+@pytest.mark.parametrize("assignment", ["eager", "cooperative", "consumer"])
+def test_fault_run_short(restorable_broker, tmp_path, assignment):
+    if not enrichertest.assignment_supported(assignment):
+        pytest.skip(f"DURO_ASSIGNMENT={assignment} needs librdkafka "
+                    f"{'.'.join(map(str, enrichertest.ASSIGNMENT_MIN[assignment]))}; the "
+                    f"enricher runs on {'.'.join(map(str, enrichertest.rdkafka_version()))}")
+    cfg = fault_run.FaultConfig(assignment=assignment,
         events=1500, rate=60, scale=0.01, repeat_probability=0.1,
         bridge_kills=1, enricher_kills=1, broker_restarts=1, windows=("outage",),
         window_s=5, invalid_every=47, unknown_every=43, sender_workers=16,
@@ -41,6 +50,7 @@ def test_fault_run_short(restorable_broker, tmp_path):
         outage_lost_answers=3, log_shape="string")
     ledger = fault_run.FaultRun(cfg, restorable_broker, tmp_path / "fault").run()
     print(fault_run.format_ledger(ledger))
+    assert ledger["assignment"] == assignment
     assert ledger["kills"] == {"bridge": 1, "enricher": 1}
     assert ledger["broker_restarts"] == 1
     assert [w["name"] for w in ledger["fault_windows"]] == ["outage"]
