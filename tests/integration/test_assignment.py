@@ -92,8 +92,9 @@ def test_a_rebalance_moves_only_the_partitions_that_change_owner(rig6, double, e
     # Only what b took left a; a kept the rest without rebuilding their sets.
     assert moved == b_parts, (moved, b_parts)
     assert 0 < len(moved) < 6, moved
-    assert rebuilds(a) == a_rebuilds, "a rebuilt the set of a partition it kept"
+    b.wait(lambda: rebuilds(b) >= len(b_parts), 60, "b's sets of its partitions ready")
     assert rebuilds(b) == len(b_parts)
+    assert rebuilds(a) == a_rebuilds, "a rebuilt the set of a partition it kept"
 
     # Across the move: new events and Duro's re-deliveries of the first ones, each
     # partition's with its current owner, exactly once.
