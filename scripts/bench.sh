@@ -2,21 +2,22 @@
 # Benchmarks (docs/benchmarks.md): ingress (duro-bridge against an HTTP ceiling, a Kafka
 # ceiling and a Node.js reference bridge), enricher (duro-enricher against the GraphQL
 # double's capacity and a naive enricher), state topics (the enricher's events/s with
-# DURO_STATE_TOPICS on ÷ off, same input), dedupe rebuild (its rate against a plain
-# librdkafka read, a rebalance's pause against the window) and snapshot (duro-enricher
-# snapshot's listing, and with an enricher behind it, against the double's capacity), on
+# DURO_STATE_TOPICS on ÷ off, same input), wire headers (the same with DURO_CLOUDEVENTS: the
+# ce_* headers), dedupe rebuild (its rate against a plain librdkafka read, a rebalance's pause
+# against the window) and snapshot (duro-enricher snapshot's listing, and with an enricher
+# behind it, against the double's capacity), on
 # this machine, one after the other, against one real broker that this script starts in a
 # temporary folder and stops again. Prints a table of ratios and writes docs/benchmarks.md.
 # Loopback only; nothing is asserted.
 #
 # Usage: scripts/bench.sh [--quick] [--keep]
-#                         [--only ingress|enricher|state|rebuild|snapshot] [opts]
+#                         [--only ingress|enricher|state|wire|rebuild|snapshot] [opts]
 #   --quick   smoke test: short runs, small pools; writes the page to
 #             build-bench/benchmarks-quick.md instead of docs/benchmarks.md
 #   --keep    keep the work folder (logs of every process, results.json)
 #   --only S  run one section; the page keeps the other sections as they were
 #   Anything else goes to tests/bench/run_bench.py, e.g. --seconds 30, --conns 8,64,
-#   --enricher-n 50000, --moderate-rate 100, --state-repeat 3,
+#   --enricher-n 50000, --moderate-rate 100, --state-repeat 3, --wire-repeat 3,
 #   --rebuild-windows 50000,400000, --snapshot-library 30000,6000 (its --help).
 # Environment: DURO_CACHE (default ~/.cache/duro-kafka-bridge), DURO_BENCH_BUILD (the
 # release build folder, default build-bench).
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; pass+=(--quick) ;;
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) pass+=("$1") ;;
   esac
   shift

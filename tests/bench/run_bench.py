@@ -12,11 +12,13 @@ Enricher: a preload of raw events drained by duro-enricher (default settings, th
 GraphQL request-rate limit off), by a naive enricher (tests/bench/naive_enricher.py), and the
 capacity of the GraphQL double (duro_double.bench) alone; then event-to-output latency at a
 moderate rate. State topics: duro-enricher's events/s with DURO_STATE_TOPICS on and off on
-one preload, alternated, and the ratio on / off. Dedupe rebuild: per window size, raw partitions filled with tests/bench/rawpart
-and committed at their ends; duro-enricher's rebuild rate against a plain librdkafka read of
-the same partition, then the pause a second member's joining causes, for the partition that
-stays and the one that moves. Snapshot: the GraphQL double's capacity for listing the
-library (one client following the pages), for 100-id lookups, and for both at once
+one preload, alternated, and the ratio on / off. Wire headers: the same with DURO_CLOUDEVENTS
+(the ce_* headers) on and off. Dedupe rebuild: per window size, raw partitions filled with
+tests/bench/rawpart and committed at their ends; duro-enricher's rebuild rate against a
+plain librdkafka read of the same partition, then the pause a second member's joining
+causes, for the partition that stays and the one that moves. Snapshot: the GraphQL
+double's capacity for listing the library (one client following the pages), for 100-id
+lookups, and for both at once
 (duro_double.bench); `duro-enricher snapshot` listing alone, unpaced; the snapshot with a
 running enricher behind it, unpaced, until every ping is enriched, and the same at the
 default rates on a smaller library. Everything is loopback, bounded in count and time; every
@@ -759,56 +761,105 @@ def bench_enricher(a, work: Path, broker_pid: int | None) -> dict:
     return out
 
 
-# ---------------------------------------------------------------- state topics on / off
+# ---------------------------------------------------------------- a setting on / off
 
 STATE_SETUP = ("the throughput set-up: DURO_GRAPHQL_RATE=0, DURO_BATCH_MAX=2000, "
                "DURO_GRAPHQL_CONCURRENCY=8",
                {"DURO_GRAPHQL_RATE": "0", "DURO_BATCH_MAX": "2000",
                 "DURO_GRAPHQL_CONCURRENCY": "8"})
+# the wire section: the same set-up, state topics on (the default, said outright) so that
+# state records carry the headers too
+WIRE_SETUP = (STATE_SETUP[0] + ", DURO_STATE_TOPICS=true",
+              dict(STATE_SETUP[1], DURO_STATE_TOPICS="true"))
 
 
-def bench_state(a, work: Path, broker_pid: int | None) -> dict:
-    """duro-enricher's events/s with DURO_STATE_TOPICS=true and =false on the same raw
-    topic (one preload; each drain in a group of its own, so each reads all of it),
-    alternated on, off, on, off, ... (--state-repeat pairs) so that a drift of the shared
-    machine weighs on both; the ratio is of the medians."""
+def topic_log_bytes(a, prefix: str) -> int | None:
+    """Bytes of the broker's log segments (*.log files in its data folder, KAFKA_WORK/data
+    next to the pid file) of the topics named prefix...: what the records, headers
+    included, take on the broker. None without a pid file."""
+    if not a.kafka_pid_file:
+        return None
+    data = Path(a.kafka_pid_file).parent / "data"
+    if not data.is_dir():
+        return None
+    total = 0
+    for d in data.iterdir():
+        if not d.name.startswith(prefix):
+            continue
+        for f in d.glob("*.log"):
+            try:
+                total += f.stat().st_size
+            except FileNotFoundError:  # a segment deleted meanwhile (compaction)
+                pass
+    return total
+
+
+def bench_onoff(a, work: Path, broker_pid: int | None, section: str, var: str, flag: str,
+                what: str, setup: tuple[str, dict], pairs: int,
+                values: tuple[str, str] = ("true", "false"),
+                log_bytes: bool = False) -> dict:
+    """duro-enricher's events/s with var=values[0] ("on") and =values[1] ("off") on the
+    same raw topic (one preload; each drain in a group of its own, so each reads all of it),
+    alternated on, off, on, off, ... (pairs of them) so that a drift of the shared machine
+    weighs on both; the ratio is of the medians. Each run's dict has flag: True when on;
+    the drains are named section-on-1, section-off-1, ...; log_bytes adds each drain's
+    bytes on the broker (its output, DLQ, state and progress topics)."""
     item_share = sum(w for n, w in DEFAULT_MIX.items() if n.startswith("ITEM_")) / \
         sum(DEFAULT_MIX.values())
     comps = max(1000, int(a.enricher_n * (1 - a.repeat) * item_share * 1.1) + 200)
     cos = max(200, int(a.enricher_n * (1 - a.repeat) * (1 - item_share) * 1.1) + 200)
-    label, env = STATE_SETUP
+    label, env = setup
     out: dict = {"events": a.enricher_n, "repeat": a.repeat, "latency_ms": a.double_latency_ms,
-                 "pairs": a.state_repeat, "setup": label, "runs": []}
+                 "pairs": pairs, "setup": label, "runs": []}
     double, port = start_double(a, work, comps, cos)
     pids = {"broker": broker_pid, "double": double.pid}
     try:
-        raw = "bench.state.raw"
+        raw = f"bench.{section}.raw"
         create_topics(a.bootstrap, [raw])
         out["preload"] = preload(a.bootstrap, raw, EventMaker(7, a.repeat, comps, cos),
                                  a.enricher_n)
-        log(f"state: preloaded {a.enricher_n} events into {raw}")
+        log(f"{section}: preloaded {a.enricher_n} events into {raw}")
         if not a.quick:
             # warm-up, not reported (a fresh broker's first transactions are slow: JIT)
-            w = run_enricher(a, work, "state-warmup", raw, port, a.enricher_n,
-                             dict(env, DURO_STATE_TOPICS="true"), None, pids)
+            w = run_enricher(a, work, f"{section}-warmup", raw, port, a.enricher_n,
+                             dict(env, **{var: values[0]}), None, pids)
             out["warmup"] = {k: w.get(k) for k in ("events", "seconds", "events_per_s")}
-        for i in range(a.state_repeat):
+        for i in range(pairs):
             for on in (True, False):
-                r = run_enricher(a, work, f"state-{'on' if on else 'off'}-{i + 1}", raw, port,
-                                 a.enricher_n, dict(env, DURO_STATE_TOPICS=str(on).lower()),
+                variant = f"{section}-{'on' if on else 'off'}-{i + 1}"
+                r = run_enricher(a, work, variant, raw, port, a.enricher_n,
+                                 dict(env, **{var: values[0] if on else values[1]}),
                                  None, pids)
-                r["state_topics"] = on
+                r[flag] = on
+                if log_bytes:
+                    r["log_bytes"] = topic_log_bytes(a, f"bench.{variant}.")
+                    if r["log_bytes"] is not None:
+                        log(f"enricher {variant}: {r['log_bytes']} bytes of log segments "
+                            f"({r['log_bytes'] / max(r['committed'], 1):.0f} per event)")
                 out["runs"].append(r)
     finally:
         double.stop()
-    on_eps = [r["events_per_s"] for r in out["runs"] if r["state_topics"]]
-    off_eps = [r["events_per_s"] for r in out["runs"] if not r["state_topics"]]
+    on_eps = [r["events_per_s"] for r in out["runs"] if r[flag]]
+    off_eps = [r["events_per_s"] for r in out["runs"] if not r[flag]]
     out["on_events_per_s"], out["off_events_per_s"] = median(on_eps), median(off_eps)
     out["ratio"] = (out["on_events_per_s"] / out["off_events_per_s"]
                     if out["off_events_per_s"] else None)
-    log(f"state topics on ÷ off: {out['on_events_per_s']:.0f} ÷ {out['off_events_per_s']:.0f} "
+    log(f"{what} on ÷ off: {out['on_events_per_s']:.0f} ÷ {out['off_events_per_s']:.0f} "
         f"events/s = {out['ratio']:.3f}")
     return out
+
+
+def bench_state(a, work: Path, broker_pid: int | None) -> dict:
+    """DURO_STATE_TOPICS=true ÷ false (--state-repeat pairs)."""
+    return bench_onoff(a, work, broker_pid, "state", "DURO_STATE_TOPICS", "state_topics",
+                       "state topics", STATE_SETUP, a.state_repeat)
+
+
+def bench_wire(a, work: Path, broker_pid: int | None) -> dict:
+    """DURO_CLOUDEVENTS=true ÷ false (--wire-repeat pairs): the ce_* headers on every
+    output, state and DLQ record; the trace headers are written either way."""
+    return bench_onoff(a, work, broker_pid, "wire", "DURO_CLOUDEVENTS", "cloudevents",
+                       "CloudEvents headers", WIRE_SETUP, a.wire_repeat, log_bytes=True)
 
 
 # ---------------------------------------------------------------- dedupe rebuild
@@ -1524,6 +1575,33 @@ def machine() -> dict:
     return {"nproc": os.cpu_count(), "cpu": model, "memory": mem, "kernel": platform.release()}
 
 
+def onoff_table(sb: dict, title: str, var: str, flag: str, col: str,
+                extra: list, tail: str = "") -> list[str]:
+    """The lines of an on / off section (bench_onoff): heading, one row per drain (extra:
+    (column, fn(run)) after "transactions"), the medians and their ratio (and tail)."""
+    L = [f"### {title}: duro-enricher's events/s with {var} on ÷ off "
+         f"(the same {fmt(sb['events'])} preloaded raw events, "
+         f"{int(100 * sb['repeat'])}% repeated resource ids; {sb['setup']}; "
+         f"{sb['pairs']} on/off pair{'s' if sb['pairs'] > 1 else ''}, alternated)\n"]
+    L.append(f"| run | {col} | events | seconds | events/s | transactions | " +
+             "".join(f"{c} | " for c, _ in extra) + "GraphQL requests/event | enricher peak "
+             "RSS MiB | CPU %: enricher / broker / double |")
+    L.append("|---|---|---:|---:|---:|---:|" + "---:|" * len(extra) + "---:|---:|---:|")
+    for r in sb["runs"]:
+        cpu = r.get("cpu_pct") or {}
+        L.append(f"| {r['variant']} | {'on' if r[flag] else 'off'} | "
+                 f"{fmt(r['committed'])} | {fmt(r['seconds'], 1)} | "
+                 f"{fmt(r['events_per_s'])} | {fmt(r['transactions'])} | " +
+                 "".join(f"{fn(r)} | " for _, fn in extra) +
+                 f"{fmt(r['requests_per_event'], 4)} | {fmt(mib(r.get('vm_hwm_kib')), 1)} | "
+                 f"{cpu.get('enricher', '–')} / {cpu.get('broker', '–')} / "
+                 f"{cpu.get('double', '–')} |")
+    L.append("")
+    L.append(f"Median events/s: on {fmt(sb['on_events_per_s'])}, off "
+             f"{fmt(sb['off_events_per_s'])}; **on ÷ off = {fmt(sb['ratio'], 3)}**.{tail}\n")
+    return L
+
+
 def report(res: dict, a) -> tuple[str, list[tuple[str, str, str]]]:
     L: list[str] = []
     goals: list[tuple[str, str, str]] = []
@@ -1684,31 +1762,31 @@ def report(res: dict, a) -> tuple[str, list[tuple[str, str, str]]]:
                       else "not met"))
     sb = res.get("state")
     if sb:
-        L.append(f"### State topics: duro-enricher's events/s with DURO_STATE_TOPICS on ÷ off "
-                 f"(the same {fmt(sb['events'])} preloaded raw events, "
-                 f"{int(100 * sb['repeat'])}% repeated resource ids; {sb['setup']}; "
-                 f"{sb['pairs']} on/off pair{'s' if sb['pairs'] > 1 else ''}, alternated)\n")
-        L.append("| run | state topics | events | seconds | events/s | transactions | state "
-                 "records (document / tombstone) | GraphQL requests/event | enricher peak RSS "
-                 "MiB | CPU %: enricher / broker / double |")
-        L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for r in sb["runs"]:
-            sr = r.get("state_records") or {}
-            cpu = r.get("cpu_pct") or {}
-            L.append(f"| {r['variant']} | {'on' if r['state_topics'] else 'off'} | "
-                     f"{fmt(r['committed'])} | {fmt(r['seconds'], 1)} | "
-                     f"{fmt(r['events_per_s'])} | {fmt(r['transactions'])} | "
-                     f"{fmt(sr.get('document'))} / {fmt(sr.get('tombstone'))} | "
-                     f"{fmt(r['requests_per_event'], 4)} | {fmt(mib(r.get('vm_hwm_kib')), 1)} | "
-                     f"{cpu.get('enricher', '–')} / {cpu.get('broker', '–')} / "
-                     f"{cpu.get('double', '–')} |")
-        L.append("")
-        L.append(f"Median events/s: on {fmt(sb['on_events_per_s'])}, off "
-                 f"{fmt(sb['off_events_per_s'])}; **on ÷ off = {fmt(sb['ratio'], 3)}**.\n")
+        L += onoff_table(sb, "State topics", "DURO_STATE_TOPICS", "state_topics",
+                         "state topics", [("state records (document / tombstone)", lambda r: (
+                             f"{fmt((r.get('state_records') or {}).get('document'))} / "
+                             f"{fmt((r.get('state_records') or {}).get('tombstone'))}"))])
         goals.append(("state topics: enricher events/s with them on ≥ 0.9 × off",
                       f"{fmt(sb['on_events_per_s'])} ÷ {fmt(sb['off_events_per_s'])} = "
                       f"{fmt(sb['ratio'], 3)} (medians of {sb['pairs']})",
                       "met" if sb["ratio"] is not None and sb["ratio"] >= 0.9 else "not met"))
+    wb = res.get("wire")
+    if wb:
+        def bpe(r):  # bytes on the broker per event
+            b, n = r.get("log_bytes"), r.get("committed")
+            return b / n if b is not None and n else None
+        on_b = median([bpe(r) for r in wb["runs"] if r["cloudevents"]])
+        off_b = median([bpe(r) for r in wb["runs"] if not r["cloudevents"]])
+        L += onoff_table(wb, "Wire headers", "DURO_CLOUDEVENTS", "cloudevents",
+                         "ce_* headers", [
+                             ("records written (output + state + DLQ)", lambda r: fmt(
+                                 (r.get("produced") or 0) +
+                                 sum((r.get("state_records") or {}).values()) +
+                                 (r.get("dlq") or 0))),
+                             ("bytes on the broker per event", lambda r: fmt(bpe(r)))],
+                         tail=(f" Median bytes on the broker per event: on {fmt(on_b)}, off "
+                               f"{fmt(off_b)} (on ÷ off = {fmt(on_b / off_b, 3)})."
+                               if on_b and off_b else ""))
     rb = res.get("rebuild")
     if rb:
         W = rb["windows"]
@@ -1883,12 +1961,13 @@ NOTES_MARK = ("<!-- Hand-written notes: everything below this line is kept when 
 # was: their results (cut at the "### " headings report() writes), their goals' rows and
 # their paragraphs of "What was run" (cut at their bold openings).
 SECTIONS = {"ingress": "Ingress", "enricher": "Enricher", "state": "State topics",
-            "rebuild": "Dedupe rebuild", "snapshot": "Snapshot"}
+            "wire": "Wire headers", "rebuild": "Dedupe rebuild", "snapshot": "Snapshot"}
 HEADINGS = {"### Ingress": "ingress", "### Enricher": "enricher", "### State topics": "state",
-            "### Dedupe rebuild": "rebuild", "### Snapshot": "snapshot", "### Goals": "goals"}
+            "### Wire headers": "wire", "### Dedupe rebuild": "rebuild",
+            "### Snapshot": "snapshot", "### Goals": "goals"}
 PARAGRAPHS = {"**Ingress.**": "ingress", "**Enricher.**": "enricher",
-              "**State topics.**": "state", "**Dedupe rebuild.**": "rebuild",
-              "**Snapshot.**": "snapshot"}
+              "**State topics.**": "state", "**Wire headers.**": "wire",
+              "**Dedupe rebuild.**": "rebuild", "**Snapshot.**": "snapshot"}
 # which run wrote each section: a hidden line of the page, JSON
 RUNS_MARK = "<!-- bench runs: "
 
@@ -2048,6 +2127,27 @@ section; {'a warm-up drain with them on comes first, not reported' if sb.get('wa
 'no warm-up drain (quick run)'}. The ratio is the median events/s with them on over the
 median with them off. The state records come from `duro_enricher_state_records_total`.
 """
+    if "wire" in res:
+        wb = res["wire"]
+        run["wire"] = f"""\
+**Wire headers.** As the state topics section, with `DURO_CLOUDEVENTS` in place of
+`DURO_STATE_TOPICS`: one raw topic of {PARTITIONS} partitions preloaded with {wb['events']:,}
+events (same maker and seed, {int(100 * wb['repeat'])}% repeated resource ids; the preload
+carries no `traceparent`, so the enricher starts a trace for each event, as for a raw
+record written before duro-bridge wrote trace context); the GraphQL double at
+{wb['latency_ms']:g} ms per request. duro-enricher (release build, {wb['setup']}) drains it
+{2 * wb['pairs']} times, alternately with `DURO_CLOUDEVENTS=true` and `=false` (on first),
+each time in a consumer group of its own with its own output, DLQ, state and progress topics,
+timed as in the enricher section; {'a warm-up drain with them on comes first, not reported'
+if wb.get('warmup') else 'no warm-up drain (quick run)'}. On, every output, state and DLQ
+record carries the CloudEvents binary-mode `ce_*` headers and the W3C trace headers
+(`traceparent`, `tracestate` when the raw record has one); off, the trace headers only. The
+ratio is the median events/s with them on over the median with them off. Records written =
+`duro_enricher_produced_total` + `duro_enricher_state_records_total` +
+`duro_enricher_dlq_total`; bytes on the broker = the sizes of the log segments (`*.log` in
+the broker's data folder) of the drain's output, DLQ, state and progress topics right after
+it (transaction markers included, no compression), divided by the events.
+"""
     if "rebuild" in res:
         rb = res["rebuild"]
         windows = ", ".join(f"{w['records']:,}" for w in rb["windows"])
@@ -2159,7 +2259,8 @@ def main(argv=None) -> int:
     p.add_argument("--doc", type=Path, help="write the results page here")
     p.add_argument("--json", type=Path, help="write the raw results here")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--only", choices=["ingress", "enricher", "state", "rebuild", "snapshot"])
+    p.add_argument("--only", choices=["ingress", "enricher", "state", "wire", "rebuild",
+                                      "snapshot"])
     p.add_argument("--seconds", type=float)
     p.add_argument("--conns")
     p.add_argument("--wrk-threads", type=int, default=2)
@@ -2178,6 +2279,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-naive", action="store_true", help="skip the naive enricher")
     p.add_argument("--state-repeat", type=int,
                    help="state topics on / off: pairs of drains (default 2, quick 1)")
+    p.add_argument("--wire-repeat", type=int,
+                   help="CloudEvents headers on / off: pairs of drains (default 2, quick 1)")
     p.add_argument("--rebuild-windows", metavar="N,N,...",
                    help="dedupe rebuild: records per raw partition (default 50000,400000,2000000; "
                    "quick: 20000,100000)")
@@ -2211,6 +2314,7 @@ def main(argv=None) -> int:
     # 5 runs: a pause of the partition that stays is some tens of ms, its spread as large
     a.rebuild_repeat = a.rebuild_repeat or (1 if q else 5)
     a.state_repeat = a.state_repeat or (1 if q else 2)
+    a.wire_repeat = a.wire_repeat or (1 if q else 2)
     a.snapshot_library = [int(x) for x in (a.snapshot_library or
                                            ("3000,600" if q else "30000,6000")).split(",")]
     a.snapshot_small_library = [int(x) for x in (a.snapshot_small_library or
@@ -2229,6 +2333,8 @@ def main(argv=None) -> int:
         p.error("--rebuild-windows: each 1000..10000000")
     if not 1 <= a.state_repeat <= 10:
         p.error("--state-repeat must be in 1..10")
+    if not 1 <= a.wire_repeat <= 10:
+        p.error("--wire-repeat must be in 1..10")
     if not 1 <= a.rebuild_repeat <= 20:
         p.error("--rebuild-repeat must be in 1..20")
     for name, lib in (("--snapshot-library", a.snapshot_library),
@@ -2270,6 +2376,8 @@ def main(argv=None) -> int:
             res["enricher"] = bench_enricher(a, a.work, broker_pid)
         if a.only in (None, "state"):
             res["state"] = bench_state(a, a.work, broker_pid)
+        if a.only in (None, "wire"):
+            res["wire"] = bench_wire(a, a.work, broker_pid)
         if a.only in (None, "rebuild"):
             res["rebuild"] = bench_rebuild(a, a.work)
         if a.only in (None, "snapshot"):
