@@ -94,6 +94,19 @@ static void consume_rebalanced(struct enricher *e, struct enricher_batch *b,
                 rd_kafka_message_destroy(m);
 }
 
+/* The group consumer cannot go on (a consumer's fatal errors come as poll results,
+ * not through the error callback): the loop ends the process, whose restart joins
+ * anew. */
+static void consume_fatal(struct enricher *e)
+{
+        char why[256];
+        rd_kafka_resp_err_t err = rd_kafka_fatal_error(e->consumer, why, sizeof(why));
+
+        if (atomic_exchange(&e->fatal, 1))
+                return;
+        dlog_error("fatal consumer error: %s: %s", rd_kafka_err2name(err), why);
+}
+
 /* Polls for up to wait ms; a record is added to b. */
 static enum consume_polled consume_poll(struct enricher *e, struct enricher_batch *b,
                                         long wait)
@@ -107,7 +120,9 @@ static enum consume_polled consume_poll(struct enricher *e, struct enricher_batc
         if (!m)
                 return CONSUME_NOTHING;
         if (m->err) {
-                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                if (m->err == RD_KAFKA_RESP_ERR__FATAL)
+                        consume_fatal(e);
+                else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                         dlog_warn("consumer: %s", rd_kafka_message_errstr(m));
                 rd_kafka_message_destroy(m);
                 return CONSUME_NOTHING;
@@ -186,6 +201,8 @@ void enricher_consume_serve_paused(struct enricher *e, int timeout_ms)
 {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(e->consumer, timeout_ms);
 
+        if (m && m->err == RD_KAFKA_RESP_ERR__FATAL)
+                consume_fatal(e);
         if (m)
                 rd_kafka_message_destroy(m);
 }

@@ -114,7 +114,7 @@ static int cycle_pull_finish(struct enricher *e, struct enricher_batch *b)
                 enum enricher_pull_result r = enricher_pull_step(p, 200);
                 if (r == ENRICHER_PULL_DONE)
                         break;
-                if (!atomic_load(&e->run)) {
+                if (!atomic_load(&e->run) || atomic_load(&e->fatal)) {
                         rc = -1;
                         break;
                 }
@@ -142,7 +142,7 @@ static int cycle_state_wait(struct enricher *e, struct enricher_batch *b)
 {
         e->rebalanced = 0;
         while (enricher_state_still_down(e)) {
-                if (!atomic_load(&e->run))
+                if (!atomic_load(&e->run) || atomic_load(&e->fatal))
                         return -1;
                 enricher_consume_pause(e);
                 enricher_consume_serve_paused(e, 100);

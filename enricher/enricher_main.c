@@ -53,7 +53,8 @@ static const struct dconf_opt enricher_opts[] = {
                  "transactional.id (default <group>-<host name>-<admin port>)"),
     ENRICHER_OPT("DURO_GROUP_INSTANCE_ID", "group-instance-id", DCONF_STRING, NULL, 0,
                  0, group_instance_id,
-                 "static group membership id (default: the transactional.id)"),
+                 "static group membership id (default: the transactional.id; none "
+                 "under DURO_ASSIGNMENT=consumer)"),
     ENRICHER_OPT("DURO_TOPIC_TEMPLATE", "topic-template", DCONF_STRING,
                  "duro.events.{event}", 0, 0, topic_template,
                  "output topic; {event} is the event name in lower case"),
@@ -199,9 +200,13 @@ static int enricher_default_ids(struct enricher *e, char *err, size_t errsize)
                 snprintf(id, sizeof(id), "%s-%s-%d", e->cfg.group, host, port);
                 e->cfg.transactional_id = strdup(id);
         }
-        if (!e->cfg.group_instance_id)
+        /* Static membership by default, but under KIP-848's protocol: there a member
+         * killed without leaving keeps its instance id until its session expires, and
+         * its restart is refused (UNRELEASED_INSTANCE_ID, fatal) until then. */
+        if (!e->cfg.group_instance_id && strcmp(e->cfg.assignment, "consumer"))
                 e->cfg.group_instance_id = strdup(e->cfg.transactional_id);
-        if (!e->cfg.transactional_id || !e->cfg.group_instance_id) {
+        if (!e->cfg.transactional_id ||
+            (!e->cfg.group_instance_id && strcmp(e->cfg.assignment, "consumer"))) {
                 snprintf(err, errsize, "out of memory");
                 return -1;
         }
@@ -294,7 +299,8 @@ static rd_kafka_t *enricher_consumer_new(struct enricher *e, const char *client_
         if (!conf)
                 return NULL;
         for (size_t i = 0; i < n; i++)
-                if (dkafka_conf_set(conf, kv[i][0], kv[i][1], err, errsize)) {
+                if (kv[i][1] && /* NULL: left to librdkafka */
+                    dkafka_conf_set(conf, kv[i][0], kv[i][1], err, errsize)) {
                         rd_kafka_conf_destroy(conf);
                         return NULL;
                 }
