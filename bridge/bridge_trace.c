@@ -54,7 +54,7 @@ static void bridge_trace_lines(struct MHD_Connection *conn,
 int bridge_trace_read(struct bridge *br, struct MHD_Connection *conn, struct dtrace *t,
                       char *state, size_t state_size)
 {
-        char parent[128];
+        char parent[512]; /* a later version may be longer than 55 */
         struct bridge_trace_lines tp = {
             BRIDGE_H_TRACEPARENT, parent, sizeof(parent), 0, 0, 0};
         struct bridge_trace_lines ts = {

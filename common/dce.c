@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsig.h"
 #include "dtime.h"
 #include "dwire.h"
 
@@ -54,24 +55,34 @@ static int dce_put(rd_kafka_headers_t *h, const char *name, const char *value)
 
 int dce_add(rd_kafka_headers_t *h, const struct dce_event *ev)
 {
-        char stack[256], *buf = stack;
-        size_t idlen  = strlen(ev->id) + (ev->id_suffix ? strlen(ev->id_suffix) : 0);
-        size_t typlen = strlen(ev->type_prefix) + strlen(ev->type_name);
-        size_t need   = (idlen > typlen ? idlen : typlen) + 1;
+        char stack[256], *buf = stack, hashed[DSIG_SHA256_KEY_SIZE];
+        const char *id = ev->id, *name = ev->type_name;
+        size_t idlen, typlen, need;
         int64_t ms;
         int rc = 0;
 
+        /* CloudEvents strings are printable Unicode: an id that is not is named by its
+         * hash, a type by "unknown" */
+        if (!dce_printable((const unsigned char *)id, strlen(id))) {
+                dsig_sha256_key(id, strlen(id), hashed);
+                id = hashed;
+        }
+        if (!dce_printable((const unsigned char *)name, strlen(name)))
+                name = "unknown";
+        idlen  = strlen(id) + (ev->id_suffix ? strlen(ev->id_suffix) : 0);
+        typlen = strlen(ev->type_prefix) + strlen(name);
+        need   = (idlen > typlen ? idlen : typlen) + 1;
         if (need > sizeof(stack) && !(buf = malloc(need)))
                 return -1;
         rc |= dce_put(h, DWIRE_H_CE_SPECVERSION, "1.0");
-        snprintf(buf, need, "%s%s", ev->id, ev->id_suffix ? ev->id_suffix : "");
+        snprintf(buf, need, "%s%s", id, ev->id_suffix ? ev->id_suffix : "");
         rc |= dce_put(h, DWIRE_H_CE_ID, buf);
         rc |= dce_put(h, DWIRE_H_CE_SOURCE, ev->source);
         {
                 size_t p = strlen(ev->type_prefix), i;
                 memcpy(buf, ev->type_prefix, p);
-                for (i = 0; ev->type_name[i]; i++) {
-                        char c     = ev->type_name[i];
+                for (i = 0; name[i]; i++) {
+                        char c     = name[i];
                         buf[p + i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
                 }
                 buf[p + i] = '\0';
@@ -130,11 +141,24 @@ char *dce_source_base(const char *api_url)
         if (!p || p == api_url)
                 return NULL;
         p += 3;
-        n = (size_t)(p - api_url) + strcspn(p, "/?#");
-        if (!(out = malloc(n + 1)))
-                return NULL;
-        memcpy(out, api_url, n);
-        out[n] = '\0';
+        {
+                /* scheme:// and the host, without a user:password@ before it */
+                size_t scheme = (size_t)(p - api_url), auth = strcspn(p, "/?#");
+                const char *at = NULL;
+                for (size_t i = 0; i < auth; i++)
+                        if (p[i] == '@')
+                                at = p + i;
+                if (at) {
+                        auth -= (size_t)(at + 1 - p);
+                        p = at + 1;
+                }
+                n = scheme + auth;
+                if (!(out = malloc(n + 1)))
+                        return NULL;
+                memcpy(out, api_url, scheme);
+                memcpy(out + scheme, p, auth);
+                out[n] = '\0';
+        }
         return out;
 }
 

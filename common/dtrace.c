@@ -227,6 +227,7 @@ int dtrace_child(const struct dtrace *parent, struct dtrace *child)
 
 void dtrace_format(const struct dtrace *t, char buf[DTRACE_PARENT_SIZE])
 {
+        /* version 00 defines only the sampled bit: the others go out as zero */
         snprintf(buf, DTRACE_PARENT_SIZE, "00-%s-%s-%02x", t->trace_id, t->span_id,
-                 t->flags & 0xffu);
+                 t->flags & 0x01u);
 }

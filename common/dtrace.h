@@ -44,7 +44,8 @@ int dtrace_new(struct dtrace *t);
  * Returns 0 or -1 as dtrace_new. */
 int dtrace_child(const struct dtrace *parent, struct dtrace *child);
 
-/* Writes t as a version-00 traceparent into buf (DTRACE_PARENT_SIZE bytes). */
+/* Writes t as a version-00 traceparent into buf (DTRACE_PARENT_SIZE bytes): of the
+ * flags only the sampled bit, the one version 00 defines. */
 void dtrace_format(const struct dtrace *t, char buf[DTRACE_PARENT_SIZE]);
 
 #endif

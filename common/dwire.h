@@ -55,6 +55,8 @@
 #define DWIRE_H_SOURCE_OFFSET    "source-offset"
 
 #define DWIRE_CONTENT_JSON "application/json"
+/* The content type of a DLQ record whose value is not JSON. */
+#define DWIRE_CONTENT_BYTES "application/octet-stream"
 
 /* The metadata of the raw-topic offsets the enricher commits: the timestamp (ms) of
  * the last record processed before the offset, as the text {"last_ts":<ms>} with its

@@ -14,6 +14,16 @@
 #include "dwire.h"
 
 /* Seeks the partitions of l (offsets set); what says what failed in the warning. */
+static void consume_seek_failed(struct enricher *e)
+{
+        e->seek_failed = 1;
+        /* Incremental: no new assignment resets the position to the committed offset;
+         * a restart does. */
+        if (e->incremental && !atomic_exchange(&e->fatal, 1))
+                dlog_error("a seek failed under incremental assignment: stopping, to "
+                           "start again at the committed offsets");
+}
+
 static void consume_seek_list(struct enricher *e, rd_kafka_topic_partition_list_t *l,
                               const char *what)
 {
@@ -22,14 +32,14 @@ static void consume_seek_list(struct enricher *e, rd_kafka_topic_partition_list_
         if (l->cnt && (error = rd_kafka_seek_partitions(e->consumer, l, -1))) {
                 dlog_warn("%s failed: %s", what, rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
-                e->seek_failed = 1;
+                consume_seek_failed(e);
         }
         for (int k = 0; k < l->cnt; k++)
                 if (l->elems[k].err) {
                         dlog_warn("%s of %s [%d] failed: %s", what, l->elems[k].topic,
                                   (int)l->elems[k].partition,
                                   rd_kafka_err2str(l->elems[k].err));
-                        e->seek_failed = 1;
+                        consume_seek_failed(e);
                 }
         rd_kafka_topic_partition_list_destroy(l);
 }

@@ -194,14 +194,35 @@ static void out_header(rd_kafka_headers_t *h, const char *name, const char *valu
  * raw record's tracestate) and, unless DURO_CLOUDEVENTS is false, the CloudEvents
  * attributes (dce.h): ce_id r's dedupe key and suffix, ce_type prefix and name.
  * Returns 0, or -1 when out of memory or randomness. */
+/* The last header called name of m, NUL-terminated in buf (size bytes), or NULL when
+ * absent or longer than buf (never a truncated value). */
+static const char *out_header_exact(const rd_kafka_message_t *m, const char *name,
+                                    char *buf, size_t size)
+{
+        rd_kafka_headers_t *hdrs = NULL;
+        const void *v            = NULL;
+        size_t len               = 0;
+
+        if (rd_kafka_message_headers(m, &hdrs) ||
+            rd_kafka_header_get_last(hdrs, name, &v, &len) || !v || len >= size ||
+            memchr(v, '\0', len))
+                return NULL;
+        memcpy(buf, v, len);
+        buf[len] = '\0';
+        return buf;
+}
+
 static int out_wire(const struct enricher *e, const struct enricher_rec *r,
                     rd_kafka_headers_t *h, const char *suffix, const char *type_prefix,
                     const char *type_name, const void *key, size_t key_len)
 {
-        char state[DTRACE_STATE_MAX + 1], source[1024], run[160], webhook[160];
+        char state[DTRACE_STATE_MAX + 1], stack[1024], run[512], webhook[512];
         struct dtrace parent, span;
         struct dce_event ev;
         const char *wh, *snap;
+        char *source = stack;
+        size_t need;
+        int rc;
 
         dce_trace_get(r->msg, &parent, state, sizeof(state));
         if (dtrace_child(&r->trace, &span))
@@ -209,17 +230,23 @@ static int out_wire(const struct enricher *e, const struct enricher_rec *r,
         dce_trace_put(h, &span, state);
         if (!e->cfg.cloudevents)
                 return 0;
-        wh   = r->webhook_id
-                   ? r->webhook_id
-                   : dkafka_header(r->msg, DWIRE_H_WEBHOOK_ID, webhook, sizeof(webhook));
-        snap = r->exempt ? dkafka_header(r->msg, DWIRE_H_SNAPSHOT_ID, run, sizeof(run))
-                         : NULL;
-        /* ids too long for a source fall back to the base alone */
-        if (dce_source(source, sizeof(source), e->cfg.ce_source, e->ce_base, wh,
-                       snap) &&
-            dce_source(source, sizeof(source), e->cfg.ce_source, e->ce_base, NULL,
-                       NULL))
+        wh   = r->webhook_id ? r->webhook_id
+                             : out_header_exact(r->msg, DWIRE_H_WEBHOOK_ID, webhook,
+                                                sizeof(webhook));
+        snap = r->exempt
+                   ? out_header_exact(r->msg, DWIRE_H_SNAPSHOT_ID, run, sizeof(run))
+                   : NULL;
+        /* the longest it can be: every byte of an id percent-encoded */
+        need = strlen(e->cfg.ce_source ? e->cfg.ce_source : e->ce_base) +
+               3 * ((wh ? strlen(wh) : 0) + (snap ? strlen(snap) : 0)) + 32;
+        if (need > sizeof(stack) && !(source = malloc(need)))
                 return -1;
+        if (dce_source(source, need > sizeof(stack) ? need : sizeof(stack),
+                       e->cfg.ce_source, e->ce_base, wh, snap)) {
+                if (source != stack)
+                        free(source);
+                return -1;
+        }
         memset(&ev, 0, sizeof(ev));
         ev.id               = r->dedupe_key;
         ev.id_suffix        = suffix;
@@ -230,7 +257,10 @@ static int out_wire(const struct enricher *e, const struct enricher_rec *r,
         ev.subject          = r->resource_id;
         ev.partitionkey     = key;
         ev.partitionkey_len = key_len;
-        return dce_add(h, &ev);
+        rc                  = dce_add(h, &ev);
+        if (source != stack)
+                free(source);
+        return rc;
 }
 
 /* The DLQ record: the raw record's key, value (copied) and headers, with why. */
@@ -247,7 +277,9 @@ static int out_dlq_record(const struct enricher *e, const struct enricher_rec *r
         rd_kafka_header_remove(h, DWIRE_H_TRACESTATE);
         rd_kafka_header_remove(h, DWIRE_H_CONTENT_TYPE);
         dce_remove(h);
-        out_header(h, DWIRE_H_CONTENT_TYPE, DWIRE_CONTENT_JSON);
+        /* the value is the raw record's: JSON when it parsed */
+        out_header(h, DWIRE_H_CONTENT_TYPE,
+                   r->payload ? DWIRE_CONTENT_JSON : DWIRE_CONTENT_BYTES);
         out_header(h, DWIRE_H_ERROR_CLASS, dwire_dlq_class_name(r->dlq_class));
         out_header(h, DWIRE_H_ERROR_MESSAGE, r->dlq_message);
         snprintf(num, sizeof(num), "%d", r->attempts);

@@ -143,21 +143,25 @@ static void parts_rebalance_incremental(struct enricher *e, rd_kafka_t *rk,
 
         parts_list(parts, list, sizeof(list));
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-                if (parts_add(e, parts))
-                        dlog_error("out of memory for the partition table");
+                if (parts_add(e, parts) && !atomic_exchange(&e->fatal, 1))
+                        dlog_error("out of memory for the partition table: stopping");
                 dlog_info("assigned %zu partition(s) of %s, %d of them new: %s",
                           e->nparts, e->cfg.raw_topic, parts->cnt, list);
                 error = rd_kafka_incremental_assign(rk, parts);
                 /* Until its set is ready (enricher_rebuild.c resumes it). */
                 rd_kafka_pause_partitions(rk, parts);
         } else {
+                /* a batch holding their records goes back (enricher_consume_dropped);
+                 * an assignment that only adds leaves the batch alone */
+                e->rebalanced |= parts->cnt > 0;
                 parts_remove(e, parts);
                 dlog_info("revoked %d partition(s) of %s: %s; %zu left", parts->cnt,
                           e->cfg.raw_topic, list, e->nparts);
                 error = rd_kafka_incremental_unassign(rk, parts);
         }
         if (error) {
-                dlog_error("%s: %s",
+                atomic_store(&e->fatal, 1); /* the table and the assignment differ */
+                dlog_error("%s: %s; stopping",
                            err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
                                ? "incremental assign"
                                : "incremental unassign",
@@ -171,14 +175,14 @@ void enricher_parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
         struct enricher *e = opaque;
 
-        e->rebalanced = 1;
         if (e->incremental) {
                 parts_rebalance_incremental(e, rk, err, parts);
                 enricher_parts_count(e);
                 rd_kafka_yield(rk);
                 return;
         }
-        e->paused = 0;
+        e->rebalanced = 1;
+        e->paused     = 0;
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 if (parts_assign(e, parts))
                         dlog_error("out of memory for the partition table");

@@ -789,8 +789,9 @@ def check_dlq(rig: Rig, rec: kafkatest.Record, *, error_class: str, raw: kafkate
     assert rec.value == raw.value, "DLQ value must be the raw value byte for byte"
     assert rec.key == raw.key, f"DLQ key {rec.key!r}, raw key {raw.key!r}"
     for k, v in raw.headers:
-        if k in ("traceparent", "tracestate") or k.startswith("ce_"):
-            continue  # the DLQ record's own: the raw record's trace, a new span (issue 20)
+        if k in ("traceparent", "tracestate", "content-type") or k.startswith("ce_"):
+            continue  # the DLQ record's own: the raw record's trace, a new span; its
+            # value's content type (issue 20)
         assert (k, v) in rec.headers, f"raw header {k}={v!r} missing from the DLQ record"
 
 

@@ -130,7 +130,7 @@ def check_ce(rec: kafkatest.Record, *, id: str, type: str, source: str, subject:
     else:
         assert rec.header("ce_time") == time.encode(), f"{where}: ce_time {rec.header('ce_time')!r}"
         assert ev.get_time() == isoparse(time)
-    assert ev.get_datacontenttype() == "application/json"
+    assert ev.get_datacontenttype() == content_type(rec.value)
     assert rec.header("ce_partitionkey") == rec.key, \
         f"{where}: ce_partitionkey {rec.header('ce_partitionkey')!r}, key {rec.key!r}"
     assert ev.get_extension("partitionkey") == rec.key.decode()
@@ -176,12 +176,26 @@ def state_event_id(rec: kafkatest.Record) -> str:
     return rec.header("duro-event-id").decode()
 
 
+def content_type(value: bytes | None) -> str:
+    """What the enricher says its record's value is: application/json, but for a DLQ
+    record whose raw value is not JSON (application/octet-stream)."""
+    if value is None:
+        return "application/json"
+    try:
+        json.loads(value)
+        return "application/json"
+    except ValueError:
+        return "application/octet-stream"
+
+
 def check_dlq_wire(rig, rec: kafkatest.Record, raw: kafkatest.Record, error_class: str) -> None:
     """The DLQ record contract (enrichertest.check_dlq: the raw record's headers but its
-    trace, the DLQ's own, the value and key untouched) with one content-type:
-    application/json (SPEC: the raw one is dropped, the DLQ's written)."""
+    trace and content type, the DLQ's own, the value and key untouched) with one
+    content-type: application/json, or application/octet-stream when the value is not
+    JSON (the raw one is dropped, the DLQ's written)."""
     check_dlq(rig, rec, error_class=error_class, raw=raw)
-    assert header_values(rec, "content-type") == [b"application/json"], rec.headers
+    assert header_values(rec, "content-type") == [content_type(rec.value).encode()], \
+        rec.headers
 
 
 def raw_at(rig, resp) -> kafkatest.Record:
@@ -552,7 +566,7 @@ def test_cloudevents_false_writes_no_ce_header_but_the_trace(rig, double, enrich
     assert len(records) == 2 + 2 + 1  # two outputs, a state and a tombstone, a dead letter
     for r in records:
         assert ce_names(r) == [], f"{r.topic}: ce_* with DURO_CLOUDEVENTS=false: {r.headers}"
-        assert header_values(r, "content-type") == [b"application/json"], r.headers
+        assert header_values(r, "content-type") == [content_type(r.value).encode()], r.headers
         tt, s, f = trace_of(r)
         if r.topic == rig.dlq:
             assert f == "01" and tracestate_of(r) is None  # its raw record had no trace
