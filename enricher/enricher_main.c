@@ -329,11 +329,15 @@ static int enricher_consumers_start(struct enricher *e, char *err, size_t errsiz
             {"enable.auto.commit", "false"},
             {"enable.auto.offset.store", "false"},
             {"auto.offset.reset", "earliest"},
-            /* the protocol's own: DURO_ASSIGNMENT (enricher_assignment_check) */
-            {e->protocol_consumer ? "group.protocol" : "partition.assignment.strategy",
-             e->protocol_consumer ? "consumer"
-             : e->incremental     ? "cooperative-sticky"
-                                  : "range,roundrobin"},
+            /* the protocol's own: DURO_ASSIGNMENT (enricher_assignment_check); the
+             * classic one named where librdkafka knows group.protocol (2.4), since
+             * its default is to change */
+            {"group.protocol", e->protocol_consumer               ? "consumer"
+                               : rd_kafka_version() >= 0x02040000 ? "classic"
+                                                                  : NULL},
+            {"partition.assignment.strategy", e->protocol_consumer ? NULL
+                                              : e->incremental ? "cooperative-sticky"
+                                                               : "range,roundrobin"},
         };
         const char *const reader[][2] = {
             {"group.id", e->cfg.group},
