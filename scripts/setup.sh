@@ -6,12 +6,13 @@
 #
 #   scripts/setup.sh           every tool a test needs (scripts/test.sh runs this):
 #                              Debian packages, the Python test environment, the Kafka
-#                              broker jars, and the chart tools (scripts/chart-tools.sh:
+#                              broker jars, the chart tools (scripts/chart-tools.sh:
 #                              Go from the Go module proxy, helm, kubeconform, promtool,
-#                              the schemas; about 4 minutes the first time)
+#                              the schemas; about 4 minutes the first time), and a
+#                              current librdkafka (below: the sanitizer build runs on it)
 #   scripts/setup.sh --local   only what scripts/run-local.sh needs: the build tools,
 #                              the Python environment, the Kafka broker jars
-#   --rdkafka-current          also (with either of the above) a current librdkafka
+#   --rdkafka-current          also (with --local; the default includes it) a current librdkafka
 #                              (2.12 or later) built from Debian sid's source package by
 #                              scripts/rdkafka.sh into $DURO_CACHE/rdkafka-<version>
 #                              (about 2 minutes the first time); build against it with
@@ -27,7 +28,8 @@
 #   Maven Central: Kafka (scripts/kafka.sh fetch), Strimzi's CRD generator;
 #   the Go module proxy: Go itself and the chart tools' sources;
 #   npm: @asyncapi/parser and ajv (tests/asyncapi, at test time with `npm ci`);
-#   Debian sid (source package, with --rdkafka-current): librdkafka (scripts/rdkafka.sh).
+#   Debian sid (source package; the default and --rdkafka-current): librdkafka
+#     (scripts/rdkafka.sh).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,6 +48,8 @@ for arg in "$@"; do
       ;;
   esac
 done
+# scripts/test.sh's sanitizer build runs on the current librdkafka.
+[ "$all" = 1 ] && rdkafka_current=1
 
 packages=(
   build-essential cmake ninja-build pkg-config git
