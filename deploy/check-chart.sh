@@ -22,7 +22,14 @@
 #      output topics), for the defaults, full.yaml and two more cases; and CloudEvents:
 #      the enricher's DURO_CLOUDEVENTS and DURO_CE_SOURCE as enricher.cloudEvents gives
 #      them (the source only when set), in no other workload, for the defaults,
-#      minimal.yaml, full.yaml and a case with both set;
+#      minimal.yaml, full.yaml and a case with both set; and the group protocol: the
+#      enricher's DURO_ASSIGNMENT as enricher.assignment gives it (default eager), in no
+#      other workload, DURO_GROUP_INSTANCE_ID from the pod name unless it is consumer and
+#      none then, and under consumer none of the classic protocol's properties
+#      (session.timeout.ms, heartbeat.interval.ms, group.protocol.type of kafka.config and
+#      kafka.consumerConfig) in the enricher or its Jobs while the other properties stay
+#      and the bridge keeps kafka.config whole, for the defaults, minimal.yaml, full.yaml,
+#      a cooperative case and a consumer case (full.yaml with those properties);
 #   7. the snapshot Jobs (`duro-enricher snapshot`: the CronJob of on-demand runs, the
 #      post-install hook Job, the metrics Service), for every rendering and three cases
 #      of their own: present as the values ask; the enricher's image, service account,
@@ -52,8 +59,10 @@
 #      programs' sources (the dashboard shows every exported metric).
 # Then self-tests prove each stage can fail: bad values (wrong type, unknown key,
 # refused Kafka property, too short a grace period, a CloudEvents switch that is not a
-# boolean, a CloudEvents source with a blank or a tab), bad fields in rendered objects
-# (core kinds and CRDs), an unknown DURO_* variable, service links turned on, an
+# boolean, a CloudEvents source with a blank or a tab, an unknown group protocol), bad
+# fields in rendered objects (core kinds and CRDs), an unknown DURO_* variable, an
+# enricher without its group instance id under eager, one with a group instance id or a
+# session timeout under consumer, service links turned on, an
 # incomplete queries folder, a release ConfigMap without its checksum annotation, an
 # alert with a wrong threshold, a PromQL syntax error, a state topic template without
 # {kind}, two KafkaTopics for one topic, a state or progress KafkaTopic that is not
@@ -252,6 +261,15 @@ check_values state-custom "${strimzi_args[@]}" --set topics.partitions=24 \
 check_values cloudevents --set enricher.cloudEvents.enabled=false \
   --set-string enricher.cloudEvents.source=urn:duro:plm
 
+# The group protocol (enricher.assignment): cooperative; consumer, with full.yaml (its
+# consumerConfig session.timeout.ms) and more of the classic protocol's properties, which
+# the enricher and its Jobs must not get then, and one that stays.
+check_values assignment-cooperative --set enricher.assignment=cooperative
+check_values assignment-consumer -f "$root/deploy/values/full.yaml" --set enricher.assignment=consumer \
+  --set 'kafka.config.heartbeat\.interval\.ms=3000' \
+  --set-string 'kafka.consumerConfig.group\.protocol\.type=consumer' \
+  --set 'kafka.consumerConfig.max\.poll\.interval\.ms=600000'
+
 # The snapshot Jobs: everything on with full.yaml (the CronJob on a schedule, the hook
 # Job, the metrics Service); only the hook Job, without admin listener, one kind; the
 # longest release name the schema allows.
@@ -448,7 +466,8 @@ def files(pod, want, problems, prog):
 for path in sorted(glob.glob(f"{work}/*-{v}.yaml")):
     name = os.path.basename(path)[: -len(f"-{v}.yaml")]
     # full.yaml (and the cases made of it) sets apiFiles.
-    if (name.startswith("api-files") or name in ("full", "snapshot-all", "reconcile-all", "reconcile-off")
+    if (name.startswith("api-files") or name in ("full", "snapshot-all", "reconcile-all", "reconcile-off",
+                                                  "assignment-consumer")
             or not os.path.exists(f"{work}/{name}-lint.log")):
         continue
     cms, pods = load(name)
@@ -709,6 +728,102 @@ else
   failure "CloudEvents checks (the script failed)"
 fi
 
+# The group protocol in the renderings: the enricher's DURO_ASSIGNMENT as
+# enricher.assignment gives it (default eager), no other workload with it; the static
+# membership id from the pod name except under consumer, where there is none; under
+# consumer the classic protocol's properties in neither the enricher nor its Jobs (the
+# others kept), the bridge's kafka.config untouched.
+if python3 - "$work" "$latest" >"$work/assignment.out" 2>&1 <<'PY'; then
+import os, sys
+import yaml
+
+work, v = sys.argv[1:3]
+ID = "duro-test-duro-test-$(POD_NAME)"
+cases = {
+    # rendering: (DURO_ASSIGNMENT, in the enricher and its Jobs: kept, left out; the bridge's)
+    "defaults": ("eager", [], [], []),
+    "minimal": ("eager", [], [], []),
+    "full": ("eager", ["DURO_RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS"], [], []),
+    "assignment-cooperative": ("cooperative", [], [], []),
+    "assignment-consumer": ("consumer",
+                            ["DURO_RDKAFKA_CLIENT_ID", "DURO_RDKAFKA_CONSUMER_MAX_POLL_INTERVAL_MS"],
+                            ["DURO_RDKAFKA_HEARTBEAT_INTERVAL_MS", "DURO_RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS",
+                             "DURO_RDKAFKA_CONSUMER_GROUP_PROTOCOL_TYPE"],
+                            ["DURO_RDKAFKA_HEARTBEAT_INTERVAL_MS"]),
+}
+
+
+def pod_spec(d):
+    spec = d.get("spec", {})
+    if d["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec.get("template", {}).get("spec")
+
+
+for name, (mode, kept, gone, bridge_has) in cases.items():
+    path = f"{work}/{name}-{v}.yaml"
+    if not os.path.exists(path) or not os.path.getsize(path):
+        print(f"fail|{name}: group protocol: no rendering")
+        continue
+    problems, enrichers, jobs, bridges = [], 0, 0, 0
+    for d in (d for d in yaml.safe_load_all(open(path)) if d):
+        pod = pod_spec(d) if d["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob") else None
+        if not pod:
+            continue
+        for c in pod.get("containers", []) + pod.get("initContainers", []):
+            names = [e["name"] for e in c.get("env", [])]
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            where = f"{d['kind']} {d['metadata']['name']} container {c['name']}"
+            if d["kind"] == "Deployment":
+                bridges += 1
+                for n in bridge_has:
+                    if n not in env:
+                        problems.append(f"{where}: lacks {n} (kafka.config goes to the bridge whole)")
+            elif d["kind"] == "StatefulSet":
+                enrichers += 1
+                if names.count("DURO_ASSIGNMENT") != 1 or env["DURO_ASSIGNMENT"] != mode:
+                    problems.append(f"{where}: DURO_ASSIGNMENT={env.get('DURO_ASSIGNMENT')!r} "
+                                    f"({names.count('DURO_ASSIGNMENT')} times), want {mode!r} once")
+                gid = env.get("DURO_GROUP_INSTANCE_ID")
+                if mode == "consumer" and "DURO_GROUP_INSTANCE_ID" in env:
+                    problems.append(f"{where}: DURO_GROUP_INSTANCE_ID={gid!r}: want none under consumer")
+                if mode != "consumer" and gid != ID:
+                    problems.append(f"{where}: DURO_GROUP_INSTANCE_ID={gid!r}, want {ID!r}")
+                if env.get("DURO_TRANSACTIONAL_ID") != ID:
+                    problems.append(f"{where}: DURO_TRANSACTIONAL_ID={env.get('DURO_TRANSACTIONAL_ID')!r}, want {ID!r}")
+            else:
+                jobs += 1
+            if d["kind"] != "StatefulSet" and "DURO_ASSIGNMENT" in env:
+                problems.append(f"{where} has DURO_ASSIGNMENT")
+            if d["kind"] == "Deployment":
+                continue
+            for n in kept:
+                if n not in env:
+                    problems.append(f"{where}: lacks {n}")
+            for n in gone:
+                if n in env:
+                    problems.append(f"{where}: has {n}={env[n]!r} under assignment {mode}")
+    if enrichers != 1:
+        problems.append(f"{enrichers} enricher containers")
+    if gone and not jobs:
+        problems.append("no snapshot or reconcile Job to check")
+    what = (f"the enricher's DURO_ASSIGNMENT={mode}, " +
+            ("no group instance id" if mode == "consumer" else "its group instance id from the pod name") +
+            "; no other workload has DURO_ASSIGNMENT" +
+            (f"; the enricher and {jobs} Jobs without {len(gone)} classic-protocol properties, "
+             f"with {len(kept)} others; the bridge's kept" if gone else "") +
+            (f"; {', '.join(kept)} kept" if kept and not gone else ""))
+    print(("fail|" if problems else "ok|") + f"{name}: group protocol: {what}"
+          + (": " + "; ".join(problems) if problems else ""))
+PY
+  while IFS='|' read -r status what; do
+    if [ "$status" = ok ]; then pass "$what"; else failure "$what"; fi
+  done <"$work/assignment.out"
+else
+  cat "$work/assignment.out"
+  failure "group protocol checks (the script failed)"
+fi
+
 # The snapshot Jobs in every rendering (deploy/helm/.../templates/snapshot-*.yaml): what
 # each case should have (CronJob, hook Job, Service; "none"; unknown cases: whatever they
 # render), then the same checks on each.
@@ -925,7 +1040,7 @@ declare -A snapshot_expect=(
   [bridge-only]=none [api-files]=cronjob [api-files-existing]=cronjob [state-off]=cronjob
   [state-custom]=cronjob [snapshot-all]=cronjob,job,service [snapshot-install-only]=job
   [snapshot-long-name]=cronjob [reconcile-all]=cronjob,service [reconcile-suspended]=cronjob,service
-  [reconcile-off]=cronjob,service
+  [reconcile-off]=cronjob,service [assignment-cooperative]=cronjob [assignment-consumer]=cronjob,service
 )
 if [ -s "$work/rendered-$latest" ]; then
   while read -r name; do
@@ -1286,6 +1401,8 @@ declare -A reconcile_expect=(
   [snapshot-long-name]='{"objects": "cronjob", "values": {}}'
   [reconcile-suspended]='{"objects": "cronjob", "values": {"schedule": "", "adminPort": null}}'
   [reconcile-off]='{"objects": "none"}'
+  [assignment-cooperative]='{"objects": "cronjob", "values": {}}'
+  [assignment-consumer]='{"objects": "cronjob,service", "values": {"url": "https://duro-webhooks.example.com/webhooks/duro"}}'
 )
 reconcile_expect[reconcile-all]=$(python3 -c '
 import json, sys
@@ -1367,6 +1484,8 @@ if [ "$self_test" = 1 ]; then
     'cloudEvents/source.*(does not match pattern|Does not match pattern)'
   bad_values cloudevents-source-tab $'enricher:\n  cloudEvents:\n    source: "urn:duro\\tplm"' \
     'cloudEvents/source.*(does not match pattern|Does not match pattern)'
+  bad_values assignment-unknown $'enricher:\n  assignment: sticky' \
+    'enricher/assignment.*(must be one of|value must be)'
   bad_values reconcile-unknown-key $'reconcile:\n  sched: "17 * * * *"' "additional properties 'sched' not allowed"
   bad_values reconcile-bad-since $'reconcile:\n  since: yesterday' \
     'reconcile/since.*(does not match pattern|Does not match pattern)'
@@ -1436,6 +1555,33 @@ if [ "$self_test" = 1 ]; then
     expect_refused "an unknown DURO_* variable (manifest checks)" \
       "DURO_BRIDGE_NO_SUCH_SETTING is not a variable the program knows" "$work/unknown-env.mc" "$rc"
   fi
+  # The group protocol: static membership under consumer (given back through extraEnv), a
+  # classic protocol's property there, and an eager enricher without its instance id.
+  if [ -s "$work/assignment-consumer-$latest.yaml" ]; then
+    for t in "DURO_GROUP_INSTANCE_ID|duro-enricher-0|a consumer-protocol enricher with a group instance id|DURO_GROUP_INSTANCE_ID is set under DURO_ASSIGNMENT=consumer" \
+      "DURO_RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS|45000|a consumer-protocol enricher with session.timeout.ms|DURO_RDKAFKA_CONSUMER_SESSION_TIMEOUT_MS \(session.timeout.ms\) under DURO_ASSIGNMENT=consumer"; do
+      IFS='|' read -r var val what pattern <<<"$t"
+      rc=0
+      render "consumer-$var" "$latest" -f "$root/deploy/values/full.yaml" --set enricher.assignment=consumer \
+        --set "enricher.extraEnv[0].name=$var" --set-string "enricher.extraEnv[0].value=$val" &&
+        manifests "$work/consumer-$var-$latest.yaml" "consumer-$var" 2>"$work/consumer-$var.mc" || rc=$?
+      expect_refused "$what (manifest checks)" "$pattern" "$work/consumer-$var.mc" "$rc"
+    done
+  fi
+  python3 - "$base" "$work/no-instance-id.yaml" <<'PY'
+import sys
+import yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+for d in docs:
+    if d["kind"] == "StatefulSet":
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        c["env"] = [e for e in c["env"] if e["name"] != "DURO_GROUP_INSTANCE_ID"]
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"), sort_keys=False)
+PY
+  rc=0
+  manifests "$work/no-instance-id.yaml" no-instance-id 2>"$work/no-instance-id.mc" || rc=$?
+  expect_refused "an eager enricher without its group instance id (manifest checks)" \
+    'DURO_GROUP_INSTANCE_ID must be built from \$\(POD_NAME\)' "$work/no-instance-id.mc" "$rc"
   if [ -s "$work/api-files-$latest.yaml" ]; then
     grep -v '^        checksum/event-table: ' "$work/api-files-$latest.yaml" >"$work/no-checksum.yaml"
     rc=0

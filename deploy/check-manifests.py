@@ -21,6 +21,12 @@ Usage: check-manifests.py MANIFESTS.yaml [--bridge-help FILE] [--enricher-help F
   DURO_BRIDGE_ACK_TIMEOUT_MS;
 - the enricher's DURO_TRANSACTIONAL_ID and DURO_GROUP_INSTANCE_ID are built from the pod
   name (POD_NAME from the downward API, defined before them);
+- the enricher's group protocol: DURO_ASSIGNMENT eager, cooperative or consumer (absent:
+  eager); under consumer (KIP-848) no DURO_GROUP_INSTANCE_ID (no static membership: a
+  member killed without leaving would hold its id, its restart refused, until its
+  session expires) and none of the classic protocol's properties the enricher refuses
+  then (session.timeout.ms, heartbeat.interval.ms, partition.assignment.strategy,
+  group.protocol.type as DURO_RDKAFKA_[CONSUMER_]<PROP>);
 - the guarantees: dedupe window > maximum event age + 600 s; raw-topic retention (KafkaTopic
   or DURO_RAW_RETENTION_MS) >= window; Strimzi topics: min.insync.replicas < replicas;
   no two KafkaTopics for one topic;
@@ -48,6 +54,13 @@ DEFAULTS = {"DURO_STATE_TOPICS": "true", "DURO_STATE_TOPIC_TEMPLATE": "duro.stat
             "DURO_TOPIC_TEMPLATE": "duro.events.{event}", "DURO_CREATE_TOPICS": "false"}
 PROGRESS_SEGMENT_MS = 3600000
 RDKAFKA = re.compile(r"^DURO_RDKAFKA_(PRODUCER_|CONSUMER_)?[A-Z0-9]+(_[A-Z0-9]+)*$")
+# DURO_ASSIGNMENT's modes, and the properties the enricher refuses under consumer (its
+# consumer's: the scope of every program and the consumer's own).
+ASSIGNMENTS = ("eager", "cooperative", "consumer")
+CLASSIC_ONLY = ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy",
+                "group.protocol.type")
+CLASSIC_ONLY_ENV = {f"DURO_RDKAFKA_{scope}{p.upper().replace('.', '_')}": p
+                    for p in CLASSIC_ONLY for scope in ("", "CONSUMER_")}
 SECRETISH = re.compile(r"(PASSWORD|SECRET|API_KEY)$")
 # The GraphQL documents a DURO_QUERIES_DIR folder must hold (schemas/graphql).
 QUERY_DOCUMENTS = ("components.graphql", "change_orders.graphql", "webhooks_list.graphql",
@@ -325,7 +338,20 @@ def main():
         pod = env_map(c).get("POD_NAME")
         if not pod or pod.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
             fail(f"{w}: POD_NAME must come from the downward API (metadata.name)")
-        for var in ("DURO_TRANSACTIONAL_ID", "DURO_GROUP_INSTANCE_ID"):
+        assignment = value(c, "DURO_ASSIGNMENT") or "eager"
+        if assignment not in ASSIGNMENTS:
+            fail(f"{w}: DURO_ASSIGNMENT={assignment!r}: want one of {', '.join(ASSIGNMENTS)}")
+        static = ["DURO_GROUP_INSTANCE_ID"]
+        if assignment == "consumer":
+            static = []
+            if "DURO_GROUP_INSTANCE_ID" in names:
+                fail(f"{w}: DURO_GROUP_INSTANCE_ID is set under DURO_ASSIGNMENT=consumer: no static "
+                     "membership there (a member killed without leaving holds its id until its "
+                     "session expires, and its restart is refused)")
+            for n in sorted(set(names) & set(CLASSIC_ONLY_ENV)):
+                fail(f"{w}: {n} ({CLASSIC_ONLY_ENV[n]}) under DURO_ASSIGNMENT=consumer: the enricher "
+                     "refuses it (the broker's group.consumer.* settings govern)")
+        for var in ["DURO_TRANSACTIONAL_ID"] + static:
             v = value(c, var) or ""
             if "$(POD_NAME)" not in v:
                 fail(f"{w}: {var} must be built from $(POD_NAME)")

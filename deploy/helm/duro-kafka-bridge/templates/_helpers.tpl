@@ -138,10 +138,12 @@ longest enricher outage tolerated. All three come from .Values.eventMaxAge.
 {{/*
 Kafka connection environment for one program: bootstrap servers, security, SASL/TLS
 material from existing Secrets, pass-through properties. .consumer: include the
-consumer-only properties.
+consumer-only properties. .omit: properties of kafka.config and kafka.consumerConfig
+left out (the classic group protocol's, under enricher.assignment=consumer).
 */}}
 {{- define "duro.kafkaEnv" -}}
 {{- $k := .root.Values.kafka -}}
+{{- $omit := .omit | default list -}}
 - name: KAFKA_BOOTSTRAP_SERVERS
   value: {{ required "kafka.bootstrapServers is required" $k.bootstrapServers | quote }}
 - name: DURO_RDKAFKA_SECURITY_PROTOCOL
@@ -184,8 +186,10 @@ consumer-only properties.
 {{- end }}
 {{- end }}
 {{- range $prop, $value := $k.config }}
+{{- if not (has $prop $omit) }}
 - name: {{ include "duro.rdkafkaEnv" (dict "scope" "" "prop" $prop) }}
   value: {{ toString $value | quote }}
+{{- end }}
 {{- end }}
 {{- range $prop, $value := $k.producerConfig }}
 - name: {{ include "duro.rdkafkaEnv" (dict "scope" "PRODUCER_" "prop" $prop) }}
@@ -193,8 +197,10 @@ consumer-only properties.
 {{- end }}
 {{- if .consumer }}
 {{- range $prop, $value := $k.consumerConfig }}
+{{- if not (has $prop $omit) }}
 - name: {{ include "duro.rdkafkaEnv" (dict "scope" "CONSUMER_" "prop" $prop) }}
   value: {{ toString $value | quote }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end -}}
@@ -371,6 +377,26 @@ checksum/queries: {{ include "duro.queriesData" .root | sha256sum }}
 {{- end }}
 {{- end -}}
 
+{{/* enricher.assignment (DURO_ASSIGNMENT): eager, cooperative or consumer. */}}
+{{- define "duro.assignment" -}}
+{{- .Values.enricher.assignment | default "eager" -}}
+{{- end -}}
+
+{{/*
+The classic group protocol's properties, which the enricher refuses under
+DURO_ASSIGNMENT=consumer (KIP-848: the broker's group.consumer.* settings govern), as a
+JSON array: those of kafka.config and kafka.consumerConfig that the enricher and its
+Jobs leave out then; [] otherwise. (partition.assignment.strategy is refused by the
+schema in any mode.)
+*/}}
+{{- define "duro.classicOnlyProps" -}}
+{{- if eq (include "duro.assignment" .) "consumer" -}}
+{{- list "session.timeout.ms" "heartbeat.interval.ms" "partition.assignment.strategy" "group.protocol.type" | toJson -}}
+{{- else -}}
+[]
+{{- end -}}
+{{- end -}}
+
 {{/*
 The enricher's environment, without the variables that name its pod (POD_NAME,
 DURO_TRANSACTIONAL_ID, DURO_GROUP_INSTANCE_ID) and without extraEnv. .job: "" (the
@@ -378,10 +404,11 @@ enricher), or the Job whose command reads it: "snapshot" (`duro-enricher snapsho
 the same Kafka, with the consumer's properties, raw, state and progress topics, group,
 Duro API, API files and GraphQL limits as the enricher) or "reconcile" (`duro-enricher
 reconcile`: the same, without the state and progress topics, which it does not read);
-none of the enricher's own (DLQ and output topics, progress reset, admin listener,
-batching, dedupe window, topic provisioning), and DURO_LOG_LEVEL from the Job's logLevel
-(default: the enricher's). One list for all three, so that the Jobs connect exactly as
-the enricher does.
+none of the enricher's own (group protocol, DLQ and output topics, progress reset, admin
+listener, batching, dedupe window, topic provisioning), and DURO_LOG_LEVEL from the Job's
+logLevel (default: the enricher's). One list for all three, so that the Jobs connect
+exactly as the enricher does: under enricher.assignment=consumer none of them has the
+classic protocol's properties (duro.classicOnlyProps; the Jobs join no group).
 */}}
 {{- define "duro.enricherEnv" -}}
 {{- $root := .root -}}
@@ -392,7 +419,8 @@ the enricher does.
 {{- end -}}
 {{- $all := not $job -}}
 {{- $topics := ne $job "reconcile" -}}
-{{ include "duro.kafkaEnv" (dict "root" $root "consumer" true) }}
+{{- $omit := include "duro.classicOnlyProps" $root | fromJsonArray -}}
+{{ include "duro.kafkaEnv" (dict "root" $root "consumer" true "omit" $omit) }}
 - name: DURO_RAW_TOPIC
   value: {{ $root.Values.kafka.rawTopic | quote }}
 {{- if $all }}
@@ -418,6 +446,9 @@ the enricher does.
 - name: DURO_ENRICHER_GROUP
   value: {{ $e.group | quote }}
 {{- if $all }}
+# The group's rebalance protocol (see values.yaml): every member the same.
+- name: DURO_ASSIGNMENT
+  value: {{ include "duro.assignment" $root | quote }}
 - name: DURO_ENRICHER_ADMIN_LISTEN
   value: {{ printf "0.0.0.0:%d" (int $e.adminPort) | quote }}
 {{- end }}
