@@ -404,6 +404,13 @@ class FaultRun:
         self.outage_sender: WebhookSender | None = None
         self.outage_route = False
         self.outage_ids: set[str] = set()
+        # the broker is up (cleared while _restart_broker runs), and the feeder may send
+        # (cleared while the outage waits for a slow broker restart: the events it holds
+        # back are what the give-up window needs)
+        self.broker_up = threading.Event()
+        self.broker_up.set()
+        self.feed_open = threading.Event()
+        self.feed_open.set()
         self.bridge_down = threading.Event()
         self.bridge_restart = threading.Event()  # the supervisor starts it and clears both
         self.supervisor_wake = threading.Event()
@@ -513,6 +520,12 @@ class FaultRun:
         try:
             for i, (ev, route, kind) in enumerate(event_stream(cfg, self.double.data,
                                                                self.template)):
+                if not self.feed_open.is_set():  # held by the outage: the pace resumes after
+                    held = time.monotonic()
+                    while not self.feed_open.wait(0.05):
+                        if self.stop.is_set():
+                            return
+                    t0 += time.monotonic() - held
                 delay = t0 + i / cfg.rate - time.monotonic()
                 # pacing of the load generator, not synchronisation
                 if delay > 0 and self.stop.wait(delay):
@@ -725,7 +738,11 @@ class FaultRun:
     def _restart_broker(self) -> None:
         t = time.monotonic()
         self.log("restarting the broker (same port, same data)")
-        self.broker.restart()
+        self.broker_up.clear()
+        try:
+            self.broker.restart()
+        finally:
+            self.broker_up.set()
         self.counts["broker_restarts"] += 1
         self.log(f"broker back after {time.monotonic() - t:.1f}s")
 
@@ -1047,6 +1064,24 @@ class FaultRun:
         wait = self.send_t0 + cfg.outage_at * cfg.send_s - time.monotonic()
         if wait > 0 and self.stop.wait(wait):  # the plan's schedule (pacing)
             return
+        try:
+            self._bridge_outage_run()
+        finally:
+            self.feed_open.set()
+
+    def _bridge_outage_run(self) -> None:
+        cfg = self.cfg
+        if not self.broker_up.is_set():
+            # A slow broker restart (a loaded machine) still running: its outage and this
+            # one must not overlap, and the sending must not end meanwhile.
+            self.feed_open.clear()
+            t = time.monotonic()
+            self.log("bridge outage: the broker restart has not ended; the sending waits")
+            while not self.broker_up.wait(0.1):
+                if self.stop.is_set() or time.monotonic() - t > 180:
+                    return
+            self.log(f"bridge outage: the broker is back after {time.monotonic() - t:.1f}s "
+                     "more")
         o = {"start_s": self._now(), "end_s": None, "down_s": None,
              "give_up_window_s": cfg.outage_give_up_s, "retry_span_s": cfg.outage_span_s,
              "scale": cfg.outage_scale, "lost_answer_events": 0, "lost_answers_accepted": 0,
@@ -1099,6 +1134,7 @@ class FaultRun:
                      f"{cfg.outage_give_up_s:g}s go out on Duro's schedule x{cfg.outage_scale:g} "
                      f"({cfg.outage_span_s:.1f}s in all)")
             self.outage_route = True
+            self.feed_open.set()
             self.stop.wait(cfg.outage_give_up_s)  # the give-up window
             self.outage_route = False
             self.stop.wait(0.2)  # an event the feeder was routing as it closed
