@@ -53,7 +53,7 @@ def _load(rig, double, background, rate: float, dup_every: int = 5, seed: int = 
     return background(run, "raw-load"), sent
 
 
-@pytest.mark.timeout_s(170)
+@pytest.mark.timeout_s(240)
 def test_kill9_mid_batch_then_restart(rig, double, enrichers, background):
     rng = random.Random(3)
     env = rig.env(rig.txn("a"), DURO_BATCH_WAIT_MS=5)
@@ -94,7 +94,7 @@ def test_kill9_mid_batch_then_restart(rig, double, enrichers, background):
     probe = LsoProbe(rig.bootstrap, [rig.topic("ITEM_UPDATE"), rig.topic("CO_UPDATE")])
     try:
         aimed = 0
-        while len(in_txn) < 2 and aimed < 8:
+        while len(in_txn) < 2 and aimed < 20:  # each aim can miss on a loaded machine
             wait_until(lambda: e.alive and probe.open_partitions(), 30,
                        "a transaction open on an output partition")
             e.kill()
