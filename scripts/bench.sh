@@ -10,17 +10,27 @@
 # temporary folder and stops again. Prints a table of ratios and writes docs/benchmarks.md.
 # Loopback only; nothing is asserted.
 #
-# Usage: scripts/bench.sh [--quick] [--keep]
-#                         [--only ingress|enricher|state|wire|rebuild|snapshot] [opts]
+# Usage: scripts/bench.sh [--quick] [--keep] [--rdkafka system|both]
+#                         [--only S[,S...]] [opts]
 #   --quick   smoke test: short runs, small pools; writes the page to
 #             build-bench/benchmarks-quick.md instead of docs/benchmarks.md
 #   --keep    keep the work folder (logs of every process, results.json)
-#   --only S  run one section; the page keeps the other sections as they were
+#   --only S  run these sections (ingress, enricher, state, wire, rebuild, snapshot;
+#             comma-separated); the page keeps the other sections as they were
+#   --rdkafka both
+#             also build against the current librdkafka (scripts/rdkafka.sh, which builds
+#             it into the cache when missing) in a second release folder, and run the
+#             ingress and enricher sections once per build, interleaved, as the page's
+#             "librdkafka versions" sections (side by side, current ÷ system); the
+#             sections' usual form is not run then (the page keeps it). The others run on
+#             the system build as always. Default: system (one build, as before).
 #   Anything else goes to tests/bench/run_bench.py, e.g. --seconds 30, --conns 8,64,
 #   --enricher-n 50000, --moderate-rate 100, --state-repeat 3, --wire-repeat 3,
-#   --rebuild-windows 50000,400000, --snapshot-library 30000,6000 (its --help).
+#   --rdkafka-repeat 3, --rebuild-windows 50000,400000, --snapshot-library 30000,6000
+#   (its --help).
 # Environment: DURO_CACHE (default ~/.cache/duro-kafka-bridge), DURO_BENCH_BUILD (the
-# release build folder, default build-bench).
+# release build folder, default build-bench), DURO_BENCH_BUILD_CURRENT (the one against
+# the current librdkafka, default: DURO_BENCH_BUILD's path + -rdkafka-current).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,21 +38,31 @@ cd "$root"
 DURO_CACHE=${DURO_CACHE:-$HOME/.cache/duro-kafka-bridge}
 export DURO_CACHE
 build=${DURO_BENCH_BUILD:-$root/build-bench}
+build_cur=${DURO_BENCH_BUILD_CURRENT:-$build-rdkafka-current}
+
+log() { echo "bench.sh: $*" >&2; }
 
 quick=0
 keep=0
+rdkafka=system
 pass=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; pass+=(--quick) ;;
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --rdkafka)
+      [ $# -ge 2 ] || { log "--rdkafka: system or both"; exit 2; }
+      rdkafka=$2; shift ;;
+    --rdkafka=*) rdkafka=${1#--rdkafka=} ;;
+    -h|--help) sed -n '2,$p' "$0" | sed -n '/^#/!q;p' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) pass+=("$1") ;;
   esac
   shift
 done
-
-log() { echo "bench.sh: $*" >&2; }
+case "$rdkafka" in
+  system|both) ;;
+  *) log "--rdkafka: system or both, not '$rdkafka'"; exit 2 ;;
+esac
 
 # ---------------------------------------------------------------- install
 "$root/scripts/setup.sh"   # build tools, libraries, kcat, the Python venv, the broker jars
@@ -63,7 +83,11 @@ log "node-ref: npm ci"
 
 # ---------------------------------------------------------------- build (release)
 log "building (Release) in $build"
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+sys_prefix=()
+# both: the first build on the system librdkafka, whatever its folder's cache held
+[ "$rdkafka" = both ] && sys_prefix=(-DDURO_RDKAFKA_PREFIX=)
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+  ${sys_prefix[@]+"${sys_prefix[@]}"} >/dev/null
 ninja -C "$build" duro-bridge duro-enricher >&2
 # (the target list read whole first: grep -q closing the pipe early fails it under pipefail)
 targets=$(ninja -C "$build" -t targets all 2>/dev/null || true)
@@ -74,6 +98,23 @@ else
   cmake -S "$root/tests/bench" -B "$build/bench" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   ninja -C "$build/bench" >&2
   bench_bin=$build/bench
+fi
+if [ "$rdkafka" = both ]; then
+  # the current librdkafka: the cached build, or built now (about 2 minutes)
+  prefix=$(bash "$root/scripts/rdkafka.sh" | tail -n1)
+  log "building (Release) against $prefix in $build_cur"
+  cmake -S "$root" -B "$build_cur" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+    -DDURO_RDKAFKA_PREFIX="$prefix" >/dev/null
+  # the root CMakeLists has tests/bench: its kafka_ceiling links this build's librdkafka
+  ninja -C "$build_cur" duro-bridge duro-enricher kafka_ceiling >&2
+  v_sys=$("$build/duro-enricher" --version)
+  v_cur=$("$build_cur/duro-enricher" --version)
+  log "system build: $v_sys; current build: $v_cur"
+  if [ "$v_sys" = "$v_cur" ]; then
+    log "both builds run on the same librdkafka: nothing to compare"
+    exit 1
+  fi
+  pass+=(--bin-dir-current "$build_cur" --bench-bin-dir-current "$build_cur/tests/bench")
 fi
 
 # ---------------------------------------------------------------- broker, run, clean up

@@ -24,6 +24,12 @@ running enricher behind it, unpaced, until every ping is enriched, and the same 
 default rates on a smaller library. Everything is loopback, bounded in count and time; every
 process started here is stopped here. Nothing is asserted: the output is a table of ratios
 (and goals met or not). A run of some sections (--only) keeps the others' on the page.
+librdkafka versions (--bin-dir-current, from scripts/bench.sh --rdkafka both): the ingress
+and enricher sections' librdkafka-dependent parts once per build (system and current
+librdkafka), interleaved (the build going first alternates from step to step and, for each
+step, from round to round), each its own
+section of the page with the ratios current ÷ system; the other processes' CPU on the shared
+machine is estimated for every run.
 """
 from __future__ import annotations
 
@@ -253,42 +259,103 @@ def wrk_run(url: str, pool: Path, conns: int, threads: int, seconds: float) -> d
 def run_server_sweep(name: str, proc: Proc, url: str, a, pool: Path, broker_pid: int | None,
                      metrics_url: str | None = None) -> dict:
     """Warm-up, then one wrk run per connection count; CPU and peak RSS of the server."""
-    warm = max(1.0, min(3.0, a.seconds / 5))
-    wrk_run(url, pool, 8, a.wrk_threads, warm)
+    warm_up_server(url, a, pool)
     runs = {}
     for c in a.conns:
-        m0 = http_get(metrics_url)[1] if metrics_url else ""
-        s0, b0, t0 = cpu_ticks(proc.pid), cpu_ticks(broker_pid), time.monotonic()
-        res = wrk_run(url, pool, c, a.wrk_threads, a.seconds)
-        s1, b1, t1 = cpu_ticks(proc.pid), cpu_ticks(broker_pid), time.monotonic()
-        wall = t1 - t0
-        if s0 is not None and s1 is not None:
-            res["server_cpu_pct"] = 100.0 * (s1 - s0) / CLK_TCK / wall
-            res["server_cpu_us_per_accepted"] = ((s1 - s0) / CLK_TCK * 1e6 / res["accepted"]
-                                                 if res["accepted"] else None)
-        if b0 is not None and b1 is not None:
-            res["broker_cpu_pct"] = 100.0 * (b1 - b0) / CLK_TCK / wall
-        if metrics_url:
-            m1 = http_get(metrics_url)[1]
-            n = (metric(m1, "duro_bridge_ack_latency_seconds_count") -
-                 metric(m0, "duro_bridge_ack_latency_seconds_count"))
-            s = (metric(m1, "duro_bridge_ack_latency_seconds_sum") -
-                 metric(m0, "duro_bridge_ack_latency_seconds_sum"))
-            res["ack_latency_mean_ms"] = 1000 * s / n if n else None
-        runs[c] = res
-        log(f"{name} c={c}: {res['accepted_per_s']:.0f} accepted/s, p50 "
-            f"{res['lat_p50_us'] / 1000:.2f} ms, p99 {res['lat_p99_us'] / 1000:.2f} ms, "
-            f"errors {res['errors']}, server CPU {res.get('server_cpu_pct', 0):.0f}%")
+        runs[c] = server_run(name, proc, url, a, pool, broker_pid, c, metrics_url)
     return {"runs": runs, "vm_hwm_kib": proc.status("VmHWM")}
 
 
-def bench_ingress(a, work: Path, broker_pid: int | None) -> dict:
+def warm_up_server(url: str, a, pool: Path) -> None:
+    wrk_run(url, pool, 8, a.wrk_threads, max(1.0, min(3.0, a.seconds / 5)))
+
+
+def server_run(name: str, proc: Proc, url: str, a, pool: Path, broker_pid: int | None, c: int,
+               metrics_url: str | None = None) -> dict:
+    """One wrk run of c connections against a running server: its CPU (and the broker's)
+    over the run, and with metrics_url (duro-bridge's /metrics) the mean produce→ack."""
+    m0 = http_get(metrics_url)[1] if metrics_url else ""
+    s0, b0, t0 = cpu_ticks(proc.pid), cpu_ticks(broker_pid), time.monotonic()
+    res = wrk_run(url, pool, c, a.wrk_threads, a.seconds)
+    s1, b1, t1 = cpu_ticks(proc.pid), cpu_ticks(broker_pid), time.monotonic()
+    wall = t1 - t0
+    if s0 is not None and s1 is not None:
+        res["server_cpu_pct"] = 100.0 * (s1 - s0) / CLK_TCK / wall
+        res["server_cpu_us_per_accepted"] = ((s1 - s0) / CLK_TCK * 1e6 / res["accepted"]
+                                             if res["accepted"] else None)
+    if b0 is not None and b1 is not None:
+        res["broker_cpu_pct"] = 100.0 * (b1 - b0) / CLK_TCK / wall
+    if metrics_url:
+        m1 = http_get(metrics_url)[1]
+        n = (metric(m1, "duro_bridge_ack_latency_seconds_count") -
+             metric(m0, "duro_bridge_ack_latency_seconds_count"))
+        s = (metric(m1, "duro_bridge_ack_latency_seconds_sum") -
+             metric(m0, "duro_bridge_ack_latency_seconds_sum"))
+        res["ack_latency_mean_ms"] = 1000 * s / n if n else None
+    log(f"{name} c={c}: {res['accepted_per_s']:.0f} accepted/s, p50 "
+        f"{res['lat_p50_us'] / 1000:.2f} ms, p99 {res['lat_p99_us'] / 1000:.2f} ms, "
+        f"errors {res['errors']}, server CPU {res.get('server_cpu_pct', 0):.0f}%")
+    return res
+
+
+def ingress_pool(a, work: Path) -> tuple[Path, Path]:
+    """The webhook secret's file and a pool of a.pool_n pre-signed webhooks."""
     secret_file = work / "webhook-secret"
     secret_file.write_text(SECRET + "\n")
     pool = work / "pool.tsv"
-    subprocess.run([sys.executable, str(BENCH / "gen_pool.py"), "--out", str(pool),
-                    "--n", str(a.pool_n), "--secret-file", str(secret_file)], check=True,
-                   env=dict(os.environ, PYTHONPATH=str(ROOT / "tests")), timeout=300)
+    if not pool.exists():
+        subprocess.run([sys.executable, str(BENCH / "gen_pool.py"), "--out", str(pool),
+                        "--n", str(a.pool_n), "--secret-file", str(secret_file)], check=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT / "tests")), timeout=300)
+    return secret_file, pool
+
+
+def pool_body_bytes(pool: Path) -> int:
+    lines = pool.read_text().splitlines()
+    return round(sum(len(x.split("\t", 5)[5]) for x in lines) / len(lines))
+
+
+def kafka_ceiling_run(a, bench_bin_dir: Path, topic: str, pool: Path, inflight: int,
+                      what: str = "kafka_ceiling") -> dict:
+    """tests/bench/kafka_ceiling: as fast as it can (inflight 0), or a closed loop of
+    inflight records outstanding, for a.seconds."""
+    r = subprocess.run([str(bench_bin_dir / "kafka_ceiling"), "--bootstrap", a.bootstrap,
+                        "--topic", topic, "--pool", str(pool), "--seconds",
+                        f"{a.seconds:g}", "--inflight", str(inflight)],
+                       capture_output=True, text=True, timeout=a.seconds + 120)
+    if r.returncode != 0 or not r.stdout.strip():
+        raise RuntimeError(f"kafka_ceiling failed ({r.returncode}): {r.stderr[-1500:]}")
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    log(f"{what} inflight={inflight or 'unbounded'}: {res['records_per_s']:.0f} "
+        f"records/s, p50 {res['lat_p50_us'] / 1000:.2f} ms, p99 "
+        f"{res['lat_p99_us'] / 1000:.2f} ms")
+    return res
+
+
+def start_bridge(a, work: Path, name: str, bin_dir: Path, topic: str,
+                 secret_file: Path) -> tuple[Proc, int, int]:
+    """duro-bridge of bin_dir on free ports, waited for until ready: (proc, port, admin)."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": a.bootstrap, "DURO_RAW_TOPIC": topic,
+           "DURO_BRIDGE_LISTEN": "127.0.0.1:0", "DURO_BRIDGE_ADMIN_LISTEN": "127.0.0.1:0",
+           "DURO_WEBHOOK_SECRETS_FILE": str(secret_file), "DURO_BRIDGE_DRAIN_DELAY_MS": "0",
+           "DURO_LOG_LEVEL": "info"}
+    p = Proc(name, [str(bin_dir / "duro-bridge")], work, env=env)
+    try:
+        m = p.wait_for(r"webhooks on port (\d+).*admin on port (\d+)", "err")
+        port, admin = int(m.group(1)), int(m.group(2))
+        deadline = time.monotonic() + 60
+        while http_get(f"http://127.0.0.1:{admin}/readyz")[0] != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready within 60 s")
+            time.sleep(0.2)
+    except BaseException:
+        p.stop()
+        raise
+    return p, port, admin
+
+
+def bench_ingress(a, work: Path, broker_pid: int | None) -> dict:
+    secret_file, pool = ingress_pool(a, work)
     topics = {"kafka": "bench.raw.kafka-ceiling", "bridge": "bench.raw.duro-bridge",
               "node": "bench.raw.node-ref"}
     create_topics(a.bootstrap, list(topics.values()))
@@ -297,17 +364,7 @@ def bench_ingress(a, work: Path, broker_pid: int | None) -> dict:
 
     # (2) Kafka ceiling: as fast as it can, then closed loops of c records in flight.
     def kafka_ceiling(inflight: int) -> dict:
-        r = subprocess.run([str(a.bench_bin_dir / "kafka_ceiling"), "--bootstrap", a.bootstrap,
-                            "--topic", topics["kafka"], "--pool", str(pool), "--seconds",
-                            f"{a.seconds:g}", "--inflight", str(inflight)],
-                           capture_output=True, text=True, timeout=a.seconds + 120)
-        if r.returncode != 0 or not r.stdout.strip():
-            raise RuntimeError(f"kafka_ceiling failed ({r.returncode}): {r.stderr[-1500:]}")
-        res = json.loads(r.stdout.strip().splitlines()[-1])
-        log(f"kafka_ceiling inflight={inflight or 'unbounded'}: {res['records_per_s']:.0f} "
-            f"records/s, p50 {res['lat_p50_us'] / 1000:.2f} ms, p99 "
-            f"{res['lat_p99_us'] / 1000:.2f} ms")
-        return res
+        return kafka_ceiling_run(a, a.bench_bin_dir, topics["kafka"], pool, inflight)
     out["kafka_ceiling"] = kafka_ceiling(0)
     out["kafka_closed_loop"] = {c: kafka_ceiling(c) for c in a.conns}
 
@@ -325,19 +382,9 @@ def bench_ingress(a, work: Path, broker_pid: int | None) -> dict:
     out["http_ceiling"]["final"] = json.loads(ceiling_tail) if ceiling_tail.startswith("{") else None
 
     # (3) duro-bridge
-    env = {"KAFKA_BOOTSTRAP_SERVERS": a.bootstrap, "DURO_RAW_TOPIC": topics["bridge"],
-           "DURO_BRIDGE_LISTEN": "127.0.0.1:0", "DURO_BRIDGE_ADMIN_LISTEN": "127.0.0.1:0",
-           "DURO_WEBHOOK_SECRETS_FILE": str(secret_file), "DURO_BRIDGE_DRAIN_DELAY_MS": "0",
-           "DURO_LOG_LEVEL": "info"}
-    p = Proc("duro-bridge", [str(a.bin_dir / "duro-bridge")], work, env=env)
+    p, port, admin = start_bridge(a, work, "duro-bridge", a.bin_dir, topics["bridge"],
+                                  secret_file)
     try:
-        m = p.wait_for(r"webhooks on port (\d+).*admin on port (\d+)", "err")
-        port, admin = int(m.group(1)), int(m.group(2))
-        deadline = time.monotonic() + 60
-        while http_get(f"http://127.0.0.1:{admin}/readyz")[0] != 200:
-            if time.monotonic() > deadline:
-                raise RuntimeError("duro-bridge not ready within 60 s")
-            time.sleep(0.2)
         out["bridge"] = run_server_sweep("duro-bridge", p, f"http://127.0.0.1:{port}/webhooks/duro",
                                          a, pool, broker_pid,
                                          metrics_url=f"http://127.0.0.1:{admin}/metrics")
@@ -485,7 +532,10 @@ def output_topics(prefix: str) -> list[str]:
 
 
 def run_enricher(a, work: Path, variant: str, raw: str, double_port: int, n_events: int,
-                 extra_env: dict, moderate: EventMaker | None, pids: dict) -> dict:
+                 extra_env: dict, moderate: EventMaker | None, pids: dict,
+                 bin_dir: Path | None = None) -> dict:
+    """duro-enricher (of bin_dir, default a.bin_dir) draining raw until its group's committed
+    offsets reach the topic's end (then the moderate load, given a maker)."""
     prefix = f"bench.{variant}."
     create_topics(a.bootstrap, output_topics(prefix) + [prefix + "dlq"])
     admin_port = free_port()
@@ -501,7 +551,8 @@ def run_enricher(a, work: Path, variant: str, raw: str, double_port: int, n_even
     double_stats(double_port, reset=True)
     cpu0 = {k: cpu_ticks(v) for k, v in pids.items()}
     t0 = time.monotonic()
-    p = Proc(f"duro-enricher-{variant}", [str(a.bin_dir / "duro-enricher")], work, env=env)
+    p = Proc(f"duro-enricher-{variant}", [str((bin_dir or a.bin_dir) / "duro-enricher")], work,
+             env=env)
     res: dict = {"variant": variant, "env": extra_env, "events": raw_end}
     watch = CommittedWatch(a.bootstrap, group, raw)
     try:
@@ -704,29 +755,40 @@ def naive_run(a, work: Path, raw: str, port: int) -> dict:
     return res
 
 
-def bench_enricher(a, work: Path, broker_pid: int | None) -> dict:
+def enricher_library(a) -> tuple[int, int, float]:
+    """The double's library for the enricher section: (components, change orders, the
+    ITEM_* share of the mix)."""
     total = a.enricher_n + int(a.moderate_rate * a.moderate_seconds)
     # resources named: (1 - repeat) of the events; ITEM_* / CO_* shares from the mix
     item_share = sum(w for n, w in DEFAULT_MIX.items() if n.startswith("ITEM_")) / \
         sum(DEFAULT_MIX.values())
     comps = max(1000, int(total * (1 - a.repeat) * item_share * 1.1) + 200)
     cos = max(200, int(total * (1 - a.repeat) * (1 - item_share) * 1.1) + 200)
+    return comps, cos, item_share
+
+
+def double_capacity(a, port: int, comps: int, cos: int, item_share: float) -> tuple[dict, list]:
+    """The double's capacity alone: 100-id requests, its fixed latency, the same mix of
+    component and change-order requests as the enricher sends; 4 and 8 clients (the
+    enricher's default concurrency and twice that), the better one is its capacity."""
+    caps = []
+    for clients in (4, 8):
+        c = double_bench.run(port, clients, 100, a.capacity_seconds, min(comps, 2000),
+                             min(cos, 2000), 1 - item_share)
+        caps.append(c)
+        log(f"double capacity, {clients} clients: {c['ids_per_s']} ids/s "
+            f"({c['requests_per_s']} requests/s, p50 {c['latency_ms_p50']} ms, "
+            f"errors {c['errors']})")
+    return max(caps, key=lambda c: c["ids_per_s"]), caps
+
+
+def bench_enricher(a, work: Path, broker_pid: int | None) -> dict:
+    comps, cos, item_share = enricher_library(a)
     out: dict = {"events": a.enricher_n, "repeat": a.repeat, "latency_ms": a.double_latency_ms,
                  "library": {"components": comps, "change_orders": cos}, "variants": {}}
     double, port = start_double(a, work, comps, cos)
     try:
-        # the double's capacity alone: 100-id requests, its fixed latency, the same mix of
-        # component and change-order requests as the enricher sends; 4 and 8 clients (the
-        # enricher's default concurrency and twice that), the better one is its capacity
-        caps = []
-        for clients in (4, 8):
-            c = double_bench.run(port, clients, 100, a.capacity_seconds, min(comps, 2000),
-                                 min(cos, 2000), 1 - item_share)
-            caps.append(c)
-            log(f"double capacity, {clients} clients: {c['ids_per_s']} ids/s "
-                f"({c['requests_per_s']} requests/s, p50 {c['latency_ms_p50']} ms, "
-                f"errors {c['errors']})")
-        cap = max(caps, key=lambda c: c["ids_per_s"])
+        cap, caps = double_capacity(a, port, comps, cos, item_share)
         out["double_capacity"] = cap
         out["double_capacity_all"] = caps
         if not a.quick:
@@ -860,6 +922,214 @@ def bench_wire(a, work: Path, broker_pid: int | None) -> dict:
     output, state and DLQ record; the trace headers are written either way."""
     return bench_onoff(a, work, broker_pid, "wire", "DURO_CLOUDEVENTS", "cloudevents",
                        "CloudEvents headers", WIRE_SETUP, a.wire_repeat, log_bytes=True)
+
+
+# ---------------------------------------------------------------- librdkafka versions
+
+# scripts/bench.sh --rdkafka both: a second release build against the current librdkafka
+# (scripts/rdkafka.sh); its duro-bridge, duro-enricher and kafka_ceiling come in through
+# --bin-dir-current / --bench-bin-dir-current. "system" is the usual build.
+RDK_BUILDS = ("system", "current")
+
+
+def rdk_builds(a) -> dict[str, dict[str, Path]]:
+    return {"system": {"bin_dir": a.bin_dir, "bench_bin_dir": a.bench_bin_dir},
+            "current": {"bin_dir": a.bin_dir_current, "bench_bin_dir": a.bench_bin_dir_current}}
+
+
+def rdk_order(rnd: int, i: int) -> tuple[str, str]:
+    """Which build runs first at step i of round rnd: swapped from one step to the next and,
+    for each step, from one round to the next, so that a drift of the shared machine (or
+    going first) weighs on both alike."""
+    return RDK_BUILDS if (rnd + i) % 2 == 0 else RDK_BUILDS[::-1]
+
+
+def rdkafka_version_of(binary: Path) -> str:
+    """The librdkafka a program runs on, from its --version ("... (librdkafka X)")."""
+    r = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=20)
+    m = re.search(r"\(librdkafka ([^)]+)\)", r.stdout)
+    if not m:
+        raise RuntimeError(f"{binary} --version named no librdkafka ({r.returncode}): "
+                           f"{(r.stdout + r.stderr)[-500:]}")
+    return m.group(1)
+
+
+def rdk_versions(a, program: str) -> dict[str, str]:
+    vers = {b: rdkafka_version_of(d["bin_dir"] / program) for b, d in rdk_builds(a).items()}
+    if vers["system"] == vers["current"]:
+        raise RuntimeError(f"both builds' {program} run on librdkafka {vers['system']}: "
+                           f"nothing to compare")
+    return vers
+
+
+def machine_busy_ticks() -> int | None:
+    """CPU time the machine spent in processes so far (/proc/stat: user + nice + system,
+    guest time being part of user; interrupts and steal left out), in clock ticks."""
+    try:
+        f = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(f[1]) + int(f[2]) + int(f[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class OthersCpu:
+    """The CPU that processes not of this benchmark took between start and stop: the
+    machine's (machine_busy_ticks) less this process's, its reaped children's (wrk,
+    kafka_ceiling, programs stopped meanwhile) and the given processes' that run throughout
+    (the broker, servers). An estimate: the kernel's work for our loopback traffic done in
+    no process's time lands in neither."""
+
+    def __init__(self, pids: list[int | None]):
+        self.pids = [p for p in pids if p]
+        self.t0, self.m0, self.o0 = time.monotonic(), machine_busy_ticks(), self._ours()
+
+    def _ours(self) -> float | None:
+        t = os.times()
+        s = t.user + t.system + t.children_user + t.children_system
+        for pid in self.pids:
+            c = cpu_ticks(pid)
+            if c is None:
+                return None
+            s += c / CLK_TCK
+        return s
+
+    def stop(self) -> float | None:
+        """Others' CPU % over the interval (100 = one CPU's worth)."""
+        wall = time.monotonic() - self.t0
+        m1, o1 = machine_busy_ticks(), self._ours()
+        if None in (m1, self.m0, o1, self.o0) or wall <= 0:
+            return None
+        return round(max(0.0, 100.0 * ((m1 - self.m0) / CLK_TCK - (o1 - self.o0)) / wall), 1)
+
+
+def load_avg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def bench_ingress_versions(a, work: Path, broker_pid: int | None) -> dict:
+    """The ingress section's librdkafka-dependent parts once per build, interleaved: each
+    build's Kafka ceiling (unbounded, then c in flight), then duro-bridge of both builds,
+    running side by side, each connection count on one build and then the other."""
+    builds = rdk_builds(a)
+    vers = rdk_versions(a, "duro-bridge")
+    secret_file, pool = ingress_pool(a, work)
+    topics = {b: f"bench.raw.rdk-bridge-{b}" for b in RDK_BUILDS}
+    ktopics = {b: f"bench.raw.rdk-kafka-{b}" for b in RDK_BUILDS}
+    create_topics(a.bootstrap, list(topics.values()) + list(ktopics.values()))
+    out: dict = {"versions": vers, "conns": a.conns, "seconds": a.seconds,
+                 "rounds": a.rdkafka_repeat, "pool_n": a.pool_n, "wrk_threads": a.wrk_threads,
+                 "pool_body_bytes": pool_body_bytes(pool), "kafka_runs": [],
+                 "bridge_runs": [], "bridges": {b: {} for b in RDK_BUILDS},
+                 "load_avg_start": load_avg()}
+    section = OthersCpu([broker_pid])
+    for r in range(a.rdkafka_repeat):
+        for i, inflight in enumerate([0] + a.conns):
+            for b in rdk_order(r, i):
+                m = OthersCpu([broker_pid])
+                res = kafka_ceiling_run(a, builds[b]["bench_bin_dir"], ktopics[b], pool, inflight,
+                                        f"kafka_ceiling ({res_v(vers, b)})")
+                res.update(build=b, round=r + 1, inflight=inflight, others_cpu_pct=m.stop())
+                out["kafka_runs"].append(res)
+    procs: dict = {}
+    try:
+        for b in RDK_BUILDS:
+            procs[b] = start_bridge(a, work, f"duro-bridge-{b}", builds[b]["bin_dir"], topics[b],
+                                    secret_file)
+        url = {b: f"http://127.0.0.1:{procs[b][1]}/webhooks/duro" for b in RDK_BUILDS}
+        murl = {b: f"http://127.0.0.1:{procs[b][2]}/metrics" for b in RDK_BUILDS}
+        for b in RDK_BUILDS:
+            warm_up_server(url[b], a, pool)
+        live = [broker_pid] + [procs[b][0].pid for b in RDK_BUILDS]
+        for r in range(a.rdkafka_repeat):
+            for i, c in enumerate(a.conns):
+                for b in rdk_order(r, i):
+                    m = OthersCpu(live)
+                    res = server_run(f"duro-bridge ({res_v(vers, b)})", procs[b][0], url[b], a,
+                                     pool, broker_pid, c, murl[b])
+                    res.update(build=b, round=r + 1, conns=c, others_cpu_pct=m.stop())
+                    out["bridge_runs"].append(res)
+        for b in RDK_BUILDS:
+            text = http_get(murl[b])[1]
+            out["bridges"][b].update({
+                "vm_hwm_kib": procs[b][0].status("VmHWM"),
+                "metrics": {k: metric(text, k) for k in ("duro_bridge_producer_errors_total",
+                                                         "duro_bridge_late_delivery_reports_total")}})
+    finally:
+        for b, (p, _, _) in procs.items():
+            out["bridges"][b]["exit_code"] = p.stop(60)
+    for b in RDK_BUILDS:
+        out["bridges"][b]["records_on_topic"] = sum(end_offsets(a.bootstrap, topics[b]).values())
+    out["kafka_versions"] = {b: sorted({k.get("librdkafka") for k in out["kafka_runs"]
+                                        if k["build"] == b}) for b in RDK_BUILDS}
+    out["others_cpu_pct"] = section.stop()
+    out["load_avg_end"] = load_avg()
+    return out
+
+
+def res_v(vers: dict, b: str) -> str:
+    return f"librdkafka {vers[b]}"
+
+
+def bench_enricher_versions(a, work: Path, broker_pid: int | None) -> dict:
+    """The enricher section's duro-enricher drains once per build (per round): each set-up
+    of the section drained by one build and then the other, each drain on its own copy of
+    the preload (same maker and seed), the order swapped as rdk_order says. The double's
+    capacity is measured once; the naive enricher does not depend on the build and is left
+    out."""
+    builds = rdk_builds(a)
+    vers = rdk_versions(a, "duro-enricher")
+    comps, cos, item_share = enricher_library(a)
+    variants = a.variants or ENRICHER_VARIANTS
+    out: dict = {"versions": vers, "events": a.enricher_n, "repeat": a.repeat,
+                 "latency_ms": a.double_latency_ms, "rounds": a.rdkafka_repeat,
+                 "capacity_seconds": a.capacity_seconds, "moderate_rate": a.moderate_rate,
+                 "moderate_seconds": a.moderate_seconds,
+                 "library": {"components": comps, "change_orders": cos},
+                 "setups": {name: label for name, label, _, _ in variants},
+                 "moderate_setups": [name for name, _, _, mod in variants if mod],
+                 "runs": [], "load_avg_start": load_avg()}
+    section = OthersCpu([broker_pid])
+    double, port = start_double(a, work, comps, cos, name="duro-double-rdk")
+    pids = {"broker": broker_pid, "double": double.pid}
+    try:
+        out["double_capacity"], out["double_capacity_all"] = double_capacity(
+            a, port, comps, cos, item_share)
+        if not a.quick:
+            # warm-up, not reported (a fresh broker's first transactions are slow: JIT),
+            # each build on the same preload, in groups of their own
+            raw = "bench.rdk-warmup.raw"
+            create_topics(a.bootstrap, [raw])
+            n = min(40000, a.enricher_n)
+            preload(a.bootstrap, raw, EventMaker(11, a.repeat, comps, cos), n)
+            out["warmup"] = {}
+            for b in RDK_BUILDS:
+                w = run_enricher(a, work, f"rdk-warmup-{b}", raw, port, n,
+                                 {"DURO_GRAPHQL_RATE": "0", "DURO_BATCH_MAX": "2000"}, None,
+                                 pids, bin_dir=builds[b]["bin_dir"])
+                out["warmup"][b] = {k: w.get(k) for k in ("events", "seconds", "events_per_s")}
+        for r in range(a.rdkafka_repeat):
+            for i, (name, _label, env, moderate) in enumerate(variants):
+                for b in rdk_order(r, i):
+                    variant = f"rdk-{b}-{name}-{r + 1}"
+                    raw = f"bench.{variant}.raw"
+                    create_topics(a.bootstrap, [raw])
+                    maker = EventMaker(7, a.repeat, comps, cos)
+                    pre = preload(a.bootstrap, raw, maker, a.enricher_n)
+                    log(f"preloaded {a.enricher_n} events into {raw} ({pre['events_per_s']}/s); "
+                        f"{name} on {res_v(vers, b)}")
+                    m = OthersCpu([broker_pid, double.pid])
+                    res = run_enricher(a, work, variant, raw, port, a.enricher_n, env,
+                                       maker if moderate else None, pids,
+                                       bin_dir=builds[b]["bin_dir"])
+                    res.update(build=b, round=r + 1, setup=name, preload=pre,
+                               others_cpu_pct=m.stop())
+                    res.get("moderate", {}).pop("series", None)  # 1 pair per event: too long
+                    out["runs"].append(res)
+    finally:
+        double.stop()
+    out["others_cpu_pct"] = section.stop()
+    out["load_avg_end"] = load_avg()
+    return out
 
 
 # ---------------------------------------------------------------- dedupe rebuild
@@ -1559,7 +1829,9 @@ def versions(a) -> dict:
             "confluent-kafka": ck_version() if isinstance(ck_version(), str) else ck_version()[0],
             "confluent-kafka librdkafka": ck_libversion()[0],
             "compiler": cmd(["cc", "--version"]),
-            "git": cmd(["git", "-C", str(ROOT), "describe", "--always", "--dirty"])}
+            "git": cmd(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]),
+            **({"librdkafka current": rdkafka_version_of(a.bin_dir_current / "duro-enricher")}
+               if getattr(a, "bin_dir_current", None) else {})}
 
 
 def machine() -> dict:
@@ -1599,6 +1871,175 @@ def onoff_table(sb: dict, title: str, var: str, flag: str, col: str,
     L.append("")
     L.append(f"Median events/s: on {fmt(sb['on_events_per_s'])}, off "
              f"{fmt(sb['off_events_per_s'])}; **on ÷ off = {fmt(sb['ratio'], 3)}**.{tail}\n")
+    return L
+
+
+def rdk_median_span(xs: list, nd: int = 0) -> str:
+    """The median of xs, with min–max in brackets when there are several."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "–"
+    if len(xs) == 1:
+        return fmt(xs[0], nd)
+    return f"{fmt(median(xs), nd)} ({fmt(min(xs), nd)}–{fmt(max(xs), nd)})"
+
+
+def rdk_ratio(cur, sys_) -> float | None:
+    return cur / sys_ if cur is not None and sys_ else None
+
+
+def rdk_tables(res: dict) -> list[str]:
+    """The librdkafka versions sections: side by side, current ÷ system of the medians."""
+    L: list[str] = []
+    iv, ev = res.get("rdkafka-ingress"), res.get("rdkafka-enricher")
+    if iv:
+        v0, v1 = iv["versions"]["system"], iv["versions"]["current"]
+        rounds = iv["rounds"]
+
+        def runs(kind, b, key, val):
+            return [r for r in iv[kind] if r["build"] == b and r[key] == val]
+
+        def med(rs, f):
+            xs = [f(r) for r in rs]
+            xs = [x for x in xs if x is not None]
+            return median(xs) if xs else None
+        L.append(f"### librdkafka versions: ingress — duro-bridge on {v0} and on {v1}, accepted "
+                 f"webhooks per second (2xx only) and answer latency ("
+                 + (f"medians of {rounds} rounds, min–max in brackets; " if rounds > 1 else
+                    "one round; ") + f"ratios {v1} ÷ {v0})\n")
+        L.append(f"| connections | accepted/s {v0} | accepted/s {v1} | **accepted/s {v1} ÷ {v0}** "
+                 f"| p50 ms {v0} / {v1} | p50 {v1} ÷ {v0} | p99 ms {v0} / {v1} | "
+                 f"p99 {v1} ÷ {v0} | mean produce→ack ms {v0} / {v1} | CPU µs per accepted "
+                 f"{v0} / {v1} | errors {v0} / {v1} | Kafka ceiling, c in flight, records/s "
+                 f"{v0} / {v1} | its {v1} ÷ {v0} | others' CPU % {v0} / {v1} |")
+        L.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        iv["ratios"] = {}
+        for c in iv["conns"]:
+            s0, s1 = runs("bridge_runs", "system", "conns", c), runs("bridge_runs", "current",
+                                                                     "conns", c)
+            k0, k1 = runs("kafka_runs", "system", "inflight", c), runs("kafka_runs", "current",
+                                                                       "inflight", c)
+            acc = [med(x, lambda r: r["accepted_per_s"]) for x in (s0, s1)]
+            p50 = [med(x, lambda r: r["lat_p50_us"] / 1000) for x in (s0, s1)]
+            p99 = [med(x, lambda r: r["lat_p99_us"] / 1000) for x in (s0, s1)]
+            kc = [med(x, lambda r: r["records_per_s"]) for x in (k0, k1)]
+            ra, r50, r99 = rdk_ratio(acc[1], acc[0]), rdk_ratio(p50[1], p50[0]), \
+                rdk_ratio(p99[1], p99[0])
+            iv["ratios"][c] = {"accepted_per_s": ra, "p50": r50, "p99": r99,
+                               "kafka_c_in_flight": rdk_ratio(kc[1], kc[0])}
+            L.append(f"| {c} | {rdk_median_span([r['accepted_per_s'] for r in s0])} | "
+                     f"{rdk_median_span([r['accepted_per_s'] for r in s1])} | **{fmt(ra, 3)}** | "
+                     f"{fmt(p50[0], 2)} / {fmt(p50[1], 2)} | {fmt(r50, 2)} | "
+                     f"{fmt(p99[0], 1)} / {fmt(p99[1], 1)} | {fmt(r99, 2)} | "
+                     f"{fmt(med(s0, lambda r: r.get('ack_latency_mean_ms')), 2)} / "
+                     f"{fmt(med(s1, lambda r: r.get('ack_latency_mean_ms')), 2)} | "
+                     f"{fmt(med(s0, lambda r: r.get('server_cpu_us_per_accepted')))} / "
+                     f"{fmt(med(s1, lambda r: r.get('server_cpu_us_per_accepted')))} | "
+                     f"{sum(r['errors'] for r in s0)} / {sum(r['errors'] for r in s1)} | "
+                     f"{fmt(kc[0])} / {fmt(kc[1])} | {fmt(rdk_ratio(kc[1], kc[0]), 2)} | "
+                     f"{fmt(med(s0, lambda r: r.get('others_cpu_pct')))} / "
+                     f"{fmt(med(s1, lambda r: r.get('others_cpu_pct')))} |")
+        L.append("")
+        ku = [runs("kafka_runs", b, "inflight", 0) for b in RDK_BUILDS]
+        kur = [med(x, lambda r: r["records_per_s"]) for x in ku]
+        br = iv["bridges"]
+        L.append(f"Kafka ceiling (queue kept full): {v0} {fmt(kur[0])}, {v1} {fmt(kur[1])} "
+                 f"records/s ({v1} ÷ {v0} = {fmt(rdk_ratio(kur[1], kur[0]), 2)}; produce→ack "
+                 f"p50 / p99 ms {fmt(med(ku[0], lambda r: r['lat_p50_us'] / 1000), 1)} / "
+                 f"{fmt(med(ku[0], lambda r: r['lat_p99_us'] / 1000), 1)} and "
+                 f"{fmt(med(ku[1], lambda r: r['lat_p50_us'] / 1000), 1)} / "
+                 f"{fmt(med(ku[1], lambda r: r['lat_p99_us'] / 1000), 1)}). duro-bridge peak RSS: "
+                 f"{v0} {fmt(mib(br['system'].get('vm_hwm_kib')), 1)} MiB, {v1} "
+                 f"{fmt(mib(br['current'].get('vm_hwm_kib')), 1)} MiB; records on the bridges' "
+                 f"topics afterwards {br['system'].get('records_on_topic')} / "
+                 f"{br['current'].get('records_on_topic')} (warm-ups included); producer errors "
+                 f"{fmt((br['system'].get('metrics') or {}).get('duro_bridge_producer_errors_total'))}"
+                 f" / {fmt((br['current'].get('metrics') or {}).get('duro_bridge_producer_errors_total'))}"
+                 f". Other processes' CPU over the whole section: "
+                 f"{fmt(iv.get('others_cpu_pct'))}% of one CPU (load average over 1 min at its "
+                 f"start {fmt(iv['load_avg_start'][0], 2)}, at its end "
+                 f"{fmt(iv['load_avg_end'][0], 2)}).\n")
+    if ev:
+        v0, v1 = ev["versions"]["system"], ev["versions"]["current"]
+        rounds = ev["rounds"]
+        cap = ev["double_capacity"]["ids_per_s"]
+
+        def eruns(b, setup):
+            return [r for r in ev["runs"] if r["build"] == b and r["setup"] == setup]
+
+        def med(rs, f):
+            xs = [f(r) for r in rs]
+            xs = [x for x in xs if x is not None]
+            return median(xs) if xs else None
+
+        def us_per_event(r):
+            c = (r.get("cpu_pct") or {}).get("enricher")
+            return c / 100 * r["seconds"] * 1e6 / r["committed"] if c is not None and \
+                r.get("committed") else None
+        L.append(f"### librdkafka versions: enricher — duro-enricher on {v0} and on {v1} "
+                 f"draining {ev['events']:,} preloaded raw events ({int(100 * ev['repeat'])}% "
+                 f"repeated resource ids), GraphQL double at {ev['latency_ms']:g} ms per request ("
+                 + (f"medians of {rounds} rounds, min–max in brackets; " if rounds > 1 else
+                    "one round; ") + f"ratios {v1} ÷ {v0})\n")
+        L.append(f"| set-up | events/s {v0} | events/s {v1} | **events/s {v1} ÷ {v0}** | "
+                 f"events/s ÷ double capacity {v0} / {v1} | GraphQL requests/event {v0} / {v1} | "
+                 f"transactions {v0} / {v1} | peak RSS MiB {v0} / {v1} | CPU µs per event "
+                 f"{v0} / {v1} | CPU % enricher / broker {v0} | CPU % enricher / broker {v1} | "
+                 f"others' CPU % {v0} / {v1} |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        ev["ratios"] = {}
+        for name, label in ev["setups"].items():
+            r0, r1 = eruns("system", name), eruns("current", name)
+            eps = [med(x, lambda r: r["events_per_s"]) for x in (r0, r1)]
+            ratio = rdk_ratio(eps[1], eps[0])
+            ev["ratios"][name] = ratio
+            L.append(f"| {label} | {rdk_median_span([r['events_per_s'] for r in r0])} | "
+                     f"{rdk_median_span([r['events_per_s'] for r in r1])} | **{fmt(ratio, 3)}** | "
+                     f"{fmt(eps[0] / cap if cap and eps[0] else None, 2)} / "
+                     f"{fmt(eps[1] / cap if cap and eps[1] else None, 2)} | "
+                     f"{fmt(med(r0, lambda r: r['requests_per_event']), 4)} / "
+                     f"{fmt(med(r1, lambda r: r['requests_per_event']), 4)} | "
+                     f"{fmt(med(r0, lambda r: r['transactions']))} / "
+                     f"{fmt(med(r1, lambda r: r['transactions']))} | "
+                     f"{fmt(mib(med(r0, lambda r: r.get('vm_hwm_kib'))), 1)} / "
+                     f"{fmt(mib(med(r1, lambda r: r.get('vm_hwm_kib'))), 1)} | "
+                     f"{fmt(med(r0, us_per_event), 1)} / {fmt(med(r1, us_per_event), 1)} | "
+                     + " | ".join(
+                         f"{fmt(med(x, lambda r: (r.get('cpu_pct') or {}).get('enricher')))} / "
+                         f"{fmt(med(x, lambda r: (r.get('cpu_pct') or {}).get('broker')))}"
+                         for x in (r0, r1)) +
+                     f" | {fmt(med(r0, lambda r: r.get('others_cpu_pct')))} / "
+                     f"{fmt(med(r1, lambda r: r.get('others_cpu_pct')))} |")
+        L.append("")
+        for name in ev["moderate_setups"]:
+            r0, r1 = eruns("system", name), eruns("current", name)
+            q = {k: [med(x, lambda r: (r.get("moderate") or {}).get(k)) for x in (r0, r1)]
+                 for k in ("p50_ms", "p99_ms", "max_ms")}
+            miss = [sum((r.get("moderate") or {}).get("missing") or 0 for r in x)
+                    for x in (r0, r1)]
+            mo = (r0 + r1)[0].get("moderate") or {} if r0 + r1 else {}
+            L.append(f"Moderate load ({name}: {fmt(mo.get('rate'))} events/s for "
+                     f"{fmt(mo.get('seconds'))} s while the enricher runs, produce → seen by a "
+                     f"read_committed consumer): p50 / p99 / max ms {v0} "
+                     f"{fmt(q['p50_ms'][0])} / {fmt(q['p99_ms'][0])} / {fmt(q['max_ms'][0])}, "
+                     f"{v1} {fmt(q['p50_ms'][1])} / {fmt(q['p99_ms'][1])} / "
+                     f"{fmt(q['max_ms'][1])} ({v1} ÷ {v0}: p50 "
+                     f"{fmt(rdk_ratio(q['p50_ms'][1], q['p50_ms'][0]), 2)}, p99 "
+                     f"{fmt(rdk_ratio(q['p99_ms'][1], q['p99_ms'][0]), 2)}); not seen within "
+                     f"60 s: {miss[0]} / {miss[1]}.\n")
+        dc = ev["double_capacity"]
+        wu = ev.get("warmup") or {}
+        L.append(f"GraphQL double alone (100-id requests, {dc['threads']} clients): "
+                 f"{fmt(cap)} ids/s, measured once (it does not depend on the build). "
+                 + (f"Warm-up drains (not in the table, throughput set-up, "
+                    f"{fmt((wu.get('system') or {}).get('events'))} events): {v0} "
+                    f"{fmt((wu.get('system') or {}).get('events_per_s'))}, {v1} "
+                    f"{fmt((wu.get('current') or {}).get('events_per_s'))} events/s. "
+                    if wu else "") +
+                 f"Other processes' CPU over the whole section: {fmt(ev.get('others_cpu_pct'))}% "
+                 f"of one CPU (load average over 1 min at its start "
+                 f"{fmt(ev['load_avg_start'][0], 2)}, at its end {fmt(ev['load_avg_end'][0], 2)}"
+                 f").\n")
     return L
 
 
@@ -1760,6 +2201,7 @@ def report(res: dict, a) -> tuple[str, list[tuple[str, str, str]]]:
                       f"{fmt(dd * 48 / 2**20, 1)} MiB)",
                       "met" if all(v is not None and v <= allow[n] for n, v in rss.items())
                       else "not met"))
+    L += rdk_tables(res)
     sb = res.get("state")
     if sb:
         L += onoff_table(sb, "State topics", "DURO_STATE_TOPICS", "state_topics",
@@ -1960,14 +2402,25 @@ NOTES_MARK = ("<!-- Hand-written notes: everything below this line is kept when 
 # The page's sections; a run that leaves some out (--only) keeps theirs from the page as it
 # was: their results (cut at the "### " headings report() writes), their goals' rows and
 # their paragraphs of "What was run" (cut at their bold openings).
-SECTIONS = {"ingress": "Ingress", "enricher": "Enricher", "state": "State topics",
+# The librdkafka versions sections (scripts/bench.sh --rdkafka both) are what the ingress
+# and enricher sections become in such a run; on the page they sit next to those.
+SECTIONS = {"ingress": "Ingress", "enricher": "Enricher",
+            "rdkafka-ingress": "librdkafka versions: ingress",
+            "rdkafka-enricher": "librdkafka versions: enricher", "state": "State topics",
             "wire": "Wire headers", "rebuild": "Dedupe rebuild", "snapshot": "Snapshot"}
-HEADINGS = {"### Ingress": "ingress", "### Enricher": "enricher", "### State topics": "state",
+HEADINGS = {"### Ingress": "ingress", "### Enricher": "enricher",
+            "### librdkafka versions: ingress": "rdkafka-ingress",
+            "### librdkafka versions: enricher": "rdkafka-enricher", "### State topics": "state",
             "### Wire headers": "wire", "### Dedupe rebuild": "rebuild",
             "### Snapshot": "snapshot", "### Goals": "goals"}
 PARAGRAPHS = {"**Ingress.**": "ingress", "**Enricher.**": "enricher",
+              "**librdkafka versions, ingress.**": "rdkafka-ingress",
+              "**librdkafka versions, enricher.**": "rdkafka-enricher",
               "**State topics.**": "state", "**Wire headers.**": "wire",
               "**Dedupe rebuild.**": "rebuild", "**Snapshot.**": "snapshot"}
+# what --only takes: the page's sections but the versions ones (--rdkafka both turns
+# ingress and enricher into them)
+ONLY = [s for s in SECTIONS if not s.startswith("rdkafka-")]
 # which run wrote each section: a hidden line of the page, JSON
 RUNS_MARK = "<!-- bench runs: "
 
@@ -2012,6 +2465,20 @@ def page_parts(text: str) -> dict:
             out["runs"] = {s: f"{m.group(1)}, {m.group(2)} run, source "
                               f"{src.group(1) if src else '?'}" for s in out["results"]}
     return out
+
+
+def rdk_noise(sec: dict) -> str:
+    o = sec.get("others_cpu_pct")
+    if o is None:
+        return ""
+    if o < 5:
+        return (f"Other processes took {fmt(o)}% of one CPU over the section: the machine "
+                f"was otherwise quiet.")
+    return (f"Other work ran on the machine meanwhile: other processes took {fmt(o)}% of one "
+            f"CPU over the section (load average over 1 min {fmt(sec['load_avg_start'][0], 2)} "
+            f"at its start, {fmt(sec['load_avg_end'][0], 2)} at its end), noise this "
+            f"benchmark cannot avoid; the per-run column says how much of it each version's "
+            f"runs met.")
 
 
 def write_doc(path: Path, res: dict, table: str, a) -> None:
@@ -2112,6 +2579,65 @@ becomes visible: latency = seen − produce time, both the wall clock of this ma
 enricher (`tests/bench/naive_enricher.py`, Python: one GraphQL request per event, in order,
 produce, wait for the delivery, commit synchronously; **not transactional**, no dedupe) reads
 the first set-up's preload in its own group for a bounded time.
+"""
+    if "rdkafka-ingress" in res:
+        iv = res["rdkafka-ingress"]
+        v0, v1 = iv["versions"]["system"], iv["versions"]["current"]
+        rounds = "once" if iv["rounds"] == 1 else f"{iv['rounds']} times"
+        run["rdkafka-ingress"] = f"""\
+**librdkafka versions, ingress.** `scripts/bench.sh --rdkafka both` builds the same source
+twice (release): against the system librdkafka ({v0}, Debian 12's package) and against
+{v1} (`scripts/rdkafka.sh`'s build, `-DDURO_RDKAFKA_PREFIX=<its prefix>`: the programs'
+RPATH loads it; `duro-bridge --version` names the library each build runs on, and the run
+stops if both name the same). The ingress section's parts that use librdkafka then run once
+per build, on the same broker, pool ({iv['pool_n']:,} pre-signed webhooks,
+{iv['pool_body_bytes']} bytes of body on average) and wrk settings ({iv['wrk_threads']} wrk
+threads, keep-alive, timeout 5 s), {iv['seconds']:g} s per run; the HTTP ceiling and the
+Node reference do not use it and are left out. First each build's Kafka ceiling
+(`tests/bench/kafka_ceiling`, compiled in each build against its librdkafka): unbounded,
+then closed loops of c records in flight for c = {', '.join(map(str, iv['conns']))}; then
+both builds' duro-bridge (default settings, each on a raw topic of its own of {PARTITIONS}
+partitions) are started, each warmed up (wrk, 8 connections), and wrk runs each connection
+count against one build and then the other. All of this {rounds}; the build that goes
+first alternates from one step (a connection count, or the ceiling's unbounded run) to the
+next and, for each step, from one round to the next, so that a drift of the shared machine,
+or going first, weighs on both alike. Both bridges run throughout the
+bridge runs (the one not measured idles). Figures are medians over the rounds (min–max in
+brackets when more than one); ratios are {v1} ÷ {v0} of the medians: above 1 is more
+accepted/s, or a longer latency, on {v1}. Latency is wrk's, over all answers; mean
+produce→ack is the bridge's `duro_bridge_ack_latency_seconds` over the run; CPU µs per
+accepted as in the ingress section. *Others' CPU %*: the machine's CPU time in processes
+(`/proc/stat` user + nice + system) less that of this benchmark's processes (the runner, its
+reaped children such as wrk and kafka_ceiling, the bridges and the broker), over the run's
+wall time: what other work on the machine took meanwhile (100 = one of its
+{res['machine']['nproc']} CPUs). {rdk_noise(iv)}
+"""
+    if "rdkafka-enricher" in res:
+        ev = res["rdkafka-enricher"]
+        v0, v1 = ev["versions"]["system"], ev["versions"]["current"]
+        rounds = "once" if ev["rounds"] == 1 else f"{ev['rounds']} times"
+        lib = ev["library"]
+        run["rdkafka-enricher"] = f"""\
+**librdkafka versions, enricher.** The two builds of the section above; the enricher
+section's duro-enricher drains run once per build: the GraphQL double as there ({lib['components']:,}
+components, {lib['change_orders']:,} change orders, {ev['latency_ms']:g} ms per request), its
+capacity measured once ({ev['capacity_seconds']:g} s, 4 then 8 clients, the better one);
+{'a warm-up drain per build on one preload of its own comes first, not reported; ' if
+ev.get('warmup') else 'no warm-up drains (quick run); '}then, {rounds}, each set-up of the
+table is drained by one build and then the other (the build that goes first alternating
+as above: from one set-up to the next and, for each set-up, from one round to the next),
+each drain on a raw topic of its own ({PARTITIONS} partitions) preloaded right
+before it with the same {ev['events']:,} events (same maker and seed,
+{int(100 * ev['repeat'])}% repeated resource ids), in a consumer group of its own with its own
+output, DLQ, state and progress topics, timed as in the enricher section (start to
+committed offsets at the raw topic's end). The set-ups with a moderate-load phase run it
+after the drain, per build, as in the enricher section ({ev['moderate_rate']:g} events/s for
+{ev['moderate_seconds']:g} s). The naive enricher (Python, with confluent-kafka's own librdkafka)
+does not depend on the build and is left out. Figures are medians over the rounds (min–max in brackets when more than one);
+the ratio is {v1} ÷ {v0} of the median events/s. CPU µs per event = the enricher's CPU time
+over the drain ÷ events. Others' CPU % as in the section above (this benchmark's processes
+here: the runner, the enricher, the double and the broker), over each drain (and its
+moderate load). {rdk_noise(ev)}
 """
     if "state" in res:
         sb = res["state"]
@@ -2224,6 +2750,10 @@ it with the thread count that won on the larger one.
             run[s] = old["run"][s]
     what = "\n".join(run[k] for k in ("settings", *SECTIONS) if k in run)
 
+    cur = ""
+    if ver.get("librdkafka current") and any(s.startswith("rdkafka-") for s in res):
+        cur = (f" and {ver['librdkafka current']} (`scripts/rdkafka.sh`'s build: the librdkafka "
+               f"versions sections' second build)")
     txt = f"""# Benchmarks
 {RUNS_MARK}{json.dumps(runs, ensure_ascii=False)} -->
 
@@ -2235,7 +2765,7 @@ run, against the same broker, with the same load generator. Nothing here is asse
 Machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach['memory']} memory, Linux {mach['kernel']}.
 Everything (load generator, servers, broker, GraphQL double) shares these CPUs.
 
-Versions: librdkafka {ver['librdkafka']} (system; duro-bridge, duro-enricher, ceilings),
+Versions: librdkafka {ver['librdkafka']} (system; duro-bridge, duro-enricher, ceilings){cur},
 libmicrohttpd {ver['libmicrohttpd']}, {ver['openssl']}, Apache Kafka {ver['kafka']}
 (one KRaft node, `scripts/kafka.sh`; {ver['java']}), {ver['wrk']}, Node {ver['node']} with
 kafkajs {ver['kafkajs']}, Python {ver['python']} with confluent-kafka {ver['confluent-kafka']}
@@ -2259,8 +2789,19 @@ def main(argv=None) -> int:
     p.add_argument("--doc", type=Path, help="write the results page here")
     p.add_argument("--json", type=Path, help="write the raw results here")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--only", choices=["ingress", "enricher", "state", "wire", "rebuild",
-                                      "snapshot"])
+    p.add_argument("--only", metavar="S[,S...]",
+                   help="run these sections only (" + ", ".join(ONLY) + "); the page keeps "
+                   "the others")
+    p.add_argument("--bin-dir-current", type=Path,
+                   help="a second build's duro-bridge and duro-enricher, against another "
+                   "librdkafka (scripts/bench.sh --rdkafka both): the ingress and enricher "
+                   "sections then run once per build, side by side (the librdkafka versions "
+                   "sections) instead of their usual form")
+    p.add_argument("--bench-bin-dir-current", type=Path,
+                   help="that build's kafka_ceiling")
+    p.add_argument("--rdkafka-repeat", type=int,
+                   help="librdkafka versions: rounds, each running every step once per build "
+                   "(default 2, quick 1)")
     p.add_argument("--seconds", type=float)
     p.add_argument("--conns")
     p.add_argument("--wrk-threads", type=int, default=2)
@@ -2294,6 +2835,13 @@ def main(argv=None) -> int:
     p.add_argument("--from-json", type=Path,
                    help="run nothing: render the table (and --doc) from a results.json")
     a = p.parse_args(argv)
+    if a.only:
+        a.only = [x.strip() for x in a.only.split(",") if x.strip()]
+        bad = [x for x in a.only if x not in ONLY]
+        if bad or not a.only:
+            p.error(f"--only: {', '.join(bad) or 'nothing'}: not among {', '.join(ONLY)}")
+    if (a.bin_dir_current is None) != (a.bench_bin_dir_current is None):
+        p.error("--bin-dir-current and --bench-bin-dir-current go together")
     a.variants = []
     for v in a.variant:
         name, _, kvs = v.partition(":")
@@ -2315,6 +2863,7 @@ def main(argv=None) -> int:
     a.rebuild_repeat = a.rebuild_repeat or (1 if q else 5)
     a.state_repeat = a.state_repeat or (1 if q else 2)
     a.wire_repeat = a.wire_repeat or (1 if q else 2)
+    a.rdkafka_repeat = a.rdkafka_repeat or (1 if q else 2)
     a.snapshot_library = [int(x) for x in (a.snapshot_library or
                                            ("3000,600" if q else "30000,6000")).split(",")]
     a.snapshot_small_library = [int(x) for x in (a.snapshot_small_library or
@@ -2335,6 +2884,8 @@ def main(argv=None) -> int:
         p.error("--state-repeat must be in 1..10")
     if not 1 <= a.wire_repeat <= 10:
         p.error("--wire-repeat must be in 1..10")
+    if not 1 <= a.rdkafka_repeat <= 10:
+        p.error("--rdkafka-repeat must be in 1..10")
     if not 1 <= a.rebuild_repeat <= 20:
         p.error("--rebuild-repeat must be in 1..20")
     for name, lib in (("--snapshot-library", a.snapshot_library),
@@ -2366,26 +2917,37 @@ def main(argv=None) -> int:
 
     res: dict = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                  "machine": machine(), "versions": versions(a), "quick": q}
+    def want(section: str) -> bool:
+        return a.only is None or section in a.only
+    if a.bin_dir_current and not (want("ingress") or want("enricher")):
+        log("--bin-dir-current: no ingress or enricher section in this run, so no second build "
+            "runs")
     try:
-        if a.only in (None, "ingress"):
+        if want("ingress") and a.bin_dir_current:
+            res["rdkafka-ingress"] = bench_ingress_versions(a, a.work, broker_pid)
+        elif want("ingress"):
             res["ingress"] = bench_ingress(a, a.work, broker_pid)
-            lines = (a.work / "pool.tsv").read_text().splitlines()
-            res["ingress"]["pool_body_bytes"] = round(
-                sum(len(x.split("\t", 5)[5]) for x in lines) / len(lines))
-        if a.only in (None, "enricher"):
+            res["ingress"]["pool_body_bytes"] = pool_body_bytes(a.work / "pool.tsv")
+        if want("enricher") and a.bin_dir_current:
+            res["rdkafka-enricher"] = bench_enricher_versions(a, a.work, broker_pid)
+        elif want("enricher"):
             res["enricher"] = bench_enricher(a, a.work, broker_pid)
-        if a.only in (None, "state"):
+        if want("state"):
             res["state"] = bench_state(a, a.work, broker_pid)
-        if a.only in (None, "wire"):
+        if want("wire"):
             res["wire"] = bench_wire(a, a.work, broker_pid)
-        if a.only in (None, "rebuild"):
+        if want("rebuild"):
             res["rebuild"] = bench_rebuild(a, a.work)
-        if a.only in (None, "snapshot"):
+        if want("snapshot"):
             res["snapshot"] = bench_snapshot(a, a.work, broker_pid)
     finally:
         Proc.stop_all()
         if a.json:
             a.json.write_text(json.dumps(res, indent=1, default=str))
+    if a.variants and "rdkafka-enricher" in res:
+        # experiment on both builds: the side-by-side table, no results page
+        print("\n".join(rdk_tables(res)))
+        return 0
     if a.variants:
         # experiment: no results page, one line per set-up
         cap = res.get("enricher", {}).get("double_capacity", {}).get("ids_per_s")
